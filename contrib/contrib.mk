@@ -1,0 +1,1 @@
+# contrib/contrib.mk: units, man pages, completion, Python client.

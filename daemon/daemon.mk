@@ -1,0 +1,1 @@
+# daemon/daemon.mk: main, config, log, sync core sources.

@@ -1,0 +1,1 @@
+# ipc/ipc.mk: sources of the IPC server, libinstantd and instantctl.

@@ -1,0 +1,1 @@
+# store/db.mk: sources of this part of store/ (appended to libstore_la_SOURCES).

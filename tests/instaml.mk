@@ -1,0 +1,1 @@
+# tests/instaml.mk: tests of this area (appended to TESTS, check_PROGRAMS, EXTRA_DIST).
