@@ -1,0 +1,72 @@
+/* The InstaML transform: InstaML ops ([action, etype, id, args, opts?], the
+ * SDK's chunk __ops) to tx-steps, attr creation as @instantdb/core 1.0.67
+ * guesses it, rewriting of queued steps against the server's attrs, and shape
+ * validation of raw tx-steps. */
+#ifndef INSTANTD_INSTAML_H
+#define INSTANTD_INSTAML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "store/attrs.h"
+
+/* Decides update vs create mode: does this entity (or lookup) exist in any of
+ * the server stores? The daemon implements it over its query mirrors.
+ * A NULL ctx or NULL callback means "never exists". */
+struct instaml_ctx {
+	/* Does eid have any triple whose attr's forward etype is etype? */
+	bool (*entity_exists)(void *userdata, const char *etype, const char *eid);
+	/* Does any entity have a triple (attr_id, value)? value is any JSON value. */
+	bool (*lookup_exists)(void *userdata, const char *attr_id, const cJSON *value);
+	void *userdata;
+};
+
+/* Transform the op list `ops` (a JSON array of ops) into tx-steps.
+ * attrs: the optimistic attrs (server attrs + unsynced local ones, which carry
+ * "isUnsynced": true); not changed.
+ * On success returns 0 and *ret_steps is a new array of tx-steps
+ * ([...add-attr steps, ...expanded steps]) owned by the caller.
+ * On a malformed op returns -EINVAL and *ret_err (malloc'd, caller frees)
+ * names the op index and the problem ("op 2: ..."); *ret_steps is untouched.
+ * -ENOMEM / -EIO (uuid source) otherwise, with no output. ret_err may be NULL. */
+int instaml_transform(const struct attrs *attrs, const cJSON *ops,
+    const struct instaml_ctx *ctx, cJSON **ret_steps, char **ret_err);
+
+/* The attr objects that the add-attr steps of `steps` create, as a new JSON
+ * array of copies owned by the caller (for the daemon to remember as unsynced
+ * attrs). 0, -EINVAL (steps not an array), -ENOMEM. */
+int instaml_new_attrs(const cJSON *steps, cJSON **ret_attrs);
+
+/* _rewriteMutations for one mutation: rewrite `steps` (a JSON array of
+ * tx-steps, changed in place) against the server's attrs (client-semantics
+ * 4.5):
+ * - an add-attr whose forward (etype, label) the server knows under another
+ *   id is dropped and its id mapped to the server's;
+ * - a ref add-attr whose forward (etype, label) is a server attr's reverse
+ *   identity is dropped, mapped, and e and v of the add-triple and
+ *   retract-triple steps on it are swapped;
+ * - mapped ids are replaced in every step (also inside [attr-id, value] lookups);
+ * - update-attr and delete-attr steps are always dropped (the client's quirk);
+ * - with drop_add_attrs (on refresh-ok when the mutation's tx-id <=
+ *   processed-tx-id) the remaining add-attr steps are dropped too.
+ * *ret_changed tells whether the steps changed. 0, -EINVAL (not an array),
+ * -ENOMEM (steps may then be partly rewritten; keep a copy if that matters). */
+int instaml_rewrite(const struct attrs *server_attrs, cJSON *steps,
+    bool drop_add_attrs, bool *ret_changed);
+
+/* The same over a whole queue in processing order, the way the client does
+ * it: the id mapping found in earlier mutations also applies to later ones
+ * (this only matters for raw tx-steps that use an attr id created by an
+ * earlier mutation without re-sending its add-attr). steps[i] is mutation i's
+ * step array, changed in place; drop_add_attrs may be NULL (all false);
+ * ret_changed (may be NULL) gets one flag per mutation. */
+int instaml_rewrite_queue(const struct attrs *server_attrs, cJSON *const *steps,
+    const bool *drop_add_attrs, size_t n, bool *ret_changed);
+
+/* Shape validation of raw tx-steps sent by a program: an array of known step
+ * kinds with the right arity and element types. 0, or -EINVAL with *ret_err
+ * (malloc'd, caller frees) naming the step index and the problem. */
+int instaml_validate_steps(const cJSON *steps, char **ret_err);
+
+#endif
