@@ -1,0 +1,69 @@
+/* An in-memory EAV triple store for one query, with the index semantics of
+ * @instantdb/core 1.0.67 (client-semantics.md 1.2-1.5): EAV, AEV and VAE
+ * (refs only) hash indexes that keep insertion order, interned strings. */
+#ifndef INSTANTD_TSTORE_H
+#define INSTANTD_TSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "store/attrs.h"
+
+/* Owns its triples and a private copy of the attrs it was built with (the
+ * copy changes with add-attr / update-attr / delete-attr steps). */
+struct tstore;
+
+/* A new empty store over a copy of `attrs`. 0 or -ENOMEM. */
+int tstore_new(const struct attrs *attrs, struct tstore **ret);
+void tstore_free(struct tstore *s);	/* NULL-safe */
+/* A deep, independent copy (e.g. the server store kept aside while a
+ * layered copy gets the pending mutations). 0 or -ENOMEM. */
+int tstore_dup(const struct tstore *s, struct tstore **ret);
+
+/* Add server triples: a JSON array of [e, a, v] or [e, a, v, t] (createStore).
+ * Triples whose attr id is unknown are skipped, as the JS client does; so are
+ * malformed rows (e or a not a string). Cardinality is not enforced; a
+ * repeated (e, a, v) keeps the last triple. 0, -EINVAL (not an array), -ENOMEM. */
+int tstore_add_triples(struct tstore *s, const cJSON *triples);
+/* Add the triples of a wire result tree (add-query-ok "result" /
+ * refresh-ok "instaql-result"): an array of nodes, each
+ * {"data": {"datalog-result": {"join-rows": [[triple...]...]}}, "child-nodes": [...]},
+ * walked depth first (extractTriples). 0, -EINVAL (bad shape), -ENOMEM. */
+int tstore_add_result(struct tstore *s, const cJSON *result);
+
+/* Apply one mutation's tx-steps with the JS client's transact() semantics
+ * (client-semantics.md 1.3-1.5): the create/update mode filter judged against
+ * the store as it was before this call, lookup refs in e and v resolved
+ * against this store (an unresolved lookup or unknown attr drops the step),
+ * add-triple, deep-merge-triple (no-op without a current value),
+ * retract-triple, delete-entity with on-delete cascades, add-attr,
+ * update-attr, delete-attr, restore-attr and rule-params (no-ops).
+ * Optimistic triples get t = now_ms()*10 + a process-wide counter, larger
+ * than any server t and increasing in apply order; an existing (e, a, v)
+ * keeps its t.
+ * Returns 0; -EINVAL with *ret_err (malloc'd, caller frees; ret_err may be
+ * NULL) for what the JS client throws on: a step that is not an array, an
+ * unknown action ("step 3: unhandled transaction action: foo"), a
+ * deep-merge-triple on a ref attr. The JS client then fails the whole query;
+ * the store is unchanged in that case (steps are checked before any is
+ * applied). -ENOMEM otherwise (the store may then be partly changed). */
+int tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err);
+
+/* For InstaML's mode decision: does eid have any triple whose attr's forward
+ * etype is etype? */
+bool tstore_has_entity(const struct tstore *s, const char *etype, const char *eid);
+/* Does some entity have the triple (attr_id, value)? (lookup existence;
+ * value compared as the JS client does: same type and value, objects never equal) */
+bool tstore_has_av(const struct tstore *s, const char *attr_id, const cJSON *value);
+
+/* The store's current attrs (borrowed; changes with attr steps). */
+const struct attrs *tstore_attrs(const struct tstore *s);
+/* Number of triples currently held. */
+size_t tstore_count(const struct tstore *s);
+/* All triples as a new JSON array of [e, a, v, t] in EAV order (t omitted
+ * when the triple has none); NULL on ENOMEM. Owned by the caller. */
+cJSON *tstore_to_json(const struct tstore *s);
+
+#endif
