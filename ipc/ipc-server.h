@@ -33,9 +33,11 @@ void ipc_limits_default(struct ipc_limits *lim);
 struct ipc_callbacks {
 	/* A peer with our uid has connected. */
 	void (*on_open)(void *ud, struct ipc_conn *c);
-	/* One complete, parsed, depth-checked request: a JSON object whose "op"
-	 * is a known request op name (ipc-protocol.h). `msg` is lent for the
-	 * call only. The callback may send, and may ipc_conn_close(c). */
+	/* One complete, parsed, depth-checked request that passed
+	 * ipc_protocol_check() (a JSON object with a known request "op" and
+	 * that op's required fields; anything else was already answered with
+	 * an error). `msg` is lent for the call only. The callback may send,
+	 * and may ipc_conn_close(c). */
 	void (*on_request)(void *ud, struct ipc_conn *c, const cJSON *msg);
 	/* The conn is about to be freed; do not send to it any more. */
 	void (*on_close)(void *ud, struct ipc_conn *c);
@@ -50,9 +52,17 @@ extern const struct lws_protocols ipc_server_protocols[2];
 #define IPC_SERVER_PROTOCOL_LISTEN	"ipc-listen"
 #define IPC_SERVER_PROTOCOL_CLIENT	"ipc-client"
 
+/* Raise the RLIMIT_NOFILE soft limit to the hard limit. Call it before
+ * lws_create_context(): lws sizes its fd table from the limit at that time.
+ * ipc_server_new() calls it too. 0 or negative errno. */
+int ipc_raise_nofile_limit(void);
+
 /* Create the listening socket at `path`: create its parent directory 0700
  * if missing, unlink a stale socket, bind under umask 077 (socket 0600),
- * listen. Non-blocking and close-on-exec. *ret_fd is the caller's. */
+ * listen. Non-blocking and close-on-exec. *ret_fd is the caller's.
+ * -EADDRINUSE when a live server already answers on `path`; -EEXIST when
+ * something other than a socket is there; -EPERM when the directory belongs
+ * to another user. */
 int ipc_server_open_socket(const char *path, int *ret_fd);
 /* The socket-activated listener: the fd named "ipc", or the single one.
  * Made non-blocking. -ENOENT when not socket-activated. */

@@ -1,1 +1,7 @@
 # ipc/ipc.mk: sources of the IPC server, libinstantd and instantctl.
+
+# The server side, linked into instantd (add $(top_builddir)/ipc/libipcserver.la
+# and $(LWS_LIBS) $(SYSTEMD_LIBS) to its LDADD).
+noinst_LTLIBRARIES += libipcserver.la
+libipcserver_la_SOURCES = ipc-server.c ipc-server.h ipc-protocol.c ipc-protocol.h
+libipcserver_la_LIBADD = $(LWS_LIBS) $(SYSTEMD_LIBS) $(CJSON_LIBS)
