@@ -1,1 +1,13 @@
-# tests/mock.mk: tests of this area (appended to TESTS, check_PROGRAMS, EXTRA_DIST).
+# tests/mock.mk: the mock Instant sync server (tests/mock/, see tests/mock/README.md) and its tests.
+MOCK_TESTS = \
+	mock/test-client.mjs
+TESTS += $(MOCK_TESTS)
+EXTRA_DIST += \
+	$(MOCK_TESTS) \
+	mock/README.md \
+	mock/server.mjs \
+	mock/store.mjs \
+	mock/query.mjs \
+	mock/harness.mjs \
+	mock/peer.mjs \
+	mock/ctl.mjs
