@@ -131,11 +131,13 @@ log_redact_span(char *p, size_t len)
 	return p + len;
 }
 
-/* The value of every "refresh-token" JSON member, escaped quotes respected. */
+/* Redact the string value of every member named key. quote is how a double
+ * quote appears in s: one character in JSON, backslash + quote when the JSON
+ * is itself quoted inside a JSON string. */
 static void
-log_redact_json_member(char *s, const char *key)
+log_redact_json_member(char *s, const char *key, const char *quote)
 {
-	size_t klen = strlen(key);
+	size_t klen = strlen(key), qlen = strlen(quote);
 	char *p = s;
 
 	while ((p = strstr(p, key)) != NULL) {
@@ -149,12 +151,15 @@ log_redact_json_member(char *s, const char *key)
 		v++;
 		while (*v == ' ' || *v == '\t')
 			v++;
-		if (*v != '"')
+		if (strncmp(v, quote, qlen) != 0)
 			continue;
-		v++;
-		for (end = v; *end != '\0' && *end != '"'; end++)
-			if (*end == '\\' && end[1] != '\0')
-				end++;
+		v += qlen;
+		if (qlen == 1) {
+			for (end = v; *end != '\0' && *end != '"'; end++)
+				if (*end == '\\' && end[1] != '\0')
+					end++;
+		} else if ((end = strstr(v, quote)) == NULL)
+			end = v + strlen(v);
 		/* An unterminated value (a truncated line) is redacted to its end. */
 		p = log_redact_span(v, (size_t)(end - v));
 	}
@@ -172,9 +177,9 @@ log_redact_token(char *s, const char *token)
 		while ((p = strstr(p, token)) != NULL)
 			p = log_redact_span(p, tlen);
 	}
-	log_redact_json_member(s, "\"refresh-token\"");
+	log_redact_json_member(s, "\"refresh-token\"", "\"");
 	/* Escaped JSON inside a JSON string (a frame quoted in a message). */
-	log_redact_json_member(s, "\\\"refresh-token\\\"");
+	log_redact_json_member(s, "\\\"refresh-token\\\"", "\\\"");
 }
 
 int

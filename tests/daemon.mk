@@ -1,1 +1,10 @@
-# tests/daemon.mk: tests of this area (appended to TESTS, check_PROGRAMS, EXTRA_DIST).
+# tests/daemon.mk: unit tests of daemon/ (configuration, logging, sd_notify).
+SUPPORT_LIBS = $(top_builddir)/daemon/libsupport.la $(SYSTEMD_LIBS)
+check_PROGRAMS += daemon/test-config daemon/test-log daemon/test-notify
+TESTS += daemon/test-config daemon/test-log daemon/test-notify
+daemon_test_config_SOURCES = daemon/test-config.c
+daemon_test_config_LDADD = $(SUPPORT_LIBS)
+daemon_test_log_SOURCES = daemon/test-log.c
+daemon_test_log_LDADD = $(SUPPORT_LIBS)
+daemon_test_notify_SOURCES = daemon/test-notify.c
+daemon_test_notify_LDADD = $(SUPPORT_LIBS)
