@@ -1,1 +1,4 @@
-# store/instaml.mk: sources of this part of store/ (appended to libstore_la_SOURCES).
+# store/instaml.mk: the InstaML transform (ops to tx-steps, attr creation, rewrite, step checks).
+noinst_LTLIBRARIES += libstoreinstaml.la
+libstoreinstaml_la_SOURCES = instaml.c instaml.h
+libstore_la_LIBADD += libstoreinstaml.la

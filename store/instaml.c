@@ -1,0 +1,1476 @@
+/* The InstaML transform: ops to tx-steps with the attr guesses of
+ * @instantdb/core 1.0.67, the rewrite of queued steps against the server's
+ * attrs, and shape checks of raw tx-steps (client-semantics 4, protocol 5-6). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/instaml.h"
+#include "store/util.h"
+
+enum action {
+	ACT_CREATE,
+	ACT_UPDATE,
+	ACT_MERGE,
+	ACT_DELETE,
+	ACT_LINK,
+	ACT_UNLINK,
+	ACT_RULE_PARAMS,
+};
+
+static const char *const action_names[] = {
+	[ACT_CREATE] = "create",
+	[ACT_UPDATE] = "update",
+	[ACT_MERGE] = "merge",
+	[ACT_DELETE] = "delete",
+	[ACT_LINK] = "link",
+	[ACT_UNLINK] = "unlink",
+	[ACT_RULE_PARAMS] = "ruleParams",
+};
+
+/* One op after shape checks. */
+struct op {
+	enum action act;
+	const char *etype;	/* borrowed from the op */
+	const cJSON *eid;	/* borrowed: string, [attr, value] or {attr: value} */
+	cJSON *args;		/* owned copy of the op's object in JavaScript key order, "id" kept; NULL for delete */
+	const cJSON *opts;	/* borrowed, may be NULL */
+};
+
+/* A lookup pair [attr name, value] as the op spells it. */
+struct lookup {
+	char *name;		/* owned */
+	cJSON *value;		/* owned */
+};
+
+struct tx {
+	const struct attrs *base;
+	const cJSON **created;	/* attrs this transform created, borrowed from add_steps */
+	size_t n_created, cap_created;
+	cJSON *add_steps;	/* owned: the add-attr steps, in order */
+	bool merged;		/* expansion phase: created attrs are part of the attr map */
+	size_t op_idx;
+	char *err;		/* owned: the first error */
+};
+
+static void
+lookup_done(struct lookup *lk)
+{
+	free(lk->name);
+	cJSON_Delete(lk->value);
+	lk->name = NULL;
+	lk->value = NULL;
+}
+
+static int
+tx_fail(struct tx *t, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	int r;
+
+	if (t->err)
+		return -EINVAL;
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	if (asprintf(&t->err, "op %zu: %s", t->op_idx, msg) < 0) {
+		t->err = NULL;
+		return -ENOMEM;
+	}
+	return -EINVAL;
+}
+
+/* JavaScript truthiness of a JSON value. */
+static bool
+js_truthy(const cJSON *v)
+{
+	if (v == NULL || cJSON_IsFalse(v) || cJSON_IsNull(v))
+		return false;
+	if (cJSON_IsNumber(v))
+		return v->valuedouble != 0;
+	if (cJSON_IsString(v))
+		return v->valuestring[0] != '\0';
+	return true;
+}
+
+/* Is key an array index, which JavaScript objects enumerate first, ascending? */
+static bool
+js_index_key(const char *k, unsigned long long *ret)
+{
+	unsigned long long n = 0;
+
+	if (k[0] == '\0' || (k[0] == '0' && k[1] != '\0') || strlen(k) > 10)
+		return false;
+	for (const char *p = k; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		n = n * 10 + (unsigned long long)(*p - '0');
+	}
+	if (n > 4294967294ULL)
+		return false;
+	*ret = n;
+	return true;
+}
+
+/* A copy of object `obj` with its members in the order JSON.parse +
+ * Object.entries give: array-index keys ascending, then the rest in first
+ * appearance; a repeated key keeps its first place and its last value. */
+static int
+js_object_copy(const cJSON *obj, cJSON **ret)
+{
+	_cleanup_json_ cJSON *out = cJSON_CreateObject();
+	const cJSON *c, *d;
+
+	if (out == NULL)
+		return -ENOMEM;
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 0: index keys, by repeated minimum search (objects are small) */
+		if (pass == 0) {
+			unsigned long long last = 0;
+			bool have_last = false;
+
+			for (;;) {
+				unsigned long long best = 0, n;
+				const char *best_key = NULL;
+
+				cJSON_ArrayForEach(c, obj)
+					if (js_index_key(c->string, &n) &&
+					    (!have_last || n > last) &&
+					    (best_key == NULL || n < best)) {
+						best = n;
+						best_key = c->string;
+					}
+				if (best_key == NULL)
+					break;
+				const cJSON *val = NULL;
+				cJSON_ArrayForEach(c, obj)
+					if (strcmp(c->string, best_key) == 0)
+						val = c;
+				cJSON *copy = cJSON_Duplicate(val, 1);
+				if (copy == NULL)
+					return -ENOMEM;
+				cJSON_AddItemToObject(out, best_key, copy);
+				last = best;
+				have_last = true;
+			}
+			continue;
+		}
+		cJSON_ArrayForEach(c, obj) {
+			unsigned long long n;
+			bool seen = false;
+
+			if (js_index_key(c->string, &n))
+				continue;
+			for (d = obj->child; d != c; d = d->next)
+				if (strcmp(d->string, c->string) == 0)
+					seen = true;
+			if (seen)
+				continue;
+			const cJSON *val = c;
+			for (d = c->next; d; d = d->next)
+				if (strcmp(d->string, c->string) == 0)
+					val = d;
+			cJSON *copy = cJSON_Duplicate(val, 1);
+			if (copy == NULL)
+				return -ENOMEM;
+			cJSON_AddItemToObject(out, c->string, copy);
+		}
+	}
+	*ret = TAKE_PTR(out);
+	return 0;
+}
+
+/* Parse an id into a lookup pair. 0: a plain id string (lk untouched);
+ * 1: a lookup (lk filled, caller frees with lookup_done); -EINVAL with
+ * *ret_problem set; -ENOMEM. */
+static int
+lookup_parse(const cJSON *eid, struct lookup *lk, const char **ret_problem)
+{
+	_cleanup_free_ char *name = NULL;
+	cJSON *value = NULL;
+
+	if (cJSON_IsString(eid)) {
+		const char *s = eid->valuestring, *p;
+
+		if (strncmp(s, "lookup__", 8) != 0)
+			return 0;
+		p = strstr(s + 8, "__");
+		if (p == NULL) {
+			*ret_problem = "lookup string has no value (want lookup__<attr>__<json>)";
+			return -EINVAL;
+		}
+		name = strndup(s + 8, (size_t)(p - (s + 8)));
+		if (name == NULL)
+			return -ENOMEM;
+		value = cJSON_ParseWithOpts(p + 2, NULL, true);
+		if (value == NULL) {
+			*ret_problem = "lookup string's value is not JSON";
+			return -EINVAL;
+		}
+	} else if (cJSON_IsArray(eid)) {
+		const cJSON *a = cJSON_GetArrayItem(eid, 0);
+
+		if (cJSON_GetArraySize(eid) != 2 || !cJSON_IsString(a)) {
+			*ret_problem = "lookup array must be [attribute, value]";
+			return -EINVAL;
+		}
+		name = strdup(a->valuestring);
+		if (name == NULL)
+			return -ENOMEM;
+		value = cJSON_Duplicate(cJSON_GetArrayItem(eid, 1), 1);
+		if (value == NULL)
+			return -ENOMEM;
+	} else if (cJSON_IsObject(eid)) {
+		if (cJSON_GetArraySize(eid) != 1) {
+			*ret_problem = "lookup object must have exactly one attribute";
+			return -EINVAL;
+		}
+		name = strdup(eid->child->string);
+		if (name == NULL)
+			return -ENOMEM;
+		value = cJSON_Duplicate(eid->child, 1);
+		if (value == NULL)
+			return -ENOMEM;
+	} else {
+		*ret_problem = "id must be a string, a lookup string, [attribute, value] or {attribute: value}";
+		return -EINVAL;
+	}
+	if (name[0] == '\0') {
+		cJSON_Delete(value);
+		*ret_problem = "lookup attribute name is empty";
+		return -EINVAL;
+	}
+	lk->name = TAKE_PTR(name);
+	lk->value = value;
+	return 1;
+}
+
+/* ---- attr lookups ---- */
+
+static bool
+ident_is(const cJSON *attr, bool fwd, const char *etype, const char *label)
+{
+	const char *e = fwd ? attr_fwd_etype(attr) : attr_rev_etype(attr);
+	const char *l = fwd ? attr_fwd_label(attr) : attr_rev_label(attr);
+
+	return e && l && strcmp(e, etype) == 0 && strcmp(l, label) == 0;
+}
+
+/* The client's attr map keeps the last attr per identity. */
+static const cJSON *
+base_ident(const struct attrs *a, bool fwd, const char *etype, const char *label)
+{
+	for (size_t i = attrs_count(a); i-- > 0;) {
+		const cJSON *x = attrs_at(a, i);
+
+		if (ident_is(x, fwd, etype, label))
+			return x;
+	}
+	return NULL;
+}
+
+/* Before expansion the client asks its attr map first, then the attrs it
+ * created (first match); during expansion the created attrs are appended to
+ * the map, so the last match over both wins. */
+static const cJSON *
+tx_ident(const struct tx *t, bool fwd, const char *etype, const char *label)
+{
+	const cJSON *x;
+
+	if (t->merged) {
+		for (size_t i = t->n_created; i-- > 0;)
+			if (ident_is(t->created[i], fwd, etype, label))
+				return t->created[i];
+		return base_ident(t->base, fwd, etype, label);
+	}
+	x = base_ident(t->base, fwd, etype, label);
+	if (x)
+		return x;
+	for (size_t i = 0; i < t->n_created; i++)
+		if (ident_is(t->created[i], fwd, etype, label))
+			return t->created[i];
+	return NULL;
+}
+
+static const cJSON *
+tx_fwd(const struct tx *t, const char *etype, const char *label)
+{
+	return tx_ident(t, true, etype, label);
+}
+
+static const cJSON *
+tx_rev(const struct tx *t, const char *etype, const char *label)
+{
+	return tx_ident(t, false, etype, label);
+}
+
+static bool
+tx_emitted(const struct tx *t, const char *id)
+{
+	const cJSON *s;
+
+	cJSON_ArrayForEach(s, t->add_steps) {
+		const char *x = attr_id(cJSON_GetArrayItem(s, 1));
+
+		if (x && strcmp(x, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int
+tx_emit(struct tx *t, cJSON *attr, bool created)
+{
+	cJSON *step = cJSON_CreateArray();
+	cJSON *name = cJSON_CreateString("add-attr");
+
+	if (step == NULL || name == NULL) {
+		cJSON_Delete(step);
+		cJSON_Delete(name);
+		cJSON_Delete(attr);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(step, name);
+	cJSON_AddItemToArray(step, attr);
+	if (created) {
+		if (t->n_created == t->cap_created) {
+			size_t cap = t->cap_created ? 2 * t->cap_created : 8;
+			const cJSON **v = realloc(t->created, cap * sizeof(*v));
+
+			if (v == NULL) {
+				cJSON_Delete(step);
+				return -ENOMEM;
+			}
+			t->created = v;
+			t->cap_created = cap;
+		}
+		t->created[t->n_created++] = attr;
+	}
+	cJSON_AddItemToArray(t->add_steps, step);
+	return 0;
+}
+
+/* Attrs made by an earlier, still unsynced mutation go out again so that
+ * every transaction stands alone on the server. */
+static int
+tx_add_unsynced(struct tx *t, const cJSON *attr)
+{
+	cJSON *copy;
+
+	if (attr == NULL || !js_truthy(json_get(attr, "isUnsynced")) ||
+	    attr_id(attr) == NULL || tx_emitted(t, attr_id(attr)))
+		return 0;
+	copy = cJSON_Duplicate(attr, 1);
+	if (copy == NULL)
+		return -ENOMEM;
+	return tx_emit(t, copy, false);
+}
+
+static cJSON *
+ident_new(const char *etype, const char *label)
+{
+	char id[37];
+	cJSON *a;
+
+	if (uuid_v4(id) < 0)
+		return NULL;
+	a = cJSON_CreateArray();
+	if (a == NULL)
+		return NULL;
+	cJSON_AddItemToArray(a, cJSON_CreateString(id));
+	cJSON_AddItemToArray(a, cJSON_CreateString(etype));
+	cJSON_AddItemToArray(a, cJSON_CreateString(label));
+	if (cJSON_GetArraySize(a) != 3) {
+		cJSON_Delete(a);
+		return NULL;
+	}
+	return a;
+}
+
+enum attr_props {
+	PROPS_NONE,
+	PROPS_UNIQUE,		/* an id attr */
+	PROPS_LOOKUP,		/* unique and indexed */
+	PROPS_REF_LOOKUP,	/* unique, indexed, cardinality one */
+};
+
+/* A new attr with the client's guesses: blob attrs are card one, refs card
+ * many with the target etype guessed to be the label. */
+static int
+tx_create_attr(struct tx *t, bool ref, const char *etype, const char *label, enum attr_props props)
+{
+	_cleanup_json_ cJSON *attr = cJSON_CreateObject();
+	char id[37];
+	cJSON *fwd, *rev = NULL;
+	bool ok;
+
+	if (attr == NULL)
+		return -ENOMEM;
+	if (uuid_v4(id) < 0)
+		return -EIO;
+	fwd = ident_new(etype, label);
+	if (fwd == NULL)
+		return -ENOMEM;
+	if (ref) {
+		rev = ident_new(label, etype);
+		if (rev == NULL) {
+			cJSON_Delete(fwd);
+			return -ENOMEM;
+		}
+	}
+	ok = cJSON_AddStringToObject(attr, "id", id) != NULL;
+	cJSON_AddItemToObject(attr, "forward-identity", fwd);
+	if (rev)
+		cJSON_AddItemToObject(attr, "reverse-identity", rev);
+	ok = ok && cJSON_AddStringToObject(attr, "value-type", ref ? "ref" : "blob") &&
+	    cJSON_AddStringToObject(attr, "cardinality",
+		(ref && props != PROPS_REF_LOOKUP) ? "many" : "one") &&
+	    cJSON_AddBoolToObject(attr, "unique?", props != PROPS_NONE) &&
+	    cJSON_AddBoolToObject(attr, "index?", props == PROPS_LOOKUP || props == PROPS_REF_LOOKUP) &&
+	    cJSON_AddBoolToObject(attr, "isUnsynced", true);
+	if (!ok)
+		return -ENOMEM;
+	return tx_emit(t, TAKE_PTR(attr), true);
+}
+
+/* "posts.id" names the entity linked through "posts" when no attr is
+ * literally called that. */
+static bool
+tx_is_ref_lookup(const struct tx *t, const char *etype, const char *name)
+{
+	return strchr(name, '.') != NULL && tx_fwd(t, etype, name) == NULL;
+}
+
+static int
+tx_ref_lookup_label(struct tx *t, const char *name, char **ret)
+{
+	const char *dot = strchr(name, '.');
+	char *label;
+
+	if (dot == NULL || strcmp(dot + 1, "id") != 0)
+		return tx_fail(t, "%s is not a valid lookup attribute", name);
+	label = strndup(name, (size_t)(dot - name));
+	if (label == NULL)
+		return -ENOMEM;
+	*ret = label;
+	return 0;
+}
+
+static int
+tx_add_for_ref(struct tx *t, const char *etype, const char *label)
+{
+	const cJSON *fwd = tx_fwd(t, etype, label), *rev = tx_rev(t, etype, label);
+	int r;
+
+	r = tx_add_unsynced(t, fwd);
+	if (r < 0)
+		return r;
+	r = tx_add_unsynced(t, rev);
+	if (r < 0)
+		return r;
+	if (fwd == NULL && rev == NULL)
+		return tx_create_attr(t, true, etype, label, PROPS_REF_LOOKUP);
+	return 0;
+}
+
+/* The attrs a lookup on etype needs: a unique blob attr, or for a ref
+ * lookup the link. */
+static int
+tx_lookup_attrs(struct tx *t, const char *etype, const char *name)
+{
+	const cJSON *attr;
+	int r;
+
+	if (tx_is_ref_lookup(t, etype, name)) {
+		_cleanup_free_ char *label = NULL;
+
+		r = tx_ref_lookup_label(t, name, &label);
+		if (r < 0)
+			return r;
+		return tx_add_for_ref(t, etype, label);
+	}
+	attr = tx_fwd(t, etype, name);
+	if (attr == NULL)
+		return tx_create_attr(t, false, etype, name, PROPS_LOOKUP);
+	return tx_add_unsynced(t, attr);
+}
+
+static bool
+op_has_object(enum action a)
+{
+	return a == ACT_CREATE || a == ACT_UPDATE || a == ACT_MERGE || a == ACT_LINK || a == ACT_UNLINK;
+}
+
+static bool
+op_sets_values(enum action a)
+{
+	return a == ACT_CREATE || a == ACT_UPDATE || a == ACT_MERGE;
+}
+
+static bool
+op_links(enum action a)
+{
+	return a == ACT_LINK || a == ACT_UNLINK;
+}
+
+/* Lookup attrs first, so that a later field of the same name does not make
+ * a non-unique attr before the lookup gets its unique one. */
+static int
+tx_create_lookup_attrs(struct tx *t, const struct op *op)
+{
+	struct lookup lk = {};
+	const char *problem = NULL;
+	const cJSON *label;
+	int r;
+
+	r = lookup_parse(op->eid, &lk, &problem);
+	if (r < 0)
+		return r == -EINVAL ? tx_fail(t, "bad id: %s", problem) : r;
+	if (r > 0) {
+		r = tx_lookup_attrs(t, op->etype, lk.name);
+		lookup_done(&lk);
+		if (r < 0)
+			return r;
+	}
+	if (op->act != ACT_LINK)
+		return 0;
+	cJSON_ArrayForEach(label, op->args) {
+		const cJSON *first = cJSON_IsArray(label) ? label->child : label;
+		const cJSON *target;
+
+		for (target = first; target; target = cJSON_IsArray(label) ? target->next : NULL) {
+			const cJSON *fwd, *rev;
+			const char *link_etype = NULL;
+
+			r = lookup_parse(target, &lk, &problem);
+			if (r < 0)
+				return r == -EINVAL ? tx_fail(t, "bad link target for %s: %s", label->string, problem) : r;
+			if (r == 0)
+				continue;
+			r = tx_add_for_ref(t, op->etype, label->string);
+			if (r < 0)
+				goto out;
+			fwd = tx_fwd(t, op->etype, label->string);
+			rev = tx_rev(t, op->etype, label->string);
+			if ((r = tx_add_unsynced(t, fwd)) < 0 || (r = tx_add_unsynced(t, rev)) < 0)
+				goto out;
+			if (fwd && attr_rev_etype(fwd) && attr_rev_etype(fwd)[0])
+				link_etype = attr_rev_etype(fwd);
+			else if (rev && attr_fwd_etype(rev) && attr_fwd_etype(rev)[0])
+				link_etype = attr_fwd_etype(rev);
+			else
+				link_etype = label->string;
+			r = tx_lookup_attrs(t, link_etype, lk.name);
+out:
+			lookup_done(&lk);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int
+tx_create_object_attrs(struct tx *t, const struct op *op)
+{
+	const cJSON *id_attr, *c;
+	int r;
+
+	if (!op_has_object(op->act))
+		return 0;
+	id_attr = tx_fwd(t, op->etype, "id");
+	r = tx_add_unsynced(t, id_attr);
+	if (r < 0)
+		return r;
+	if (id_attr == NULL) {
+		r = tx_create_attr(t, false, op->etype, "id", PROPS_UNIQUE);
+		if (r < 0)
+			return r;
+	}
+	cJSON_ArrayForEach(c, op->args) {
+		const cJSON *fwd = tx_fwd(t, op->etype, c->string);
+
+		r = tx_add_unsynced(t, fwd);
+		if (r < 0)
+			return r;
+		if (op_sets_values(op->act) && fwd == NULL) {
+			r = tx_create_attr(t, false, op->etype, c->string,
+			    strcmp(c->string, "id") == 0 ? PROPS_UNIQUE : PROPS_NONE);
+			if (r < 0)
+				return r;
+		}
+		if (op_links(op->act)) {
+			const cJSON *rev = tx_rev(t, op->etype, c->string);
+
+			if (fwd == NULL && rev == NULL) {
+				r = tx_create_attr(t, true, op->etype, c->string, PROPS_NONE);
+				if (r < 0)
+					return r;
+			}
+			r = tx_add_unsynced(t, rev);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* ---- expansion ---- */
+
+/* The entity reference of a step: the id string, or [attr id, value]. */
+static int
+tx_resolve(struct tx *t, const char *etype, const cJSON *eid, cJSON **ret)
+{
+	struct lookup lk = {};
+	const char *problem = NULL;
+	const cJSON *attr;
+	cJSON *pair;
+	int r;
+
+	r = lookup_parse(eid, &lk, &problem);
+	if (r < 0)
+		return r == -EINVAL ? tx_fail(t, "bad id: %s", problem) : r;
+	if (r == 0) {
+		*ret = cJSON_Duplicate(eid, 1);
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (tx_is_ref_lookup(t, etype, lk.name)) {
+		_cleanup_free_ char *label = NULL;
+
+		r = tx_ref_lookup_label(t, lk.name, &label);
+		if (r < 0)
+			goto out;
+		attr = tx_fwd(t, etype, label);
+		if (attr == NULL)
+			attr = tx_rev(t, etype, label);
+		if (attr && !attr_is_ref(attr)) {
+			r = tx_fail(t, "%s does not reference a valid link attribute", lk.name);
+			goto out;
+		}
+	} else
+		attr = tx_fwd(t, etype, lk.name);
+	if (attr == NULL || !js_truthy(json_get(attr, "unique?")) || attr_id(attr) == NULL) {
+		r = tx_fail(t, "%s is not a unique attribute of %s", lk.name, etype);
+		goto out;
+	}
+	pair = cJSON_CreateArray();
+	if (pair == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	cJSON_AddItemToArray(pair, cJSON_CreateString(attr_id(attr)));
+	cJSON_AddItemToArray(pair, TAKE_PTR(lk.value));
+	if (cJSON_GetArraySize(pair) != 2) {
+		cJSON_Delete(pair);
+		r = -ENOMEM;
+		goto out;
+	}
+	*ret = pair;
+	r = 0;
+out:
+	lookup_done(&lk);
+	return r;
+}
+
+/* Append [kind, e, a, v, opts?] to out; takes e and v. */
+static int
+push_step(cJSON *out, const char *kind, cJSON *e, const char *a, cJSON *v, const cJSON *opts)
+{
+	cJSON *step = cJSON_CreateArray();
+	int want = 4;
+
+	if (step == NULL) {
+		cJSON_Delete(e);
+		cJSON_Delete(v);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(step, cJSON_CreateString(kind));
+	cJSON_AddItemToArray(step, e);
+	cJSON_AddItemToArray(step, a ? cJSON_CreateString(a) : cJSON_CreateNull());
+	cJSON_AddItemToArray(step, v);
+	if (opts) {
+		cJSON_AddItemToArray(step, cJSON_Duplicate(opts, 1));
+		want = 5;
+	}
+	if (e == NULL || v == NULL || cJSON_GetArraySize(step) != want) {
+		cJSON_Delete(step);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(out, step);
+	return 0;
+}
+
+static bool
+tx_exists(const struct instaml_ctx *ctx, const char *etype, const cJSON *ref)
+{
+	if (ctx == NULL)
+		return false;
+	if (cJSON_IsArray(ref))
+		return ctx->lookup_exists &&
+		    ctx->lookup_exists(ctx->userdata, cJSON_GetArrayItem(ref, 0)->valuestring,
+			cJSON_GetArrayItem(ref, 1));
+	return ctx->entity_exists && ctx->entity_exists(ctx->userdata, etype, ref->valuestring);
+}
+
+/* update and merge: mode update when asked (upsert: false) or when the
+ * entity is known to exist; otherwise no mode, so the server upserts. */
+static cJSON *
+mode_opts(const struct op *op, const struct instaml_ctx *ctx, const cJSON *ref, bool *oom)
+{
+	const cJSON *upsert = json_get(op->opts, "upsert");
+	cJSON *o;
+
+	*oom = false;
+	if (cJSON_IsTrue(upsert))
+		return NULL;
+	if (!cJSON_IsFalse(upsert) && !tx_exists(ctx, op->etype, ref))
+		return NULL;
+	o = cJSON_CreateObject();
+	if (o == NULL || !cJSON_AddStringToObject(o, "mode", "update")) {
+		cJSON_Delete(o);
+		*oom = true;
+		return NULL;
+	}
+	return o;
+}
+
+static const char *
+tx_id_attr(const struct tx *t, const char *etype)
+{
+	const cJSON *a = tx_fwd(t, etype, "id");
+
+	return a ? attr_id(a) : NULL;
+}
+
+static int
+tx_expand_values(struct tx *t, const struct op *op, const struct instaml_ctx *ctx, cJSON *out)
+{
+	_cleanup_json_ cJSON *ref = NULL, *opts = NULL;
+	const cJSON *c;
+	bool oom;
+	int r;
+
+	r = tx_resolve(t, op->etype, op->eid, &ref);
+	if (r < 0)
+		return r;
+	if (op->act == ACT_CREATE) {
+		opts = cJSON_CreateObject();
+		if (opts == NULL || !cJSON_AddStringToObject(opts, "mode", "create"))
+			return -ENOMEM;
+	} else {
+		opts = mode_opts(op, ctx, ref, &oom);
+		if (oom)
+			return -ENOMEM;
+	}
+	/* the id triple first, so that it never clobbers a lookup field */
+	r = push_step(out, "add-triple", cJSON_Duplicate(ref, 1), tx_id_attr(t, op->etype),
+	    cJSON_Duplicate(ref, 1), opts);
+	if (r < 0)
+		return r;
+	cJSON_ArrayForEach(c, op->args) {
+		const cJSON *attr;
+
+		if (strcmp(c->string, "id") == 0)
+			continue;
+		attr = tx_fwd(t, op->etype, c->string);
+		r = push_step(out, op->act == ACT_MERGE ? "deep-merge-triple" : "add-triple",
+		    cJSON_Duplicate(ref, 1), attr ? attr_id(attr) : NULL, cJSON_Duplicate(c, 1), opts);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Links always go out in the attr's forward direction. */
+static int
+tx_expand_link(struct tx *t, const struct op *op, cJSON *out)
+{
+	_cleanup_json_ cJSON *steps = cJSON_CreateArray(), *self = NULL;
+	const char *kind = op->act == ACT_LINK ? "add-triple" : "retract-triple";
+	const cJSON *label;
+	int r;
+
+	if (steps == NULL)
+		return -ENOMEM;
+	cJSON_ArrayForEach(label, op->args) {
+		const cJSON *fwd, *rev, *target, *first;
+
+		if (strcmp(label->string, "id") == 0)
+			continue;
+		fwd = tx_fwd(t, op->etype, label->string);
+		rev = tx_rev(t, op->etype, label->string);
+		first = cJSON_IsArray(label) ? label->child : label;
+		for (target = first; target; target = cJSON_IsArray(label) ? target->next : NULL) {
+			_cleanup_json_ cJSON *src = NULL, *dst = NULL;
+
+			if (fwd) {
+				if (attr_rev_etype(fwd) == NULL)
+					return tx_fail(t, "%s.%s is not a link", op->etype, label->string);
+				if ((r = tx_resolve(t, op->etype, op->eid, &src)) < 0 ||
+				    (r = tx_resolve(t, attr_rev_etype(fwd), target, &dst)) < 0)
+					return r;
+				r = push_step(steps, kind, TAKE_PTR(src), attr_id(fwd), TAKE_PTR(dst), NULL);
+			} else {
+				if (rev == NULL || attr_fwd_etype(rev) == NULL)
+					return tx_fail(t, "%s.%s is not a link", op->etype, label->string);
+				if ((r = tx_resolve(t, attr_fwd_etype(rev), target, &src)) < 0 ||
+				    (r = tx_resolve(t, op->etype, op->eid, &dst)) < 0)
+					return r;
+				r = push_step(steps, kind, TAKE_PTR(src), attr_id(rev), TAKE_PTR(dst), NULL);
+			}
+			if (r < 0)
+				return r;
+		}
+	}
+	/* a link through a lookup may create the entity, so it gets its id triple */
+	r = tx_resolve(t, op->etype, op->eid, &self);
+	if (r < 0)
+		return r;
+	if (cJSON_IsArray(self)) {
+		r = push_step(out, "add-triple", cJSON_Duplicate(self, 1), tx_id_attr(t, op->etype),
+		    cJSON_Duplicate(self, 1), NULL);
+		if (r < 0)
+			return r;
+	}
+	while (steps->child) {
+		cJSON *s = cJSON_DetachItemViaPointer(steps, steps->child);
+
+		cJSON_AddItemToArray(out, s);
+	}
+	return 0;
+}
+
+static int
+tx_expand(struct tx *t, const struct op *op, const struct instaml_ctx *ctx, cJSON *out)
+{
+	_cleanup_json_ cJSON *ref = NULL;
+	cJSON *step;
+	int r;
+
+	switch (op->act) {
+	case ACT_CREATE:
+	case ACT_UPDATE:
+	case ACT_MERGE:
+		return tx_expand_values(t, op, ctx, out);
+	case ACT_LINK:
+	case ACT_UNLINK:
+		return tx_expand_link(t, op, out);
+	case ACT_DELETE:
+	case ACT_RULE_PARAMS:
+		r = tx_resolve(t, op->etype, op->eid, &ref);
+		if (r < 0)
+			return r;
+		step = cJSON_CreateArray();
+		if (step == NULL)
+			return -ENOMEM;
+		cJSON_AddItemToArray(out, step);
+		cJSON_AddItemToArray(step, cJSON_CreateString(op->act == ACT_DELETE ? "delete-entity" : "rule-params"));
+		cJSON_AddItemToArray(step, TAKE_PTR(ref));
+		cJSON_AddItemToArray(step, cJSON_CreateString(op->etype));
+		if (op->act == ACT_RULE_PARAMS) {
+			cJSON *params = cJSON_Duplicate(op->args, 1);
+
+			if (params)
+				cJSON_DeleteItemFromObjectCaseSensitive(params, "id");
+			cJSON_AddItemToArray(step, params);
+		}
+		if (cJSON_GetArraySize(step) != (op->act == ACT_DELETE ? 3 : 4))
+			return -ENOMEM;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ---- op shape checks ---- */
+
+static int
+check_target(struct tx *t, const char *label, const cJSON *target)
+{
+	struct lookup lk = {};
+	const char *problem = NULL;
+	int r;
+
+	if (cJSON_IsString(target) && target->valuestring[0] == '\0')
+		return tx_fail(t, "link target for %s is an empty id", label);
+	r = lookup_parse(target, &lk, &problem);
+	if (r == -EINVAL)
+		return tx_fail(t, "bad link target for %s: %s", label, problem);
+	lookup_done(&lk);
+	return r < 0 ? r : 0;
+}
+
+static int
+op_parse(struct tx *t, const cJSON *raw, struct op *op)
+{
+	const cJSON *action, *etype, *args, *opts, *c;
+	struct lookup lk = {};
+	const char *problem = NULL;
+	size_t i;
+	int n, r;
+
+	if (!cJSON_IsArray(raw))
+		return tx_fail(t, "an op must be an array [action, etype, id, args?, opts?]");
+	n = cJSON_GetArraySize(raw);
+	action = cJSON_GetArrayItem(raw, 0);
+	if (n < 1 || !cJSON_IsString(action))
+		return tx_fail(t, "missing action");
+	for (i = 0; i < ELEMENTSOF(action_names); i++)
+		if (strcmp(action->valuestring, action_names[i]) == 0)
+			break;
+	if (i == ELEMENTSOF(action_names))
+		return tx_fail(t, "unknown action \"%s\"", action->valuestring);
+	op->act = (enum action)i;
+	if (n > 5)
+		return tx_fail(t, "too many elements (at most [action, etype, id, args, opts])");
+	etype = cJSON_GetArrayItem(raw, 1);
+	if (!cJSON_IsString(etype) || etype->valuestring[0] == '\0')
+		return tx_fail(t, "missing etype (a non-empty string)");
+	op->etype = etype->valuestring;
+	op->eid = cJSON_GetArrayItem(raw, 2);
+	if (op->eid == NULL || cJSON_IsNull(op->eid))
+		return tx_fail(t, "missing id");
+	if (cJSON_IsString(op->eid) && op->eid->valuestring[0] == '\0')
+		return tx_fail(t, "empty id");
+	r = lookup_parse(op->eid, &lk, &problem);
+	if (r == -EINVAL)
+		return tx_fail(t, "bad id: %s", problem);
+	lookup_done(&lk);
+	if (r < 0)
+		return r;
+	args = cJSON_GetArrayItem(raw, 3);
+	opts = cJSON_GetArrayItem(raw, 4);
+	if (op->act != ACT_DELETE) {
+		if (!cJSON_IsObject(args))
+			return tx_fail(t, "the attributes of %s must be an object", action_names[op->act]);
+		r = js_object_copy(args, &op->args);
+		if (r < 0)
+			return r;
+	}
+	if (opts && !cJSON_IsNull(opts) && !cJSON_IsObject(opts))
+		return tx_fail(t, "opts must be an object");
+	op->opts = cJSON_IsObject(opts) ? opts : NULL;
+	if (op_links(op->act))
+		cJSON_ArrayForEach(c, op->args) {
+			const cJSON *target;
+
+			if (!cJSON_IsArray(c)) {
+				r = check_target(t, c->string, c);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			cJSON_ArrayForEach(target, c) {
+				r = check_target(t, c->string, target);
+				if (r < 0)
+					return r;
+			}
+		}
+	return 0;
+}
+
+int
+instaml_transform(const struct attrs *attrs, const cJSON *ops,
+    const struct instaml_ctx *ctx, cJSON **ret_steps, char **ret_err)
+{
+	struct tx t = { .base = attrs };
+	struct op *v = NULL;
+	size_t n = 0, i;
+	_cleanup_json_ cJSON *out = NULL;
+	const cJSON *raw;
+	int r = 0;
+
+	if (!cJSON_IsArray(ops)) {
+		if (ret_err)
+			*ret_err = strdup("ops must be an array");
+		return -EINVAL;
+	}
+	t.add_steps = cJSON_CreateArray();
+	out = cJSON_CreateArray();
+	v = calloc((size_t)cJSON_GetArraySize(ops) + 1, sizeof(*v));
+	if (t.add_steps == NULL || out == NULL || v == NULL) {
+		r = -ENOMEM;
+		goto done;
+	}
+	cJSON_ArrayForEach(raw, ops) {
+		t.op_idx = n;
+		r = op_parse(&t, raw, &v[n++]);
+		if (r < 0)
+			goto done;
+	}
+	for (i = 0; i < n && r >= 0; i++) {
+		t.op_idx = i;
+		r = tx_create_lookup_attrs(&t, &v[i]);
+	}
+	for (i = 0; i < n && r >= 0; i++) {
+		t.op_idx = i;
+		r = tx_create_object_attrs(&t, &v[i]);
+	}
+	t.merged = true;
+	for (i = 0; i < n && r >= 0; i++) {
+		t.op_idx = i;
+		r = tx_expand(&t, &v[i], ctx, out);
+	}
+	if (r < 0)
+		goto done;
+	/* add-attr steps go in front of everything */
+	while (out->child) {
+		cJSON *s = cJSON_DetachItemViaPointer(out, out->child);
+
+		cJSON_AddItemToArray(t.add_steps, s);
+	}
+	*ret_steps = TAKE_PTR(t.add_steps);
+done:
+	for (i = 0; i < n; i++)
+		cJSON_Delete(v[i].args);
+	free(v);
+	free(t.created);
+	cJSON_Delete(t.add_steps);
+	if (r == -EINVAL && ret_err)
+		*ret_err = TAKE_PTR(t.err);
+	free(t.err);
+	return r;
+}
+
+int
+instaml_new_attrs(const cJSON *steps, cJSON **ret_attrs)
+{
+	_cleanup_json_ cJSON *out = NULL;
+	const cJSON *s;
+
+	if (!cJSON_IsArray(steps))
+		return -EINVAL;
+	out = cJSON_CreateArray();
+	if (out == NULL)
+		return -ENOMEM;
+	cJSON_ArrayForEach(s, steps) {
+		const cJSON *kind = cJSON_GetArrayItem(s, 0), *attr = cJSON_GetArrayItem(s, 1);
+		cJSON *copy;
+
+		if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "add-attr") != 0 ||
+		    !cJSON_IsObject(attr))
+			continue;
+		copy = cJSON_Duplicate(attr, 1);
+		if (copy == NULL)
+			return -ENOMEM;
+		cJSON_AddItemToArray(out, copy);
+	}
+	*ret_attrs = TAKE_PTR(out);
+	return 0;
+}
+
+/* ---- rewrite ---- */
+
+struct rewrite_map {
+	char **from, **to;	/* owned */
+	bool *swap;
+	size_t n, cap;
+	bool changed;		/* the client's mappingChanged: sticks for the rest of the queue */
+};
+
+static void
+rewrite_map_done(struct rewrite_map *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->from[i]);
+		free(m->to[i]);
+	}
+	free(m->from);
+	free(m->to);
+	free(m->swap);
+}
+
+static ssize_t
+rewrite_map_find(const struct rewrite_map *m, const char *id)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->from[i], id) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int
+rewrite_map_put(struct rewrite_map *m, const char *from, const char *to, bool swap)
+{
+	ssize_t i = rewrite_map_find(m, from);
+	char *t = strdup(to);
+
+	if (t == NULL)
+		return -ENOMEM;
+	if (i >= 0) {
+		free(m->to[i]);
+		m->to[i] = t;
+		m->swap[i] = m->swap[i] || swap;
+		return 0;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 8;
+		char **f = realloc(m->from, cap * sizeof(*f));
+
+		if (f)
+			m->from = f;
+		char **tv = realloc(m->to, cap * sizeof(*tv));
+		if (tv)
+			m->to = tv;
+		bool *s = realloc(m->swap, cap * sizeof(*s));
+		if (s)
+			m->swap = s;
+		if (!f || !tv || !s) {
+			free(t);
+			return -ENOMEM;
+		}
+		m->cap = cap;
+	}
+	m->from[m->n] = strdup(from);
+	if (m->from[m->n] == NULL) {
+		free(t);
+		return -ENOMEM;
+	}
+	m->to[m->n] = t;
+	m->swap[m->n] = swap;
+	m->n++;
+	return 0;
+}
+
+/* The mapped id of a step part: the client indexes its map with the part
+ * turned into a string, so a one-element array holding the id maps too. */
+static const char *
+rewrite_map_part(const struct rewrite_map *m, const cJSON *part)
+{
+	ssize_t i;
+
+	while (cJSON_IsArray(part) && cJSON_GetArraySize(part) == 1)
+		part = part->child;
+	if (!cJSON_IsString(part))
+		return NULL;
+	i = rewrite_map_find(m, part->valuestring);
+	return i >= 0 && m->to[i][0] ? m->to[i] : NULL;
+}
+
+static cJSON *
+rewrite_step(const struct rewrite_map *m, const cJSON *step)
+{
+	_cleanup_json_ cJSON *out = cJSON_CreateArray();
+	const cJSON *part, *kind = cJSON_GetArrayItem(step, 0), *a = cJSON_GetArrayItem(step, 2);
+	cJSON *copy;
+
+	if (out == NULL)
+		return NULL;
+	cJSON_ArrayForEach(part, step) {
+		const char *to = rewrite_map_part(m, part);
+		const cJSON *head = cJSON_IsArray(part) && cJSON_GetArraySize(part) == 2 ? part->child : NULL;
+
+		if (to)
+			copy = cJSON_CreateString(to);
+		else if (head && cJSON_IsString(head) && rewrite_map_find(m, head->valuestring) >= 0 &&
+		    m->to[rewrite_map_find(m, head->valuestring)][0]) {
+			copy = cJSON_CreateArray();
+			if (copy) {
+				cJSON_AddItemToArray(copy, cJSON_CreateString(m->to[rewrite_map_find(m, head->valuestring)]));
+				cJSON_AddItemToArray(copy, cJSON_Duplicate(head->next, 1));
+				if (cJSON_GetArraySize(copy) != 2) {
+					cJSON_Delete(copy);
+					copy = NULL;
+				}
+			}
+		} else
+			copy = cJSON_Duplicate(part, 1);
+		if (copy == NULL)
+			return NULL;
+		cJSON_AddItemToArray(out, copy);
+	}
+	if (cJSON_IsString(kind) && cJSON_IsString(a) && cJSON_GetArraySize(out) >= 4 &&
+	    (strcmp(kind->valuestring, "add-triple") == 0 || strcmp(kind->valuestring, "retract-triple") == 0)) {
+		ssize_t i = rewrite_map_find(m, a->valuestring);
+
+		if (i >= 0 && m->swap[i]) {
+			/* [kind, e, a, v, rest...] -> [kind, v, a, e, rest...] */
+			cJSON *kind_part = cJSON_DetachItemFromArray(out, 0);
+			cJSON *e = cJSON_DetachItemFromArray(out, 0);
+			cJSON *attr_part = cJSON_DetachItemFromArray(out, 0);
+			cJSON *v = cJSON_DetachItemFromArray(out, 0);
+			cJSON *rest = out->child;
+
+			out->child = NULL;
+			cJSON_AddItemToArray(out, kind_part);
+			cJSON_AddItemToArray(out, v);
+			cJSON_AddItemToArray(out, attr_part);
+			cJSON_AddItemToArray(out, e);
+			while (rest) {
+				cJSON *next = rest->next;
+
+				rest->prev = rest->next = NULL;
+				cJSON_AddItemToArray(out, rest);
+				rest = next;
+			}
+		}
+	}
+	return TAKE_PTR(out);
+}
+
+static bool
+step_is(const cJSON *step, const char *kind)
+{
+	const cJSON *k = cJSON_GetArrayItem(step, 0);
+
+	return cJSON_IsString(k) && strcmp(k->valuestring, kind) == 0;
+}
+
+static int
+rewrite_one(const struct attrs *server, struct rewrite_map *m, cJSON *steps, bool drop_add_attrs, bool *ret_changed)
+{
+	_cleanup_json_ cJSON *out = cJSON_CreateArray();
+	const cJSON *step;
+	cJSON *tmp;
+	int r;
+
+	if (out == NULL)
+		return -ENOMEM;
+	cJSON_ArrayForEach(step, steps) {
+		cJSON *copy;
+
+		if (step_is(step, "add-attr")) {
+			const cJSON *attr = cJSON_GetArrayItem(step, 1);
+			const char *id = attr_id(attr), *etype = attr_fwd_etype(attr), *label = attr_fwd_label(attr);
+			const cJSON *existing = etype && label ? base_ident(server, true, etype, label) : NULL;
+
+			if (id && existing && attr_id(existing) && strcmp(id, attr_id(existing)) != 0) {
+				r = rewrite_map_put(m, id, attr_id(existing), false);
+				if (r < 0)
+					return r;
+				m->changed = true;
+				continue;
+			}
+			if (id && etype && label && attr_is_ref(attr)) {
+				const cJSON *rev = base_ident(server, false, etype, label);
+
+				if (rev && attr_id(rev)) {
+					r = rewrite_map_put(m, id, attr_id(rev), true);
+					if (r < 0)
+						return r;
+					m->changed = true;
+					continue;
+				}
+			}
+		}
+		/* the client drops every update-attr and delete-attr here (operator precedence) */
+		if ((drop_add_attrs && step_is(step, "add-attr")) ||
+		    step_is(step, "update-attr") || step_is(step, "delete-attr")) {
+			m->changed = true;
+			continue;
+		}
+		copy = m->changed && cJSON_IsArray(step) ? rewrite_step(m, step) : cJSON_Duplicate(step, 1);
+		if (copy == NULL)
+			return -ENOMEM;
+		cJSON_AddItemToArray(out, copy);
+	}
+	*ret_changed = !json_equal(out, steps);
+	if (*ret_changed) {
+		tmp = steps->child;
+		steps->child = out->child;
+		out->child = tmp;
+	}
+	return 0;
+}
+
+int
+instaml_rewrite_queue(const struct attrs *server_attrs, cJSON *const *steps,
+    const bool *drop_add_attrs, size_t n, bool *ret_changed)
+{
+	struct rewrite_map m = {};
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!cJSON_IsArray(steps[i]))
+			return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		bool changed = false;
+
+		r = rewrite_one(server_attrs, &m, steps[i], drop_add_attrs && drop_add_attrs[i], &changed);
+		if (r < 0)
+			break;
+		if (ret_changed)
+			ret_changed[i] = changed;
+	}
+	rewrite_map_done(&m);
+	return r;
+}
+
+int
+instaml_rewrite(const struct attrs *server_attrs, cJSON *steps,
+    bool drop_add_attrs, bool *ret_changed)
+{
+	bool changed = false;
+	int r;
+
+	r = instaml_rewrite_queue(server_attrs, &steps, &drop_add_attrs, 1, &changed);
+	if (r < 0)
+		return r;
+	if (ret_changed)
+		*ret_changed = changed;
+	return 0;
+}
+
+/* ---- raw tx-step validation ---- */
+
+static int
+step_fail(char **ret_err, size_t i, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	int r;
+
+	if (ret_err == NULL)
+		return -EINVAL;
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	if (asprintf(ret_err, "tx-step %zu: %s", i, msg) < 0)
+		return -ENOMEM;
+	return -EINVAL;
+}
+
+/* An entity: a uuid or a lookup [attr-id, value]. */
+static bool
+valid_entity(const cJSON *e)
+{
+	if (cJSON_IsString(e))
+		return uuid_valid(e->valuestring);
+	return cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 &&
+	    cJSON_IsString(e->child) && uuid_valid(e->child->valuestring);
+}
+
+static bool
+valid_ident(const cJSON *ident)
+{
+	const cJSON *c;
+	int i = 0;
+
+	if (!cJSON_IsArray(ident) || cJSON_GetArraySize(ident) != 3)
+		return false;
+	cJSON_ArrayForEach(c, ident) {
+		if (!cJSON_IsString(c) || c->valuestring[0] == '\0')
+			return false;
+		if (i++ == 0 && !uuid_valid(c->valuestring))
+			return false;
+	}
+	return true;
+}
+
+static const char *
+attr_problem(const cJSON *attr)
+{
+	const char *vt, *card;
+	const cJSON *mode;
+
+	if (!cJSON_IsObject(attr))
+		return "the attr must be an object";
+	if (!uuid_valid(attr_id(attr)))
+		return "the attr's id must be a uuid";
+	if (!valid_ident(json_get(attr, "forward-identity")))
+		return "forward-identity must be [uuid, etype, label]";
+	vt = json_get_string(attr, "value-type");
+	if (vt == NULL || (strcmp(vt, "blob") != 0 && strcmp(vt, "ref") != 0))
+		return "value-type must be \"blob\" or \"ref\"";
+	card = json_get_string(attr, "cardinality");
+	if (card == NULL || (strcmp(card, "one") != 0 && strcmp(card, "many") != 0))
+		return "cardinality must be \"one\" or \"many\"";
+	if (!cJSON_IsBool(json_get(attr, "unique?")) || !cJSON_IsBool(json_get(attr, "index?")))
+		return "unique? and index? must be booleans";
+	if (strcmp(vt, "ref") == 0 && !valid_ident(json_get(attr, "reverse-identity")))
+		return "a ref attr needs reverse-identity [uuid, etype, label]";
+	mode = json_get(attr, "checked-data-type");
+	if (mode && !cJSON_IsNull(mode) && !cJSON_IsString(mode))
+		return "checked-data-type must be a string";
+	return NULL;
+}
+
+int
+instaml_validate_steps(const cJSON *steps, char **ret_err)
+{
+	const cJSON *s;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(steps)) {
+		if (ret_err && (*ret_err = strdup("tx-steps must be an array")) == NULL)
+			return -ENOMEM;
+		return -EINVAL;
+	}
+	cJSON_ArrayForEach(s, steps) {
+		const cJSON *kind = cJSON_GetArrayItem(s, 0);
+		const char *k, *problem;
+		int n = cJSON_GetArraySize(s);
+
+		if (!cJSON_IsArray(s) || !cJSON_IsString(kind))
+			return step_fail(ret_err, i, "a tx-step must be an array starting with its kind");
+		k = kind->valuestring;
+		if (strcmp(k, "add-triple") == 0 || strcmp(k, "deep-merge-triple") == 0 ||
+		    strcmp(k, "retract-triple") == 0) {
+			const cJSON *opts = cJSON_GetArrayItem(s, 4);
+
+			if (n < 4 || n > 5)
+				return step_fail(ret_err, i, "%s takes [kind, entity, attr-id, value, opts?]", k);
+			if (!valid_entity(cJSON_GetArrayItem(s, 1)))
+				return step_fail(ret_err, i, "the entity must be a uuid or [attr-id, value]");
+			if (!cJSON_IsString(cJSON_GetArrayItem(s, 2)) ||
+			    !uuid_valid(cJSON_GetArrayItem(s, 2)->valuestring))
+				return step_fail(ret_err, i, "the attr id must be a uuid");
+			if (opts) {
+				const char *mode = json_get_string(opts, "mode");
+
+				if (!cJSON_IsObject(opts))
+					return step_fail(ret_err, i, "opts must be an object");
+				if (json_get(opts, "mode") && (mode == NULL ||
+				    (strcmp(mode, "create") != 0 && strcmp(mode, "update") != 0 &&
+				    strcmp(mode, "upsert") != 0)))
+					return step_fail(ret_err, i, "mode must be \"create\", \"update\" or \"upsert\"");
+			}
+		} else if (strcmp(k, "delete-entity") == 0) {
+			const cJSON *etype = cJSON_GetArrayItem(s, 2);
+
+			if (n < 2 || n > 3)
+				return step_fail(ret_err, i, "delete-entity takes [kind, entity, etype?]");
+			if (!valid_entity(cJSON_GetArrayItem(s, 1)))
+				return step_fail(ret_err, i, "the entity must be a uuid or [attr-id, value]");
+			if (etype && (!cJSON_IsString(etype) || etype->valuestring[0] == '\0'))
+				return step_fail(ret_err, i, "the etype must be a non-empty string");
+		} else if (strcmp(k, "rule-params") == 0) {
+			const cJSON *etype = cJSON_GetArrayItem(s, 2);
+
+			if (n != 4)
+				return step_fail(ret_err, i, "rule-params takes [kind, entity, etype, params]");
+			if (!valid_entity(cJSON_GetArrayItem(s, 1)))
+				return step_fail(ret_err, i, "the entity must be a uuid or [attr-id, value]");
+			if (!cJSON_IsString(etype) || etype->valuestring[0] == '\0')
+				return step_fail(ret_err, i, "the etype must be a non-empty string");
+			if (!cJSON_IsObject(cJSON_GetArrayItem(s, 3)))
+				return step_fail(ret_err, i, "the params must be an object");
+		} else if (strcmp(k, "add-attr") == 0) {
+			if (n != 2)
+				return step_fail(ret_err, i, "add-attr takes [kind, attr]");
+			problem = attr_problem(cJSON_GetArrayItem(s, 1));
+			if (problem)
+				return step_fail(ret_err, i, "%s", problem);
+		} else if (strcmp(k, "update-attr") == 0) {
+			const cJSON *attr = cJSON_GetArrayItem(s, 1);
+
+			if (n != 2 || !cJSON_IsObject(attr) || !uuid_valid(attr_id(attr)))
+				return step_fail(ret_err, i, "update-attr takes [kind, {id: uuid, ...}]");
+		} else if (strcmp(k, "delete-attr") == 0 || strcmp(k, "restore-attr") == 0) {
+			const cJSON *id = cJSON_GetArrayItem(s, 1);
+
+			if (n != 2 || !cJSON_IsString(id) || !uuid_valid(id->valuestring))
+				return step_fail(ret_err, i, "%s takes [kind, attr-id]", k);
+		} else
+			return step_fail(ret_err, i, "unknown tx-step kind \"%s\"", k);
+		i++;
+	}
+	return 0;
+}
