@@ -1,1 +1,2 @@
-# daemon/daemon.mk: main, config, log, sync core sources.
+# daemon/daemon.mk: the sync core (the link line is in Makefile.am).
+instantd_SOURCES += sync.c sync.h

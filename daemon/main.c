@@ -1,28 +1,378 @@
-/* instantd: entry point. Parses the command line, loads the configuration and runs the loop. */
+/* instantd: entry point. Parses the command line and configuration, sets up the
+ * libwebsockets loop with the IPC socket, signals and the watchdog, and runs it. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <libwebsockets.h>
+
+#include "daemon/log.h"
+#include "daemon/notify.h"
+#include "daemon/sync.h"
+#include "daemon/upstream.h"
+#include "ipc/ipc-server.h"
+#include "store/util.h"
+
+struct daemon {
+	struct lws_context *ctx;	/* owned */
+	struct lws_vhost *vh;		/* owned by ctx */
+	struct instantd_config *cfg;	/* owned */
+	const char *config_path;	/* borrowed from argv */
+	struct sync *sync;		/* owned */
+	struct ipc_server *ipc;		/* owned */
+	int sigfd;			/* owned by lws once adopted */
+	lws_sorted_usec_list_t watchdog;
+	lws_sorted_usec_list_t status;
+	lws_sorted_usec_list_t stop_deadline;
+	uint64_t watchdog_usec;
+	bool stopping, stopped;
+	char last_status[512];
+};
+
+static struct daemon D = { .sigfd = -1 };
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: instantd [--help] [--version]\n");
+	fprintf(f,
+	    "Usage: instantd [OPTION]...\n"
+	    "A local-first offline cache for InstantDB apps: one per user, serving every\n"
+	    "local program over a Unix socket, mirroring their queries in SQLite, queueing\n"
+	    "their writes durably while offline and replaying them in order.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -c, --config FILE     read FILE instead of $XDG_CONFIG_HOME/instantd/instantd.conf\n"
+	    "  -s, --socket PATH     listen on PATH (default $XDG_RUNTIME_DIR/instantd/socket)\n"
+	    "  -d, --state-dir DIR   keep profile databases in DIR (default $XDG_STATE_HOME/instantd)\n"
+	    "  -S, --server URL      default sync server, ws:// or wss:// URL of /runtime/session\n"
+	    "                        (default wss://api.instantdb.com/runtime/session)\n"
+	    "  -v, --verbose         log more; repeat for more detail\n"
+	    "  -h, --help            show this help and exit\n"
+	    "  -V, --version         show the version and exit\n"
+	    "\n"
+	    "Programs talk to it with newline-delimited JSON on the socket: see instantctl(1),\n"
+	    "libinstantd and the protocol reference. Under systemd it runs as the user unit\n"
+	    "instantd.service with socket activation (instantd.socket).\n"
+	    "\n"
+	    "Signals: SIGTERM/SIGINT stop cleanly (exit 0); SIGHUP reloads the configuration.\n"
+	    "Exit status: 0 clean stop, 1 start-up failure, 2 usage error.\n");
+}
+
+static void
+send_status(void)
+{
+	char line[512];
+
+	if (D.sync == NULL)
+		return;
+	sync_status_line(D.sync, line, sizeof(line));
+	if (strcmp(line, D.last_status) != 0) {
+		notify_status("%s", line);
+		snprintf(D.last_status, sizeof(D.last_status), "%s", line);
+	}
+}
+
+static void
+status_cb(lws_sorted_usec_list_t *sul)
+{
+	send_status();
+	lws_sul_schedule(D.ctx, 0, &D.status, status_cb, LWS_US_PER_SEC);
+}
+
+/* The ping comes from the loop itself, so a wedged loop is what trips it. */
+static void
+watchdog_cb(lws_sorted_usec_list_t *sul)
+{
+	notify_watchdog_ping();
+	lws_sul_schedule(D.ctx, 0, &D.watchdog, watchdog_cb, (lws_usec_t)(D.watchdog_usec / 2));
+}
+
+static void
+stopped(void *ud)
+{
+	D.stopped = true;
+	lws_cancel_service(D.ctx);
+}
+
+static void
+stop_deadline_cb(lws_sorted_usec_list_t *sul)
+{
+	stopped(NULL);
+}
+
+static void
+begin_stop(void)
+{
+	if (D.stopping)
+		return;
+	D.stopping = true;
+	log_info("stopping");
+	notify_stopping();
+	/* Close 1000 upstream, but never take more than 2 s in total. */
+	lws_sul_schedule(D.ctx, 0, &D.stop_deadline, stop_deadline_cb, 1900 * LWS_US_PER_MS);
+	sync_shutdown(D.sync, stopped, NULL);
+}
+
+static void
+reload(void)
+{
+	_cleanup_free_ char *err = NULL;
+	struct instantd_config *cfg = NULL;
+	int r;
+
+	notify_reloading();
+	r = config_load(D.config_path, &cfg, &err);
+	if (r < 0) {
+		log_error("reload failed, keeping the old configuration: %s", err ? err : strerror(-r));
+	} else {
+		/* Logging follows at once; profiles and limits apply to new profiles. */
+		log_set_level(cfg->log_level);
+		config_free(D.cfg);
+		D.cfg = cfg;
+		log_notice("configuration reloaded");
+	}
+	notify_ready(NULL);
+}
+
+static int
+signal_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct signalfd_siginfo si;
+
+	if (reason != LWS_CALLBACK_RAW_RX_FILE)
+		return 0;
+	while (read(D.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			begin_stop();
+			break;
+		case SIGHUP:
+			reload();
+			break;
+		}
+	}
+	return 0;
+}
+
+static int
+open_listener(int *ret_fd)
+{
+	int r = ipc_server_inherited_fd(ret_fd);
+
+	if (r != -ENOENT)
+		return r;
+	return ipc_server_open_socket(D.cfg->socket_path, ret_fd);
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(copy, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int
+run(void)
+{
+	static struct lws_protocols protos[UPSTREAM_PROTOCOL_COUNT + 4];
+	struct lws_context_creation_info ci;
+	struct sync_profile_option *popts = NULL;
+	struct sync_options so = { 0 };
+	struct ipc_limits lim;
+	lws_sock_file_fd_type fdu;
+	sigset_t mask;
+	int listen_fd = -1, r, n = 0;
+
+	for (int i = 0; i < UPSTREAM_PROTOCOL_COUNT; i++)
+		protos[n++] = upstream_protocols[i];
+	protos[n++] = ipc_server_protocols[0];
+	protos[n++] = ipc_server_protocols[1];
+	protos[n++] = (struct lws_protocols){ .name = "signals", .callback = signal_cb };
+
+	/* Signals are read from the loop; SIGPIPE never kills us. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	D.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (D.sigfd < 0) {
+		log_error("signalfd: %m");
+		return 1;
+	}
+
+	umask(077);
+	r = mkdir_p(D.cfg->state_dir, 0700);
+	if (r < 0) {
+		log_error("cannot create the state directory %s: %s", D.cfg->state_dir, strerror(-r));
+		return 1;
+	}
+
+	lws_set_log_level(log_lws_mask(log_get_level() >= LOG_DEBUG ? LOG_INFO : LOG_WARNING),
+	    log_lws_emit);
+	memset(&ci, 0, sizeof(ci));
+	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	D.ctx = lws_create_context(&ci);
+	if (D.ctx == NULL) {
+		log_error("cannot create the event loop");
+		return 1;
+	}
+	memset(&ci, 0, sizeof(ci));
+	ci.vhost_name = "net";
+	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	ci.protocols = protos;
+	if (D.cfg->ca_file)
+		ci.client_ssl_ca_filepath = D.cfg->ca_file;
+	D.vh = lws_create_vhost(D.ctx, &ci);
+	if (D.vh == NULL) {
+		log_error("cannot create the network vhost");
+		return 1;
+	}
+
+	popts = calloc(D.cfg->n_profiles ? D.cfg->n_profiles : 1, sizeof(*popts));
+	if (popts == NULL)
+		return 1;
+	for (size_t i = 0; i < D.cfg->n_profiles; i++) {
+		const struct profile_config *pc = &D.cfg->profiles[i];
+		_cleanup_free_ char *err = NULL;
+		char *token = NULL;
+
+		if (pc->token_file) {
+			r = config_read_token(pc->token_file, &token, &err);
+			if (r < 0) {
+				log_error("profile %s: %s", pc->name, err ? err : strerror(-r));
+				return 1;
+			}
+			(void)log_add_secret(token);
+		}
+		popts[i] = (struct sync_profile_option){
+			.name = pc->name, .app_id = pc->app_id, .server = pc->server,
+			.api_uri = pc->api_uri, .token = token, .ca_file = pc->ca_file,
+		};
+	}
+	so.state_dir = D.cfg->state_dir;
+	so.default_server = D.cfg->server;
+	so.default_api_uri = D.cfg->api_uri;
+	so.ca_file = D.cfg->ca_file;
+	so.backoff_base_ms = D.cfg->backoff_base_ms;
+	so.backoff_cap_ms = D.cfg->backoff_cap_ms;
+	so.ping_interval_s = D.cfg->ping_interval_s;
+	so.idle_timeout_s = D.cfg->idle_timeout_s;
+	so.transact_timeout_s = D.cfg->transact_timeout_s;
+	so.unsubscribe_grace_ms = D.cfg->unsubscribe_grace_ms;
+	so.cache_budget_bytes = D.cfg->cache_budget_bytes;
+	so.max_subs_per_conn = D.cfg->max_subscriptions_per_connection;
+	so.profiles = popts;
+	so.n_profiles = D.cfg->n_profiles;
+	r = sync_new(D.ctx, D.vh, &so, &D.sync);
+	for (size_t i = 0; i < D.cfg->n_profiles; i++)
+		if (popts[i].token) {
+			explicit_bzero((char *)popts[i].token, strlen(popts[i].token));
+			free((char *)popts[i].token);
+		}
+	free(popts);
+	if (r < 0) {
+		log_error("cannot start: %s", strerror(-r));
+		return 1;
+	}
+
+	r = open_listener(&listen_fd);
+	if (r < 0) {
+		log_error("cannot listen on %s: %s", D.cfg->socket_path, strerror(-r));
+		return 1;
+	}
+	ipc_limits_default(&lim);
+	lim.max_message = D.cfg->max_message_bytes;
+	lim.max_depth = D.cfg->max_json_depth;
+	lim.max_output = D.cfg->max_output_bytes;
+	lim.max_conns = (size_t)D.cfg->max_connections;
+	lim.max_subs_per_conn = D.cfg->max_subscriptions_per_connection;
+	r = ipc_server_new(D.vh, listen_fd, &lim, &sync_ipc_callbacks, D.sync, &D.ipc);
+	if (r < 0) {
+		log_error("cannot serve the socket: %s", strerror(-r));
+		return 1;
+	}
+	fdu.filefd = D.sigfd;
+	if (!lws_adopt_descriptor_vhost(D.vh, LWS_ADOPT_RAW_FILE_DESC, fdu, "signals", NULL)) {
+		log_error("cannot watch signals");
+		return 1;
+	}
+
+	/* Ready means ready for local programs: the server may well be away. */
+	r = sync_start(D.sync);
+	if (r < 0)
+		log_warn("cannot look for queued writes: %s", strerror(-r));
+	notify_ready("serving local programs");
+	log_info("listening on %s", D.cfg->socket_path);
+	if (notify_watchdog_usec(&D.watchdog_usec) > 0)
+		lws_sul_schedule(D.ctx, 0, &D.watchdog, watchdog_cb, (lws_usec_t)(D.watchdog_usec / 2));
+	lws_sul_schedule(D.ctx, 0, &D.status, status_cb, LWS_US_PER_SEC);
+
+	while (!D.stopped)
+		if (lws_service(D.ctx, 0) < 0)
+			break;
+
+	lws_sul_cancel(&D.watchdog);
+	lws_sul_cancel(&D.status);
+	lws_sul_cancel(&D.stop_deadline);
+	ipc_server_free(D.ipc);
+	D.ipc = NULL;
+	sync_free(D.sync);
+	D.sync = NULL;
+	lws_context_destroy(D.ctx);
+	D.ctx = NULL;
+	log_info("stopped");
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "server", required_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const char *sock = NULL, *state = NULL, *server = NULL;
+	_cleanup_free_ char *err = NULL;
+	int c, verbose = 0, r;
 
-	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:d:S:vhV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'c': D.config_path = optarg; break;
+		case 's': sock = optarg; break;
+		case 'd': state = optarg; break;
+		case 'S': server = optarg; break;
+		case 'v': verbose++; break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -30,9 +380,33 @@ main(int argc, char **argv)
 			printf("instantd %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			fprintf(stderr, "Try 'instantd --help' for more information.\n");
 			return 2;
 		}
 	}
-	return 0;
+	if (optind < argc) {
+		fprintf(stderr, "instantd: unexpected argument '%s'\n"
+		    "Try 'instantd --help' for more information.\n", argv[optind]);
+		return 2;
+	}
+	r = config_load(D.config_path, &D.cfg, &err);
+	if (r < 0) {
+		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
+		return 1;
+	}
+	if ((sock && (r = config_set(D.cfg, "socket", sock, &err)) < 0) ||
+	    (state && (r = config_set(D.cfg, "state-dir", state, &err)) < 0) ||
+	    (server && (r = config_set(D.cfg, "server", server, &err)) < 0)) {
+		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
+		return 2;
+	}
+	while (verbose-- > 0)
+		config_raise_log_level(D.cfg);
+	r = log_init("instantd", D.cfg->log_level);
+	if (r < 0)
+		return 1;
+	r = run();
+	config_free(D.cfg);
+	log_forget_secrets();
+	return r;
 }

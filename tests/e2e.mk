@@ -1,1 +1,4 @@
-# tests/e2e.mk: tests of this area (appended to TESTS, check_PROGRAMS, EXTRA_DIST).
+# tests/e2e.mk: end-to-end scenarios driving the real instantd binary, the mock server and
+# local clients (issue: offline-first end to end).
+TESTS += e2e/test-offline.mjs
+EXTRA_DIST += e2e/lib.mjs e2e/test-offline.mjs

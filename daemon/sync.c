@@ -1,0 +1,2141 @@
+/* The sync core: profiles with their database and upstream session, query
+ * subscriptions shared by every program, the outbox flow (group commit, send
+ * in order, confirm, fail, retry, discard) and the local protocol's ops. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+
+#include "daemon/log.h"
+#include "daemon/sync.h"
+#include "daemon/upstream.h"
+#include "ipc/ipc-protocol.h"
+#include "store/attrs.h"
+#include "store/db.h"
+#include "store/instaml.h"
+#include "store/instaql.h"
+#include "store/tstore.h"
+#include "store/util.h"
+
+struct client;
+struct profile;
+struct query;
+
+/* An outbox entry as the loop sees it; mirrors one row of the outbox table. */
+struct mutation {
+	TAILQ_ENTRY(mutation) entry;
+	struct db_mutation *m;		/* owned */
+	bool sent;			/* sent on the current upstream session */
+	bool ever_sent;			/* sent on some session: a replay may repeat it */
+	int64_t sent_us;		/* monotonic time of the last send */
+	struct client *origin;		/* borrowed; cleared when that program goes */
+	char *origin_ceid;		/* owned: the app's client-event-id of the transact */
+};
+TAILQ_HEAD(mutation_list, mutation);
+
+/* A transact accepted but not yet committed (group commit). */
+struct pending_write {
+	TAILQ_ENTRY(pending_write) entry;
+	struct db_mutation *m;		/* owned until appended to the outbox */
+	struct client *origin;		/* borrowed; cleared when the program goes */
+	char *ceid;			/* owned */
+};
+TAILQ_HEAD(pending_write_list, pending_write);
+
+/* One program's interest in one query. */
+struct listener {
+	LIST_ENTRY(listener) by_query;
+	LIST_ENTRY(listener) by_client;
+	struct query *q;		/* borrowed */
+	struct client *c;		/* borrowed */
+	char *ceid;			/* owned: the add-query's client-event-id */
+	bool answered;			/* add-query-ok sent */
+	int once;			/* 0, or the query-once policy it waits for */
+	char *last;			/* owned: canonical form of the last result sent */
+};
+LIST_HEAD(listener_list, listener);
+
+enum once_policy { ONCE_NONE, ONCE_CACHE_FIRST, ONCE_NETWORK_ONLY };
+
+/* A distinct query of a profile, shared by all its listeners and by one
+ * upstream subscription. */
+struct query {
+	TAILQ_ENTRY(query) entry;
+	struct profile *p;		/* borrowed: owner */
+	char *key;			/* owned: canonical JSON of q */
+	cJSON *q;			/* owned */
+	cJSON *triples;			/* owned: the server's triples, NULL before any result */
+	cJSON *page_info;		/* owned, may be NULL */
+	struct tstore *base;		/* owned: triples + attrs, built lazily */
+	int64_t processed_tx_id;
+	bool fresh;			/* result came on the current upstream session */
+	bool subscribed;		/* add-query sent on the current session */
+	char ceid[37];			/* upstream client-event-id, kept across reconnects */
+	struct listener_list listeners;
+	lws_sorted_usec_list_t grace;	/* pending upstream remove-query */
+	cJSON *error;			/* owned: last server error for this query, if any */
+};
+TAILQ_HEAD(query_list, query);
+
+struct profile {
+	TAILQ_ENTRY(profile) entry;
+	struct sync *s;			/* borrowed: owner */
+	char *key;			/* owned: server + app + token identity */
+	char *name, *app_id, *server, *api_uri, *ca_file;	/* owned */
+	char *token;			/* owned, secret: never logged or echoed */
+	char *db_path;			/* owned */
+	struct db *db;			/* owned */
+	struct upstream *up;		/* owned */
+	struct attrs *server_attrs;	/* owned: as the server last sent them */
+	struct attrs *attrs;		/* owned: server attrs + unsynced local ones */
+	cJSON *user;			/* owned, may be NULL */
+	char *app_status;		/* owned: active, read-only, disabled */
+	char *session_id;		/* owned, may be NULL */
+	char *last_error;		/* owned, may be NULL */
+	int64_t last_sync_ms;
+	struct query_list queries;
+	struct mutation_list outbox;	/* seq order: pending, sent, confirmed, failed */
+	struct pending_write_list writes;	/* awaiting the next group commit */
+	lws_sorted_usec_list_t flush;
+	bool flush_armed;
+	unsigned nclients;
+};
+TAILQ_HEAD(profile_list, profile);
+
+/* One connected program. */
+struct client {
+	TAILQ_ENTRY(client) entry;
+	struct sync *s;			/* borrowed */
+	struct ipc_conn *conn;		/* borrowed: ipc owns it */
+	struct profile *p;		/* borrowed, NULL before init */
+	char *name;			/* owned: client-name from init */
+	struct listener_list listeners;
+	size_t nsubs;
+	bool watch_status;
+};
+TAILQ_HEAD(client_list, client);
+
+struct sync {
+	struct lws_context *ctx;	/* borrowed */
+	struct lws_vhost *vh;		/* borrowed */
+	struct sync_options opt;	/* strings owned (copied) */
+	struct sync_profile_option *profiles;	/* owned copies */
+	struct profile_list profiles_list;
+	struct client_list clients;
+	void (*shutdown_done)(void *);
+	void *shutdown_ud;
+	unsigned shutdown_waiting;
+	bool shutting_down;
+};
+
+static void query_push(struct query *q);
+static void profile_push_all(struct profile *p);
+static void profile_pump(struct profile *p);
+static void profile_status_changed(struct profile *p);
+static void query_free(struct query *q);
+
+static char *
+xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static const char *
+mut_state_name(enum db_mut_state st)
+{
+	switch (st) {
+	case DB_MUT_PENDING: return "pending";
+	case DB_MUT_SENT: return "sent";
+	case DB_MUT_CONFIRMED: return "confirmed";
+	case DB_MUT_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+/* ---- replies ---- */
+
+static cJSON *
+reply_new(const char *op, const char *ceid)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	if (r == NULL)
+		return NULL;
+	cJSON_AddStringToObject(r, "op", op);
+	if (ceid)
+		cJSON_AddStringToObject(r, "client-event-id", ceid);
+	return r;
+}
+
+static void
+client_send(struct client *c, cJSON *msg)
+{
+	int r;
+
+	if (c == NULL || msg == NULL)
+		return;
+	r = ipc_conn_send(c->conn, msg);
+	if (r < 0 && r != -ENOBUFS)
+		log_debug("send to program failed: %s", strerror(-r));
+}
+
+static void
+client_error(struct client *c, const char *ceid, const char *type, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ipc_conn_send_error(c->conn, ceid, type, msg);
+}
+
+/* ---- status ---- */
+
+static cJSON *
+profile_queue_json(struct profile *p)
+{
+	size_t n[4] = { 0 };
+	struct mutation *m;
+	cJSON *o = cJSON_CreateObject();
+
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		n[m->m->state]++;
+	cJSON_AddNumberToObject(o, "pending", (double)(n[DB_MUT_PENDING] + n[DB_MUT_SENT]));
+	cJSON_AddNumberToObject(o, "sent", (double)n[DB_MUT_SENT]);
+	cJSON_AddNumberToObject(o, "confirmed", (double)n[DB_MUT_CONFIRMED]);
+	cJSON_AddNumberToObject(o, "failed", (double)n[DB_MUT_FAILED]);
+	return o;
+}
+
+static const char *
+profile_state(struct profile *p)
+{
+	if (p->up == NULL)
+		return "disconnected";
+	return upstream_state_name(upstream_get_state(p->up));
+}
+
+static cJSON *
+profile_status_json(struct profile *p)
+{
+	cJSON *o = cJSON_CreateObject(), *up;
+	int64_t bytes = 0;
+	struct query *q;
+
+	cJSON_AddStringToObject(o, "profile", p->name);
+	cJSON_AddStringToObject(o, "app-id", p->app_id);
+	cJSON_AddStringToObject(o, "server", p->server);
+	cJSON_AddStringToObject(o, "state", profile_state(p));
+	cJSON_AddStringToObject(o, "app-status", p->app_status ? p->app_status : "unknown");
+	if (p->session_id)
+		cJSON_AddStringToObject(o, "session-id", p->session_id);
+	else
+		cJSON_AddNullToObject(o, "session-id");
+	if (p->user)
+		cJSON_AddItemToObject(o, "user", cJSON_Duplicate(p->user, 1));
+	else
+		cJSON_AddNullToObject(o, "user");
+	if (p->last_error)
+		cJSON_AddStringToObject(o, "last-error", p->last_error);
+	cJSON_AddItemToObject(o, "queue", profile_queue_json(p));
+	if (p->last_sync_ms)
+		cJSON_AddNumberToObject(o, "last-sync", (double)p->last_sync_ms);
+	else
+		cJSON_AddNullToObject(o, "last-sync");
+	TAILQ_FOREACH(q, &p->queries, entry)
+		bytes++;
+	cJSON_AddNumberToObject(o, "subscriptions", (double)bytes);
+	if (db_recovered_from(p->db))
+		cJSON_AddStringToObject(o, "recovered-from", db_recovered_from(p->db));
+	up = p->up ? upstream_status_json(p->up) : NULL;
+	if (up)
+		cJSON_AddItemToObject(o, "connection", up);
+	return o;
+}
+
+static void
+profile_status_changed(struct profile *p)
+{
+	struct client *c;
+
+	TAILQ_FOREACH(c, &p->s->clients, entry) {
+		_cleanup_json_ cJSON *msg = NULL;
+
+		if (!c->watch_status || c->p != p)
+			continue;
+		msg = reply_new("status", NULL);
+		cJSON_AddItemToObject(msg, "status", profile_status_json(p));
+		client_send(c, msg);
+	}
+}
+
+int
+sync_status_line(struct sync *s, char *buf, size_t len)
+{
+	struct profile *p;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (TAILQ_EMPTY(&s->profiles_list)) {
+		snprintf(buf, len, "idle, no profile in use");
+		return 0;
+	}
+	TAILQ_FOREACH(p, &s->profiles_list, entry) {
+		size_t pending = 0, failed = 0;
+		struct mutation *m;
+		int n;
+
+		TAILQ_FOREACH(m, &p->outbox, entry) {
+			if (m->m->state == DB_MUT_FAILED)
+				failed++;
+			else if (m->m->state != DB_MUT_CONFIRMED)
+				pending++;
+		}
+		n = snprintf(buf + off, len - off, "%s%s: %s, %zu queued, %zu failed",
+		    off ? "; " : "", p->name, profile_state(p), pending, failed);
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- queries: evaluation with the optimistic overlay ---- */
+
+/* Whether a mutation's effect must be layered over a result at processed_tx_id:
+ * not failed, and not already reflected (no tx-id, or a tx-id above it). */
+static bool
+mutation_applies(const struct mutation *m, int64_t processed_tx_id)
+{
+	if (m->m->state == DB_MUT_FAILED)
+		return false;
+	return instaql_mutation_applies(m->m->tx_id, processed_tx_id);
+}
+
+/* The query's server store, built once per result or attr change. */
+static int
+query_base(struct query *q, struct tstore **ret)
+{
+	int r;
+
+	if (q->base == NULL) {
+		struct tstore *ts = NULL;
+
+		r = tstore_new(q->p->attrs, &ts);
+		if (r < 0)
+			return r;
+		r = tstore_add_triples(ts, q->triples);
+		if (r < 0) {
+			tstore_free(ts);
+			return r;
+		}
+		q->base = ts;
+	}
+	*ret = q->base;
+	return 0;
+}
+
+static void
+query_drop_base(struct query *q)
+{
+	tstore_free(q->base);
+	q->base = NULL;
+}
+
+/* Evaluate q over its server triples with the pending writes layered on top.
+ * A write whose steps this store cannot apply is skipped rather than failing
+ * the whole query (the JS client fails the query; see QUERY-DIFFERENCES). */
+static int
+query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending,
+    char **ret_err)
+{
+	struct instaql_opts opts = { .page_info = q->page_info };
+	struct tstore *base, *ts = NULL;
+	struct mutation *m;
+	bool pending = false;
+	int r;
+
+	r = query_base(q, &base);
+	if (r < 0)
+		return r;
+	r = tstore_dup(base, &ts);
+	if (r < 0)
+		return r;
+	TAILQ_FOREACH(m, &q->p->outbox, entry) {
+		_cleanup_free_ char *err = NULL;
+
+		if (!mutation_applies(m, q->processed_tx_id))
+			continue;
+		if (tstore_apply_steps(ts, m->m->steps, &err) >= 0)
+			pending = true;
+	}
+	r = instaql_eval_opts(ts, q->q, &opts, ret_data, ret_page_info, ret_err);
+	tstore_free(ts);
+	if (r < 0)
+		return r;
+	*ret_pending = pending;
+	return 0;
+}
+
+static bool
+query_has_result(const struct query *q)
+{
+	return q->triples != NULL;
+}
+
+static cJSON *
+result_msg(const char *op, struct listener *l, cJSON *data, cJSON *pi, bool pending)
+{
+	cJSON *msg = reply_new(op, l->ceid);
+
+	cJSON_AddItemToObject(msg, "q", cJSON_Duplicate(l->q->q, 1));
+	cJSON_AddItemToObject(msg, "data", cJSON_Duplicate(data, 1));
+	if (pi)
+		cJSON_AddItemToObject(msg, "page-info", cJSON_Duplicate(pi, 1));
+	cJSON_AddBoolToObject(msg, "from-cache", !l->q->fresh);
+	cJSON_AddBoolToObject(msg, "has-pending-writes", pending);
+	if (l->q->processed_tx_id)
+		cJSON_AddItemToObject(msg, "processed-tx-id", json_new_int64(l->q->processed_tx_id));
+	return msg;
+}
+
+static void
+listener_free(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	LIST_REMOVE(l, by_query);
+	LIST_REMOVE(l, by_client);
+	if (!l->once && l->c)
+		l->c->nsubs--;
+	free(l->ceid);
+	free(l->last);
+	free(l);
+}
+
+static void query_maybe_release(struct query *q);
+
+/* Send each listener what it has not seen yet: the first answer, or a
+ * refresh when the result (or its freshness) changed. */
+static void
+query_push(struct query *q)
+{
+	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
+	_cleanup_free_ char *err = NULL, *canon = NULL;
+	struct listener *l, *next;
+	bool pending = false;
+	int r;
+
+	if (LIST_EMPTY(&q->listeners) || !query_has_result(q))
+		return;
+	r = query_eval(q, &data, &pi, &pending, &err);
+	if (r < 0) {
+		LIST_FOREACH(l, &q->listeners, by_query)
+			client_error(l->c, l->ceid, "invalid-query", "%s",
+			    err ? err : strerror(-r));
+		return;
+	}
+	{
+		_cleanup_json_ cJSON *k = cJSON_CreateObject();
+
+		cJSON_AddItemToObject(k, "d", cJSON_Duplicate(data, 1));
+		if (pi)
+			cJSON_AddItemToObject(k, "p", cJSON_Duplicate(pi, 1));
+		cJSON_AddBoolToObject(k, "f", q->fresh);
+		cJSON_AddBoolToObject(k, "w", pending);
+		canon = json_canonical(k);
+	}
+	for (l = LIST_FIRST(&q->listeners); l; l = next) {
+		next = LIST_NEXT(l, by_query);
+		if (l->once) {
+			_cleanup_json_ cJSON *msg = NULL;
+
+			if (l->once == ONCE_NETWORK_ONLY && !q->fresh)
+				continue;
+			msg = result_msg("query-ok", l, data, pi, pending);
+			client_send(l->c, msg);
+			listener_free(l);
+			continue;
+		}
+		if (l->last && canon && strcmp(l->last, canon) == 0)
+			continue;
+		{
+			_cleanup_json_ cJSON *msg = result_msg(l->answered ? "refresh-ok" : "add-query-ok",
+			    l, data, pi, pending);
+
+			client_send(l->c, msg);
+		}
+		l->answered = true;
+		free(l->last);
+		l->last = canon ? strdup(canon) : NULL;
+	}
+	query_maybe_release(q);
+}
+
+static void
+profile_push_all(struct profile *p)
+{
+	struct query *q, *next;
+
+	for (q = TAILQ_FIRST(&p->queries); q; q = next) {
+		next = TAILQ_NEXT(q, entry);
+		query_push(q);
+	}
+}
+
+/* ---- upstream subscription of a query ---- */
+
+static void
+query_subscribe(struct query *q)
+{
+	_cleanup_json_ cJSON *msg = NULL;
+	struct profile *p = q->p;
+
+	if (q->subscribed || p->up == NULL ||
+	    upstream_get_state(p->up) != UPSTREAM_AUTHENTICATED)
+		return;
+	if (p->app_status && strcmp(p->app_status, "disabled") == 0)
+		return;
+	msg = reply_new("add-query", q->ceid);
+	cJSON_AddItemToObject(msg, "q", cJSON_Duplicate(q->q, 1));
+	if (upstream_send(p->up, msg) == 0)
+		q->subscribed = true;
+}
+
+static void
+query_unsubscribe(struct query *q)
+{
+	_cleanup_json_ cJSON *msg = NULL;
+	char ceid[37];
+
+	if (!q->subscribed || q->p->up == NULL)
+		return;
+	if (uuid_v4(ceid) < 0)
+		return;
+	msg = reply_new("remove-query", ceid);
+	cJSON_AddItemToObject(msg, "q", cJSON_Duplicate(q->q, 1));
+	(void)upstream_send(q->p->up, msg);
+	q->subscribed = false;
+}
+
+static void
+query_grace_cb(lws_sorted_usec_list_t *sul)
+{
+	struct query *q = lws_container_of(sul, struct query, grace);
+	struct profile *p = q->p;
+	int evicted = 0, r;
+
+	if (!LIST_EMPTY(&q->listeners))
+		return;
+	query_unsubscribe(q);
+	r = db_query_set_in_use(p->db, q->key, false);
+	if (r < 0 && r != -ENOENT)
+		log_warn("%s: cannot mark a query unused: %s", p->name, strerror(-r));
+	query_free(q);
+	r = db_query_evict(p->db, p->s->opt.cache_budget_bytes, &evicted);
+	if (r < 0)
+		log_warn("%s: cache eviction failed: %s", p->name, strerror(-r));
+	else if (evicted)
+		log_info("%s: evicted %d cached queries over the budget", p->name, evicted);
+}
+
+/* When the last listener left, keep the upstream subscription for a grace
+ * period so a restarting program does not cause a resubscribe storm. */
+static void
+query_maybe_release(struct query *q)
+{
+	if (!LIST_EMPTY(&q->listeners))
+		return;
+	lws_sul_schedule(q->p->s->ctx, 0, &q->grace, query_grace_cb,
+	    (lws_usec_t)q->p->s->opt.unsubscribe_grace_ms * LWS_US_PER_MS);
+}
+
+static void
+query_free(struct query *q)
+{
+	struct listener *l;
+
+	if (q == NULL)
+		return;
+	lws_sul_cancel(&q->grace);
+	while ((l = LIST_FIRST(&q->listeners)))
+		listener_free(l);
+	TAILQ_REMOVE(&q->p->queries, q, entry);
+	free(q->key);
+	cJSON_Delete(q->q);
+	cJSON_Delete(q->triples);
+	cJSON_Delete(q->page_info);
+	cJSON_Delete(q->error);
+	tstore_free(q->base);
+	free(q);
+}
+
+static struct query *
+query_find(struct profile *p, const char *key)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (strcmp(q->key, key) == 0)
+			return q;
+	return NULL;
+}
+
+static struct query *
+query_find_ceid(struct profile *p, const char *ceid)
+{
+	struct query *q;
+
+	if (ceid == NULL)
+		return NULL;
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (strcmp(q->ceid, ceid) == 0)
+			return q;
+	return NULL;
+}
+
+/* Find or create the shared query for q, loading its mirrored result. */
+static int
+query_get(struct profile *p, const cJSON *qjson, struct query **ret)
+{
+	_cleanup_free_ char *key = json_canonical(qjson);
+	struct query *q;
+	int r;
+
+	if (key == NULL)
+		return -ENOMEM;
+	q = query_find(p, key);
+	if (q) {
+		lws_sul_cancel(&q->grace);
+		*ret = q;
+		return 0;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return -ENOMEM;
+	q->p = p;
+	q->key = TAKE_PTR(key);
+	q->q = cJSON_Duplicate(qjson, 1);
+	LIST_INIT(&q->listeners);
+	if (q->q == NULL || uuid_v4(q->ceid) < 0) {
+		free(q->key);
+		cJSON_Delete(q->q);
+		free(q);
+		return -ENOMEM;
+	}
+	TAILQ_INSERT_TAIL(&p->queries, q, entry);
+	r = db_query_get(p->db, q->key, NULL, &q->triples, &q->page_info, &q->processed_tx_id);
+	if (r < 0 && r != -ENOENT)
+		log_warn("%s: reading the cached query failed: %s", p->name, strerror(-r));
+	r = db_query_set_in_use(p->db, q->key, true);
+	if (r < 0 && r != -ENOENT)
+		log_warn("%s: cannot mark a query in use: %s", p->name, strerror(-r));
+	*ret = q;
+	return 0;
+}
+
+/* Collect the triples of a wire result tree (nodes with join-rows and child-nodes). */
+static int
+collect_triples(const cJSON *nodes, cJSON *out, int depth)
+{
+	const cJSON *node;
+
+	if (depth > 64)
+		return -EINVAL;
+	if (!cJSON_IsArray(nodes))
+		return cJSON_IsNull(nodes) || nodes == NULL ? 0 : -EINVAL;
+	cJSON_ArrayForEach(node, nodes) {
+		const cJSON *rows = json_get(json_get(json_get(node, "data"), "datalog-result"), "join-rows");
+		const cJSON *row, *t;
+		int r;
+
+		if (cJSON_IsArray(rows))
+			cJSON_ArrayForEach(row, rows) {
+				if (!cJSON_IsArray(row))
+					return -EINVAL;
+				cJSON_ArrayForEach(t, row) {
+					if (!cJSON_IsArray(t) || cJSON_GetArraySize(t) < 3)
+						return -EINVAL;
+					cJSON_AddItemToArray(out, cJSON_Duplicate(t, 1));
+				}
+			}
+		r = collect_triples(json_get(node, "child-nodes"), out, depth + 1);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A new result for q from the server: mirror it, then tell the listeners. */
+static void
+query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
+{
+	_cleanup_json_ cJSON *triples = cJSON_CreateArray();
+	const cJSON *first, *pi;
+	struct profile *p = q->p;
+	int r;
+
+	if (triples == NULL)
+		return;
+	r = collect_triples(result, triples, 0);
+	if (r < 0) {
+		log_warn("%s: ignoring a malformed query result", p->name);
+		return;
+	}
+	first = cJSON_IsArray(result) ? cJSON_GetArrayItem(result, 0) : NULL;
+	pi = json_get(json_get(first, "data"), "page-info");
+	r = db_query_put(p->db, q->key, q->q, triples, pi, processed_tx_id);
+	if (r < 0)
+		log_warn("%s: mirroring a query result failed: %s", p->name, strerror(-r));
+	cJSON_Delete(q->triples);
+	q->triples = TAKE_PTR(triples);
+	query_drop_base(q);
+	cJSON_Delete(q->page_info);
+	q->page_info = pi ? cJSON_Duplicate(pi, 1) : NULL;
+	q->processed_tx_id = processed_tx_id;
+	q->fresh = true;
+	cJSON_Delete(q->error);
+	q->error = NULL;
+	p->last_sync_ms = now_ms();
+}
+
+/* ---- the outbox ---- */
+
+static void
+mutation_free(struct mutation *m)
+{
+	if (m == NULL)
+		return;
+	db_mutation_free(m->m);
+	free(m->origin_ceid);
+	free(m);
+}
+
+static struct mutation *
+mutation_find(struct profile *p, const char *mid)
+{
+	struct mutation *m;
+
+	if (mid == NULL)
+		return NULL;
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (strcmp(m->m->mutation_id, mid) == 0)
+			return m;
+	return NULL;
+}
+
+/* A replayed create must not fail because its first send committed unseen
+ * (the server does not deduplicate, protocol.md 7.4): replays send it as an
+ * upsert, which lands the same data either way. */
+static cJSON *
+steps_for_replay(const cJSON *steps)
+{
+	cJSON *copy = cJSON_Duplicate(steps, 1), *st;
+
+	if (copy == NULL)
+		return NULL;
+	cJSON_ArrayForEach(st, copy) {
+		cJSON *last;
+		const char *mode;
+
+		if (!cJSON_IsArray(st) || cJSON_GetArraySize(st) != 5)
+			continue;
+		last = cJSON_GetArrayItem(st, 4);
+		mode = json_get_string(last, "mode");
+		if (mode && strcmp(mode, "create") == 0)
+			cJSON_DeleteItemFromArray(st, 4);
+	}
+	return copy;
+}
+
+static bool
+profile_can_write(struct profile *p)
+{
+	return p->up && upstream_get_state(p->up) == UPSTREAM_AUTHENTICATED &&
+	    (p->app_status == NULL || strcmp(p->app_status, "active") == 0);
+}
+
+/* Send every unsent entry, in outbox order. */
+static void
+profile_pump(struct profile *p)
+{
+	struct mutation *m;
+
+	if (!profile_can_write(p))
+		return;
+	TAILQ_FOREACH(m, &p->outbox, entry) {
+		_cleanup_json_ cJSON *msg = NULL;
+
+		if (m->sent || (m->m->state != DB_MUT_PENDING && m->m->state != DB_MUT_SENT))
+			continue;
+		msg = reply_new("transact", m->m->mutation_id);
+		cJSON_AddItemToObject(msg, "tx-steps", m->ever_sent ?
+		    steps_for_replay(m->m->steps) : cJSON_Duplicate(m->m->steps, 1));
+		cJSON_AddNumberToObject(msg, "created", (double)m->m->created_ms);
+		cJSON_AddItemToObject(msg, "order", json_new_int64(m->m->seq));
+		if (upstream_send(p->up, msg) < 0)
+			return;
+		m->sent = true;
+		m->ever_sent = true;
+		m->sent_us = mono_us();
+		m->m->state = DB_MUT_SENT;
+	}
+}
+
+/* Confirmed entries leave the outbox once every loaded query's result reflects them. */
+static void
+profile_prune(struct profile *p)
+{
+	struct mutation *m, *next;
+	struct query *q;
+	int64_t min_ptx = INT64_MAX;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_has_result(q) && q->processed_tx_id < min_ptx)
+			min_ptx = q->processed_tx_id;
+	for (m = TAILQ_FIRST(&p->outbox); m; m = next) {
+		int r;
+
+		next = TAILQ_NEXT(m, entry);
+		if (m->m->state != DB_MUT_CONFIRMED || m->m->tx_id > min_ptx)
+			continue;
+		r = db_outbox_remove(p->db, m->m->mutation_id);
+		if (r < 0) {
+			log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
+			return;
+		}
+		TAILQ_REMOVE(&p->outbox, m, entry);
+		mutation_free(m);
+	}
+}
+
+static struct client *
+mutation_origin(struct mutation *m)
+{
+	return m->origin;
+}
+
+static void
+handle_transact_ok(struct profile *p, const cJSON *msg)
+{
+	struct mutation *m = mutation_find(p, json_get_string(msg, "client-event-id"));
+	struct log_fields lf = { .profile = p->name, .app_id = p->app_id };
+	int64_t tx_id = 0;
+	int r;
+
+	if (m == NULL || m->m->state == DB_MUT_CONFIRMED)
+		return;		/* late or duplicate: already settled */
+	if (json_get_int64(json_get(msg, "tx-id"), &tx_id) < 0) {
+		log_warn("%s: transact-ok without a valid tx-id", p->name);
+		return;
+	}
+	r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_CONFIRMED, tx_id, NULL);
+	if (r < 0) {
+		/* Not recorded: the entry stays unconfirmed and is replayed, which is safe. */
+		log_warn("%s: recording a confirmation failed: %s", p->name, strerror(-r));
+		return;
+	}
+	m->m->state = DB_MUT_CONFIRMED;
+	m->m->tx_id = tx_id;
+	lf.mutation_id = m->m->mutation_id;
+	lf.op = "transact-ok";
+	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
+	if (mutation_origin(m)) {
+		_cleanup_json_ cJSON *out = reply_new("transact-ok", m->origin_ceid);
+
+		cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
+		cJSON_AddItemToObject(out, "tx-id", json_new_int64(tx_id));
+		client_send(m->origin, out);
+	}
+	profile_prune(p);
+	profile_push_all(p);
+	profile_status_changed(p);
+}
+
+static void
+mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
+{
+	_cleanup_free_ char *etext = json_print(err);
+	struct log_fields lf = { .profile = p->name, .app_id = p->app_id,
+	    .mutation_id = m->m->mutation_id, .op = "transact" };
+	int r;
+
+	r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_FAILED, 0, etext);
+	if (r < 0)
+		log_warn("%s: recording a rejection failed: %s", p->name, strerror(-r));
+	m->m->state = DB_MUT_FAILED;
+	free(m->m->error);
+	m->m->error = etext ? strdup(etext) : NULL;
+	m->sent = false;
+	log_structured(LOG_NOTICE, &lf, "the server rejected a write: %s",
+	    json_get_string(err, "message") ? json_get_string(err, "message") : "no message");
+	if (m->origin) {
+		_cleanup_json_ cJSON *out = reply_new("error", m->origin_ceid);
+		const char *type = json_get_string(err, "type");
+
+		cJSON_AddStringToObject(out, "type", type && strcmp(type, "permission-denied") == 0 ?
+		    "permission-denied" : "server-error");
+		cJSON_AddStringToObject(out, "message", json_get_string(err, "message") ?
+		    json_get_string(err, "message") : "the server rejected the write");
+		cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
+		if (type)
+			cJSON_AddStringToObject(out, "server-type", type);
+		if (json_get(err, "hint"))
+			cJSON_AddItemToObject(out, "hint", cJSON_Duplicate(json_get(err, "hint"), 1));
+		client_send(m->origin, out);
+	}
+	profile_push_all(p);
+	profile_status_changed(p);
+}
+
+static void
+handle_error(struct profile *p, const cJSON *msg)
+{
+	const char *ceid = json_get_string(msg, "client-event-id");
+	const cJSON *orig = json_get(msg, "original-event");
+	const char *oop = json_get_string(orig, "op");
+	struct mutation *m = mutation_find(p, ceid);
+	struct query *q;
+
+	if (m) {
+		if (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)
+			mutation_fail(p, m, msg);
+		return;
+	}
+	q = query_find_ceid(p, ceid);
+	if (q == NULL && oop && strcmp(oop, "add-query") == 0 && json_get(orig, "q")) {
+		_cleanup_free_ char *key = json_canonical(json_get(orig, "q"));
+
+		q = key ? query_find(p, key) : NULL;
+	}
+	if (q) {
+		struct listener *l, *next;
+
+		/* The server dropped the subscription; it is re-sent on the next session. */
+		q->subscribed = false;
+		for (l = LIST_FIRST(&q->listeners); l; l = next) {
+			next = LIST_NEXT(l, by_query);
+			client_error(l->c, l->ceid, "server-error", "%s",
+			    json_get_string(msg, "message") ? json_get_string(msg, "message") :
+			    "the server rejected the query");
+			if (l->once)
+				listener_free(l);
+		}
+		query_maybe_release(q);
+		return;
+	}
+	log_info("%s: server error: %s", p->name,
+	    json_get_string(msg, "message") ? json_get_string(msg, "message") : "(no message)");
+}
+
+/* ---- attrs ---- */
+
+/* The optimistic attrs: the server's plus every unsynced local attr the
+ * server does not know by id or identity. */
+static int
+profile_rebuild_attrs(struct profile *p)
+{
+	_cleanup_json_ cJSON *all = NULL;
+	struct attrs *a = NULL;
+	struct query *q;
+	const cJSON *x;
+	int r;
+
+	r = attrs_dup(p->server_attrs, &a);
+	if (r < 0)
+		return r;
+	r = db_attrs_load(p->db, &all);
+	if (r < 0) {
+		attrs_free(a);
+		return r;
+	}
+	cJSON_ArrayForEach(x, all) {
+		const char *e = attr_fwd_etype(x), *l = attr_fwd_label(x);
+
+		if (!attr_unsynced(x) || attrs_by_id(a, attr_id(x)))
+			continue;
+		if (e && l && (attrs_by_fwd(p->server_attrs, e, l) || attrs_by_rev(p->server_attrs, e, l)))
+			continue;
+		r = attrs_add(a, x);
+		if (r < 0) {
+			attrs_free(a);
+			return r;
+		}
+	}
+	attrs_free(p->attrs);
+	p->attrs = a;
+	TAILQ_FOREACH(q, &p->queries, entry)
+		query_drop_base(q);
+	return 0;
+}
+
+/* New server attrs: mirror them and rewrite queued steps that used local attr
+ * ids the server knows under other ids, storing the rewrite. */
+static void
+profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed_tx_id, bool on_refresh)
+{
+	struct mutation *m;
+	int r;
+
+	if (!cJSON_IsArray(list))
+		return;
+	r = attrs_set_all(p->server_attrs, list);
+	if (r < 0) {
+		log_warn("%s: ignoring malformed attrs from the server", p->name);
+		return;
+	}
+	r = db_attrs_replace_server(p->db, list);
+	if (r < 0)
+		log_warn("%s: mirroring attrs failed: %s", p->name, strerror(-r));
+	TAILQ_FOREACH(m, &p->outbox, entry) {
+		bool changed = false, drop;
+
+		if (m->m->state == DB_MUT_FAILED)
+			continue;
+		drop = on_refresh && m->m->tx_id && m->m->tx_id <= processed_tx_id;
+		r = instaml_rewrite(p->server_attrs, m->m->steps, drop, &changed);
+		if (r < 0) {
+			log_warn("%s: rewriting a queued write failed: %s", p->name, strerror(-r));
+			continue;
+		}
+		if (!changed)
+			continue;
+		r = db_outbox_set_steps(p->db, m->m->mutation_id, m->m->steps);
+		if (r < 0)
+			log_warn("%s: storing a rewritten write failed: %s", p->name, strerror(-r));
+	}
+	r = profile_rebuild_attrs(p);
+	if (r < 0)
+		log_warn("%s: rebuilding attrs failed: %s", p->name, strerror(-r));
+}
+
+/* ---- upstream events ---- */
+
+static void
+profile_on_state(void *ud, enum upstream_state st, const char *detail)
+{
+	struct profile *p = ud;
+	struct query *q;
+	struct mutation *m;
+
+	if (detail) {
+		free(p->last_error);
+		p->last_error = strdup(detail);
+	}
+	log_info("%s: %s%s%s", p->name, upstream_state_name(st), detail ? ": " : "", detail ? detail : "");
+	if (st != UPSTREAM_AUTHENTICATED && st != UPSTREAM_OPENED) {
+		/* The server forgot this session: subscriptions and in-flight sends. */
+		TAILQ_FOREACH(q, &p->queries, entry) {
+			bool was_fresh = q->fresh;
+
+			q->subscribed = false;
+			q->fresh = false;
+			if (was_fresh)
+				query_push(q);
+		}
+		TAILQ_FOREACH(m, &p->outbox, entry)
+			m->sent = false;
+		free(p->session_id);
+		p->session_id = NULL;
+	}
+	profile_status_changed(p);
+	if (p->s->shutting_down && (st == UPSTREAM_STOPPED || st == UPSTREAM_DISCONNECTED))
+		;	/* sync_shutdown's done callback handles the count */
+}
+
+static void
+handle_init_ok(struct profile *p, const cJSON *msg)
+{
+	const cJSON *auth = json_get(msg, "auth");
+	const cJSON *user = json_get(auth, "user");
+	const char *status = json_get_string(json_get(msg, "app-status"), "status");
+	struct query *q;
+
+	free(p->session_id);
+	p->session_id = xstrdup(json_get_string(msg, "session-id"));
+	cJSON_Delete(p->user);
+	p->user = cJSON_IsObject(user) ? cJSON_Duplicate(user, 1) : NULL;
+	free(p->app_status);
+	p->app_status = strdup(status ? status : "active");
+	free(p->last_error);
+	p->last_error = NULL;
+	profile_set_server_attrs(p, json_get(msg, "attrs"), 0, false);
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (!LIST_EMPTY(&q->listeners))
+			query_subscribe(q);
+	profile_pump(p);
+	profile_push_all(p);
+	profile_status_changed(p);
+}
+
+static void
+handle_query_result(struct profile *p, const cJSON *msg)
+{
+	struct query *q = query_find_ceid(p, json_get_string(msg, "client-event-id"));
+	int64_t ptx = 0;
+
+	if (q == NULL && json_get(msg, "q")) {
+		_cleanup_free_ char *key = json_canonical(json_get(msg, "q"));
+
+		q = key ? query_find(p, key) : NULL;
+	}
+	if (q == NULL)
+		return;		/* a result for a query we no longer hold */
+	if (json_get(msg, "processed-tx-id") && json_get_int64(json_get(msg, "processed-tx-id"), &ptx) < 0)
+		return;
+	query_set_result(q, json_get(msg, "result"), ptx);
+	profile_prune(p);
+	query_push(q);
+}
+
+static void
+handle_refresh_ok(struct profile *p, const cJSON *msg)
+{
+	const cJSON *c;
+	int64_t ptx = 0;
+
+	if (json_get(msg, "processed-tx-id") && json_get_int64(json_get(msg, "processed-tx-id"), &ptx) < 0)
+		return;
+	if (json_get(msg, "attrs"))
+		profile_set_server_attrs(p, json_get(msg, "attrs"), ptx, true);
+	cJSON_ArrayForEach(c, json_get(msg, "computations")) {
+		_cleanup_free_ char *key = json_canonical(json_get(c, "instaql-query"));
+		struct query *q = key ? query_find(p, key) : NULL;
+
+		if (q == NULL)
+			continue;
+		query_set_result(q, json_get(c, "instaql-result"), ptx);
+	}
+	profile_prune(p);
+	profile_push_all(p);
+}
+
+static void
+profile_on_message(void *ud, const cJSON *msg)
+{
+	struct profile *p = ud;
+	const char *op = json_get_string(msg, "op");
+
+	if (op == NULL)
+		return;
+	if (strcmp(op, "init-ok") == 0)
+		handle_init_ok(p, msg);
+	else if (strcmp(op, "add-query-ok") == 0)
+		handle_query_result(p, msg);
+	else if (strcmp(op, "refresh-ok") == 0)
+		handle_refresh_ok(p, msg);
+	else if (strcmp(op, "transact-ok") == 0)
+		handle_transact_ok(p, msg);
+	else if (strcmp(op, "error") == 0)
+		handle_error(p, msg);
+	else if (strcmp(op, "app-status-changed") == 0) {
+		const char *st = json_get_string(msg, "status");
+
+		if (st) {
+			free(p->app_status);
+			p->app_status = strdup(st);
+			log_notice("%s: app status is now %s", p->name, st);
+			profile_pump(p);
+			profile_status_changed(p);
+		}
+	}
+	/* add-query-exists, remove-query-ok and room replies need nothing here. */
+}
+
+/* ---- group commit of writes ---- */
+
+static void
+pending_write_free(struct pending_write *w)
+{
+	if (w == NULL)
+		return;
+	db_mutation_free(w->m);
+	free(w->ceid);
+	free(w);
+}
+
+/* Commit every write accepted since the last flush in one transaction, then
+ * acknowledge them: nothing is acknowledged before its commit returns. */
+static void
+profile_flush_cb(lws_sorted_usec_list_t *sul)
+{
+	struct profile *p = lws_container_of(sul, struct profile, flush);
+	struct pending_write *w;
+	struct db_mutation **batch;
+	size_t n = 0, i = 0;
+	int r;
+
+	p->flush_armed = false;
+	TAILQ_FOREACH(w, &p->writes, entry)
+		n++;
+	if (n == 0)
+		return;
+	batch = calloc(n, sizeof(*batch));
+	if (batch == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	TAILQ_FOREACH(w, &p->writes, entry)
+		batch[i++] = w->m;
+	r = db_outbox_append(p->db, batch, n);
+	free(batch);
+	if (r < 0)
+		goto fail;
+	while ((w = TAILQ_FIRST(&p->writes))) {
+		struct mutation *m = calloc(1, sizeof(*m));
+
+		TAILQ_REMOVE(&p->writes, w, entry);
+		if (m == NULL) {
+			/* Committed but not tracked in memory: it replays after a restart. */
+			pending_write_free(w);
+			continue;
+		}
+		m->m = TAKE_PTR(w->m);
+		m->origin = w->origin;
+		m->origin_ceid = TAKE_PTR(w->ceid);
+		TAILQ_INSERT_TAIL(&p->outbox, m, entry);
+		if (m->origin) {
+			_cleanup_json_ cJSON *out = reply_new("transact-queued", m->origin_ceid);
+
+			cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
+			cJSON_AddItemToObject(out, "seq", json_new_int64(m->m->seq));
+			client_send(m->origin, out);
+		}
+		pending_write_free(w);
+	}
+	profile_push_all(p);
+	profile_pump(p);
+	profile_status_changed(p);
+	return;
+fail:
+	while ((w = TAILQ_FIRST(&p->writes))) {
+		TAILQ_REMOVE(&p->writes, w, entry);
+		if (w->origin)
+			client_error(w->origin, w->ceid, r == -ENOSPC ? "storage-full" : "internal",
+			    r == -ENOSPC ? "the write could not be stored: the disk is full" :
+			    "the write could not be stored: %s", strerror(-r));
+		pending_write_free(w);
+	}
+	log_error("%s: storing writes failed: %s", p->name, strerror(-r));
+}
+
+/* ---- profiles ---- */
+
+static void
+hex_digest(const char *in, char out[17])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	EVP_Digest(in, strlen(in), md, &len, EVP_sha256(), NULL);
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static int
+profile_write_token(struct profile *p)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	size_t len;
+
+	if (asprintf(&path, "%s.token", p->db_path) < 0)
+		return -ENOMEM;
+	if (p->token == NULL) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0)
+		return -errno;
+	len = strlen(p->token);
+	if (write(fd, p->token, len) != (ssize_t)len || fsync(fd) < 0)
+		return -EIO;
+	return 0;
+}
+
+static int
+profile_read_token(const char *db_path, char **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	char buf[512];
+	ssize_t n;
+	int fd;
+
+	if (asprintf(&path, "%s.token", db_path) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	*ret = n ? strdup(buf) : NULL;
+	return 0;
+}
+
+static void
+profile_free(struct profile *p)
+{
+	struct query *q;
+	struct mutation *m;
+	struct pending_write *w;
+
+	if (p == NULL)
+		return;
+	lws_sul_cancel(&p->flush);
+	while ((q = TAILQ_FIRST(&p->queries)))
+		query_free(q);
+	while ((m = TAILQ_FIRST(&p->outbox))) {
+		TAILQ_REMOVE(&p->outbox, m, entry);
+		mutation_free(m);
+	}
+	while ((w = TAILQ_FIRST(&p->writes))) {
+		TAILQ_REMOVE(&p->writes, w, entry);
+		pending_write_free(w);
+	}
+	upstream_free(p->up);
+	db_close(p->db);
+	attrs_free(p->server_attrs);
+	attrs_free(p->attrs);
+	cJSON_Delete(p->user);
+	free(p->key);
+	free(p->name);
+	free(p->app_id);
+	free(p->server);
+	free(p->api_uri);
+	free(p->ca_file);
+	if (p->token)
+		explicit_bzero(p->token, strlen(p->token));
+	free(p->token);
+	free(p->db_path);
+	free(p->app_status);
+	free(p->session_id);
+	free(p->last_error);
+	free(p);
+}
+
+static int
+profile_load_outbox(struct profile *p)
+{
+	struct db_mutation **list = NULL;
+	size_t n = 0;
+	int r;
+
+	r = db_outbox_list(p->db, ~0u, &list, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct mutation *m = calloc(1, sizeof(*m));
+
+		if (m == NULL) {
+			db_mutation_list_free(list + i, n - i);
+			free(list);	/* the array itself */
+			return -ENOMEM;
+		}
+		m->m = list[i];
+		/* A send may have reached the server before a crash: replay as such. */
+		if (m->m->state == DB_MUT_SENT) {
+			m->ever_sent = true;
+			m->m->state = DB_MUT_PENDING;
+		}
+		TAILQ_INSERT_TAIL(&p->outbox, m, entry);
+		list[i] = NULL;
+	}
+	free(list);
+	return 0;
+}
+
+static void
+profile_on_log(void *ud, int prio, const char *msg)
+{
+	struct profile *p = ud;
+	struct log_fields lf = { .profile = p->name, .app_id = p->app_id };
+
+	log_structured(prio, &lf, "%s", msg);
+}
+
+static const struct upstream_callbacks profile_upstream_cb = {
+	.on_state = profile_on_state,
+	.on_message = profile_on_message,
+	.on_log = profile_on_log,
+};
+
+static int
+profile_open(struct sync *s, const char *name, const char *app_id, const char *server,
+    const char *api_uri, const char *token, const char *ca_file, struct profile **ret)
+{
+	_cleanup_free_ char *key = NULL, *ident = NULL;
+	struct upstream_config ucfg = { 0 };
+	struct profile *p;
+	char digest[17];
+	int r;
+
+	if (!server)
+		server = s->opt.default_server;
+	if (!api_uri)
+		api_uri = s->opt.default_api_uri;
+	if (asprintf(&key, "%s\n%s\n%s", server, app_id, token ? token : "") < 0)
+		return -ENOMEM;
+	TAILQ_FOREACH(p, &s->profiles_list, entry)
+		if (strcmp(p->key, key) == 0) {
+			*ret = p;
+			return 0;
+		}
+	hex_digest(key, digest);
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	p->s = s;
+	TAILQ_INIT(&p->queries);
+	TAILQ_INIT(&p->outbox);
+	TAILQ_INIT(&p->writes);
+	p->key = TAKE_PTR(key);
+	p->app_id = strdup(app_id);
+	p->name = strdup(name ? name : app_id);
+	p->server = strdup(server);
+	p->api_uri = xstrdup(api_uri);
+	p->ca_file = xstrdup(ca_file ? ca_file : s->opt.ca_file);
+	p->token = xstrdup(token);
+	p->server_attrs = attrs_new();
+	p->attrs = attrs_new();
+	if (!p->app_id || !p->name || !p->server || !p->server_attrs || !p->attrs ||
+	    asprintf(&p->db_path, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0) {
+		profile_free(p);
+		return -ENOMEM;
+	}
+	r = db_open(p->db_path, &p->db);
+	if (r < 0) {
+		log_error("%s: cannot open %s: %s", p->name, p->db_path, strerror(-r));
+		profile_free(p);
+		return r;
+	}
+	if (db_recovered_from(p->db))
+		log_error("%s: the database was unreadable; moved aside to %s and its queued writes carried over",
+		    p->name, db_recovered_from(p->db));
+	if ((r = db_meta_set(p->db, "server", p->server)) < 0 ||
+	    (r = db_meta_set(p->db, "app-id", p->app_id)) < 0 ||
+	    (r = db_meta_set(p->db, "name", p->name)) < 0 ||
+	    (r = profile_write_token(p)) < 0 ||
+	    (r = profile_rebuild_attrs(p)) < 0 ||
+	    (r = profile_load_outbox(p)) < 0) {
+		log_error("%s: cannot prepare the profile: %s", p->name, strerror(-r));
+		profile_free(p);
+		return r;
+	}
+	{
+		/* The server attrs mirrored last time, so offline writes reuse them. */
+		_cleanup_json_ cJSON *all = NULL;
+		const cJSON *x;
+
+		if (db_attrs_load(p->db, &all) == 0)
+			cJSON_ArrayForEach(x, all)
+				if (!attr_unsynced(x))
+					(void)attrs_add(p->server_attrs, x);
+		(void)profile_rebuild_attrs(p);
+	}
+	ucfg.url = p->server;
+	ucfg.app_id = p->app_id;
+	ucfg.refresh_token = p->token;
+	ucfg.ca_file = p->ca_file;
+	ucfg.backoff_base_ms = s->opt.backoff_base_ms;
+	ucfg.backoff_cap_ms = s->opt.backoff_cap_ms;
+	ucfg.ping_interval_s = s->opt.ping_interval_s;
+	ucfg.idle_timeout_s = s->opt.idle_timeout_s;
+	if (p->token)
+		(void)log_add_secret(p->token);
+	r = upstream_new(s->ctx, s->vh, &ucfg, &profile_upstream_cb, p, &p->up);
+	if (r < 0) {
+		log_error("%s: bad server URL %s: %s", p->name, p->server, strerror(-r));
+		profile_free(p);
+		return r;
+	}
+	TAILQ_INSERT_TAIL(&s->profiles_list, p, entry);
+	r = upstream_start(p->up);
+	if (r < 0)
+		log_warn("%s: cannot start connecting: %s", p->name, strerror(-r));
+	upstream_transact_watch(p->up, s->opt.transact_timeout_s);
+	log_info("%s: profile open (%s, app %s)", p->name, p->server, p->app_id);
+	*ret = p;
+	return 0;
+}
+
+/* ---- local ops ---- */
+
+static void
+op_init(struct client *c, const cJSON *msg, const char *ceid)
+{
+	struct sync *s = c->s;
+	const char *app_id = json_get_string(msg, "app-id");
+	const char *server = json_get_string(msg, "server");
+	const char *api_uri = json_get_string(msg, "api-uri");
+	const char *token = json_get_string(msg, "refresh-token");
+	const char *name = NULL, *ca = NULL;
+	_cleanup_json_ cJSON *out = NULL;
+	struct profile *p;
+	int r;
+
+	if (c->p) {
+		client_error(c, ceid, "invalid-request", "init has already run on this connection");
+		return;
+	}
+	if (app_id == NULL) {
+		/* A configured profile may be named instead of an app id. */
+		const char *pname = json_get_string(msg, "profile");
+
+		for (size_t i = 0; pname && i < s->opt.n_profiles; i++)
+			if (strcmp(s->profiles[i].name, pname) == 0)
+				app_id = s->profiles[i].app_id;
+		if (app_id == NULL) {
+			client_error(c, ceid, "invalid-request", "init needs an app-id");
+			return;
+		}
+	}
+	if (!uuid_valid(app_id)) {
+		client_error(c, ceid, "invalid-request", "app-id must be a UUID");
+		return;
+	}
+	for (size_t i = 0; i < s->opt.n_profiles; i++) {
+		const struct sync_profile_option *po = &s->profiles[i];
+
+		if (strcmp(po->app_id, app_id) != 0)
+			continue;
+		if (server && po->server && strcmp(server, po->server) != 0)
+			continue;
+		name = po->name;
+		if (!server)
+			server = po->server;
+		if (!api_uri)
+			api_uri = po->api_uri;
+		if (!token)
+			token = po->token;
+		ca = po->ca_file;
+		break;
+	}
+	if (server && strncmp(server, "ws://", 5) != 0 && strncmp(server, "wss://", 6) != 0) {
+		client_error(c, ceid, "invalid-request", "server must be a ws:// or wss:// URL");
+		return;
+	}
+	r = profile_open(s, name, app_id, server, api_uri, token, ca, &p);
+	if (r < 0) {
+		client_error(c, ceid, r == -ENOSPC ? "storage-full" : "internal",
+		    "cannot open the profile: %s", strerror(-r));
+		return;
+	}
+	c->p = p;
+	p->nclients++;
+	free(c->name);
+	c->name = xstrdup(json_get_string(msg, "client-name"));
+	out = reply_new("init-ok", ceid);
+	cJSON_AddNumberToObject(out, "protocol-version", IPC_PROTOCOL_VERSION);
+	cJSON_AddItemToObject(out, "status", profile_status_json(p));
+	client_send(c, out);
+}
+
+static int
+parse_policy(const char *s)
+{
+	if (s == NULL || strcmp(s, "cache-first") == 0)
+		return ONCE_CACHE_FIRST;
+	if (strcmp(s, "network-only") == 0)
+		return ONCE_NETWORK_ONLY;
+	if (strcmp(s, "cache-only") == 0)
+		return 3;
+	return -1;
+}
+
+static void
+op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
+{
+	const cJSON *qj = json_get(msg, "q");
+	_cleanup_free_ char *err = NULL;
+	struct listener *l;
+	struct query *q;
+	int policy = ONCE_NONE, r;
+
+	if (instaql_validate(qj, &err) < 0) {
+		client_error(c, ceid, "invalid-query", "%s", err ? err : "invalid query");
+		return;
+	}
+	if (once) {
+		policy = parse_policy(json_get_string(msg, "policy"));
+		if (policy < 0) {
+			client_error(c, ceid, "invalid-request",
+			    "policy must be cache-first, network-only or cache-only");
+			return;
+		}
+	} else if (c->nsubs >= c->s->opt.max_subs_per_conn) {
+		client_error(c, ceid, "too-many-subscriptions", "at most %zu subscriptions per connection",
+		    c->s->opt.max_subs_per_conn);
+		return;
+	}
+	r = query_get(c->p, qj, &q);
+	if (r < 0) {
+		client_error(c, ceid, "internal", "%s", strerror(-r));
+		return;
+	}
+	if (once && policy == 3) {
+		/* cache-only: answer from the mirror or say it is not there. */
+		struct listener tmp = { .q = q, .c = c, .ceid = (char *)ceid };
+		_cleanup_json_ cJSON *data = NULL, *pi = NULL, *out = NULL;
+		_cleanup_free_ char *e2 = NULL;
+		bool pending = false;
+
+		if (!query_has_result(q))
+			client_error(c, ceid, "not-found", "this query is not in the cache");
+		else if ((r = query_eval(q, &data, &pi, &pending, &e2)) < 0)
+			client_error(c, ceid, "invalid-query", "%s", e2 ? e2 : strerror(-r));
+		else {
+			out = result_msg("query-ok", &tmp, data, pi, pending);
+			client_send(c, out);
+		}
+		query_maybe_release(q);
+		return;
+	}
+	if (once && policy == ONCE_NETWORK_ONLY && !profile_can_write(c->p) &&
+	    !(c->p->up && upstream_get_state(c->p->up) == UPSTREAM_AUTHENTICATED)) {
+		client_error(c, ceid, "offline", "the server is not reachable now");
+		query_maybe_release(q);
+		return;
+	}
+	if (once && policy == ONCE_CACHE_FIRST && !query_has_result(q) &&
+	    !(c->p->up && upstream_get_state(c->p->up) == UPSTREAM_AUTHENTICATED)) {
+		client_error(c, ceid, "offline", "this query is not cached and the server is not reachable");
+		query_maybe_release(q);
+		return;
+	}
+	l = calloc(1, sizeof(*l));
+	if (l == NULL || (ceid && (l->ceid = strdup(ceid)) == NULL)) {
+		free(l);
+		client_error(c, ceid, "internal", "out of memory");
+		query_maybe_release(q);
+		return;
+	}
+	l->q = q;
+	l->c = c;
+	l->once = policy;
+	LIST_INSERT_HEAD(&q->listeners, l, by_query);
+	LIST_INSERT_HEAD(&c->listeners, l, by_client);
+	if (!once)
+		c->nsubs++;
+	query_subscribe(q);
+	if (query_has_result(q) && !(once && policy == ONCE_NETWORK_ONLY))
+		query_push(q);
+}
+
+static void
+op_remove_query(struct client *c, const cJSON *msg, const char *ceid)
+{
+	const cJSON *qj = json_get(msg, "q");
+	const char *sub = json_get_string(msg, "query-event-id");
+	_cleanup_free_ char *key = qj ? json_canonical(qj) : NULL;
+	_cleanup_json_ cJSON *out = NULL;
+	struct listener *l, *next;
+	int removed = 0;
+
+	for (l = LIST_FIRST(&c->listeners); l; l = next) {
+		struct query *q = l->q;
+
+		next = LIST_NEXT(l, by_client);
+		if (l->once)
+			continue;
+		if ((key && strcmp(q->key, key) == 0) || (sub && l->ceid && strcmp(l->ceid, sub) == 0)) {
+			listener_free(l);
+			query_maybe_release(q);
+			removed++;
+		}
+	}
+	if (!removed) {
+		client_error(c, ceid, "not-found", "no such subscription on this connection");
+		return;
+	}
+	out = reply_new("remove-query-ok", ceid);
+	if (qj)
+		cJSON_AddItemToObject(out, "q", cJSON_Duplicate(qj, 1));
+	client_send(c, out);
+}
+
+/* The JS client decides create vs update mode on its server stores, without
+ * the optimistic layer: so do we, over every loaded query's base store. */
+static bool
+mode_entity_exists(void *ud, const char *etype, const char *eid)
+{
+	struct profile *p = ud;
+	struct query *q;
+	struct tstore *ts;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_has_result(q) && query_base(q, &ts) == 0 && tstore_has_entity(ts, etype, eid))
+			return true;
+	return false;
+}
+
+static bool
+mode_lookup_exists(void *ud, const char *attr, const cJSON *value)
+{
+	struct profile *p = ud;
+	struct query *q;
+	struct tstore *ts;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_has_result(q) && query_base(q, &ts) == 0 && tstore_has_av(ts, attr, value))
+			return true;
+	return false;
+}
+
+static void
+op_transact(struct client *c, const cJSON *msg, const char *ceid)
+{
+	struct profile *p = c->p;
+	const cJSON *ops = json_get(msg, "ops"), *raw = json_get(msg, "tx-steps");
+	_cleanup_json_ cJSON *steps = NULL, *newattrs = NULL;
+	_cleanup_free_ char *err = NULL;
+	struct instaml_ctx ictx = {
+		.entity_exists = mode_entity_exists,
+		.lookup_exists = mode_lookup_exists,
+		.userdata = p,
+	};
+	struct pending_write *w;
+	struct db_mutation *m;
+	const cJSON *a;
+	char mid[37];
+	int r;
+
+	if (ops) {
+		r = instaml_transform(p->attrs, ops, &ictx, &steps, &err);
+	} else {
+		r = instaml_validate_steps(raw, &err);
+		if (r == 0 && (steps = cJSON_Duplicate(raw, 1)) == NULL)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		client_error(c, ceid, r == -EINVAL ? "invalid-transaction" : "internal", "%s",
+		    err ? err : strerror(-r));
+		return;
+	}
+	/* New attrs join the optimistic attrs at once so the next write reuses them. */
+	r = instaml_new_attrs(steps, &newattrs);
+	if (r < 0) {
+		client_error(c, ceid, "internal", "%s", strerror(-r));
+		return;
+	}
+	if (cJSON_GetArraySize(newattrs) > 0) {
+		r = db_attrs_add_local(p->db, newattrs);
+		if (r < 0) {
+			client_error(c, ceid, r == -ENOSPC ? "storage-full" : "internal",
+			    "the write could not be stored: %s", strerror(-r));
+			return;
+		}
+		cJSON_ArrayForEach(a, newattrs)
+			if (!attrs_by_id(p->attrs, attr_id(a)))
+				(void)attrs_add(p->attrs, a);
+	}
+	if (uuid_v4(mid) < 0) {
+		client_error(c, ceid, "internal", "no randomness for a mutation id");
+		return;
+	}
+	m = calloc(1, sizeof(*m));
+	w = calloc(1, sizeof(*w));
+	if (m == NULL || w == NULL) {
+		free(m);
+		free(w);
+		client_error(c, ceid, "internal", "out of memory");
+		return;
+	}
+	m->mutation_id = strdup(mid);
+	m->ops = ops ? cJSON_Duplicate(ops, 1) : NULL;
+	m->steps = TAKE_PTR(steps);
+	m->state = DB_MUT_PENDING;
+	m->origin = xstrdup(c->name ? c->name : "unnamed");
+	w->m = m;
+	w->origin = c;
+	w->ceid = xstrdup(ceid);
+	TAILQ_INSERT_TAIL(&p->writes, w, entry);
+	if (!p->flush_armed) {
+		/* Zero delay: runs after the loop has read every request that is ready. */
+		lws_sul_schedule(c->s->ctx, 0, &p->flush, profile_flush_cb, 1);
+		p->flush_armed = true;
+	}
+}
+
+static cJSON *
+mutation_json(const struct mutation *m)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "mutation-id", m->m->mutation_id);
+	cJSON_AddItemToObject(o, "seq", json_new_int64(m->m->seq));
+	cJSON_AddStringToObject(o, "state", mut_state_name(m->m->state));
+	if (m->m->tx_id)
+		cJSON_AddItemToObject(o, "tx-id", json_new_int64(m->m->tx_id));
+	if (m->m->ops)
+		cJSON_AddItemToObject(o, "ops", cJSON_Duplicate(m->m->ops, 1));
+	cJSON_AddItemToObject(o, "tx-steps", cJSON_Duplicate(m->m->steps, 1));
+	if (m->m->error) {
+		cJSON *e = cJSON_Parse(m->m->error);
+
+		cJSON_AddItemToObject(o, "error", e ? e : cJSON_CreateString(m->m->error));
+	}
+	cJSON_AddNumberToObject(o, "created", (double)m->m->created_ms);
+	cJSON_AddNumberToObject(o, "updated", (double)m->m->updated_ms);
+	if (m->m->origin)
+		cJSON_AddStringToObject(o, "origin", m->m->origin);
+	return o;
+}
+
+static void
+op_list_mutations(struct client *c, const cJSON *msg, const char *ceid)
+{
+	_cleanup_json_ cJSON *out = reply_new("mutations", ceid);
+	cJSON *arr = cJSON_AddArrayToObject(out, "mutations");
+	struct mutation *m;
+
+	TAILQ_FOREACH(m, &c->p->outbox, entry)
+		cJSON_AddItemToArray(arr, mutation_json(m));
+	client_send(c, out);
+}
+
+static void
+op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool retry)
+{
+	struct profile *p = c->p;
+	struct mutation *m = mutation_find(p, json_get_string(msg, "mutation-id"));
+	_cleanup_json_ cJSON *out = NULL;
+	int r;
+
+	if (m == NULL) {
+		client_error(c, ceid, "not-found", "no such mutation");
+		return;
+	}
+	if (retry) {
+		if (m->m->state != DB_MUT_FAILED) {
+			client_error(c, ceid, "invalid-request", "only a failed mutation can be retried");
+			return;
+		}
+		r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_PENDING, 0, NULL);
+		if (r < 0) {
+			client_error(c, ceid, "internal", "%s", strerror(-r));
+			return;
+		}
+		m->m->state = DB_MUT_PENDING;
+		m->sent = false;
+		m->origin = c;
+		free(m->origin_ceid);
+		m->origin_ceid = xstrdup(ceid);
+	} else {
+		if (m->m->state == DB_MUT_CONFIRMED) {
+			client_error(c, ceid, "invalid-request", "a confirmed mutation cannot be discarded");
+			return;
+		}
+		r = db_outbox_remove(p->db, m->m->mutation_id);
+		if (r < 0) {
+			client_error(c, ceid, "internal", "%s", strerror(-r));
+			return;
+		}
+	}
+	out = reply_new(retry ? "retry-mutation-ok" : "discard-mutation-ok", ceid);
+	cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
+	client_send(c, out);
+	if (!retry) {
+		TAILQ_REMOVE(&p->outbox, m, entry);
+		mutation_free(m);
+	}
+	profile_push_all(p);
+	profile_pump(p);
+	profile_status_changed(p);
+}
+
+static void
+op_status(struct client *c, const char *ceid, bool watch)
+{
+	_cleanup_json_ cJSON *out = reply_new("status", ceid);
+
+	if (c->p)
+		cJSON_AddItemToObject(out, "status", profile_status_json(c->p));
+	else {
+		cJSON *all = cJSON_AddArrayToObject(out, "profiles");
+		struct profile *p;
+
+		TAILQ_FOREACH(p, &c->s->profiles_list, entry)
+			cJSON_AddItemToArray(all, profile_status_json(p));
+	}
+	if (watch)
+		c->watch_status = true;
+	client_send(c, out);
+}
+
+/* ---- ipc callbacks ---- */
+
+static void
+sync_on_open(void *ud, struct ipc_conn *conn)
+{
+	struct sync *s = ud;
+	struct client *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		ipc_conn_close(conn);
+		return;
+	}
+	c->s = s;
+	c->conn = conn;
+	LIST_INIT(&c->listeners);
+	TAILQ_INSERT_TAIL(&s->clients, c, entry);
+	ipc_conn_set_data(conn, c);
+}
+
+static void
+sync_on_close(void *ud, struct ipc_conn *conn)
+{
+	struct sync *s = ud;
+	struct client *c = ipc_conn_get_data(conn);
+	struct listener *l;
+	struct profile *p;
+
+	if (c == NULL)
+		return;
+	while ((l = LIST_FIRST(&c->listeners))) {
+		struct query *q = l->q;
+
+		listener_free(l);
+		query_maybe_release(q);
+	}
+	/* Writes it made stay queued; only the reply path goes away. */
+	TAILQ_FOREACH(p, &s->profiles_list, entry) {
+		struct mutation *m;
+		struct pending_write *w;
+
+		TAILQ_FOREACH(m, &p->outbox, entry)
+			if (m->origin == c)
+				m->origin = NULL;
+		TAILQ_FOREACH(w, &p->writes, entry)
+			if (w->origin == c)
+				w->origin = NULL;
+	}
+	if (c->p)
+		c->p->nclients--;
+	TAILQ_REMOVE(&s->clients, c, entry);
+	ipc_conn_set_data(conn, NULL);
+	free(c->name);
+	free(c);
+}
+
+static void
+sync_on_request(void *ud, struct ipc_conn *conn, const cJSON *msg)
+{
+	struct client *c = ipc_conn_get_data(conn);
+	const char *op = json_get_string(msg, "op");
+	const char *ceid = json_get_string(msg, "client-event-id");
+	_cleanup_free_ char *err = NULL;
+
+	if (c == NULL || op == NULL)
+		return;
+	if (ipc_protocol_check(msg, &err) < 0) {
+		client_error(c, ceid, "invalid-request", "%s", err ? err : "malformed request");
+		return;
+	}
+	if (strcmp(op, "init") == 0) {
+		op_init(c, msg, ceid);
+		return;
+	}
+	if (strcmp(op, "status") == 0 || strcmp(op, "watch-status") == 0) {
+		op_status(c, ceid, strcmp(op, "watch-status") == 0);
+		return;
+	}
+	if (c->p == NULL) {
+		client_error(c, ceid, "not-initialized", "send init first");
+		return;
+	}
+	if (strcmp(op, "add-query") == 0)
+		op_add_query(c, msg, ceid, false);
+	else if (strcmp(op, "query-once") == 0)
+		op_add_query(c, msg, ceid, true);
+	else if (strcmp(op, "remove-query") == 0)
+		op_remove_query(c, msg, ceid);
+	else if (strcmp(op, "transact") == 0)
+		op_transact(c, msg, ceid);
+	else if (strcmp(op, "list-mutations") == 0)
+		op_list_mutations(c, msg, ceid);
+	else if (strcmp(op, "retry-mutation") == 0)
+		op_retry_or_discard(c, msg, ceid, true);
+	else if (strcmp(op, "discard-mutation") == 0)
+		op_retry_or_discard(c, msg, ceid, false);
+	else
+		client_error(c, ceid, "not-supported", "%s is not supported by this daemon yet", op);
+}
+
+const struct ipc_callbacks sync_ipc_callbacks = {
+	.on_open = sync_on_open,
+	.on_request = sync_on_request,
+	.on_close = sync_on_close,
+};
+
+/* ---- lifecycle ---- */
+
+int
+sync_new(struct lws_context *ctx, struct lws_vhost *vh, const struct sync_options *opt,
+    struct sync **ret)
+{
+	struct sync *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->ctx = ctx;
+	s->vh = vh;
+	s->opt = *opt;
+	TAILQ_INIT(&s->profiles_list);
+	TAILQ_INIT(&s->clients);
+	s->opt.state_dir = xstrdup(opt->state_dir);
+	s->opt.default_server = xstrdup(opt->default_server);
+	s->opt.default_api_uri = xstrdup(opt->default_api_uri);
+	s->opt.ca_file = xstrdup(opt->ca_file);
+	s->profiles = calloc(opt->n_profiles ? opt->n_profiles : 1, sizeof(*s->profiles));
+	if (!s->opt.state_dir || !s->opt.default_server || !s->profiles) {
+		sync_free(s);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < opt->n_profiles; i++) {
+		const struct sync_profile_option *po = &opt->profiles[i];
+
+		s->profiles[i] = (struct sync_profile_option){
+			.name = xstrdup(po->name), .app_id = xstrdup(po->app_id),
+			.server = xstrdup(po->server), .api_uri = xstrdup(po->api_uri),
+			.token = xstrdup(po->token), .ca_file = xstrdup(po->ca_file),
+		};
+	}
+	s->opt.profiles = s->profiles;
+	*ret = s;
+	return 0;
+}
+
+/* Profiles with queued writes replay without waiting for a program. */
+static int
+sync_open_queued(struct sync *s)
+{
+	DIR *d = opendir(s->opt.state_dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *path = NULL, *server = NULL, *app = NULL, *name = NULL, *token = NULL;
+		struct db *db = NULL;
+		size_t counts[4] = { 0 };
+		struct profile *p;
+		size_t len = strlen(de->d_name);
+		int r;
+
+		if (len < 8 || strcmp(de->d_name + len - 7, ".sqlite") != 0)
+			continue;
+		if (asprintf(&path, "%s/%s", s->opt.state_dir, de->d_name) < 0)
+			break;
+		if (db_open(path, &db) < 0)
+			continue;
+		r = db_outbox_counts(db, counts);
+		if (r == 0 && counts[DB_MUT_PENDING] + counts[DB_MUT_SENT] > 0) {
+			(void)db_meta_get(db, "server", &server);
+			(void)db_meta_get(db, "app-id", &app);
+			(void)db_meta_get(db, "name", &name);
+		}
+		db_close(db);
+		if (server == NULL || app == NULL)
+			continue;
+		if (profile_read_token(path, &token) < 0)
+			continue;
+		log_info("%s: %zu queued writes to replay", name ? name : app,
+		    counts[DB_MUT_PENDING] + counts[DB_MUT_SENT]);
+		(void)profile_open(s, name, app, server, NULL, token, NULL, &p);
+	}
+	closedir(d);
+	return 0;
+}
+
+int
+sync_start(struct sync *s)
+{
+	return sync_open_queued(s);
+}
+
+void
+sync_free(struct sync *s)
+{
+	struct profile *p;
+	struct client *c;
+
+	if (s == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&s->clients))) {
+		TAILQ_REMOVE(&s->clients, c, entry);
+		ipc_conn_set_data(c->conn, NULL);
+		free(c->name);
+		free(c);
+	}
+	while ((p = TAILQ_FIRST(&s->profiles_list))) {
+		TAILQ_REMOVE(&s->profiles_list, p, entry);
+		profile_free(p);
+	}
+	for (size_t i = 0; s->profiles && i < s->opt.n_profiles; i++) {
+		struct sync_profile_option *po = &s->profiles[i];
+
+		free((char *)po->name);
+		free((char *)po->app_id);
+		free((char *)po->server);
+		free((char *)po->api_uri);
+		if (po->token)
+			explicit_bzero((char *)po->token, strlen(po->token));
+		free((char *)po->token);
+		free((char *)po->ca_file);
+	}
+	free(s->profiles);
+	free((char *)s->opt.state_dir);
+	free((char *)s->opt.default_server);
+	free((char *)s->opt.default_api_uri);
+	free((char *)s->opt.ca_file);
+	free(s);
+}
+
+static void
+shutdown_one(void *ud)
+{
+	struct sync *s = ud;
+
+	if (s->shutdown_waiting && --s->shutdown_waiting == 0 && s->shutdown_done)
+		s->shutdown_done(s->shutdown_ud);
+}
+
+void
+sync_shutdown(struct sync *s, void (*done)(void *ud), void *ud)
+{
+	struct profile *p;
+
+	s->shutting_down = true;
+	s->shutdown_done = done;
+	s->shutdown_ud = ud;
+	s->shutdown_waiting = 1;
+	TAILQ_FOREACH(p, &s->profiles_list, entry) {
+		/* Commit whatever is waiting for the group commit before going. */
+		if (p->flush_armed) {
+			lws_sul_cancel(&p->flush);
+			profile_flush_cb(&p->flush);
+		}
+		s->shutdown_waiting++;
+		upstream_close(p->up, shutdown_one, s);
+	}
+	shutdown_one(s);
+}
