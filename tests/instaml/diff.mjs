@@ -153,6 +153,17 @@ const cOut = new Map(run.stdout.trim().split('\n').filter(Boolean).map((l) => {
 
 let pass = 0, fail = 0, opLists = 0, errorsBoth = 0;
 const failures = [];
+// What the expected outputs exercise, so that a summary shows the coverage.
+const seen = {};
+const count = (k) => { seen[k] = (seen[k] || 0) + 1; };
+function tally(steps) {
+  for (const s of steps) {
+    count(s[0]);
+    if (s[4]?.mode) count(`mode ${s[4].mode}`);
+    if (Array.isArray(s[1])) count('lookup entity');
+    if (s[0] === 'add-attr') count(`add-attr ${s[1]['value-type']}${s[1]['unique?'] ? ' unique' : ''}`);
+  }
+}
 for (const c of all) {
   const got = cOut.get(c.id);
   let want;
@@ -160,6 +171,7 @@ for (const c of all) {
     want = jsTransform(c);
     opLists += c.seq.length;
     errorsBoth += want.results.filter((r) => r.error).length;
+    for (const r of want.results) if (r.steps) tally(r.steps);
   } else {
     want = jsRewrite(c);
     opLists += c.muts.length;
@@ -170,7 +182,10 @@ for (const c of all) {
   const wantC = canon({ results: want.results, muts: want.muts }, known);
   if (gotC === wantC) {
     pass++;
-    if (verbose) console.log(`ok ${c.id} ${c.name}`);
+    if (verbose) {
+      const errs = (want.results || []).map((r, i) => r.error && `js: ${r.error} / c: ${got.results[i].error}`).filter(Boolean);
+      console.log(`ok ${c.id} ${c.name}${errs.length ? ` (errors: ${errs.join('; ')})` : ''}`);
+    }
   } else {
     fail++;
     failures.push({ c, got, want, gotC, wantC });
@@ -179,6 +194,15 @@ for (const c of all) {
 
 console.log(`instaml diff: ${all.length} cases (${transformCases.length} transform, ${rewriteList.length} rewrite), ` +
   `${opLists} op lists/mutations, ${errorsBoth} expected errors; ${pass} equal, ${fail} different`);
+console.log(`expected step kinds: ${JSON.stringify(seen)}`);
+// The comparison itself must see a difference: one changed value must not pass.
+const control = jsTransform(transformCases[0]);
+const perturbed = clone(control);
+perturbed.results[0].steps[perturbed.results[0].steps.length - 1][3] = 'perturbed';
+if (canon(control, new Set()) === canon(perturbed, new Set())) {
+  console.log('self-check failed: the comparison does not see a changed value');
+  fail++;
+}
 for (const f of failures.slice(0, 5)) {
   console.log(`\n--- ${f.c.id} ${f.c.name}`);
   console.log(`input: ${JSON.stringify(f.c.seq || f.c.muts)}`);
