@@ -1,6 +1,10 @@
 # tests/mock.mk: the mock Instant sync server (tests/mock/, see tests/mock/README.md) and its tests.
 MOCK_TESTS = \
-	mock/test-client.mjs
+	mock/test-client.mjs \
+	mock/test-query.mjs \
+	mock/test-transact.mjs \
+	mock/test-rooms.mjs \
+	mock/test-faults.mjs
 TESTS += $(MOCK_TESTS)
 EXTRA_DIST += \
 	$(MOCK_TESTS) \

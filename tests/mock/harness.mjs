@@ -95,7 +95,7 @@ class EventLog {
 		});
 	}
 	// Resolves with the first event at index >= from matching pred (default: any new one from now on).
-	waitFor(pred, { timeout = 20000, from, what = 'event' } = {}) {
+	waitFor(pred, { timeout = 15000, from, what = 'event' } = {}) {
 		const start = from ?? 0;
 		for (let i = start; i < this.events.length; i++) if (pred(this.events[i])) return Promise.resolve(this.events[i]);
 		return new Promise((resolve, reject) => {

@@ -247,13 +247,15 @@ export class MockServer {
 		const data = typeof obj === 'string' ? obj : JSON.stringify(obj);
 		const d = this.faults.delayMs > 0 && (!this.faults.delayOps || this.faults.delayOps.includes(op)) ? this.faults.delayMs : 0;
 		const due = Date.now() + d;
-		if (!d && sess.pending === 0) { sess.ws.send(data); return; }
+		// Undelayed frames go out at once, overtaking delayed ones (the real server answers
+		// different queue groups concurrently); delayed frames keep their order among themselves.
+		if (!d) { safeSend(sess.ws, data); return; }
 		sess.pending = (sess.pending || 0) + 1;
 		sess.chain = sess.chain.then(async () => {
 			const wait = due - Date.now();
 			if (wait > 0) await sleep(wait);
 			sess.pending--;
-			if (!sess.closed) sess.ws.send(data);
+			if (!sess.closed) safeSend(sess.ws, data);
 		});
 	}
 
@@ -978,3 +980,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
 }
 
 export { SYSTEM_ATTRS };
+
+function safeSend(ws, data) {
+	try { ws.send(data, () => {}); } catch { /* socket is closing */ }
+}

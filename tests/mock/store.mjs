@@ -359,7 +359,10 @@ export function transact(data0, steps, { admin = false, now = Date.now() } = {})
 		if (s[0] !== 'add-triple' && s[0] !== 'deep-merge-triple') continue;
 		const mode = s[4]?.mode;
 		if (mode !== 'create' && mode !== 'update') continue;
-		const attr = getAttr(s[2]);
+		// Attrs added by this same transaction count too.
+		const added = steps.find((x) => x[0] === 'add-attr' && x[1]?.id === s[2]);
+		const attr = data.attrs.get(s[2]) || (added && Array.isArray(added[1]['forward-identity']) ? added[1] : null);
+		if (!attr) continue;
 		const etype = fwdEtype(attr);
 		let eid = s[1];
 		if (Array.isArray(eid)) eid = resolveLookup(eid);
