@@ -4,7 +4,9 @@ MOCK_TESTS = \
 	mock/test-query.mjs \
 	mock/test-transact.mjs \
 	mock/test-rooms.mjs \
-	mock/test-faults.mjs
+	mock/test-faults.mjs \
+	mock/test-auth.mjs \
+	mock/test-tls.mjs
 TESTS += $(MOCK_TESTS)
 EXTRA_DIST += \
 	$(MOCK_TESTS) \

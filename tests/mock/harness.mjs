@@ -1,6 +1,7 @@
 // Helpers for Node tests that drive the mock Instant server: spawn it, call its control interface,
 // run real @instantdb/core clients as child processes, and speak the raw protocol over `ws`.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -111,8 +112,9 @@ class EventLog {
 }
 
 // Runs a real @instantdb/core client in its own process (see peer.mjs for commands).
-export async function spawnPeer(mock, { appId = DEFAULT_APP_ID } = {}) {
-	const proc = spawn(NODE, [PEER, mock.url, mock.apiURI, appId], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function spawnPeer(mock, { appId = DEFAULT_APP_ID, env } = {}) {
+	const proc = spawn(NODE, [PEER, mock.url, mock.apiURI, appId], { stdio: ['pipe', 'pipe', 'inherit'],
+		env: env ? { ...process.env, ...env } : process.env });
 	const log = new EventLog();
 	const rl = readline.createInterface({ input: proc.stdout });
 	rl.on('line', (l) => { try { log.push(JSON.parse(l)); } catch { /* not ours */ } });
@@ -216,4 +218,19 @@ export async function runTest(name, body, { deadlineMs = 50000 } = {}) {
 		t.done();
 		await finish(1);
 	}
+}
+
+// Makes a throw-away CA and a server certificate for 127.0.0.1/localhost in `dir` with openssl.
+// Returns the file paths { ca, cert, key }. Never commit these; make them per test run.
+export function makeTestCA(dir) {
+	const f = (n) => path.join(dir, n);
+	const run = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+	run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'),
+		'-days', '2', '-subj', '/CN=instantd test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+		'-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+	run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+	fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+	run('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
+		'-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf'));
+	return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }

@@ -85,6 +85,21 @@ async function run(c) {
 			emit({ ev: 'signin', id: c.id, ok: false, error: e.message });
 		}
 		break;
+	case 'send-code':
+	case 'verify-code':
+	case 'guest':
+	case 'signout':
+		try {
+			let r;
+			if (c.cmd === 'send-code') r = await db.auth.sendMagicCode({ email: c.email });
+			else if (c.cmd === 'verify-code') r = await db.auth.signInWithMagicCode({ email: c.email, code: c.code });
+			else if (c.cmd === 'guest') r = await db.auth.signInAsGuest();
+			else r = await db.auth.signOut();
+			emit({ ev: c.cmd, id: c.id, ok: true, result: r ?? null });
+		} catch (e) {
+			emit({ ev: c.cmd, id: c.id, ok: false, error: e.message, status: e.status ?? null });
+		}
+		break;
 	case 'exit':
 		db.shutdown();
 		process.exit(0);
