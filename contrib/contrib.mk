@@ -1,1 +1,28 @@
-# contrib/contrib.mk: units, man pages, completion, Python client.
+# contrib/contrib.mk: systemd user units, man pages, bash completion, the
+# Python client and the example configuration; all installed and in the dist.
+
+# The service names the installed binary, so it is generated with the final bindir.
+systemduserunit_DATA = instantd.service
+dist_systemduserunit_DATA = instantd.socket
+EXTRA_DIST += instantd.service.in
+CLEANFILES = instantd.service
+instantd.service: $(srcdir)/instantd.service.in Makefile
+	$(AM_V_GEN)rm -f $@ $@.tmp && \
+	sed -e 's|@bindir[@]|$(bindir)|g' $(srcdir)/instantd.service.in > $@.tmp && \
+	mv $@.tmp $@
+
+dist_man_MANS = man/instantd.8 man/instantctl.1 man/instantd.conf.5
+
+# bash-completion's own directory when its pkg-config file is installed (kept
+# under our prefix, so that distcheck and --prefix builds stay self-contained).
+BASH_COMPLETION_PC_DIR = $(shell $(PKG_CONFIG) --define-variable=prefix='$(prefix)' \
+	--define-variable=datadir='$(datadir)' --variable=completionsdir bash-completion 2>/dev/null)
+bashcompletiondir = $(if $(BASH_COMPLETION_PC_DIR),$(BASH_COMPLETION_PC_DIR),$(datadir)/bash-completion/completions)
+dist_bashcompletion_DATA = bash-completion/instantctl
+
+# The Python client module, for PYTHONPATH=$(pkgdatadir)/python.
+contribpythondir = $(pkgdatadir)/python
+dist_contribpython_DATA = python/instantd.py
+
+examplesdir = $(docdir)/examples
+dist_examples_DATA = instantd.conf.example

@@ -1,0 +1,341 @@
+"""instantd.py: a small Python client for instantd, the local-first InstantDB daemon.
+
+Standard library only. It speaks the daemon's local protocol: newline-delimited
+JSON on a Unix stream socket, each request carrying a "client-event-id" that the
+daemon echoes in its replies and later pushes.
+
+    import instantd
+
+    with instantd.connect() as c:
+        c.init("8f3a2b1c-4d5e-4f60-9a7b-1c2d3e4f5a6b")
+        print(c.query_once({"goals": {}})["data"])
+        queued = c.transact([["update", "goals", some_uuid, {"title": "x"}]])
+        print(queued["mutation-id"])
+        for result in c.subscribe({"goals": {"todos": {}}}):
+            print(result["data"])        # the first result, then one per change
+
+One Client is one connection and is not thread-safe. Replies and pushes for
+other requests that arrive while waiting are kept for their own readers, so
+several subscriptions can be read from one client in any order.
+"""
+
+import collections
+import json
+import os
+import socket
+import uuid
+
+__all__ = [
+    "Client",
+    "Subscription",
+    "InstantdError",
+    "DaemonUnreachable",
+    "connect",
+    "default_socket_path",
+]
+
+# Larger lines than this from the daemon are treated as a broken connection.
+MAX_LINE_BYTES = 256 * 1024 * 1024
+
+
+class InstantdError(Exception):
+    """An "error" message from the daemon (or a broken exchange).
+
+    type is the protocol's error type ("invalid-query", "permission-denied",
+    ...), message its text, hint an optional suggestion and reply the whole
+    message as a dict (None when the error did not come from the daemon).
+    """
+
+    def __init__(self, type_, message, hint=None, reply=None):
+        self.type = type_
+        self.message = message
+        self.hint = hint
+        self.reply = reply
+        text = "%s: %s" % (type_, message)
+        if hint:
+            text += " (%s)" % hint
+        super().__init__(text)
+
+
+class DaemonUnreachable(InstantdError, ConnectionError):
+    """The socket does not exist, refuses connections or closed."""
+
+    def __init__(self, message):
+        super().__init__("unreachable", message)
+
+
+def default_socket_path():
+    """$INSTANTD_SOCKET, else $XDG_RUNTIME_DIR/instantd/socket, else
+    /run/user/UID/instantd/socket (where the user's runtime directory is)."""
+    path = os.environ.get("INSTANTD_SOCKET")
+    if path:
+        return path
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return os.path.join(runtime, "instantd", "socket")
+    return "/run/user/%d/instantd/socket" % os.getuid()
+
+
+def connect(path=None, timeout=30.0):
+    """Open a connection to the daemon: a Client (usable as a context manager)."""
+    client = Client(path, timeout)
+    client.connect()
+    return client
+
+
+class Subscription:
+    """The results of one subscribed query: iterate to get the first result
+    (add-query-ok) and then each change (refresh-ok), as message dicts with
+    "data". close() (or leaving a with block) unsubscribes."""
+
+    def __init__(self, client, client_event_id, q):
+        self._client = client
+        self.client_event_id = client_event_id
+        self.q = q
+        self.closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.closed:
+            raise StopIteration
+        return self._client._next_for(self.client_event_id, _RESULT_OPS)
+
+    def next(self, timeout=None):
+        """The next result, waiting at most timeout seconds (None = the
+        client's timeout); raises TimeoutError."""
+        return self._client._next_for(self.client_event_id, _RESULT_OPS, timeout)
+
+    def close(self):
+        """Unsubscribe. remove-query names the subscription by the add-query's
+        client-event-id, so the daemon answers on that id too."""
+        if self.closed:
+            return
+        self.closed = True
+        client = self._client
+        try:
+            if client._sock is not None:
+                client._pending.pop(self.client_event_id, None)
+                client._send({"op": "remove-query", "q": self.q}, self.client_event_id)
+                client._next_for(self.client_event_id, ("remove-query-ok",))
+        finally:
+            client._forget(self.client_event_id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+_RESULT_OPS = ("add-query-ok", "refresh-ok")
+
+
+class Client:
+    """One connection to instantd."""
+
+    def __init__(self, path=None, timeout=30.0):
+        self.path = path or default_socket_path()
+        self.timeout = timeout
+        self._sock = None
+        self._buf = bytearray()
+        # Messages read while waiting for something else, by client-event-id;
+        # messages without one (pushes not tied to a request) under None.
+        self._pending = collections.defaultdict(collections.deque)
+        # The client-event-ids whose replies are still wanted; messages for
+        # any other id (a finished request's late pushes) are dropped.
+        self._active = set()
+
+    # -- connection ---------------------------------------------------------
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as e:
+            s.close()
+            raise DaemonUnreachable("cannot connect to %s: %s" % (self.path, e.strerror)) from e
+        except OSError:
+            s.close()
+            raise
+        self._sock = s
+        return self
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self):
+        if self._sock is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- requests -----------------------------------------------------------
+
+    def init(self, app_id, api_uri=None, refresh_token=None, client_name=None, **extra):
+        """The first request: choose the app (and server, user). Returns init-ok."""
+        msg = {"op": "init", "app-id": app_id}
+        if api_uri is not None:
+            msg["api-uri"] = api_uri
+        if refresh_token is not None:
+            msg["refresh-token"] = refresh_token
+        if client_name is not None:
+            msg["client-name"] = client_name
+        msg.update({k.replace("_", "-"): v for k, v in extra.items()})
+        return self._request(msg, ("init-ok",))
+
+    def status(self):
+        """Connection state, server, user, queue depth, ...: the status message."""
+        return self._request({"op": "status"}, ("status",))
+
+    def query_once(self, q, policy=None):
+        """Evaluate q once; the query-ok message (its "data" is the result).
+        policy: "cache-first" (default), "network-only" or "cache-only"."""
+        msg = {"op": "query-once", "q": q}
+        if policy is not None:
+            msg["policy"] = policy
+        return self._request(msg, ("query-ok",))
+
+    def subscribe(self, q):
+        """Subscribe to q: a Subscription whose iteration yields results."""
+        ceid = self._send({"op": "add-query", "q": q})
+        return Subscription(self, ceid, q)
+
+    def transact(self, ops=None, tx_steps=None, wait=False, timeout=None):
+        """Queue writes given as InstaML ops ([[action, ns, id, args], ...]) or
+        raw tx-steps. Returns transact-queued (with "mutation-id") as soon as
+        the daemon has committed them; with wait=True, waits for the server's
+        transact-ok instead (an "error" is raised as InstantdError)."""
+        if (ops is None) == (tx_steps is None):
+            raise ValueError("give exactly one of ops and tx_steps")
+        msg = {"op": "transact"}
+        if ops is not None:
+            msg["ops"] = ops
+        else:
+            msg["tx-steps"] = tx_steps
+        ceid = self._send(msg)
+        queued = self._next_for(ceid, ("transact-queued",), timeout)
+        if not wait:
+            self._forget(ceid)
+            return queued
+        try:
+            return self._next_for(ceid, ("transact-ok",), timeout)
+        finally:
+            self._forget(ceid)
+
+    def list_mutations(self):
+        """The outbox and the failed list: the mutations message."""
+        return self._request({"op": "list-mutations"}, ("mutations",))
+
+    def retry_mutation(self, mutation_id):
+        return self._request({"op": "retry-mutation", "mutation-id": mutation_id},
+                             ("retry-mutation-ok",))
+
+    def discard_mutation(self, mutation_id):
+        return self._request({"op": "discard-mutation", "mutation-id": mutation_id},
+                             ("discard-mutation-ok",))
+
+    def request(self, msg, reply_ops):
+        """Send any request dict and return the first reply whose op is in
+        reply_ops (an "error" reply raises InstantdError)."""
+        return self._request(dict(msg), tuple(reply_ops))
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _request(self, msg, reply_ops, timeout=None):
+        ceid = self._send(msg)
+        try:
+            return self._next_for(ceid, reply_ops, timeout)
+        finally:
+            self._forget(ceid)
+
+    def _send(self, msg, ceid=None):
+        if self._sock is None:
+            raise DaemonUnreachable("not connected")
+        if ceid is None:
+            ceid = str(uuid.uuid4())
+        msg["client-event-id"] = ceid
+        self._active.add(ceid)
+        line = json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+        try:
+            self._sock.sendall(line)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            self.close()
+            raise DaemonUnreachable("connection lost: %s" % e.strerror) from e
+        return ceid
+
+    def _forget(self, ceid):
+        """Drop what is queued for ceid and ignore its later messages."""
+        self._pending.pop(ceid, None)
+        self._active.discard(ceid)
+
+    def _next_for(self, ceid, ops, timeout=None):
+        """The next message for ceid whose op is in ops; an "error" for ceid
+        (or one tied to no request) raises InstantdError. Other kinds of
+        message for ceid (a late refresh-ok while waiting for transact-ok)
+        are skipped."""
+        while True:
+            q = self._pending.get(ceid)
+            if q:
+                msg = q.popleft()
+            else:
+                msg = self._read(timeout)
+                key = msg.get("client-event-id")
+                if key is None and msg.get("op") == "error":
+                    # Not tied to a request (a framing error): the daemon
+                    # closes the connection after it.
+                    raise InstantdError(msg.get("type", "error"), msg.get("message", ""),
+                                        msg.get("hint"), msg)
+                if key != ceid:
+                    if key in self._active:
+                        self._pending[key].append(msg)
+                    continue
+            op = msg.get("op")
+            if op == "error":
+                raise InstantdError(msg.get("type", "error"), msg.get("message", ""),
+                                    msg.get("hint"), msg)
+            if op in ops:
+                return msg
+
+    def _read(self, timeout=None):
+        if self._sock is None:
+            raise DaemonUnreachable("not connected")
+        self._sock.settimeout(self.timeout if timeout is None else timeout)
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buf[:nl])
+                del self._buf[:nl + 1]
+                if not line.strip():
+                    continue
+                try:
+                    msg = json.loads(line.decode("utf-8"))
+                except ValueError as e:
+                    raise InstantdError("invalid-json", "bad line from the daemon: %s" % e)
+                if not isinstance(msg, dict):
+                    raise InstantdError("invalid-json", "a message from the daemon is not an object")
+                return msg
+            if len(self._buf) > MAX_LINE_BYTES:
+                self.close()
+                raise InstantdError("too-large", "a line from the daemon exceeds %d bytes"
+                                    % MAX_LINE_BYTES)
+            try:
+                data = self._sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError("no answer from instantd within %s s"
+                                   % (self.timeout if timeout is None else timeout)) from None
+            except ConnectionResetError as e:
+                self.close()
+                raise DaemonUnreachable("connection lost: %s" % e.strerror) from e
+            if not data:
+                self.close()
+                raise DaemonUnreachable("the daemon closed the connection")
+            self._buf += data
