@@ -6,7 +6,8 @@ MOCK_TESTS = \
 	mock/test-rooms.mjs \
 	mock/test-faults.mjs \
 	mock/test-auth.mjs \
-	mock/test-tls.mjs
+	mock/test-tls.mjs \
+	mock/test-robust.mjs
 TESTS += $(MOCK_TESTS)
 EXTRA_DIST += \
 	$(MOCK_TESTS) \

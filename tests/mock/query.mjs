@@ -55,9 +55,27 @@ function validateForm(q, form, level, path) {
 				}
 			}
 			if (v.where !== undefined && !isObj(v.where)) throw validationError('query', q, ['`where` must be a map.'], [[...path, '$', 'where']]);
+			if (isObj(v.where)) validateWhere(q, v.where, [...path, '$', 'where']);
 		} else {
 			validateForm(q, v, level + 1, [...path, k]);
 		}
+	}
+}
+
+function validateWhere(q, where, path) {
+	for (const [k, v] of Object.entries(where)) {
+		if (k === 'or' || k === 'and') {
+			if (!Array.isArray(v) || !v.every(isObj)) throw validationError('query', q, [`\`${k}\` must be a list of where clauses.`], [[...path, k]]);
+			v.forEach((w, i) => validateWhere(q, w, [...path, k, i]));
+			continue;
+		}
+		if (!k || k.split('.').some((x) => !x)) throw validationError('query', q, [`Invalid where path \`${k}\`.`], [[...path, k]]);
+		if (!isObj(v)) continue;
+		const bad = (msg) => { throw validationError('query', q, [msg], [[...path, k]]); };
+		if ('$in' in v && !Array.isArray(v.$in)) bad('`$in` expects a list of values.');
+		if ('in' in v && !Array.isArray(v.in)) bad('`in` expects a list of values.');
+		if ('$isNull' in v && typeof v.$isNull !== 'boolean') bad('`$isNull` expects a boolean.');
+		for (const op of ['$like', '$ilike']) if (op in v && typeof v[op] !== 'string') bad(`\`${op}\` expects a string.`);
 	}
 }
 
