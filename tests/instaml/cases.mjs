@@ -166,6 +166,29 @@ export function handCases(z) {
   ec('empty op list', []);
   zc('unknown action (error)', [['upsert', 'users', U[0], { fullName: 'x' }]]);
 
+  // odd labels
+  zc('link with an id key', [['link', 'users', U[0], { id: S[0], bookshelves: S[1] }]]);
+  zc('link with an id key holding a lookup', [['link', 'users', U[0], { id: { handle: 'joe' } }]]);
+  zc('ruleParams without id', [['ruleParams', 'users', U[0], {}]]);
+  zc('update an attr named like a lookup string', [['update', 'users', N1, { 'lookup__x__1': 1 }]]);
+  zc('id value that looks like a lookup but is not', [['update', 'users', 'lookupXhandle', { fullName: 'x' }]]);
+
+  // later attrs with the same identity win
+  const dc = (name, ...seq) => c.push({ name, attrs: 'dupes', triples: 'zeneca', seq });
+  dc('duplicate ident: lookup on the later, non-unique handle (error)', [['update', 'users', ['handle', 'joe'], {}]]);
+  dc('duplicate ident: update writes the later handle attr', [['update', 'users', U[0], { handle: 'j', email: 'e' }]]);
+  dc('duplicate ident: lookup on the later email attr', [['update', 'users', { email: z.emails[0] }, { fullName: 'J' }]]);
+  dc('duplicate reverse ident', [['link', 'users', U[0], { bookshelves: S[0] }], ['unlink', 'bookshelves', S[0], { owner: U[0] }]]);
+
+  // attrs that an earlier pending mutation created are re-emitted
+  const uc = (name, ...seq) => c.push({ name, attrs: 'unsynced', triples: 'zeneca', seq });
+  uc('unsynced: update uses and re-emits', [['update', 'goals', N1, { title: 't' }]]);
+  uc('unsynced: link re-emits id and ref', [['link', 'goals', N1, { todos: N2 }]]);
+  uc('unsynced: reverse link re-emits the ref', [['link', 'todos', N2, { goals: N1 }]]);
+  uc('unsynced: lookup attr re-emitted', [['update', 'users', ['nick', 'n'], { fullName: 'x' }]]);
+  uc('unsynced: link target lookup re-emitted', [['link', 'users', U[0], { bookshelves: { id: S[0] } }], ['link', 'todos', N2, { goals: ['title', 't'] }]]);
+  uc('unsynced: not used, not emitted', [['update', 'users', U[0], { fullName: 'x' }]]);
+
   // movies attrs (an id -> attr map)
   mc('movies update', [['update', 'movie', N1, { title: 'M', year: 1999 }]]);
   mc('movies link', [['link', 'movie', N1, { director: N2, cast: [N3, N4] }]]);
@@ -179,10 +202,10 @@ export function randomCases(z, n, seed) {
   const pick = (a) => a[Math.floor(r() * a.length)];
   let fresh = 1000;
   const etypes = {
-    users: { ids: z.users, fields: ['fullName', 'handle', 'email', 'createdAt', 'nick'], links: ['bookshelves', 'friends'], lookups: [['handle', z.handles], ['email', z.emails], ['fullName', ['Joe']], ['nick', ['n1']]] },
-    books: { ids: z.books.slice(0, 6), fields: ['title', 'pageCount', 'isbn13', 'rating'], links: ['bookshelves', 'prequel', 'next', 'sequels', 'previous', 'authors'], lookups: [['id', z.books.slice(0, 3)], ['isbn', ['123']], ['next.id', z.books.slice(0, 2)]] },
+    users: { ids: z.users, fields: ['fullName', 'handle', 'email', 'createdAt', 'nick', '1', '0'], links: ['bookshelves', 'friends', 'id'], lookups: [['handle', z.handles], ['email', z.emails], ['fullName', ['Joe']], ['nick', ['n1']], ['bookshelves.id', z.shelves.slice(0, 1)], ['id', z.users.slice(0, 2)]] },
+    books: { ids: z.books.slice(0, 6), fields: ['title', 'pageCount', 'isbn13', 'rating'], links: ['bookshelves', 'prequel', 'next', 'sequels', 'previous', 'authors'], lookups: [['id', z.books.slice(0, 3)], ['isbn', ['123']], ['next.id', z.books.slice(0, 2)], ['prequel.id', z.books.slice(0, 1)], ['title', ['Sum']]] },
     bookshelves: { ids: z.shelves.slice(0, 6), fields: ['name', 'desc', 'order'], links: ['books', 'users'], lookups: [['id', z.shelves.slice(0, 3)], ['slug', ['s1', 's2']]] },
-    goals: { ids: [], fields: ['title', 'done'], links: ['todos', 'owner'], lookups: [['slug', ['g1', 'g2']]] },
+    goals: { ids: [], fields: ['title', 'done'], links: ['todos', 'owner'], lookups: [['slug', ['g1', 'g2']], ['owner.id', [fixedId(77)]]] },
     todos: { ids: [], fields: ['text'], links: ['goals'], lookups: [['key', ['t1']]] },
   };
   const value = (d = 0) => {
@@ -213,7 +236,9 @@ export function randomCases(z, n, seed) {
   })[`${et}.${label}`] || (etypes[label] ? label : 'books');
   const cases = [];
   for (let i = 0; i < n; i++) {
-    const empty = r() < 0.3;
+    const k = r();
+    const empty = k < 0.25;
+    const attrs = empty ? 'empty' : k < 0.45 ? 'unsynced' : k < 0.55 ? 'dupes' : 'zeneca';
     const names = empty ? ['goals', 'todos', 'users'] : Object.keys(etypes);
     const seqLen = r() < 0.25 ? 2 : 1;
     const seq = [];
@@ -242,7 +267,7 @@ export function randomCases(z, n, seed) {
       }
       seq.push(ops);
     }
-    cases.push({ name: `random ${seed}/${i}`, attrs: empty ? 'empty' : 'zeneca', triples: empty ? 'none' : 'zeneca', seq });
+    cases.push({ name: `random ${seed}/${i}`, attrs, triples: empty ? 'none' : 'zeneca', seq });
   }
   return cases;
 }
@@ -314,6 +339,10 @@ export function rewriteCases(z, attrsZ, nRandom, seed) {
     ['add-triple', U[0], byName('users', 'fullName').id, X1],
   ] }]);
   rc('rewrite on empty server attrs', [{ steps: [['add-attr', blob(X1, 'users', 'handle')], ['add-triple', U[0], X1, 'a']] }], 'empty');
+  rc('server attrs with duplicate identities: the last wins', [{ steps: [
+    ['add-attr', blob(X1, 'users', 'handle')], ['add-triple', U[0], X1, 'a'],
+    ['add-attr', ref(X3, 'users', 'bookshelves', 'bookshelves', 'users')], ['add-triple', U[0], X3, S[0]],
+  ] }], 'dupes');
   rc('movies server attrs', [{ steps: [['add-attr', ref(X3, 'person', 'directed', 'movie', 'director')], ['add-triple', N1, X3, N2]] }], 'movies');
 
   // Mutations made offline: the JS client transforms them on empty or partial
@@ -335,6 +364,6 @@ export function rewriteCases(z, attrsZ, nRandom, seed) {
   // Random offline queues.
   const rnd = randomCases(z, nRandom, seed);
   for (const [i, rcase] of rnd.entries())
-    c.push({ name: `offline random ${i}`, attrs: 'zeneca', from: { attrs: i % 2 ? 'empty' : 'partial', seq: rcase.seq }, dropEvery: 3 });
+    c.push({ name: `offline random ${i}`, attrs: i % 5 === 4 ? 'dupes' : 'zeneca', from: { attrs: i % 2 ? 'empty' : 'partial', seq: rcase.seq }, dropEvery: 3 });
   return c;
 }

@@ -30,7 +30,25 @@ const partialAttrs = zenecaAttrs.filter((a) => {
   const [, et, l] = a['forward-identity'];
   return !(et === 'bookshelves' || l === 'handle' || l === 'email' || a['value-type'] === 'ref');
 });
-const defs = { zeneca: zenecaAttrs, movies: moviesAttrs, empty: [], partial: partialAttrs, none: [] };
+// zeneca plus later attrs that share identities with earlier ones: the client's
+// attr map lets the last one win
+const dupId = (n) => `dddddddd-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const dupesAttrs = [...zenecaAttrs,
+  { id: dupId(1), 'forward-identity': [dupId(101), 'users', 'handle'], 'value-type': 'blob', cardinality: 'one', 'unique?': false, 'index?': false },
+  { id: dupId(2), 'forward-identity': [dupId(102), 'users', 'email'], 'value-type': 'blob', cardinality: 'one', 'unique?': true, 'index?': true },
+  { id: dupId(3), 'forward-identity': [dupId(103), 'bookshelves', 'owner'], 'reverse-identity': [dupId(104), 'users', 'bookshelves'], 'value-type': 'ref', cardinality: 'one', 'unique?': false, 'index?': false },
+];
+// zeneca plus attrs an earlier pending mutation created (isUnsynced)
+const unsyncedAttrs = [...zenecaAttrs,
+  { id: dupId(11), 'forward-identity': [dupId(111), 'goals', 'id'], 'value-type': 'blob', cardinality: 'one', 'unique?': true, 'index?': false, isUnsynced: true },
+  { id: dupId(12), 'forward-identity': [dupId(112), 'goals', 'title'], 'value-type': 'blob', cardinality: 'one', 'unique?': false, 'index?': false, isUnsynced: true },
+  { id: dupId(13), 'forward-identity': [dupId(113), 'goals', 'todos'], 'reverse-identity': [dupId(114), 'todos', 'goals'], 'value-type': 'ref', cardinality: 'many', 'unique?': false, 'index?': false, isUnsynced: true },
+  { id: dupId(14), 'forward-identity': [dupId(115), 'users', 'nick'], 'value-type': 'blob', cardinality: 'one', 'unique?': true, 'index?': true, isUnsynced: true },
+];
+const defs = {
+  zeneca: zenecaAttrs, movies: moviesAttrs, empty: [], partial: partialAttrs, none: [],
+  dupes: dupesAttrs, unsynced: unsyncedAttrs,
+};
 const tripleDefs = { zeneca: zenecaTriples, none: [] };
 
 // facts about zeneca for the case generators
@@ -123,8 +141,11 @@ function canon(result, known) {
   return JSON.stringify(walk(result));
 }
 
-const transformCases = [...handCases(z), ...randomCases(z, 150, 20261127)];
-const rewriteList = rewriteCases(z, zenecaAttrs, 40, 4242).map(materialise);
+// INSTAML_SEED / INSTAML_RANDOM explore other random cases (the suite uses the defaults).
+const seed = Number(process.env.INSTAML_SEED || 20261127);
+const nRandom = Number(process.env.INSTAML_RANDOM || 150);
+const transformCases = [...handCases(z), ...randomCases(z, nRandom, seed)];
+const rewriteList = rewriteCases(z, zenecaAttrs, Math.ceil(nRandom / 4), seed + 1).map(materialise);
 const all = [
   ...transformCases.map((c, i) => ({ ...c, id: `t${i}`, kind: 'transform' })),
   ...rewriteList.map((c, i) => ({ ...c, id: `r${i}`, kind: 'rewrite' })),
