@@ -375,7 +375,11 @@ upstream_write_some(struct upstream *u, struct lws *wsi)
 /* --- connection teardown ---------------------------------------------------- */
 
 /* Forget the current wsi so none of its later callbacks reach us, and have lws
- * close it. sync only when not inside that wsi's own callback. */
+ * close it. sync only when not inside that wsi's own callback. Otherwise the wsi,
+ * now without user data, closes itself at its next WRITEABLE (sending Close, with
+ * any reason set before) or after a short backstop timeout. Never return -1 from
+ * CLIENT_RECEIVE instead: lws 4.1.6 then keeps appending the rest of the frame to
+ * its rx buffer without resetting it and overruns the heap. */
 static void
 upstream_abandon_wsi(struct upstream *u, bool sync)
 {
@@ -386,7 +390,12 @@ upstream_abandon_wsi(struct upstream *u, bool sync)
 	if (!wsi)
 		return;
 	lws_set_wsi_user(wsi, NULL);
-	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, sync ? LWS_TO_KILL_SYNC : LWS_TO_KILL_ASYNC);
+	if (sync) {
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+		return;
+	}
+	lws_callback_on_writable(wsi);
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 3);
 }
 
 static void
@@ -1035,10 +1044,11 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		r = upstream_rx_append(u, in, len);
 		if (r < 0) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too big", 7);
-			u->wsi = NULL;
-			lws_set_wsi_user(wsi, NULL);
-			upstream_fail(u, "server message larger than %zu bytes", u->max_frame);
-			return -1;
+			if (r == -EMSGSIZE)
+				upstream_fail(u, "server message larger than %zu bytes", u->max_frame);
+			else
+				upstream_fail(u, "out of memory assembling a server message");
+			return 0;
 		}
 		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
 			upstream_process_frame(u);
@@ -1050,17 +1060,17 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (!u || u->wsi != wsi)
+		if (!u)
+			return -1;	/* abandoned: close it now */
+		if (u->wsi != wsi)
 			return 0;
 		if (u->close_requested) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
 			return -1;
 		}
 		if (upstream_write_some(u, wsi) < 0) {
-			u->wsi = NULL;
-			lws_set_wsi_user(wsi, NULL);
 			upstream_fail(u, "write to %s failed", u->host);
-			return -1;
+			return 0;
 		}
 		return 0;
 
