@@ -405,6 +405,52 @@ test_tokens(void)
 	CHECK_INT(load_text(text, NULL), 0);
 }
 
+/* contrib/instantd.conf.example parses as shipped (all commented out), and
+ * again with every commented-out setting ("#key" without a space) enabled. */
+static void
+test_example(void)
+{
+	struct instantd_config *c = NULL;
+	const char *top = getenv("top_srcdir");
+	char path[1024], line[1024], *err = NULL;
+	FILE *in, *out;
+
+	snprintf(path, sizeof(path), "%s/contrib/instantd.conf.example", top ? top : "..");
+	in = fopen(path, "r");
+	CHECK(in != NULL);
+	if (in == NULL)
+		return;
+	CHECK_INT(config_load(path, &c, &err), 0);
+	if (err != NULL)
+		fprintf(stderr, "%s\n", err);
+	if (c != NULL)
+		CHECK_INT(c->max_message_bytes, 16 << 20);
+	c = config_free(c);
+
+	out = fopen(path_in_tmp("example.conf"), "w");
+	while (fgets(line, sizeof(line), in) != NULL)
+		fputs(line[0] == '#' && line[1] != ' ' && line[1] != '\n' ? line + 1 : line, out);
+	fclose(in);
+	fclose(out);
+	setenv("HOME", tmp, 1);
+	mkdir(path_in_tmp(".config"), 0700);
+	mkdir(path_in_tmp(".config/instantd"), 0700);
+	write_file(path_in_tmp(".config/instantd/notes.token"), "t0ken\n", 0600);
+	CHECK_INT(config_load(path_in_tmp("example.conf"), &c, &err), 0);
+	if (err != NULL)
+		fprintf(stderr, "%s\n", err);
+	free(err);
+	if (c == NULL)
+		return;
+	CHECK_STR(c->socket_path, "/run/user/1000/instantd/socket");
+	CHECK_INT(c->idle_timeout_s, 35);
+	CHECK_INT(c->cache_budget_bytes, 256 << 20);
+	CHECK_INT(c->n_profiles, 1);
+	CHECK_STR(c->profiles[0].app_id, "8f3a2b1c-4d5e-4f60-9a7b-1c2d3e4f5a6b");
+	CHECK_STR(c->profiles[0].token_file, path_in_tmp(".config/instantd/notes.token"));
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -420,6 +466,7 @@ main(void)
 	test_sizes();
 	test_errors();
 	test_tokens();
+	test_example();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", tmp);
