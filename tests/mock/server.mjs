@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const DEFAULT_APP_ID = '11111111-1111-4111-8111-111111111111';
 const YIKES = 'Yikes, something broke on our end! Sorry about that.';
-const HOSTILE_MODES = ['array-frames', 'duplicate-replies', 'late-replies', 'unknown-op', 'malformed',
+const HOSTILE_MODES = ['combine-transacts', 'array-frames', 'duplicate-replies', 'late-replies', 'unknown-op', 'malformed',
 	'wrong-types', 'huge-result', 'endless-refresh', 'refresh-before-ok'];
 const DIRECT_REPLIES = new Set(['init-ok', 'add-query-ok', 'add-query-exists', 'remove-query-ok', 'transact-ok',
 	'join-room-ok', 'leave-room-ok', 'set-presence-ok', 'client-broadcast-ok', 'error']);
@@ -85,7 +85,19 @@ export class MockServer {
 		this.loadState();
 	}
 
+	// Runs transacts held by combine-transacts now (when the mode is switched off).
+	flushHeld() {
+		for (const s of this.sessions) {
+			if (!s.heldTx) continue;
+			const { msg, timer } = s.heldTx;
+			clearTimeout(timer);
+			s.heldTx = null;
+			this.execTransactSafe(s, msg, []);
+		}
+	}
+
 	resetFaults() {
+		if (this.sessions) this.flushHeld();
 		this.faults = { refuseUntil: 0, delayMs: 0, delayOps: null, reject: [], dropAfterCommit: 0,
 			rateLimited: false, dropBeforeReply: 0 };
 		this.hostile = new Map();
@@ -202,6 +214,7 @@ export class MockServer {
 	onClose(sess) {
 		if (!this.sessions.delete(sess)) return;
 		sess.closed = true;
+		if (sess.heldTx) { clearTimeout(sess.heldTx.timer); sess.heldTx = null; }
 		if (sess.app) for (const roomId of [...sess.rooms]) this.leaveRoom(sess, roomId);
 	}
 
@@ -411,15 +424,51 @@ export class MockServer {
 	}
 
 	onTransact(sess, msg) {
-		const app = sess.app;
-		const st = this.appStatusError(app, true);
-		if (st) throw st;
-		const rule = this.rejectRule(msg);
-		if (rule) {
-			throw new MockError(rule.type || 'permission-denied', rule.message || 'Permission denied: not perms-pass?',
-				rule.hint !== undefined ? rule.hint : { input: [rule.etype || 'unknown', 'update'], expected: 'perms-pass?' });
+		const comb = this.hostile.get('combine-transacts');
+		if (!comb && !sess.heldTx) { this.execTransact(sess, msg, []); return; }
+		// combine-transacts: hold each transact briefly; if the next one from this session has
+		// matching steps (session.clj matching-steps?), only the later runs and both get its tx-id.
+		const held = sess.heldTx;
+		if (held) {
+			clearTimeout(held.timer);
+			sess.heldTx = null;
+			if (comb && matchingSteps(this, sess.app, held.msg, msg) && this.useHostile('combine-transacts')) {
+				this.execTransact(sess, msg, [held.msg]);
+				return;
+			}
+			this.execTransactSafe(sess, held.msg, []);
 		}
-		const txId = this.commit(app, msg['tx-steps'], { admin: sess.admin }, msg['client-event-id']);
+		if (!comb) { this.execTransact(sess, msg, []); return; }
+		sess.heldTx = { msg, timer: setTimeout(() => { sess.heldTx = null; this.execTransactSafe(sess, msg, []); }, comb.ms ?? 100) };
+	}
+
+	execTransactSafe(sess, msg, also) {
+		if (sess.closed) return;
+		try { this.execTransact(sess, msg, also); } catch (e) { this.sendError(sess, msg, e); }
+	}
+
+	// Runs one transact; `also` are earlier combined requests that share its outcome.
+	execTransact(sess, msg, also) {
+		const app = sess.app;
+		try {
+			const st = this.appStatusError(app, true);
+			if (st) throw st;
+			const rule = this.rejectRule(msg);
+			if (rule) {
+				throw new MockError(rule.type || 'permission-denied', rule.message || 'Permission denied: not perms-pass?',
+					rule.hint !== undefined ? rule.hint : { input: [rule.etype || 'unknown', 'update'], expected: 'perms-pass?' });
+			}
+		} catch (e) {
+			for (const m of also) this.sendError(sess, m, e);
+			throw e;
+		}
+		let txId;
+		try {
+			txId = this.commit(app, msg['tx-steps'], { admin: sess.admin }, msg['client-event-id']);
+		} catch (e) {
+			for (const m of also) this.sendError(sess, m, e);
+			throw e;
+		}
 		if (this.faults.dropAfterCommit > 0) {
 			this.faults.dropAfterCommit--;
 			sess.closed = true;
@@ -428,12 +477,12 @@ export class MockServer {
 			this.refreshApp(app);
 			return;
 		}
-		const ok = { op: 'transact-ok', 'client-event-id': msg['client-event-id'] ?? null, 'tx-id': txId, isn: isn(txId) };
+		const oks = [...also, msg].map((m) => ({ op: 'transact-ok', 'client-event-id': m['client-event-id'] ?? null, 'tx-id': txId, isn: isn(txId) }));
 		if (this.useHostile('refresh-before-ok')) {
 			this.refreshApp(app);
-			this.send(sess, ok);
+			for (const ok of oks) this.send(sess, ok);
 		} else {
-			this.send(sess, ok);
+			for (const ok of oks) this.send(sess, ok);
 			this.refreshApp(app);
 		}
 	}
@@ -859,12 +908,14 @@ const CONTROL = {
 		const mode = body.mode;
 		if (mode === 'off') {
 			this.hostile.clear();
+			this.flushHeld();
 			if (this.endlessTimer) { clearInterval(this.endlessTimer); this.endlessTimer = null; }
 			return { modes: [] };
 		}
 		if (!HOSTILE_MODES.includes(mode)) throw new Error(`unknown mode ${mode}; one of ${HOSTILE_MODES.join(', ')} or off`);
 		if (body.on === false) {
 			this.hostile.delete(mode);
+			if (mode === 'combine-transacts') this.flushHeld();
 			if (mode === 'endless-refresh' && this.endlessTimer) { clearInterval(this.endlessTimer); this.endlessTimer = null; }
 		} else {
 			const { mode: _m, on: _o, ...params } = body;
@@ -983,4 +1034,18 @@ export { SYSTEM_ATTRS };
 
 function safeSend(ws, data) {
 	try { ws.send(data, () => {}); } catch { /* socket is closing */ }
+}
+
+// Both transacts consist only of 5-element add-triples on cardinality-one attrs, pairwise on the
+// same entity, attr and mode (server/src/instant/reactive/session.clj matching-steps?).
+function matchingSteps(srv, app, m1, m2) {
+	const a = m1['tx-steps'];
+	const b = m2['tx-steps'];
+	if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length || !a.length) return false;
+	return a.every((x, i) => {
+		const y = b[i];
+		return Array.isArray(x) && Array.isArray(y) && x.length === 5 && y.length === 5 &&
+			x[0] === 'add-triple' && y[0] === 'add-triple' && canon(x[1]) === canon(y[1]) && x[2] === y[2] &&
+			x[4]?.mode === y[4]?.mode && app.data.attrs.get(x[2])?.cardinality === 'one';
+	});
 }

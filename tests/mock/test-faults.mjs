@@ -186,6 +186,25 @@ await runTest('mock faults', async (t) => {
 	const seq = h.log.events.slice(hm).map((x) => x.op);
 	t.ok(seq.indexOf('refresh-ok') !== -1 && seq.indexOf('refresh-ok') < seq.indexOf('transact-ok'), 'refresh-ok before transact-ok');
 
+	const textAttr = (await mock.ctl('dump')).attrs.find((a) => a['forward-identity'][2] === 'text' && a['forward-identity'][1] === 'notes').id;
+	await hostile('combine-transacts', { count: 1, ms: 5000 });
+	hm = h.mark();
+	h.send({ 'client-event-id': 'c1', op: 'transact', 'tx-steps': [['add-triple', N1, textAttr, 'c1', { mode: 'update' }]] });
+	h.send({ 'client-event-id': 'c2', op: 'transact', 'tx-steps': [['add-triple', N1, textAttr, 'c2', { mode: 'update' }]] });
+	const c1 = await h.waitFor((x) => x['client-event-id'] === 'c1', { from: hm, what: 'c1' });
+	const c2 = await h.waitFor((x) => x['client-event-id'] === 'c2', { from: hm, what: 'c2' });
+	t.ok(c1.op === 'transact-ok' && c1['tx-id'] === c2['tx-id'], 'combined transacts share one tx-id');
+	t.eq((await mock.ctl('dump')).triples.find((x) => x[0] === N1 && x[1] === textAttr)[2], 'c2', 'only the later one ran');
+	t.eq([(await mock.ctl('tx-counts')).counts.c1, (await mock.ctl('tx-counts')).counts.c2], [undefined, 1], 'tx-counts counts the executed one');
+	await hostile('combine-transacts', { ms: 5000 });
+	hm = h.mark();
+	h.send({ 'client-event-id': 'n1', op: 'transact', 'tx-steps': [['add-triple', N1, textAttr, 'n1', { mode: 'update' }]] });
+	h.send({ 'client-event-id': 'n2', op: 'transact', 'tx-steps': [['add-triple', N1, textAttr, 'n2']] });
+	const n1 = await h.waitFor((x) => x['client-event-id'] === 'n1', { from: hm, what: 'n1' });
+	await hostile('combine-transacts', { on: false });
+	const n2 = await h.waitFor((x) => x['client-event-id'] === 'n2', { from: hm, what: 'n2' });
+	t.ok(n1['tx-id'] < n2['tx-id'], 'non-matching transacts are not combined, order kept');
+
 	await hostile('endless-refresh', { 'interval-ms': 10 });
 	hm = h.mark();
 	for (let i = 0; i < 5; i++) await h.waitFor((x) => x.op === 'refresh-ok', { from: h.mark(), what: 'endless refresh' });
