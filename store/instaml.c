@@ -118,69 +118,78 @@ js_index_key(const char *k, unsigned long long *ret)
 	return true;
 }
 
+/* The last member named like c (JSON.parse keeps the last value). */
+static const cJSON *
+js_last_member(const cJSON *c)
+{
+	const cJSON *val = c;
+
+	for (const cJSON *d = c->next; d; d = d->next)
+		if (strcmp(d->string, c->string) == 0)
+			val = d;
+	return val;
+}
+
+static bool
+js_first_member(const cJSON *obj, const cJSON *c)
+{
+	for (const cJSON *d = obj->child; d != c; d = d->next)
+		if (strcmp(d->string, c->string) == 0)
+			return false;
+	return true;
+}
+
+static int
+js_add_copy(cJSON *out, const cJSON *c)
+{
+	cJSON *copy = cJSON_Duplicate(js_last_member(c), 1);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	cJSON_AddItemToObject(out, c->string, copy);
+	return 0;
+}
+
 /* A copy of object `obj` with its members in the order JSON.parse +
- * Object.entries give: array-index keys ascending, then the rest in first
- * appearance; a repeated key keeps its first place and its last value. */
+ * Object.entries give, which decides the order of the client's steps and
+ * attrs: array-index keys ascending, then the rest in first appearance; a
+ * repeated key keeps its first place and its last value. */
 static int
 js_object_copy(const cJSON *obj, cJSON **ret)
 {
 	_cleanup_json_ cJSON *out = cJSON_CreateObject();
-	const cJSON *c, *d;
+	unsigned long long last = 0, n;
+	bool have_last = false;
+	const cJSON *c;
+	int r;
 
 	if (out == NULL)
 		return -ENOMEM;
-	for (int pass = 0; pass < 2; pass++) {
-		/* pass 0: index keys, by repeated minimum search (objects are small) */
-		if (pass == 0) {
-			unsigned long long last = 0;
-			bool have_last = false;
+	/* index keys by repeated minimum search: op objects are small */
+	for (;;) {
+		const cJSON *best = NULL;
+		unsigned long long best_n = 0;
 
-			for (;;) {
-				unsigned long long best = 0, n;
-				const char *best_key = NULL;
-
-				cJSON_ArrayForEach(c, obj)
-					if (js_index_key(c->string, &n) &&
-					    (!have_last || n > last) &&
-					    (best_key == NULL || n < best)) {
-						best = n;
-						best_key = c->string;
-					}
-				if (best_key == NULL)
-					break;
-				const cJSON *val = NULL;
-				cJSON_ArrayForEach(c, obj)
-					if (strcmp(c->string, best_key) == 0)
-						val = c;
-				cJSON *copy = cJSON_Duplicate(val, 1);
-				if (copy == NULL)
-					return -ENOMEM;
-				cJSON_AddItemToObject(out, best_key, copy);
-				last = best;
-				have_last = true;
+		cJSON_ArrayForEach(c, obj)
+			if (js_index_key(c->string, &n) && (!have_last || n > last) &&
+			    (best == NULL || n < best_n)) {
+				best = c;
+				best_n = n;
 			}
+		if (best == NULL)
+			break;
+		r = js_add_copy(out, best);
+		if (r < 0)
+			return r;
+		last = best_n;
+		have_last = true;
+	}
+	cJSON_ArrayForEach(c, obj) {
+		if (js_index_key(c->string, &n) || !js_first_member(obj, c))
 			continue;
-		}
-		cJSON_ArrayForEach(c, obj) {
-			unsigned long long n;
-			bool seen = false;
-
-			if (js_index_key(c->string, &n))
-				continue;
-			for (d = obj->child; d != c; d = d->next)
-				if (strcmp(d->string, c->string) == 0)
-					seen = true;
-			if (seen)
-				continue;
-			const cJSON *val = c;
-			for (d = c->next; d; d = d->next)
-				if (strcmp(d->string, c->string) == 0)
-					val = d;
-			cJSON *copy = cJSON_Duplicate(val, 1);
-			if (copy == NULL)
-				return -ENOMEM;
-			cJSON_AddItemToObject(out, c->string, copy);
-		}
+		r = js_add_copy(out, c);
+		if (r < 0)
+			return r;
 	}
 	*ret = TAKE_PTR(out);
 	return 0;
@@ -519,6 +528,32 @@ op_links(enum action a)
 	return a == ACT_LINK || a == ACT_UNLINK;
 }
 
+/* A lookup as a link target: the link (card one and unique when it has to be
+ * made) and the lookup attr on the etype the link points at, which is
+ * guessed to be the label when the link is new. */
+static int
+tx_link_target_attrs(struct tx *t, const char *etype, const char *label, const char *name)
+{
+	const cJSON *fwd, *rev;
+	const char *link_etype;
+	int r;
+
+	r = tx_add_for_ref(t, etype, label);
+	if (r < 0)
+		return r;
+	fwd = tx_fwd(t, etype, label);
+	rev = tx_rev(t, etype, label);
+	if ((r = tx_add_unsynced(t, fwd)) < 0 || (r = tx_add_unsynced(t, rev)) < 0)
+		return r;
+	if (fwd && attr_rev_etype(fwd) && attr_rev_etype(fwd)[0])
+		link_etype = attr_rev_etype(fwd);
+	else if (rev && attr_fwd_etype(rev) && attr_fwd_etype(rev)[0])
+		link_etype = attr_fwd_etype(rev);
+	else
+		link_etype = label;
+	return tx_lookup_attrs(t, link_etype, name);
+}
+
 /* Lookup attrs first, so that a later field of the same name does not make
  * a non-unique attr before the lookup gets its unique one. */
 static int
@@ -540,34 +575,18 @@ tx_create_lookup_attrs(struct tx *t, const struct op *op)
 	}
 	if (op->act != ACT_LINK)
 		return 0;
+	/* the client looks at the raw object here, "id" key included */
 	cJSON_ArrayForEach(label, op->args) {
 		const cJSON *first = cJSON_IsArray(label) ? label->child : label;
 		const cJSON *target;
 
 		for (target = first; target; target = cJSON_IsArray(label) ? target->next : NULL) {
-			const cJSON *fwd, *rev;
-			const char *link_etype = NULL;
-
 			r = lookup_parse(target, &lk, &problem);
 			if (r < 0)
 				return r == -EINVAL ? tx_fail(t, "bad link target for %s: %s", label->string, problem) : r;
 			if (r == 0)
 				continue;
-			r = tx_add_for_ref(t, op->etype, label->string);
-			if (r < 0)
-				goto out;
-			fwd = tx_fwd(t, op->etype, label->string);
-			rev = tx_rev(t, op->etype, label->string);
-			if ((r = tx_add_unsynced(t, fwd)) < 0 || (r = tx_add_unsynced(t, rev)) < 0)
-				goto out;
-			if (fwd && attr_rev_etype(fwd) && attr_rev_etype(fwd)[0])
-				link_etype = attr_rev_etype(fwd);
-			else if (rev && attr_fwd_etype(rev) && attr_fwd_etype(rev)[0])
-				link_etype = attr_fwd_etype(rev);
-			else
-				link_etype = label->string;
-			r = tx_lookup_attrs(t, link_etype, lk.name);
-out:
+			r = tx_link_target_attrs(t, op->etype, label->string, lk.name);
 			lookup_done(&lk);
 			if (r < 0)
 				return r;

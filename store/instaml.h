@@ -12,23 +12,38 @@
 #include "store/attrs.h"
 
 /* Decides update vs create mode: does this entity (or lookup) exist in any of
- * the server stores? The daemon implements it over its query mirrors.
- * A NULL ctx or NULL callback means "never exists". */
+ * the server stores? The daemon implements it over its query mirrors (the
+ * server's triples, without optimistic layers, as the client does).
+ * A NULL ctx or NULL callback means "never exists". Asked only for update
+ * and merge without an explicit upsert option. */
 struct instaml_ctx {
 	/* Does eid have any triple whose attr's forward etype is etype? */
 	bool (*entity_exists)(void *userdata, const char *etype, const char *eid);
-	/* Does any entity have a triple (attr_id, value)? value is any JSON value. */
+	/* Does any entity have a triple (attr_id, v) with v === value in
+	 * JavaScript terms: strings, numbers, booleans and null by value; an
+	 * object or array value never matches. attr_id may be a ref attr (for a
+	 * "link.id" lookup). */
 	bool (*lookup_exists)(void *userdata, const char *attr_id, const cJSON *value);
 	void *userdata;
 };
 
-/* Transform the op list `ops` (a JSON array of ops) into tx-steps.
+/* Transform the op list `ops` (a JSON array of ops) into tx-steps, as
+ * @instantdb/core 1.0.67's transform() does without a schema (diff-tested by
+ * tests/instaml/diff.mjs). Ids may be uuids, "lookup__<attr>__<json>"
+ * strings, [attr, value] arrays or {attr: value} objects, on either side of
+ * a link; a 2-element array as a link value is two ids. Missing attrs are
+ * created with the client's guesses and unsynced ones re-emitted.
+ * Stricter than the client (which would send these on, or throw a TypeError):
+ * empty ids, ids that are not strings/arrays/objects, lookup arrays that are
+ * not [string, value], non-object attributes or opts, more than 5 elements.
  * attrs: the optimistic attrs (server attrs + unsynced local ones, which carry
  * "isUnsynced": true); not changed.
  * On success returns 0 and *ret_steps is a new array of tx-steps
  * ([...add-attr steps, ...expanded steps]) owned by the caller.
  * On a malformed op returns -EINVAL and *ret_err (malloc'd, caller frees)
- * names the op index and the problem ("op 2: ..."); *ret_steps is untouched.
+ * names the op's 0-based index and the problem ("op 2: unknown action
+ * \"upsert\"", "op 0: fullName is not a unique attribute of users");
+ * *ret_steps is untouched.
  * -ENOMEM / -EIO (uuid source) otherwise, with no output. ret_err may be NULL. */
 int instaml_transform(const struct attrs *attrs, const cJSON *ops,
     const struct instaml_ctx *ctx, cJSON **ret_steps, char **ret_err);

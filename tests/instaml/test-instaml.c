@@ -220,6 +220,19 @@ test_modes(void)
 	    "[\"delete-entity\",\"" U1 "\",\"users\"]]");
 	free(out);
 
+	/* keys in JSON.parse + Object.entries order: array indexes first, a
+	 * repeated key keeps its first place and its last value */
+	out = transform_str(a, "[[\"update\",\"users\",\"" U2 "\",{\"name\":1,\"7\":2,\"handle\":3,\"name\":4,\"01\":5,\"3\":6}]]", NULL);
+	CHECK(out != NULL);
+	if (out) {
+		const char *p7 = strstr(out, ",2]"), *p3 = strstr(out, ",6]"), *pn = strstr(out, ",4]");
+		const char *ph = strstr(out, ",3]"), *p01 = strstr(out, ",5]");
+
+		CHECK(p3 && p7 && pn && ph && p01 && p3 < p7 && p7 < pn && pn < ph && ph < p01);
+		CHECK(strstr(out, ",1]") == NULL);
+	}
+	free(out);
+
 	/* reverse label: the forward orientation goes out */
 	out = transform_str(a, "[[\"link\",\"posts\",\"" U2 "\",{\"author\":\"" U1 "\"}]]", NULL);
 	CHECK(out != NULL && strstr(out, "[\"add-triple\",\"" U1 "\",\"" A_LINK "\",\"" U2 "\"]") != NULL);
