@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <libwebsockets.h>
 #include <systemd/sd-journal.h>
@@ -231,6 +232,30 @@ log_copy_field(char *dst, size_t size, const char *src)
 	log_redact_all(dst);
 }
 
+static int (*log_journal_writer)(const struct iovec *iov, int n) = sd_journal_sendv;
+
+void
+log_set_journal_writer(int (*writer)(const struct iovec *iov, int n))
+{
+	log_journal_writer = writer != NULL ? writer : sd_journal_sendv;
+}
+
+static char *
+log_field_dup(const char *name, const char *value)
+{
+	char *s;
+
+	if (asprintf(&s, "%s%s", name, value) < 0)
+		return NULL;
+	return s;
+}
+
+#define LOG_IOV(iov, k, str) do { \
+	(iov)[(k)].iov_base = (str); \
+	(iov)[(k)].iov_len = strlen(str); \
+	(k)++; \
+} while (0)
+
 static void
 log_emit(int prio, const struct log_fields *f, const char *msg)
 {
@@ -250,27 +275,31 @@ log_emit(int prio, const struct log_fields *f, const char *msg)
 	}
 
 	if (log_journal) {
-		/* Only the fields that are present: pack them to the front,
-		 * because sd_journal_send stops at the first NULL format. */
-		const char *fields[4][2] = {
-			{ "INSTANTD_PROFILE=%s", profile },
-			{ "INSTANTD_APP_ID=%s", app_id },
-			{ "INSTANTD_MUTATION_ID=%s", mutation_id },
-			{ "INSTANTD_OP=%s", op },
-		};
-		const char *fmt[4] = { NULL, NULL, NULL, NULL };
-		const char *val[4] = { NULL, NULL, NULL, NULL };
+		char prio_field[32], ident_field[sizeof(log_ident) + 32];
+		struct iovec iov[8];
 		int k = 0;
+		_cleanup_free_ char *m = NULL, *pf = NULL, *af = NULL, *mf = NULL, *of = NULL;
 
-		for (int i = 0; i < 4; i++)
-			if (fields[i][1][0] != '\0') {
-				fmt[k] = fields[i][0];
-				val[k] = fields[i][1];
-				k++;
-			}
-		(void)sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", prio,
-		    "SYSLOG_IDENTIFIER=%s", log_ident,
-		    fmt[0], val[0], fmt[1], val[1], fmt[2], val[2], fmt[3], val[3], NULL);
+		m = log_field_dup("MESSAGE=", msg);
+		snprintf(prio_field, sizeof(prio_field), "PRIORITY=%d", prio);
+		snprintf(ident_field, sizeof(ident_field), "SYSLOG_IDENTIFIER=%s", log_ident);
+		if (m == NULL)
+			return;
+		LOG_IOV(iov, k, m);
+		LOG_IOV(iov, k, prio_field);
+		LOG_IOV(iov, k, ident_field);
+		/* Only the fields that are present; an empty FOO= would still
+		 * match "journalctl FOO=" and mislead. */
+		if (profile[0] != '\0' && (pf = log_field_dup("INSTANTD_PROFILE=", profile)) != NULL)
+			LOG_IOV(iov, k, pf);
+		if (app_id[0] != '\0' && (af = log_field_dup("INSTANTD_APP_ID=", app_id)) != NULL)
+			LOG_IOV(iov, k, af);
+		if (mutation_id[0] != '\0' &&
+		    (mf = log_field_dup("INSTANTD_MUTATION_ID=", mutation_id)) != NULL)
+			LOG_IOV(iov, k, mf);
+		if (op[0] != '\0' && (of = log_field_dup("INSTANTD_OP=", op)) != NULL)
+			LOG_IOV(iov, k, of);
+		(void)log_journal_writer(iov, k);
 		return;
 	}
 

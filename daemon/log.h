@@ -29,6 +29,10 @@ void log_set_level(int level);
 int log_get_level(void);
 /* True when the journal sink was chosen. */
 bool log_to_journal(void);
+/* For tests: send journal entries (one iovec per FIELD=value) to writer
+ * instead of sd_journal_sendv; NULL restores it. */
+struct iovec;
+void log_set_journal_writer(int (*writer)(const struct iovec *iov, int n));
 
 /* "error", "warning", "notice", "info", "debug" -> LOG_ERR.. LOG_DEBUG.
  * Also accepts "err" and "warn". 0 or -EINVAL; *ret written on success. */

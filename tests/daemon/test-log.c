@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <libwebsockets.h>
 
@@ -151,6 +152,64 @@ test_journal_selection(void)
 	capture_end();
 }
 
+static char journal_buf[8192];
+static int journal_calls;
+
+/* Captures one journal entry as "FIELD=value|FIELD=value|...". */
+static int
+journal_capture(const struct iovec *iov, int n)
+{
+	size_t off = 0;
+
+	journal_calls++;
+	journal_buf[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		int w = snprintf(journal_buf + off, sizeof(journal_buf) - off, "%s%.*s",
+		    i ? "|" : "", (int)iov[i].iov_len, (const char *)iov[i].iov_base);
+
+		if (w < 0 || (size_t)w >= sizeof(journal_buf) - off)
+			break;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+static void
+test_journal_fields(void)
+{
+	struct stat st;
+	char v[64];
+	const char *out;
+
+	capture_start();
+	CHECK_INT(fstat(STDERR_FILENO, &st), 0);
+	snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", v, 1);
+	log_init("instantd", LOG_INFO);
+	log_set_journal_writer(journal_capture);
+	CHECK(log_to_journal());
+	CHECK_INT(log_add_secret("jrnl-secret-token-value"), 0);
+
+	log_structured(LOG_WARNING, &(struct log_fields){ .profile = "work", .app_id = "app-1",
+	    .mutation_id = "m-9", .op = "transact" }, "rejected %s", "jrnl-secret-token-value");
+	CHECK_STR(journal_buf, "MESSAGE=rejected [redacted]|PRIORITY=4|SYSLOG_IDENTIFIER=instantd|"
+	    "INSTANTD_PROFILE=work|INSTANTD_APP_ID=app-1|INSTANTD_MUTATION_ID=m-9|INSTANTD_OP=transact");
+	log_structured(LOG_INFO, &(struct log_fields){ .op = "add-query" }, "only op");
+	CHECK_STR(journal_buf, "MESSAGE=only op|PRIORITY=6|SYSLOG_IDENTIFIER=instantd|INSTANTD_OP=add-query");
+	log_error("plain");
+	CHECK_STR(journal_buf, "MESSAGE=plain|PRIORITY=3|SYSLOG_IDENTIFIER=instantd");
+	log_debug("below the level");
+	CHECK_INT(journal_calls, 3);
+
+	log_forget_secrets();
+	log_set_journal_writer(NULL);
+	unsetenv("JOURNAL_STREAM");
+	log_init("instantd", LOG_INFO);
+	out = capture_end();
+	CHECK_STR(out, "");	/* nothing went to stderr meanwhile */
+}
+
 static void
 test_lws(void)
 {
@@ -256,6 +315,7 @@ main(void)
 	test_levels();
 	test_stderr_format();
 	test_journal_selection();
+	test_journal_fields();
 	test_lws();
 	test_redact();
 
