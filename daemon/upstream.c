@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "daemon/upstream.h"
 #include "store/util.h"
@@ -236,11 +238,13 @@ upstream_redact(cJSON *v, const char *token)
 	for (c = v->child; c; c = c->next) {
 		if (c->string && strcmp(c->string, "refresh-token") == 0 && !cJSON_IsNull(c)) {
 			cJSON *r = cJSON_CreateString("[redacted]");
-			if (r) {
-				/* replace in place, keeping the key */
+
+			/* ReplaceItemViaPointer keeps the replacement's own key: give it one */
+			if (r && (r->string = strdup(c->string))) {
 				cJSON_ReplaceItemViaPointer(v, c, r);
 				c = r;
-			}
+			} else if (r)
+				cJSON_Delete(r);
 			continue;
 		}
 		if (cJSON_IsString(c)) {
@@ -995,6 +999,8 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     size_t len)
 {
 	struct upstream *u = user;
+	SSL *ssl;
+	long vr;
 	int r;
 
 	switch (reason) {
@@ -1014,9 +1020,16 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			lws_sul_schedule(u->ctx, 0, &u->sul_close, upstream_close_finish_cb, 1);
 			return 0;
 		}
-		upstream_fail(u, "connect to %s (%s:%d) failed: %s", u->host,
-		    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
-		    in ? (const char *)in : "unknown error");
+		ssl = u->tls ? lws_get_ssl(wsi) : NULL;
+		vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+		if (vr != X509_V_OK)
+			/* lws only says "connect SSL err 1"; name the real reason */
+			upstream_fail(u, "TLS certificate of %s not trusted: %s (verify error %ld)",
+			    u->host, X509_verify_cert_error_string(vr), vr);
+		else
+			upstream_fail(u, "connect to %s (%s:%d) failed: %s", u->host,
+			    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
+			    in ? (const char *)in : "unknown error");
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:

@@ -2,4 +2,4 @@
 # so a half-written neighbour never breaks it. The daemon links libupstream.la.
 noinst_LTLIBRARIES += libupstream.la
 libupstream_la_SOURCES = upstream.c upstream.h
-libupstream_la_LIBADD = $(LWS_LIBS) $(CJSON_LIBS) -lpthread
+libupstream_la_LIBADD = $(LWS_LIBS) $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread

@@ -155,7 +155,8 @@ export function startHarness(args, { prefix = [] } = {}) {
   h.waitState = (st, seconds) => h.waitFor((e) => e.ev === 'state' && e.state === st, `state ${st}`, seconds);
   h.status = async () => {
     h.cmd('status');
-    return (await h.waitFor((e) => e.ev === 'status', 'status')).status;
+    const e = await h.waitFor((x) => x.ev === 'status', 'status');
+    return { ...e.status, ticks: e.ticks };
   };
   h.quit = async () => {
     if (!h.exited) {

@@ -76,6 +76,8 @@ test_redact(void)
 	CHECK_STR(json_get_string(json_get(m, "hint"), "note"), "token=[redacted];x");
 	CHECK_STR(json_get_string(json_get(m, "hint"), "record-type"), "app-user");
 	CHECK_STR(json_get_string(m, "message"), "Record not found: app-user");
+	CHECK_STR(json_get_string(json_get(m, "original-event"), "refresh-token"), "[redacted]");
+	CHECK_STR(json_get_string(cJSON_GetArrayItem(json_get(json_get(m, "hint"), "args"), 0), "refresh-token"), "[redacted]");
 	upstream_redact(NULL, tok);
 	upstream_redact(m, NULL);
 }

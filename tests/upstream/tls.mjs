@@ -1,0 +1,52 @@
+// Upstream session over wss://: a private-CA server certificate fails verification
+// against the system store alone (reported, retried with backoff), works with the
+// extra CA file, and a certificate for another name fails even with the right CA.
+import { startServer, startHarness, check, guard, tmpdir, makeCerts } from './lib.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+guard(120);
+const dir = tmpdir();
+try {
+  const good = makeCerts(dir);
+  const srv = await startServer({ tls: good });
+
+  // system CAs only: verification fails, clearly reported, retried
+  {
+    const h = startHarness(['--url', `wss://localhost:${srv.port}/runtime/session`, '--app-id', 'a', '--base', '50', '--cap', '200']);
+    const e = await h.waitState('backoff');
+    check(/certificate|issuer|verify/i.test(e.detail), `untrusted certificate reported: ${e.detail}`);
+    await h.waitState('backoff');
+    check(true, 'retried with backoff');
+    check(srv.inits.length === 0, 'no init sent over an unverified connection');
+    await h.quit();
+  }
+
+  // with the test CA as the extra CA file: works by name and by IP literal
+  for (const host of ['localhost', '127.0.0.1']) {
+    const h = startHarness(['--url', `wss://${host}:${srv.port}/runtime/session`, '--app-id', 'a', '--ca-file', good.ca]);
+    await h.waitState('authenticated');
+    check(srv.paths.at(-1) === '/runtime/session?app_id=a', `wss to ${host} with the extra CA authenticates`);
+    await h.quit();
+  }
+  await srv.stop();
+
+  // right CA, wrong name in the certificate: hostname check fails
+  const other = path.join(dir, 'other');
+  fs.mkdirSync(other);
+  const wrong = makeCerts(other, 'DNS:wrong.example');
+  const srv2 = await startServer({ tls: wrong });
+  {
+    const h = startHarness(['--url', `wss://localhost:${srv2.port}/runtime/session`, '--app-id', 'a', '--ca-file', wrong.ca,
+      '--base', '50', '--cap', '200']);
+    const e = await h.waitState('backoff');
+    check(/hostname|mismatch|certificate|verify/i.test(e.detail), `name mismatch reported: ${e.detail}`);
+    check(srv2.inits.length === 0, 'no init sent on a name mismatch');
+    await h.quit();
+  }
+  await srv2.stop();
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+console.log('tls: all passed');
+process.exit(0);
