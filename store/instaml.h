@@ -66,7 +66,7 @@ int instaml_new_attrs(const cJSON *steps, cJSON **ret_attrs);
  * - with drop_add_attrs (on refresh-ok when the mutation's tx-id <=
  *   processed-tx-id) the remaining add-attr steps are dropped too.
  * *ret_changed tells whether the steps changed. 0, -EINVAL (not an array),
- * -ENOMEM (steps may then be partly rewritten; keep a copy if that matters). */
+ * -ENOMEM; on an error the steps are unchanged. */
 int instaml_rewrite(const struct attrs *server_attrs, cJSON *steps,
     bool drop_add_attrs, bool *ret_changed);
 
@@ -75,7 +75,8 @@ int instaml_rewrite(const struct attrs *server_attrs, cJSON *steps,
  * (this only matters for raw tx-steps that use an attr id created by an
  * earlier mutation without re-sending its add-attr). steps[i] is mutation i's
  * step array, changed in place; drop_add_attrs may be NULL (all false);
- * ret_changed (may be NULL) gets one flag per mutation. */
+ * ret_changed (may be NULL) gets one flag per mutation. On an error the
+ * mutations before the failing one may already be rewritten. */
 int instaml_rewrite_queue(const struct attrs *server_attrs, cJSON *const *steps,
     const bool *drop_add_attrs, size_t n, bool *ret_changed);
 

@@ -172,7 +172,24 @@ const cOut = new Map(run.stdout.trim().split('\n').filter(Boolean).map((l) => {
   return [o.id, o];
 }));
 
+// Ops whose ids are strings that are neither uuids nor lookups; the
+// commonest: [attr, value] as a link value, which the client reads as two ids.
+const UUID_ONLY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const plainNonUuid = (x) => typeof x === 'string' && !x.startsWith('lookup__') && !UUID_ONLY.test(x);
+function usesNonUuidIds(seq) {
+  for (const ops of seq || []) {
+    for (const [action, , eid, obj] of ops) {
+      if (plainNonUuid(eid)) return true;
+      if (action !== 'link' && action !== 'unlink') continue;
+      for (const v of Object.values(obj || {}))
+        if ((Array.isArray(v) ? v : [v]).some(plainNonUuid)) return true;
+    }
+  }
+  return false;
+}
+
 let pass = 0, fail = 0, opLists = 0, errorsBoth = 0;
+const invalid = [];
 const failures = [];
 // What the expected outputs exercise, so that a summary shows the coverage.
 const seen = {};
@@ -199,6 +216,13 @@ for (const c of all) {
   }
   const known = new Set([...knownIds({ seq: c.seq, muts: c.muts }), ...knownDefs[c.attrs],
     ...(c.triples === 'zeneca' ? knownZenecaTriples : [])]);
+  // the C steps must also pass instaml_validate_steps (unless the case uses non-uuid ids on purpose)
+  for (const [i, r] of (got?.results || []).entries()) {
+    if (!r.invalid) continue;
+    if (c.nonUuidIds || usesNonUuidIds(c.seq)) delete r.invalid;
+    else invalid.push(`${c.id} ${c.name} #${i}: ${r.invalid}`);
+  }
+  for (const r of got?.results || []) delete r.invalid;
   const gotC = got ? canon({ results: got.results, muts: got.muts }, known) : 'missing';
   const wantC = canon({ results: want.results, muts: want.muts }, known);
   if (gotC === wantC) {
@@ -216,6 +240,10 @@ for (const c of all) {
 console.log(`instaml diff: ${all.length} cases (${transformCases.length} transform, ${rewriteList.length} rewrite), ` +
   `${opLists} op lists/mutations, ${errorsBoth} expected errors; ${pass} equal, ${fail} different`);
 console.log(`expected step kinds: ${JSON.stringify(seen)}`);
+if (invalid.length) {
+  console.log(`${invalid.length} transform results fail instaml_validate_steps:\n  ${invalid.slice(0, 10).join('\n  ')}`);
+  fail++;
+}
 // The comparison itself must see a difference: one changed value must not pass.
 const control = jsTransform(transformCases[0]);
 const perturbed = clone(control);

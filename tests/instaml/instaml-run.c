@@ -5,11 +5,12 @@
  *   {"define": NAME, "value": ...}                        remember attrs or triples (no output);
  *                                                         "attrs" and "triples" may name them
  *   {"id": ID, "kind": "transform", "attrs": NAME|[...], "triples": [[e,a,v],...],
- *    "seq": [OPS, OPS, ...]}                              -> {"id", "results": [{"steps"}|{"error"}]}
+ *    "seq": [OPS, OPS, ...]}                              -> {"id", "results": [{"steps", "invalid"?}|{"error"}]}
  *       Each OPS is transformed against the attrs plus the attrs that the
  *       earlier successful transforms of the sequence created (as the daemon
  *       remembers them, instaml_new_attrs). "triples" are the server stores'
- *       triples that decide update mode.
+ *       triples that decide update mode. "invalid" is instaml_validate_steps'
+ *       complaint about the steps, if any.
  *   {"id": ID, "kind": "rewrite", "attrs": NAME|[...], "muts": [{"steps": [...], "drop": bool}]}
  *                                                         -> {"id", "muts": [[...]], "changed": [bool]} */
 #include "config.h"
@@ -168,6 +169,16 @@ run_transform(const cJSON *c, cJSON *out)
 		cJSON_ArrayForEach(attr, added) {
 			r = attrs_add(cur, attr);
 			if (r < 0)
+				goto out;
+		}
+		/* what the transform makes must pass the raw-step check too */
+		{
+			_cleanup_free_ char *verr = NULL;
+
+			r = instaml_validate_steps(steps, &verr);
+			if (r == -EINVAL)
+				cJSON_AddStringToObject(res, "invalid", verr ? verr : "(no message)");
+			else if (r < 0)
 				goto out;
 		}
 		cJSON_AddItemToObject(res, "steps", TAKE_PTR(steps));
