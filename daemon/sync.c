@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "daemon/log.h"
+#include "daemon/rooms.h"
 #include "daemon/sync.h"
 #include "daemon/upstream.h"
 #include "ipc/ipc-protocol.h"
@@ -120,6 +121,7 @@ struct client {
 	struct listener_list listeners;
 	size_t nsubs;
 	bool watch_status;
+	struct rooms *rooms;		/* owned: presence session, created on the first join */
 };
 TAILQ_HEAD(client_list, client);
 
@@ -1049,8 +1051,6 @@ profile_on_state(void *ud, enum upstream_state st, const char *detail)
 		p->session_id = NULL;
 	}
 	profile_status_changed(p);
-	if (p->s->shutting_down && (st == UPSTREAM_STOPPED || st == UPSTREAM_DISCONNECTED))
-		;	/* sync_shutdown's done callback handles the count */
 }
 
 static void
@@ -1881,6 +1881,35 @@ op_status(struct client *c, const char *ceid, bool watch)
 	client_send(c, out);
 }
 
+static void
+op_room(struct client *c, const char *op, const cJSON *msg, const char *ceid)
+{
+	struct profile *p = c->p;
+	int r;
+
+	if (c->rooms == NULL) {
+		struct rooms_config rc = {
+			.ctx = c->s->ctx, .vh = c->s->vh, .server = p->server, .app_id = p->app_id,
+			.token = p->token, .ca_file = p->ca_file,
+			.backoff_base_ms = c->s->opt.backoff_base_ms,
+			.backoff_cap_ms = c->s->opt.backoff_cap_ms,
+			.ping_interval_s = c->s->opt.ping_interval_s,
+			.idle_timeout_s = c->s->opt.idle_timeout_s,
+		};
+
+		if (strcmp(op, "join-room") != 0) {
+			client_error(c, ceid, "not-found", "not in this room; send join-room first");
+			return;
+		}
+		r = rooms_new(&rc, c->conn, &c->rooms);
+		if (r < 0) {
+			client_error(c, ceid, "internal", "cannot open a presence session: %s", strerror(-r));
+			return;
+		}
+	}
+	rooms_request(c->rooms, op, msg, ceid);
+}
+
 /* ---- ipc callbacks ---- */
 
 static void
@@ -1930,6 +1959,9 @@ sync_on_close(void *ud, struct ipc_conn *conn)
 	}
 	if (c->p)
 		c->p->nclients--;
+	/* Leaving: its presence session closes, so the room sees the peer go. */
+	rooms_free(c->rooms);
+	c->rooms = NULL;
 	TAILQ_REMOVE(&s->clients, c, entry);
 	ipc_conn_set_data(conn, NULL);
 	free(c->name);
@@ -1977,7 +2009,7 @@ sync_on_request(void *ud, struct ipc_conn *conn, const cJSON *msg)
 	else if (strcmp(op, "discard-mutation") == 0)
 		op_retry_or_discard(c, msg, ceid, false);
 	else
-		client_error(c, ceid, "not-supported", "%s is not supported by this daemon yet", op);
+		op_room(c, op, msg, ceid);
 }
 
 const struct ipc_callbacks sync_ipc_callbacks = {
@@ -2083,6 +2115,7 @@ sync_free(struct sync *s)
 	while ((c = TAILQ_FIRST(&s->clients))) {
 		TAILQ_REMOVE(&s->clients, c, entry);
 		ipc_conn_set_data(c->conn, NULL);
+		rooms_free(c->rooms);
 		free(c->name);
 		free(c);
 	}
