@@ -266,6 +266,19 @@ test_every_key(void)
 	CHECK_INT(c->log_level, LOG_DEBUG);
 	config_free(c);
 
+	/* A repeated key takes the later value; --server goes through config_set. */
+	write_file(path_in_tmp("twice.conf"), "log-level = info\nlog-level = debug\n", 0644);
+	CHECK_INT(config_load(path_in_tmp("twice.conf"), &c, &err), 0);
+	if (c != NULL) {
+		CHECK_INT(c->log_level, LOG_DEBUG);
+		CHECK_INT(config_set(c, "server", "ws://127.0.0.1:9/runtime/session", &err), 0);
+		CHECK_STR(c->server, "ws://127.0.0.1:9/runtime/session");
+		CHECK_INT(config_set(c, "server", "http://x", &err), -EINVAL);
+		CHECK_STR(c->server, "ws://127.0.0.1:9/runtime/session");
+		free(err);
+	}
+	config_free(c);
+
 	/* "~/" expands to HOME. */
 	setenv("HOME", "/home/tilde", 1);
 	write_file(path_in_tmp("tilde.conf"), "state-dir = ~/st\n", 0644);
