@@ -81,7 +81,7 @@ export async function startServer(opts = {}) {
       }
     });
   });
-  await new Promise((res) => httpServer.listen(opts.port || 0, '127.0.0.1', res));
+  await new Promise((res) => httpServer.listen(opts.port || 0, opts.host || '127.0.0.1', res));
   srv.port = httpServer.address().port;
   srv.url = (p = '/runtime/session') => `${opts.tls ? 'wss' : 'ws'}://127.0.0.1:${srv.port}${p}`;
   srv.broadcast = (obj) => { for (const s of srv.sockets) s.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); };
@@ -94,7 +94,7 @@ export async function startServer(opts = {}) {
     await new Promise((res) => httpServer.close(() => res()));
   };
   srv.accept = async () => {
-    await new Promise((res, rej) => { httpServer.once('error', rej); httpServer.listen(srv.port, '127.0.0.1', res); });
+    await new Promise((res, rej) => { httpServer.once('error', rej); httpServer.listen(srv.port, opts.host || '127.0.0.1', res); });
   };
   srv.stop = async () => {
     srv.dropAll();
