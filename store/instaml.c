@@ -381,25 +381,27 @@ tx_add_unsynced(struct tx *t, const cJSON *attr)
 	return tx_emit(t, copy, false);
 }
 
-static cJSON *
-ident_new(const char *etype, const char *label)
+/* A new identity [fresh uuid, etype, label]. 0, -EIO (no randomness), -ENOMEM. */
+static int
+ident_new(const char *etype, const char *label, cJSON **ret)
 {
 	char id[37];
 	cJSON *a;
 
 	if (uuid_v4(id) < 0)
-		return NULL;
+		return -EIO;
 	a = cJSON_CreateArray();
 	if (a == NULL)
-		return NULL;
+		return -ENOMEM;
 	cJSON_AddItemToArray(a, cJSON_CreateString(id));
 	cJSON_AddItemToArray(a, cJSON_CreateString(etype));
 	cJSON_AddItemToArray(a, cJSON_CreateString(label));
 	if (cJSON_GetArraySize(a) != 3) {
 		cJSON_Delete(a);
-		return NULL;
+		return -ENOMEM;
 	}
-	return a;
+	*ret = a;
+	return 0;
 }
 
 enum attr_props {
@@ -416,21 +418,22 @@ tx_create_attr(struct tx *t, bool ref, const char *etype, const char *label, enu
 {
 	_cleanup_json_ cJSON *attr = cJSON_CreateObject();
 	char id[37];
-	cJSON *fwd, *rev = NULL;
+	cJSON *fwd = NULL, *rev = NULL;
 	bool ok;
+	int r;
 
 	if (attr == NULL)
 		return -ENOMEM;
 	if (uuid_v4(id) < 0)
 		return -EIO;
-	fwd = ident_new(etype, label);
-	if (fwd == NULL)
-		return -ENOMEM;
+	r = ident_new(etype, label, &fwd);
+	if (r < 0)
+		return r;
 	if (ref) {
-		rev = ident_new(label, etype);
-		if (rev == NULL) {
+		r = ident_new(label, etype, &rev);
+		if (r < 0) {
 			cJSON_Delete(fwd);
-			return -ENOMEM;
+			return r;
 		}
 	}
 	ok = cJSON_AddStringToObject(attr, "id", id) != NULL;
