@@ -21,7 +21,7 @@ for page in instantd.8 instantctl.1 instantd.conf.5; do
 		fail "groff warned about $page"
 	fi
 	if command -v man >/dev/null 2>&1; then
-		MANWIDTH=80 MAN_KEEP_FORMATTING= man --warnings=w -l "$f" >"$tmp/out" 2>"$tmp/err" ||
+		MANWIDTH=80 man --warnings=w -l "$f" >"$tmp/out" 2>"$tmp/err" ||
 			fail "man -l failed on $page"
 		if [ -s "$tmp/err" ]; then
 			cat "$tmp/err" >&2
