@@ -1026,6 +1026,10 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			/* lws only says "connect SSL err 1"; name the real reason */
 			upstream_fail(u, "TLS certificate of %s not trusted: %s (verify error %ld)",
 			    u->host, X509_verify_cert_error_string(vr), vr);
+		else if ((r = (int)lws_http_client_http_response(wsi)) > 0 && r != 101)
+			upstream_fail(u, "connect to %s (%s:%d) failed: %s (HTTP %d)", u->host,
+			    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
+			    in ? (const char *)in : "unknown error", r);
 		else
 			upstream_fail(u, "connect to %s (%s:%d) failed: %s", u->host,
 			    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
