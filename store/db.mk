@@ -1,1 +1,4 @@
-# store/db.mk: sources of this part of store/ (appended to libstore_la_SOURCES).
+# store/db.mk: the profile database (schema, attrs, query cache, outbox, recovery).
+noinst_LTLIBRARIES += libstoredb.la
+libstoredb_la_SOURCES = db.c db.h db-recover.c db-internal.h
+libstore_la_LIBADD += libstoredb.la
