@@ -104,6 +104,8 @@ struct upstream {
 	size_t txq_bytes;
 	struct upstream_pending_tx *ptx_head;
 	bool close_requested;
+	bool ws_open;			/* the wsi is a WebSocket (Close can be sent) */
+	bool close_reason_set;		/* a specific Close code is already set on it */
 
 	/* counters and timestamps (ms since the epoch, 0 = never) */
 	unsigned attempts;		/* consecutive failures since the last init-ok */
@@ -398,6 +400,8 @@ upstream_abandon_wsi(struct upstream *u, bool sync)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 		return;
 	}
+	if (u->ws_open && !u->close_reason_set)
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"reconnecting", 12);
 	lws_callback_on_writable(wsi);
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 3);
 }
@@ -435,6 +439,8 @@ upstream_reset_connection(struct upstream *u, bool sync)
 	free(u->session_id);
 	u->session_id = NULL;
 	u->close_requested = false;
+	u->ws_open = false;
+	u->close_reason_set = false;
 	u->peer_close_code = 0;
 	u->peer_close_reason[0] = '\0';
 }
@@ -760,6 +766,15 @@ upstream_set_str(char **dst, const char *src)
 	*dst = c;
 }
 
+/* Does a param-* error's hint blame the app id (a malformed or missing app-id)? */
+static bool
+upstream_hint_names_app_id(const cJSON *hint)
+{
+	_cleanup_free_ char *s = hint ? cJSON_PrintUnformatted(hint) : NULL;
+
+	return s && (strstr(s, "app-id") || strstr(s, "app_id"));
+}
+
 /* An error answering our init. Returns true when it was one. */
 static bool
 upstream_handle_init_error(struct upstream *u, cJSON *msg)
@@ -788,7 +803,9 @@ upstream_handle_init_error(struct upstream *u, cJSON *msg)
 		upstream_fail(u, "%s", detail);
 		return true;
 	}
-	if (strcmp(type, "record-not-found") == 0 && rtype && strcmp(rtype, "app") == 0)
+	if ((strcmp(type, "record-not-found") == 0 && rtype && strcmp(rtype, "app") == 0) ||
+	    ((strcmp(type, "param-malformed") == 0 || strcmp(type, "param-missing") == 0) &&
+	    upstream_hint_names_app_id(json_get(msg, "hint"))))
 		upstream_set_state(u, UPSTREAM_APP_NOT_FOUND, detail);
 	else
 		upstream_set_state(u, UPSTREAM_AUTH_FAILED, detail);
@@ -1040,6 +1057,7 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		if (!u || u->wsi != wsi)
 			return 0;
 		lws_sul_cancel(&u->sul_connect_to);
+		u->ws_open = true;
 		u->connected_at = now_ms();
 		u->last_rx_us = mono_us();
 		upstream_set_state(u, UPSTREAM_OPENED, NULL);
@@ -1061,6 +1079,7 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		r = upstream_rx_append(u, in, len);
 		if (r < 0) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too big", 7);
+			u->close_reason_set = true;
 			if (r == -EMSGSIZE)
 				upstream_fail(u, "server message larger than %zu bytes", u->max_frame);
 			else

@@ -16,7 +16,8 @@
  *
  *   DISCONNECTED --start--> RESOLVING --address--> CONNECTING --101--> OPENED
  *   OPENED --init-ok--> AUTHENTICATED                 (backoff attempts reset to 0)
- *   OPENED --init error: record-not-found app--> APP_NOT_FOUND
+ *   OPENED --init error: record-not-found app, or param-malformed/param-missing
+ *        about the app-id--> APP_NOT_FOUND
  *   OPENED --any other init error (bad/revoked token, bad app id ...)--> AUTH_FAILED
  *   RESOLVING/CONNECTING/OPENED/AUTHENTICATED --failure--> BACKOFF
  *        failures: DNS error or timeout, refused, TLS verification, handshake not
@@ -99,7 +100,10 @@ struct upstream_callbacks {
 
 /* The protocols the daemon must copy, in this order, into the "net" vhost's
  * protocols[] array (before its terminator): the ws client and the raw-file
- * handler for the resolver socketpair and the netlink socket. */
+ * handler for the resolver socketpair and the netlink socket. Their callbacks
+ * ignore anything that is not theirs. The vhost needs DO_SSL_GLOBAL_INIT (else
+ * wss fails with "SSL_new failed") and should have VALIDATE_UTF8; see
+ * tests/upstream/upstream-test.c for the setup the daemon mirrors. */
 #define UPSTREAM_PROTOCOL_COUNT 2
 extern const struct lws_protocols upstream_protocols[UPSTREAM_PROTOCOL_COUNT];
 

@@ -88,6 +88,12 @@ try {
   e = await a.waitState('app-not-found');
   check(/app/.test(e.detail), `unknown app: ${e.detail}`);
   await a.quit();
+
+  // a malformed app id (param-malformed about app-id) is also app-not-found
+  const b = startHarness(['--url', mock.url, '--app-id', 'not-a-uuid', ...fast]);
+  e = await b.waitState('app-not-found');
+  check(/Malformed parameter/.test(e.detail), `malformed app id: ${e.detail}`);
+  await b.quit();
 } finally {
   await mock.stop();
 }

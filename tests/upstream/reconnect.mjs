@@ -50,6 +50,8 @@ const n = srv.connections;
 h.cmd('reconnect');
 await h.waitState('authenticated');
 check(srv.connections === n + 1, 'reconnect_now opened a new connection');
+await until(() => srv.closes.length > 0 && srv.closes.at(-1).code === 1001, 'old connection closed with 1001');
+check(true, 'the replaced connection was closed with 1001 going away');
 
 // 5. sending while not connected is refused (the daemon keeps its outbox)
 await srv.refuse();
