@@ -15,18 +15,82 @@ const TOP_ONLY = ['offset', 'before', 'after'];
 const PAGINATING = ['limit', 'first', 'last', 'offset', 'before', 'after', 'order'];
 const isObj = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
 
+// The client-side store of all triples, built once per attrs version and then kept up to date
+// from the data's change log.
 function libFor(data) {
-	if (data._lib) return data._lib;
+	const lib = data._lib;
+	if (lib) {
+		if (lib.version !== data.version) {
+			for (const [op, t] of data.libLog) {
+				if (op === '+') s.addTriple(lib.store, lib.attrsStore, t);
+				else s.retractTriple(lib.store, lib.attrsStore, t);
+			}
+			data.libLog = [];
+			lib.memo.clear();
+			lib.version = data.version;
+		}
+		return lib;
+	}
 	const attrs = {};
 	for (const a of data.attrs.values()) attrs[a.id] = a;
 	const attrsStore = new s.AttrsStoreClass(attrs, null);
 	const store = s.createStore(attrsStore, [...data.allTriples()], false, false);
-	data._lib = { attrsStore, store, memo: new Map() };
+	data._lib = { attrsStore, store, memo: new Map(), version: data.version };
+	data.libLog = [];
 	return data._lib;
+}
+
+// Attr ids a query's result can depend on: every attr touching an etype the query reaches.
+export function queryDeps(data, q) {
+	const etypes = new Set();
+	const walkWhere = (etype, where) => {
+		for (const [k, v] of Object.entries(where || {})) {
+			if ((k === 'or' || k === 'and') && Array.isArray(v)) { for (const w of v) if (isObj(w)) walkWhere(etype, w); continue; }
+			let et = etype;
+			for (const label of k.split('.')) {
+				const l = linkAttr(data, et, label);
+				if (!l || l.attr['value-type'] !== 'ref') break;
+				et = l.forward ? l.attr['reverse-identity'][1] : l.attr['forward-identity'][1];
+				etypes.add(et);
+			}
+		}
+	};
+	const walk = (etype, form) => {
+		etypes.add(etype);
+		if (!isObj(form)) return;
+		if (isObj(form.$?.where)) walkWhere(etype, form.$.where);
+		for (const [label, child] of Object.entries(form)) {
+			if (label === '$') continue;
+			const l = linkAttr(data, etype, label);
+			if (!l || l.attr['value-type'] !== 'ref') continue;
+			walk(l.forward ? l.attr['reverse-identity'][1] : l.attr['forward-identity'][1], child);
+		}
+	};
+	if (isObj(q)) for (const [k, form] of Object.entries(q)) if (k !== '$$ruleParams') walk(k, form);
+	const deps = new Set();
+	for (const a of data.attrs.values()) {
+		if (etypes.has(a['forward-identity'][1]) || etypes.has(a['reverse-identity']?.[1])) deps.add(a.id);
+	}
+	return deps;
+}
+
+function mix(n, seed) {
+	let h = Math.imul(n ^ seed, 0x45d9f3b);
+	h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+	return (h ^ (h >>> 16)) >>> 0;
 }
 
 // Ids of every `etype` entity (with an id triple) matching `where`, as the JS client computes it.
 function matchIds(data, etype, where) {
+	if (!where || !Object.keys(where).length) {
+		// Every entity with an id triple (what the client's default where matches), without
+		// building the client store.
+		const idAttr = data.idAttr(etype);
+		if (!idAttr) return [];
+		const out = [];
+		for (const es of data.av.get(idAttr.id)?.values() ?? []) for (const e of es) out.push(e);
+		return out;
+	}
 	const lib = libFor(data);
 	const key = canon([etype, where ?? null]);
 	let ids = lib.memo.get(key);
@@ -254,8 +318,8 @@ function paginate(data, etype, form, ids, out) {
 // Returns { result, hash } where result is the wire `result` array of add-query-ok.
 export function evalQuery(data, q, { admin = false } = {}) {
 	validateQuery(q, { admin });
-	const triples = new Map();
-	const out = (t) => { triples.set(canon([t[0], t[1], t[2]]), t); };
+	const triples = new Set(); // stored triple objects are unique per (e, a, v)
+	const out = (t) => { triples.add(t); };
 	const pageInfo = {};
 	const aggregate = {};
 	for (const [etype, form] of Object.entries(q)) {
@@ -277,7 +341,14 @@ export function evalQuery(data, q, { admin = false } = {}) {
 	if (Object.keys(pageInfo).length) d['page-info'] = pageInfo;
 	if (Object.keys(aggregate).length) d.aggregate = aggregate;
 	const result = [{ data: d, 'child-nodes': [] }];
-	const hash = canon([[...triples.keys()].sort(), rows.map((t) => t[3]).sort(), pageInfo, aggregate]);
+	// Order-independent hash of the triple set (with created_at), plus page-info and aggregate.
+	let h1 = 0;
+	let h2 = 0;
+	for (const t of triples) {
+		h1 = (h1 + mix(t.serial, 0x9e3779b9)) >>> 0;
+		h2 = (h2 ^ mix(t.serial, 0x85ebca6b)) >>> 0;
+	}
+	const hash = `${triples.size}:${h1}:${h2}:${canon([pageInfo, aggregate])}`;
 	return { result, hash };
 }
 

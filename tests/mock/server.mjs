@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importDep } from '../lib/deps.mjs';
 import { AppData, MockError, validationError, transact, canon, isUuid, newId, USERS, SYSTEM_ATTRS } from './store.mjs';
-import { evalQuery } from './query.mjs';
+import { evalQuery, queryDeps } from './query.mjs';
 
 const { WebSocketServer } = await importDep('ws');
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -491,18 +491,29 @@ export class MockServer {
 	commit(app, steps, { admin = false } = {}, clientEventId) {
 		const r = transact(app.data, steps, { admin });
 		app.data = r.data;
-		if (r.attrsChanged) app.attrsVersion++;
+		if (r.attrsChanged) {
+			app.attrsVersion++;
+			app.touchAll = true;
+		} else {
+			app.touched ??= new Set();
+			for (const a of r.touched) app.touched.add(a);
+		}
 		this.txId++;
 		if (clientEventId !== undefined) this.txCounts.set(clientEventId, (this.txCounts.get(clientEventId) || 0) + 1);
 		this.saveState();
 		return this.txId;
 	}
 
+	// Recomputes the app's subscriptions after commits. Only queries reaching an attr that the
+	// commits since the last refresh touched are recomputed (all of them after attr changes).
 	refreshApp(app, { force = false } = {}) {
-		for (const s of this.sessions) if (s.app === app && s.inited && !s.closed) this.refreshSession(s, { force });
+		const touched = app.touchAll || !app.touched ? null : app.touched;
+		app.touched = null;
+		app.touchAll = false;
+		for (const s of this.sessions) if (s.app === app && s.inited && !s.closed) this.refreshSession(s, { force, touched });
 	}
 
-	refreshSession(sess, { force = false } = {}) {
+	refreshSession(sess, { force = false, touched = null } = {}) {
 		const app = sess.app;
 		const attrsDirty = sess.attrsVersionSent !== app.attrsVersion;
 		if (!sess.subs.size && !attrsDirty) return;
@@ -511,6 +522,15 @@ export class MockServer {
 			try {
 				const st = this.appStatusError(app, false);
 				if (st) throw st;
+				if (touched && !force) {
+					if (sub.depsVersion !== app.attrsVersion) {
+						sub.deps = queryDeps(app.data, sub.q);
+						sub.depsVersion = app.attrsVersion;
+					}
+					let hit = false;
+					for (const a of touched) if (sub.deps.has(a)) { hit = true; break; }
+					if (!hit) continue;
+				}
 				const { result, hash } = evalQuery(app.data, sub.q, { admin: sess.admin });
 				if (hash === sub.hash && !force) continue;
 				sub.hash = hash;
@@ -864,7 +884,6 @@ const CONTROL = {
 		const set = body.set ? loadDataSet(body.set) : { attrs: body.attrs || [], triples: body.triples || [] };
 		const attrs = Array.isArray(set.attrs) ? set.attrs : Object.values(set.attrs);
 		if (body.replace) app.data = new AppData();
-		app.data = app.data.clone();
 		app.data.load(attrs, set.triples);
 		app.attrsVersion++;
 		this.txId++;

@@ -81,26 +81,65 @@ const fwdEtype = (a) => a['forward-identity'][1];
 const revEtype = (a) => a['reverse-identity']?.[1];
 const isRef = (a) => a['value-type'] === 'ref';
 
-// Triples indexed e -> a -> canon(v) -> [e, a, v, createdAt].
+let tripleSerial = 0;
+
+// Triples indexed e -> a -> canon(v) -> [e, a, v, createdAt], plus a -> canon(v) -> Set(e).
+// Changes made between begin() and commit() are journaled so that rollback() undoes them: a
+// transaction is all or nothing without copying the data.
 export class AppData {
 	constructor() {
 		this.attrs = new Map();
 		this.eav = new Map();
+		this.av = new Map();
 		this.deletedAttrs = new Map(); // id -> { attr, triples } for restore-attr
+		this.journal = null;
+		this.version = 0; // bumped on every committed change; caches key on it
 		for (const a of SYSTEM_ATTRS) this.attrs.set(a.id, { ...a });
 	}
 
-	clone() {
-		const c = new AppData();
-		c.attrs = new Map([...this.attrs].map(([k, v]) => [k, { ...v }]));
-		c.eav = new Map();
-		for (const [e, am] of this.eav) {
-			const am2 = new Map();
-			for (const [a, vm] of am) am2.set(a, new Map(vm));
-			c.eav.set(e, am2);
-		}
-		c.deletedAttrs = new Map(this.deletedAttrs);
-		return c;
+	begin() { this.journal = []; }
+
+	commit() {
+		this.journal = null;
+		this.changed();
+	}
+
+	rollback() {
+		const j = this.journal;
+		this.journal = null;
+		for (let i = j.length - 1; i >= 0; i--) j[i]();
+	}
+
+	changed() {
+		this.version++;
+	}
+
+	// Triple changes since the query module last synced its client-side store (null: no store).
+	logLib(op, t) {
+		if (this.libLog) this.libLog.push([op, t]);
+	}
+
+	setAttr(id, attr) {
+		this._lib = null; // attrs changed: the client-side store is rebuilt
+		this.libLog = null;
+		const old = this.attrs.get(id);
+		this.attrs.set(id, attr);
+		this.journal?.push(() => (old ? this.attrs.set(id, old) : this.attrs.delete(id)));
+	}
+
+	deleteAttr(id) {
+		this._lib = null;
+		this.libLog = null;
+		const old = this.attrs.get(id);
+		this.attrs.delete(id);
+		if (old) this.journal?.push(() => this.attrs.set(id, old));
+	}
+
+	setDeleted(id, v) {
+		const old = this.deletedAttrs.get(id);
+		if (v) this.deletedAttrs.set(id, v);
+		else this.deletedAttrs.delete(id);
+		this.journal?.push(() => (old ? this.deletedAttrs.set(id, old) : this.deletedAttrs.delete(id)));
 	}
 
 	userAttrs() { return [...this.attrs.values()]; }
@@ -116,28 +155,49 @@ export class AppData {
 
 	addRaw(t) {
 		const [e, a, v] = t;
+		// A serial per stored triple object (arrays serialise without it): result hashing and
+		// de-duplication use it instead of re-serialising values.
+		if (t.serial === undefined) t.serial = ++tripleSerial;
+		const key = canon(v);
 		let am = this.eav.get(e);
 		if (!am) this.eav.set(e, (am = new Map()));
 		let vm = am.get(a);
 		if (!vm) am.set(a, (vm = new Map()));
-		vm.set(canon(v), t);
+		const old = vm.get(key);
+		vm.set(key, t);
+		if (old) this.logLib('-', old);
+		this.logLib('+', t);
+		let ix = this.av.get(a);
+		if (!ix) this.av.set(a, (ix = new Map()));
+		let es = ix.get(key);
+		if (!es) ix.set(key, (es = new Set()));
+		es.add(e);
+		this.journal?.push(() => (old ? this.addRaw(old) : this.removeRaw(e, a, v)));
 	}
 
 	removeRaw(e, a, v) {
+		const key = canon(v);
 		const am = this.eav.get(e);
 		const vm = am?.get(a);
-		if (!vm) return false;
-		const ok = vm.delete(canon(v));
+		const old = vm?.get(key);
+		if (!old) return false;
+		vm.delete(key);
+		this.logLib('-', old);
 		if (!vm.size) am.delete(a);
 		if (!am.size) this.eav.delete(e);
-		return ok;
+		const ix = this.av.get(a);
+		const es = ix?.get(key);
+		if (es) {
+			es.delete(e);
+			if (!es.size) ix.delete(key);
+			if (!ix.size) this.av.delete(a);
+		}
+		this.journal?.push(() => this.addRaw(old));
+		return true;
 	}
 
 	removeEA(e, a) {
-		const am = this.eav.get(e);
-		if (!am) return;
-		am.delete(a);
-		if (!am.size) this.eav.delete(e);
+		for (const t of this.triplesEA(e, a)) this.removeRaw(t[0], t[1], t[2]);
 	}
 
 	attrByIdent(etype, label) {
@@ -160,10 +220,8 @@ export class AppData {
 
 	// Entities holding value v on attr a.
 	entitiesWith(a, v) {
-		const key = canon(v);
-		const out = [];
-		for (const [e, am] of this.eav) if (am.get(a)?.has(key)) out.push(e);
-		return out;
+		const es = this.av.get(a)?.get(canon(v));
+		return es ? [...es] : [];
 	}
 
 	entityExistsAs(e, etype) {
@@ -177,8 +235,9 @@ export class AppData {
 	}
 
 	load(attrs, triples, now = Date.now()) {
-		for (const a of attrs) this.attrs.set(a.id, normalizeAttr(a, a.catalog));
+		for (const a of attrs) this.setAttr(a.id, normalizeAttr(a, a.catalog));
 		for (const t of triples) this.addRaw([t[0], t[1], t[2], typeof t[3] === 'number' ? t[3] : now]);
+		this.changed();
 	}
 
 	toJSON() {
@@ -274,11 +333,23 @@ function deepMerge(old, patch) {
 }
 const isPlainObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
 
-// Applies tx-steps to a copy of `data`; returns { data, attrsChanged, touched } or throws MockError.
-// The caller swaps the copy in only on success, which gives the server's atomicity.
-export function transact(data0, steps, { admin = false, now = Date.now() } = {}) {
+// Applies tx-steps to `data` atomically; returns { data, attrsChanged, touched } or throws MockError
+// (and then `data` is unchanged).
+export function transact(data, steps, { admin = false, now = Date.now() } = {}) {
 	checkSteps(steps);
-	const data = data0.clone();
+	data.begin();
+	try {
+		const r = transactSteps(data, steps, { admin, now });
+		data.commit();
+		return r;
+	} catch (e) {
+		data.rollback();
+		throw e;
+	}
+}
+
+function transactSteps(data, steps, { admin, now }) {
+	const data0 = data; // mode checks below run before any change
 	let attrsChanged = false;
 	const touched = new Set(); // attr ids whose triples changed
 
@@ -468,7 +539,7 @@ export function transact(data0, steps, { admin = false, now = Date.now() } = {})
 		if (op === 'add-attr') {
 			for (const [, raw] of group) {
 				const attr = checkAddAttr(raw);
-				if (attr) { data.attrs.set(attr.id, attr); attrsChanged = true; }
+				if (attr) { data.setAttr(attr.id, attr); attrsChanged = true; }
 			}
 		} else if (op === 'update-attr') {
 			requireAdmin('update');
@@ -478,7 +549,7 @@ export function transact(data0, steps, { admin = false, now = Date.now() } = {})
 				// Quirk kept: on-delete flags are overwritten with what was sent.
 				if (!('on-delete' in raw)) delete upd['on-delete'];
 				if (!('on-delete-reverse' in raw)) delete upd['on-delete-reverse'];
-				data.attrs.set(raw.id, upd);
+				data.setAttr(raw.id, upd);
 				attrsChanged = true;
 			}
 		} else if (op === 'delete-attr') {
@@ -486,9 +557,11 @@ export function transact(data0, steps, { admin = false, now = Date.now() } = {})
 			for (const [, aid] of group) {
 				const attr = getAttr(aid);
 				const trs = [];
-				for (const t of [...data.allTriples()]) if (t[1] === aid) { trs.push(t); data.removeRaw(t[0], t[1], t[2]); }
-				data.attrs.delete(aid);
-				data.deletedAttrs.set(aid, { attr, triples: trs });
+				for (const es of [...(data.av.get(aid)?.values() ?? [])]) {
+					for (const e of [...es]) for (const t of data.triplesEA(e, aid)) { trs.push(t); data.removeRaw(t[0], t[1], t[2]); }
+				}
+				data.deleteAttr(aid);
+				data.setDeleted(aid, { attr, triples: trs });
 				touched.add(aid);
 				attrsChanged = true;
 			}
@@ -497,9 +570,9 @@ export function transact(data0, steps, { admin = false, now = Date.now() } = {})
 			for (const [, aid] of group) {
 				const d = data.deletedAttrs.get(aid);
 				if (!d) continue;
-				data.attrs.set(aid, d.attr);
+				data.setAttr(aid, d.attr);
 				for (const t of d.triples) data.addRaw(t);
-				data.deletedAttrs.delete(aid);
+				data.setDeleted(aid, null);
 				touched.add(aid);
 				attrsChanged = true;
 			}
