@@ -5,7 +5,7 @@ import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
 import { startHarness, check, guard, sleep, until } from './lib.mjs';
 
 guard(150);
-const mock = await startMock(['--ping-interval-ms', '300', '--idle-timeout-ms', '1500']);
+const mock = await startMock(['--ping-interval-ms', '300', '--idle-timeout-ms', '3000']);
 try {
   const fast = ['--base', '50', '--cap', '300', '--auth-retry', '60000'];
 
@@ -17,8 +17,8 @@ try {
   check(sessions.some((s) => s['session-id'] === st['session-id'] && s.inited), 'mock sees our inited session');
   check(st['app-status'] === 'active' && st['user-id'] === null, 'guest, app active');
 
-  // keepalive: the mock pings every 300 ms and closes sockets silent for 1.5 s; our pongs keep it open
-  await sleep(2500);
+  // keepalive: the mock pings every 300 ms and closes sockets silent for 3 s; our pongs keep it open
+  await sleep(4500);
   const st2 = await h.status();
   check(st2['session-id'] === st['session-id'] && st2.state === 'authenticated', 'server pings answered: no idle close');
 

@@ -111,9 +111,9 @@ await srv.stop();
 // 9. a server that answers pings stays connected past the idle timeout
 {
   const live = await startServer();
-  const l = startHarness(['--url', live.url(), '--app-id', APP, '--ping', '1', '--idle', '2']);
+  const l = startHarness(['--url', live.url(), '--app-id', APP, '--ping', '1', '--idle', '3']);
   await l.waitState('authenticated');
-  await sleep(4500);
+  await sleep(6000);
   const ls = await l.status();
   check(ls.state === 'authenticated' && live.connections === 1, 'pings answered: the session stays up');
   await l.quit();
