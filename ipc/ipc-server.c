@@ -20,9 +20,9 @@
 #include "ipc/ipc-protocol.h"
 #include "ipc/ipc-server.h"
 
-/* At most this much is handed to lws per writable callback; lws keeps any
- * part the kernel does not take, so this also bounds lws's own buffering. */
-#define IPC_WRITE_SLICE		(256 * 1024)
+/* At most this much is written to one conn per writable callback, so one
+ * fast reader does not starve the others. */
+#define IPC_WRITE_SLICE		(1024 * 1024)
 /* A conn closed after a fatal error reply gets this long to read it. */
 #define IPC_FLUSH_CLOSE_SECS	5
 /* Accept pauses this long when we are out of fds. */
@@ -73,7 +73,6 @@ struct ipc_server {
 	uint64_t next_id;
 	lws_sorted_usec_list_t sul_resume;	/* accept pause after EMFILE */
 	bool accept_paused;
-	char *scratch;			/* LWS_PRE + IPC_WRITE_SLICE, owned */
 };
 
 void
@@ -356,51 +355,49 @@ out:
 	return r;
 }
 
-/* One write per writable callback: lws keeps whatever the kernel refuses,
- * and a second write before that drains is not allowed. */
+/* We write to the socket ourselves instead of through lws_write(): lws keeps
+ * whatever the kernel refuses and then stops reading that socket until it
+ * drains, which spins the loop on a peer that writes but never reads. Our
+ * own queue keeps reading going, so such a peer reaches max_output and is
+ * disconnected. */
 static int
 ipc_conn_write(struct ipc_conn *c)
 {
-	struct ipc_server *s = c->server;
-	char *p = s->scratch + LWS_PRE;
-	size_t n = 0;
+	int fd = lws_get_socket_fd(c->wsi);
+	size_t budget = IPC_WRITE_SLICE;
 	struct ipc_obuf *b;
-	int w;
 
-	if (c->dead)
+	if (c->dead || fd < 0)
 		return -1;
-	while (n < IPC_WRITE_SLICE && (b = TAILQ_FIRST(&c->out)) != NULL) {
+	while (budget > 0 && (b = TAILQ_FIRST(&c->out)) != NULL) {
 		size_t k = b->len - b->off;
+		ssize_t n;
 
-		if (k > IPC_WRITE_SLICE - n)
-			k = IPC_WRITE_SLICE - n;
-		memcpy(p + n, b->data + b->off, k);
-		n += k;
-		b->off += k;
+		if (k > budget)
+			k = budget;
+		n = send(fd, b->data + b->off, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;	/* EPIPE, ECONNRESET: the peer is gone */
+		}
+		b->off += (size_t)n;
+		c->out_bytes -= (size_t)n;
+		budget -= (size_t)n;
 		if (b->off == b->len) {
 			TAILQ_REMOVE(&c->out, b, link);
 			free(b);
-		}
-	}
-	if (n > 0) {
-		c->out_bytes -= n;
-		w = lws_write(c->wsi, (unsigned char *)p, n, LWS_WRITE_RAW);
-		if (w < 0)
-			return -1;
+		} else if ((size_t)n < k)
+			break;		/* the kernel buffer is full */
 	}
 	if (!TAILQ_EMPTY(&c->out)) {
 		lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	if (c->closing_after_flush) {
-		/* lws may still hold a tail the kernel refused; it sends that
-		 * before the next writable callback, so close on that one. */
-		if (n > 0) {
-			lws_callback_on_writable(c->wsi);
-			return 0;
-		}
+	if (c->closing_after_flush)
 		return -1;
-	}
 	return 0;
 }
 
@@ -822,12 +819,6 @@ ipc_server_new(struct lws_vhost *vh, int listen_fd, const struct ipc_limits *lim
 		close(listen_fd);
 		return -ENOMEM;
 	}
-	s->scratch = malloc(LWS_PRE + IPC_WRITE_SLICE);
-	if (s->scratch == NULL) {
-		free(s);
-		close(listen_fd);
-		return -ENOMEM;
-	}
 	ipc_limits_default(&s->lim);
 	if (lim != NULL) {
 		if (lim->max_message)
@@ -850,7 +841,6 @@ ipc_server_new(struct lws_vhost *vh, int listen_fd, const struct ipc_limits *lim
 	wsi = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC,
 	    (lws_sock_file_fd_type){ .filefd = listen_fd }, IPC_SERVER_PROTOCOL_LISTEN, NULL);
 	if (wsi == NULL) {
-		free(s->scratch);
 		free(s);
 		return -EIO;
 	}
@@ -885,7 +875,6 @@ ipc_server_free(struct ipc_server *s)
 		s->listen_wsi = NULL;
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 	}
-	free(s->scratch);
 	free(s);
 }
 
