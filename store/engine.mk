@@ -1,1 +1,8 @@
-# store/engine.mk: sources of this part of store/ (appended to libstore_la_SOURCES).
+# store/engine.mk: the per-query triple store and the local InstaQL engine.
+noinst_LTLIBRARIES += libstoreengine.la
+libstoreengine_la_SOURCES = \
+	tstore.c tstore.h tstore-internal.h \
+	instaql.c instaql.h instaql-js.c instaql-js.h
+libstoreengine_la_LIBADD = $(CJSON_LIBS) -lm
+libstore_la_LIBADD += libstoreengine.la
+EXTRA_DIST += QUERY-DIFFERENCES.md

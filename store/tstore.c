@@ -1,0 +1,1826 @@
+/* The per-query triple store: interned values, EAV/AEV/AVE/VAE hash indexes
+ * kept in insertion order, and tx-step application with the semantics of
+ * @instantdb/core 1.0.67's store.ts (see store/QUERY-DIFFERENCES.md for the
+ * two index quirks we deliberately do not copy). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/tstore-internal.h"
+#include "store/util.h"
+
+#define HDEL UINT32_MAX
+/* Bound on delete-entity cascade recursion, so a hostile chain cannot
+ * exhaust the stack. */
+#define TSTORE_MAX_CASCADE 10000
+
+/* ---- small helpers ---- */
+
+static int
+vec_push(struct u32vec *v, uint32_t x)
+{
+	if (v->n == v->cap) {
+		uint32_t cap = v->cap ? v->cap * 2 : 2;
+		uint32_t *nv = realloc(v->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = x;
+	return 0;
+}
+
+static void
+vec_remove(struct u32vec *v, uint32_t x)
+{
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->v[i] == x) {
+			memmove(&v->v[i], &v->v[i + 1], (v->n - i - 1) * sizeof(*v->v));
+			v->n--;
+			return;
+		}
+}
+
+static void
+vec_replace(struct u32vec *v, uint32_t old, uint32_t x)
+{
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->v[i] == old) {
+			v->v[i] = x;
+			return;
+		}
+}
+
+static int
+vec_copy(struct u32vec *dst, const struct u32vec *src)
+{
+	*dst = (struct u32vec){0};
+	if (src->n == 0)
+		return 0;
+	dst->v = malloc(src->n * sizeof(*dst->v));
+	if (dst->v == NULL)
+		return -ENOMEM;
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	dst->n = dst->cap = src->n;
+	return 0;
+}
+
+static int
+grow(void **arr, uint32_t *cap, uint32_t need, size_t elem)
+{
+	uint32_t c;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	c = *cap ? *cap : 16;
+	while (c < need)
+		c *= 2;
+	n = realloc(*arr, (size_t)c * elem);
+	if (n == NULL)
+		return -ENOMEM;
+	memset((char *)n + (size_t)*cap * elem, 0, (size_t)(c - *cap) * elem);
+	*arr = n;
+	*cap = c;
+	return 0;
+}
+
+static uint32_t
+mix3(uint32_t a, uint32_t b, uint32_t c)
+{
+	uint64_t h = (uint64_t)a * 0x9E3779B97F4A7C15ULL;
+
+	h ^= (uint64_t)b * 0xC2B2AE3D27D4EB4FULL + (h >> 29);
+	h ^= (uint64_t)c * 0x165667B19E3779F9ULL + (h >> 32);
+	h *= 0xFF51AFD7ED558CCDULL;
+	h ^= h >> 33;
+	return (uint32_t)h;
+}
+
+/* ---- generic hash (keys of up to three ids) ---- */
+
+uint32_t
+hmap_get(const struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3)
+{
+	uint32_t mask, i;
+
+	if (m->cap == 0)
+		return 0;
+	mask = m->cap - 1;
+	for (i = mix3(k1, k2, k3) & mask;; i = (i + 1) & mask) {
+		const struct hslot *sl = &m->slots[i];
+
+		if (sl->val == 0)
+			return 0;
+		if (sl->val != HDEL && sl->k1 == k1 && sl->k2 == k2 && sl->k3 == k3)
+			return sl->val;
+	}
+}
+
+
+static int
+hmap_resize(struct hmap *m, uint32_t cap)
+{
+	struct hmap n = { .slots = calloc(cap, sizeof(struct hslot)), .cap = cap };
+
+	if (n.slots == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->cap; i++) {
+		struct hslot *sl = &m->slots[i];
+
+		if (sl->val != 0 && sl->val != HDEL)
+			(void)hmap_put(&n, sl->k1, sl->k2, sl->k3, sl->val);
+	}
+	free(m->slots);
+	*m = n;
+	return 0;
+}
+
+/* Insert or replace. val must not be 0 or HDEL. */
+int
+hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val)
+{
+	uint32_t mask, i, tomb = UINT32_MAX;
+	int r;
+
+	if ((m->n + m->ntomb + 1) * 4 >= m->cap * 3) {
+		uint32_t cap = m->cap ? m->cap : 16;
+
+		while ((m->n + 1) * 2 >= cap)
+			cap *= 2;
+		r = hmap_resize(m, cap);
+		if (r < 0)
+			return r;
+	}
+	mask = m->cap - 1;
+	for (i = mix3(k1, k2, k3) & mask;; i = (i + 1) & mask) {
+		struct hslot *sl = &m->slots[i];
+
+		if (sl->val == 0)
+			break;
+		if (sl->val == HDEL) {
+			if (tomb == UINT32_MAX)
+				tomb = i;
+			continue;
+		}
+		if (sl->k1 == k1 && sl->k2 == k2 && sl->k3 == k3) {
+			sl->val = val;
+			return 0;
+		}
+	}
+	if (tomb != UINT32_MAX) {
+		i = tomb;
+		m->ntomb--;
+	}
+	m->slots[i] = (struct hslot){ k1, k2, k3, val };
+	m->n++;
+	return 0;
+}
+
+void
+hmap_del(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3)
+{
+	uint32_t mask, i;
+
+	if (m->cap == 0)
+		return;
+	mask = m->cap - 1;
+	for (i = mix3(k1, k2, k3) & mask;; i = (i + 1) & mask) {
+		struct hslot *sl = &m->slots[i];
+
+		if (sl->val == 0)
+			return;
+		if (sl->val != HDEL && sl->k1 == k1 && sl->k2 == k2 && sl->k3 == k3) {
+			sl->val = HDEL;
+			m->n--;
+			m->ntomb++;
+			return;
+		}
+	}
+}
+
+static int
+hmap_copy(struct hmap *dst, const struct hmap *src)
+{
+	*dst = *src;
+	if (src->cap == 0)
+		return 0;
+	dst->slots = malloc(src->cap * sizeof(struct hslot));
+	if (dst->slots == NULL)
+		return -ENOMEM;
+	memcpy(dst->slots, src->slots, src->cap * sizeof(struct hslot));
+	return 0;
+}
+
+void
+hmap_clear(struct hmap *m)
+{
+	free(m->slots);
+	*m = (struct hmap){0};
+}
+
+/* ---- value interning ---- */
+
+static uint32_t
+hash_bytes(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static uint32_t
+hash_num(double d)
+{
+	uint64_t b;
+
+	if (d == 0)
+		d = 0;	/* -0 and 0 are one key (SameValueZero) */
+	memcpy(&b, &d, sizeof(b));
+	return mix3((uint32_t)b, (uint32_t)(b >> 32), 7);
+}
+
+static bool
+tv_same(const struct tval *x, uint8_t type, double num, const char *str, uint32_t len)
+{
+	if (x->type != type)
+		return false;
+	switch (type) {
+	case TV_NUM:
+		return x->num == num;
+	case TV_STR:
+		return x->len == len && memcmp(x->str, str, len) == 0;
+	default:
+		return true;
+	}
+}
+
+static uint32_t
+tv_lookup(const struct tstore *s, uint8_t type, double num, const char *str, uint32_t len, uint32_t hash)
+{
+	uint32_t mask, i;
+
+	if (s->vcap == 0)
+		return VID_NONE;
+	mask = s->vcap - 1;
+	for (i = hash & mask;; i = (i + 1) & mask) {
+		uint32_t vid = s->vslots[i];
+
+		if (vid == 0)
+			return VID_NONE;
+		if (s->vals[vid].hash == hash && tv_same(&s->vals[vid], type, num, str, len))
+			return vid;
+	}
+}
+
+static int
+tv_slots_insert(struct tstore *s, uint32_t vid)
+{
+	uint32_t mask, i;
+
+	if ((s->vn + 1) * 2 >= s->vcap) {
+		uint32_t cap = s->vcap ? s->vcap * 2 : 64;
+		uint32_t *ns = calloc(cap, sizeof(*ns));
+
+		if (ns == NULL)
+			return -ENOMEM;
+		for (uint32_t j = 0; j < s->vcap; j++) {
+			uint32_t v = s->vslots[j];
+
+			if (v == 0)
+				continue;
+			for (i = s->vals[v].hash & (cap - 1); ns[i]; i = (i + 1) & (cap - 1))
+				;
+			ns[i] = v;
+		}
+		free(s->vslots);
+		s->vslots = ns;
+		s->vcap = cap;
+	}
+	mask = s->vcap - 1;
+	for (i = s->vals[vid].hash & mask; s->vslots[i]; i = (i + 1) & mask)
+		;
+	s->vslots[i] = vid;
+	s->vn++;
+	return 0;
+}
+
+static int
+tv_new(struct tstore *s, struct tval v, uint32_t *ret)
+{
+	int r = grow((void **)&s->vals, &s->capvals, s->nvals + 1, sizeof(*s->vals));
+
+	if (r < 0)
+		return r;
+	s->vals[s->nvals] = v;
+	*ret = s->nvals++;
+	return 0;
+}
+
+static int
+tv_intern_scalar(struct tstore *s, uint8_t type, double num, const char *str, uint32_t len, uint32_t *ret)
+{
+	uint32_t hash = type == TV_NUM ? hash_num(num) : type == TV_STR ? hash_bytes(str, len) : mix3(type, 0, 0);
+	uint32_t vid = tv_lookup(s, type, num, str, len, hash);
+	struct tval v = { .type = type, .hash = hash, .num = num == 0 ? 0 : num, .len = len };
+	int r;
+
+	if (vid != VID_NONE) {
+		*ret = vid;
+		return 0;
+	}
+	if (type == TV_STR) {
+		v.str = malloc(len + 1);
+		if (v.str == NULL)
+			return -ENOMEM;
+		memcpy(v.str, str, len);
+		v.str[len] = 0;
+	}
+	r = tv_new(s, v, &vid);
+	if (r < 0) {
+		free(v.str);
+		return r;
+	}
+	r = tv_slots_insert(s, vid);
+	if (r < 0)
+		return r;
+	*ret = vid;
+	return 0;
+}
+
+static int
+tv_intern_str(struct tstore *s, const char *str, uint32_t *ret)
+{
+	return tv_intern_scalar(s, TV_STR, 0, str, (uint32_t)strlen(str), ret);
+}
+
+static int
+tv_intern_json(struct tstore *s, const cJSON *j, uint32_t *ret)
+{
+	if (cJSON_IsNull(j))
+		return tv_intern_scalar(s, TV_NULL, 0, NULL, 0, ret);
+	if (cJSON_IsFalse(j))
+		return tv_intern_scalar(s, TV_FALSE, 0, NULL, 0, ret);
+	if (cJSON_IsTrue(j))
+		return tv_intern_scalar(s, TV_TRUE, 0, NULL, 0, ret);
+	if (cJSON_IsNumber(j))
+		return tv_intern_scalar(s, TV_NUM, j->valuedouble, NULL, 0, ret);
+	if (cJSON_IsString(j))
+		return tv_intern_scalar(s, TV_STR, 0, j->valuestring, (uint32_t)strlen(j->valuestring), ret);
+	if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+		struct tval v = { .type = TV_JSON, .json = cJSON_Duplicate(j, 1) };
+		int r;
+
+		if (v.json == NULL)
+			return -ENOMEM;
+		r = tv_new(s, v, ret);
+		if (r < 0)
+			cJSON_Delete(v.json);
+		return r;
+	}
+	if (cJSON_IsRaw(j)) {
+		/* json_new_int64's big numbers */
+		double d = strtod(j->valuestring, NULL);
+
+		return tv_intern_scalar(s, TV_NUM, d, NULL, 0, ret);
+	}
+	*ret = VID_UNDEF;
+	return 0;
+}
+
+/* Takes ownership of j (an object or array) as a new identity value. */
+static int
+tv_adopt_json(struct tstore *s, cJSON *j, uint32_t *ret)
+{
+	struct tval v = { .type = TV_JSON, .json = j };
+
+	if (!cJSON_IsObject(j) && !cJSON_IsArray(j)) {
+		int r = tv_intern_json(s, j, ret);
+
+		cJSON_Delete(j);
+		return r;
+	}
+	return tv_new(s, v, ret);
+}
+
+uint32_t
+tv_find_json(const struct tstore *s, const cJSON *j)
+{
+	if (cJSON_IsNull(j))
+		return tv_lookup(s, TV_NULL, 0, NULL, 0, mix3(TV_NULL, 0, 0));
+	if (cJSON_IsFalse(j))
+		return tv_lookup(s, TV_FALSE, 0, NULL, 0, mix3(TV_FALSE, 0, 0));
+	if (cJSON_IsTrue(j))
+		return tv_lookup(s, TV_TRUE, 0, NULL, 0, mix3(TV_TRUE, 0, 0));
+	if (cJSON_IsNumber(j))
+		return tv_find_num(s, j->valuedouble);
+	if (cJSON_IsString(j))
+		return tv_find_str(s, j->valuestring);
+	return VID_NONE;
+}
+
+uint32_t
+tv_find_str(const struct tstore *s, const char *str)
+{
+	uint32_t len = (uint32_t)strlen(str);
+
+	return tv_lookup(s, TV_STR, 0, str, len, hash_bytes(str, len));
+}
+
+uint32_t
+tv_find_num(const struct tstore *s, double d)
+{
+	return tv_lookup(s, TV_NUM, d, NULL, 0, hash_num(d));
+}
+
+cJSON *
+tv_to_json(const struct tstore *s, uint32_t vid)
+{
+	const struct tval *v = &s->vals[vid];
+
+	switch (v->type) {
+	case TV_NULL:
+	case TV_UNDEF:
+		return cJSON_CreateNull();
+	case TV_FALSE:
+		return cJSON_CreateFalse();
+	case TV_TRUE:
+		return cJSON_CreateTrue();
+	case TV_NUM:
+		if (v->num == floor(v->num) && fabs(v->num) <= (double)JSON_INT_PARSE_MAX)
+			return json_new_int64((int64_t)v->num);
+		return cJSON_CreateNumber(v->num);
+	case TV_STR:
+		return cJSON_CreateString(v->str);
+	default:
+		return cJSON_Duplicate(v->json, 1);
+	}
+}
+
+/* ---- attrs ---- */
+
+static enum tattr_ctype
+ctype_of(const cJSON *attr)
+{
+	const char *c = json_get_string(attr, "checked-data-type");
+
+	if (c == NULL)
+		return CT_NONE;
+	if (strcmp(c, "string") == 0)
+		return CT_STRING;
+	if (strcmp(c, "number") == 0)
+		return CT_NUMBER;
+	if (strcmp(c, "boolean") == 0)
+		return CT_BOOLEAN;
+	if (strcmp(c, "date") == 0)
+		return CT_DATE;
+	return CT_OTHER;
+}
+
+static bool
+str_field_is(const cJSON *o, const char *key, const char *want)
+{
+	const char *s = json_get_string(o, key);
+
+	return s && strcmp(s, want) == 0;
+}
+
+static int
+intern_opt(struct tstore *s, const char *str, uint32_t *ret)
+{
+	if (str == NULL) {
+		*ret = VID_NONE;
+		return 0;
+	}
+	return tv_intern_str(s, str, ret);
+}
+
+/* Rebuild the derived attr tables from s->attrs (the JS AttrsStore's lazy
+ * indexes: later attrs win on equal identities). */
+static int
+tstore_index_attrs(struct tstore *s)
+{
+	size_t n = attrs_count(s->attrs);
+	int r;
+
+	free(s->at);
+	s->at = NULL;
+	s->nat = 0;
+	hmap_clear(&s->at_by_id);
+	hmap_clear(&s->at_fwd);
+	hmap_clear(&s->at_rev);
+	hmap_clear(&s->at_blob);
+	hmap_clear(&s->at_pk);
+	hmap_clear(&s->blob_list);	/* the vecs it names leak into the pool; small */
+	if (n == 0)
+		return 0;
+	s->at = calloc(n, sizeof(*s->at));
+	if (s->at == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const cJSON *j = attrs_at(s->attrs, i);
+		struct tattr *t = &s->at[s->nat];
+		uint32_t idx;
+
+		if (attr_id(j) == NULL)
+			continue;
+		t->json = j;
+		if ((r = tv_intern_str(s, attr_id(j), &t->id)) < 0 ||
+		    (r = intern_opt(s, attr_fwd_etype(j), &t->fwd_etype)) < 0 ||
+		    (r = intern_opt(s, attr_fwd_label(j), &t->fwd_label)) < 0 ||
+		    (r = intern_opt(s, attr_rev_etype(j), &t->rev_etype)) < 0 ||
+		    (r = intern_opt(s, attr_rev_label(j), &t->rev_label)) < 0)
+			return r;
+		t->ref = str_field_is(j, "value-type", "ref");
+		t->blob = str_field_is(j, "value-type", "blob");
+		t->card_one = str_field_is(j, "cardinality", "one");
+		t->primary = cJSON_IsTrue(json_get(j, "primary?"));
+		t->del_cascade = str_field_is(j, "on-delete", "cascade");
+		t->del_rev_cascade = str_field_is(j, "on-delete-reverse", "cascade");
+		t->ctype = ctype_of(j);
+		idx = ++s->nat;
+		if ((r = hmap_put(&s->at_by_id, t->id, 0, 0, idx)) < 0)
+			return r;
+		if (t->fwd_etype && t->fwd_label) {
+			if ((r = hmap_put(&s->at_fwd, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
+				return r;
+			if (t->blob) {
+				uint32_t prev = hmap_get(&s->at_blob, t->fwd_etype, t->fwd_label, 0);
+
+				if ((r = hmap_put(&s->at_blob, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
+					return r;
+				if (prev == 0) {
+					/* a new label: append it to the etype's list */
+					uint32_t vi = hmap_get(&s->blob_list, t->fwd_etype, 0, 0);
+
+					if (vi == 0) {
+						r = grow((void **)&s->vecs, &s->capvecs, s->nvecs + 1, sizeof(*s->vecs));
+						if (r < 0)
+							return r;
+						vi = s->nvecs++;
+						s->vecs[vi] = (struct u32vec){0};
+						if ((r = hmap_put(&s->blob_list, t->fwd_etype, 0, 0, vi)) < 0)
+							return r;
+					}
+					if ((r = vec_push(&s->vecs[vi], t->fwd_label)) < 0)
+						return r;
+				}
+			}
+			if (t->primary && (r = hmap_put(&s->at_pk, t->fwd_etype, 0, 0, idx)) < 0)
+				return r;
+		}
+		if (t->rev_etype && t->rev_label &&
+		    (r = hmap_put(&s->at_rev, t->rev_etype, t->rev_label, 0, idx)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+const struct tattr *
+tstore_attr(const struct tstore *s, uint32_t attr_vid)
+{
+	uint32_t i = attr_vid ? hmap_get(&s->at_by_id, attr_vid, 0, 0) : 0;
+
+	return i ? &s->at[i - 1] : NULL;
+}
+
+const struct tattr *
+tstore_attr_fwd(const struct tstore *s, uint32_t etype, uint32_t label)
+{
+	uint32_t i = etype && label ? hmap_get(&s->at_fwd, etype, label, 0) : 0;
+
+	return i ? &s->at[i - 1] : NULL;
+}
+
+const struct tattr *
+tstore_attr_rev(const struct tstore *s, uint32_t etype, uint32_t label)
+{
+	uint32_t i = etype && label ? hmap_get(&s->at_rev, etype, label, 0) : 0;
+
+	return i ? &s->at[i - 1] : NULL;
+}
+
+const struct tattr *
+tstore_attr_pk(const struct tstore *s, uint32_t etype)
+{
+	uint32_t i = etype ? hmap_get(&s->at_pk, etype, 0, 0) : 0;
+	uint32_t id;
+
+	if (i)
+		return &s->at[i - 1];
+	id = tv_find_str(s, "id");
+	return tstore_attr_fwd(s, etype, id);
+}
+
+const struct u32vec *
+tstore_blob_attrs(const struct tstore *s, uint32_t etype)
+{
+	uint32_t vi = etype ? hmap_get(&s->blob_list, etype, 0, 0) : 0;
+
+	return vi ? &s->vecs[vi] : NULL;
+}
+
+/* ---- index access ---- */
+
+const struct cell *
+tstore_cell(const struct tstore *s, uint32_t e, uint32_t a)
+{
+	uint32_t c = hmap_get(&s->cell_by_ea, e, a, 0);
+
+	return c ? &s->cells[c] : NULL;
+}
+
+const struct triple *
+tstore_triple(const struct tstore *s, uint32_t e, uint32_t a, uint32_t v)
+{
+	uint32_t t = hmap_get(&s->tr_by_eav, e, a, v);
+
+	return t ? &s->tr[t] : NULL;
+}
+
+static struct u32vec *
+vec_at(const struct hmap *m, const struct tstore *s, uint32_t k1, uint32_t k2)
+{
+	uint32_t vi = hmap_get(m, k1, k2, 0);
+
+	return vi ? &s->vecs[vi] : NULL;
+}
+
+const struct u32vec *
+tstore_aev(const struct tstore *s, uint32_t a)
+{
+	return vec_at(&s->aev, s, a, 0);
+}
+
+const struct u32vec *
+tstore_ave(const struct tstore *s, uint32_t a, uint32_t v)
+{
+	return vec_at(&s->ave, s, a, v);
+}
+
+const struct u32vec *
+tstore_vae(const struct tstore *s, uint32_t v)
+{
+	return vec_at(&s->vae, s, v, 0);
+}
+
+static int
+vec_get_or_new(struct tstore *s, struct hmap *m, uint32_t k1, uint32_t k2, struct u32vec **ret)
+{
+	uint32_t vi = hmap_get(m, k1, k2, 0);
+	int r;
+
+	if (vi == 0) {
+		r = grow((void **)&s->vecs, &s->capvecs, s->nvecs + 1, sizeof(*s->vecs));
+		if (r < 0)
+			return r;
+		vi = s->nvecs++;
+		s->vecs[vi] = (struct u32vec){0};
+		r = hmap_put(m, k1, k2, 0, vi);
+		if (r < 0)
+			return r;
+	}
+	*ret = &s->vecs[vi];
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static int
+tstore_init_arrays(struct tstore *s)
+{
+	int r;
+
+	/* index 0 of every array is a sentinel so 0 can mean "none" */
+	if ((r = grow((void **)&s->tr, &s->captr, 1, sizeof(*s->tr))) < 0 ||
+	    (r = grow((void **)&s->cells, &s->capcells, 1, sizeof(*s->cells))) < 0 ||
+	    (r = grow((void **)&s->ents, &s->capents, 1, sizeof(*s->ents))) < 0 ||
+	    (r = grow((void **)&s->vecs, &s->capvecs, 1, sizeof(*s->vecs))) < 0)
+		return r;
+	s->ntr = s->ncells = s->nents = s->nvecs = 1;
+	return 0;
+}
+
+int
+tstore_new(const struct attrs *attrs, struct tstore **ret)
+{
+	struct tstore *s = calloc(1, sizeof(*s));
+	uint32_t vid;
+	int r;
+
+	if (s == NULL)
+		return -ENOMEM;
+	r = attrs ? attrs_dup(attrs, &s->attrs) : ((s->attrs = attrs_new()) ? 0 : -ENOMEM);
+	if (r < 0)
+		goto fail;
+	/* vid 0: none; vid 1: undefined */
+	if ((r = tv_new(s, (struct tval){ .type = TV_UNDEF }, &vid)) < 0 ||
+	    (r = tv_new(s, (struct tval){ .type = TV_UNDEF }, &vid)) < 0 ||
+	    (r = tstore_init_arrays(s)) < 0 ||
+	    (r = tstore_index_attrs(s)) < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	tstore_free(s);
+	return r;
+}
+
+static void
+tstore_free_data(struct tstore *s)
+{
+	for (uint32_t i = 1; i < s->ncells; i++)
+		free(s->cells[i].tr.v);
+	for (uint32_t i = 1; i < s->nents; i++)
+		free(s->ents[i].cells.v);
+	for (uint32_t i = 1; i < s->nvecs; i++)
+		free(s->vecs[i].v);
+	free(s->tr);
+	free(s->cells);
+	free(s->ents);
+	free(s->vecs);
+	s->tr = NULL;
+	s->cells = NULL;
+	s->ents = NULL;
+	s->vecs = NULL;
+	s->ntr = s->captr = s->ncells = s->capcells = s->nents = s->capents = 0;
+	s->nvecs = s->capvecs = 0;
+	s->nlive = 0;
+	hmap_clear(&s->ent_by_e);
+	hmap_clear(&s->cell_by_ea);
+	hmap_clear(&s->tr_by_eav);
+	hmap_clear(&s->aev);
+	hmap_clear(&s->ave);
+	hmap_clear(&s->vae);
+	hmap_clear(&s->blob_list);
+}
+
+void
+tstore_free(struct tstore *s)
+{
+	if (s == NULL)
+		return;
+	tstore_free_data(s);
+	for (uint32_t i = 2; i < s->nvals; i++) {
+		free(s->vals[i].str);
+		cJSON_Delete(s->vals[i].json);
+	}
+	free(s->vals);
+	free(s->vslots);
+	free(s->at);
+	hmap_clear(&s->at_by_id);
+	hmap_clear(&s->at_fwd);
+	hmap_clear(&s->at_rev);
+	hmap_clear(&s->at_blob);
+	hmap_clear(&s->at_pk);
+	attrs_free(s->attrs);
+	free(s);
+}
+
+int
+tstore_dup(const struct tstore *s, struct tstore **ret)
+{
+	struct tstore *d = calloc(1, sizeof(*d));
+	int r = -ENOMEM;
+
+	if (d == NULL)
+		return -ENOMEM;
+	if ((r = attrs_dup(s->attrs, &d->attrs)) < 0)
+		goto fail;
+	r = -ENOMEM;
+	d->vals = calloc(s->capvals, sizeof(*d->vals));
+	if (d->vals == NULL)
+		goto fail;
+	d->capvals = s->capvals;
+	for (uint32_t i = 0; i < s->nvals; i++) {
+		d->vals[i] = s->vals[i];
+		d->vals[i].str = NULL;
+		d->vals[i].json = NULL;
+		d->nvals = i + 1;
+		if (s->vals[i].str && (d->vals[i].str = strdup(s->vals[i].str)) == NULL)
+			goto fail;
+		if (s->vals[i].json && (d->vals[i].json = cJSON_Duplicate(s->vals[i].json, 1)) == NULL)
+			goto fail;
+	}
+	d->vslots = malloc(s->vcap * sizeof(*d->vslots));
+	if (d->vslots == NULL)
+		goto fail;
+	memcpy(d->vslots, s->vslots, s->vcap * sizeof(*d->vslots));
+	d->vcap = s->vcap;
+	d->vn = s->vn;
+
+	d->tr = malloc(s->captr * sizeof(*d->tr));
+	d->cells = calloc(s->capcells, sizeof(*d->cells));
+	d->ents = calloc(s->capents, sizeof(*d->ents));
+	d->vecs = calloc(s->capvecs, sizeof(*d->vecs));
+	if (!d->tr || !d->cells || !d->ents || !d->vecs)
+		goto fail;
+	memcpy(d->tr, s->tr, s->ntr * sizeof(*d->tr));
+	d->ntr = s->ntr;
+	d->captr = s->captr;
+	d->capcells = s->capcells;
+	d->capents = s->capents;
+	d->capvecs = s->capvecs;
+	d->nlive = s->nlive;
+	for (uint32_t i = 0; i < s->ncells; i++) {
+		d->cells[i] = s->cells[i];
+		d->cells[i].tr = (struct u32vec){0};
+		d->ncells = i + 1;
+		if (vec_copy(&d->cells[i].tr, &s->cells[i].tr) < 0)
+			goto fail;
+	}
+	for (uint32_t i = 0; i < s->nents; i++) {
+		d->ents[i] = s->ents[i];
+		d->ents[i].cells = (struct u32vec){0};
+		d->nents = i + 1;
+		if (vec_copy(&d->ents[i].cells, &s->ents[i].cells) < 0)
+			goto fail;
+	}
+	for (uint32_t i = 0; i < s->nvecs; i++) {
+		d->nvecs = i + 1;
+		if (vec_copy(&d->vecs[i], &s->vecs[i]) < 0)
+			goto fail;
+	}
+	if (hmap_copy(&d->ent_by_e, &s->ent_by_e) < 0 ||
+	    hmap_copy(&d->cell_by_ea, &s->cell_by_ea) < 0 ||
+	    hmap_copy(&d->tr_by_eav, &s->tr_by_eav) < 0 ||
+	    hmap_copy(&d->aev, &s->aev) < 0 ||
+	    hmap_copy(&d->ave, &s->ave) < 0 ||
+	    hmap_copy(&d->vae, &s->vae) < 0)
+		goto fail;
+	if ((r = tstore_index_attrs(d)) < 0)
+		goto fail;
+	*ret = d;
+	return 0;
+fail:
+	tstore_free(d);
+	return r;
+}
+
+const struct attrs *
+tstore_attrs(const struct tstore *s)
+{
+	return s->attrs;
+}
+
+size_t
+tstore_count(const struct tstore *s)
+{
+	return s->nlive;
+}
+
+/* ---- triple insertion and removal ---- */
+
+static int
+ent_get_or_new(struct tstore *s, uint32_t e, uint32_t *ret)
+{
+	uint32_t i = hmap_get(&s->ent_by_e, e, 0, 0);
+	int r;
+
+	if (i) {
+		*ret = i;
+		return 0;
+	}
+	if ((r = grow((void **)&s->ents, &s->capents, s->nents + 1, sizeof(*s->ents))) < 0)
+		return r;
+	i = s->nents++;
+	s->ents[i] = (struct ent){ .e = e, .live = true };
+	if ((r = hmap_put(&s->ent_by_e, e, 0, 0, i)) < 0)
+		return r;
+	*ret = i;
+	return 0;
+}
+
+static int
+cell_get_or_new(struct tstore *s, uint32_t e, uint32_t a, uint32_t *ret)
+{
+	uint32_t c = hmap_get(&s->cell_by_ea, e, a, 0);
+	uint32_t ei;
+	struct u32vec *aev;
+	int r;
+
+	if (c) {
+		*ret = c;
+		return 0;
+	}
+	if ((r = ent_get_or_new(s, e, &ei)) < 0)
+		return r;
+	if ((r = vec_get_or_new(s, &s->aev, a, 0, &aev)) < 0)
+		return r;
+	if ((r = grow((void **)&s->cells, &s->capcells, s->ncells + 1, sizeof(*s->cells))) < 0)
+		return r;
+	c = s->ncells++;
+	s->cells[c] = (struct cell){ .e = e, .a = a, .ent = ei, .aseq = aev->n, .live = true };
+	if ((r = vec_push(aev, c)) < 0 ||
+	    (r = vec_push(&s->ents[ei].cells, c)) < 0 ||
+	    (r = hmap_put(&s->cell_by_ea, e, a, 0, c)) < 0)
+		return r;
+	*ret = c;
+	return 0;
+}
+
+/* Take a live triple out of every index except its cell's list. */
+static void
+triple_unindex(struct tstore *s, uint32_t ti)
+{
+	struct triple *t = &s->tr[ti];
+	const struct tattr *at = tstore_attr(s, t->a);
+	struct u32vec *v;
+
+	if (!t->live)
+		return;
+	t->live = false;
+	s->nlive--;
+	if (hmap_get(&s->tr_by_eav, t->e, t->a, t->v) == ti)
+		hmap_del(&s->tr_by_eav, t->e, t->a, t->v);
+	if ((v = vec_at(&s->ave, s, t->a, t->v)) != NULL)
+		vec_remove(v, ti);
+	if ((at == NULL || at->ref) && (v = vec_at(&s->vae, s, t->v, 0)) != NULL)
+		vec_remove(v, ti);
+}
+
+static void
+triple_remove(struct tstore *s, uint32_t ti)
+{
+	struct triple *t = &s->tr[ti];
+
+	if (!t->live)
+		return;
+	vec_remove(&s->cells[t->cell].tr, ti);
+	triple_unindex(s, ti);
+}
+
+/* Kill a whole cell: eav[e][a] and aev[a][e] are deleted. */
+static void
+cell_kill(struct tstore *s, uint32_t c)
+{
+	struct cell *cl = &s->cells[c];
+
+	if (!cl->live)
+		return;
+	for (uint32_t i = 0; i < cl->tr.n; i++)
+		triple_unindex(s, cl->tr.v[i]);
+	cl->tr.n = 0;
+	cl->live = false;
+	hmap_del(&s->cell_by_ea, cl->e, cl->a, 0);
+}
+
+static bool
+ent_empty(const struct tstore *s, const struct ent *en)
+{
+	for (uint32_t i = 0; i < en->cells.n; i++)
+		if (s->cells[en->cells.v[i]].live)
+			return false;
+	return true;
+}
+
+static void
+ent_kill(struct tstore *s, uint32_t ei)
+{
+	struct ent *en = &s->ents[ei];
+
+	en->live = false;
+	hmap_del(&s->ent_by_e, en->e, 0, 0);
+}
+
+static int
+triple_new(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, uint32_t c, uint32_t *ret)
+{
+	int r = grow((void **)&s->tr, &s->captr, s->ntr + 1, sizeof(*s->tr));
+	uint32_t ti;
+
+	if (r < 0)
+		return r;
+	ti = s->ntr++;
+	s->tr[ti] = (struct triple){ .e = e, .a = a, .v = v, .t = t, .cell = c, .live = true };
+	s->nlive++;
+	*ret = ti;
+	return 0;
+}
+
+static int
+triple_index(struct tstore *s, uint32_t ti, bool ref)
+{
+	struct triple *t = &s->tr[ti];
+	struct u32vec *v;
+	int r;
+
+	if ((r = hmap_put(&s->tr_by_eav, t->e, t->a, t->v, ti)) < 0)
+		return r;
+	if ((r = vec_get_or_new(s, &s->ave, t->a, t->v, &v)) < 0 ||
+	    (r = vec_push(v, ti)) < 0)
+		return r;
+	if (ref) {
+		if ((r = vec_get_or_new(s, &s->vae, t->v, 0, &v)) < 0 ||
+		    (r = vec_push(v, ti)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* setInMap(eav, [e, a, v], triple) and friends: a repeated (e, a, v) is
+ * replaced where it stands; a new one is appended. */
+static int
+tstore_set(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, bool ref)
+{
+	uint32_t old = hmap_get(&s->tr_by_eav, e, a, v);
+	uint32_t c, ti;
+	int r;
+
+	if ((r = cell_get_or_new(s, e, a, &c)) < 0)
+		return r;
+	if ((r = triple_new(s, e, a, v, t, c, &ti)) < 0)
+		return r;
+	if (old) {
+		struct u32vec *av = vec_at(&s->ave, s, a, v);
+		struct u32vec *vv = vec_at(&s->vae, s, v, 0);
+
+		vec_replace(&s->cells[c].tr, old, ti);
+		if (av)
+			vec_replace(av, old, ti);
+		s->tr[old].live = false;
+		s->nlive--;
+		if ((r = hmap_put(&s->tr_by_eav, e, a, v, ti)) < 0)
+			return r;
+		if (ref) {
+			if (vv && s->tr[old].a == a) {
+				bool found = false;
+
+				for (uint32_t i = 0; i < vv->n; i++)
+					if (vv->v[i] == old) {
+						vv->v[i] = ti;
+						found = true;
+					}
+				if (!found && (r = vec_push(vv, ti)) < 0)
+					return r;
+			} else if ((r = vec_get_or_new(s, &s->vae, v, 0, &vv)) < 0 ||
+			    (r = vec_push(vv, ti)) < 0)
+				return r;
+		}
+		return 0;
+	}
+	if ((r = vec_push(&s->cells[c].tr, ti)) < 0)
+		return r;
+	return triple_index(s, ti, ref);
+}
+
+static int
+tstore_add_one(struct tstore *s, const cJSON *tj)
+{
+	const cJSON *e = cJSON_GetArrayItem(tj, 0), *a = cJSON_GetArrayItem(tj, 1);
+	const cJSON *v = cJSON_GetArrayItem(tj, 2), *t = cJSON_GetArrayItem(tj, 3);
+	const struct tattr *at;
+	uint32_t ev, avid, vv, tv;
+	int r;
+
+	if (!cJSON_IsArray(tj) || !cJSON_IsString(a) || e == NULL)
+		return 0;
+	avid = tv_find_str(s, a->valuestring);
+	at = tstore_attr(s, avid);
+	if (at == NULL)
+		return 0;	/* unknown attr: skipped, as createStore does */
+	if ((r = tv_intern_json(s, e, &ev)) < 0 ||
+	    (r = v ? tv_intern_json(s, v, &vv) : (vv = VID_UNDEF, 0)) < 0 ||
+	    (r = t ? tv_intern_json(s, t, &tv) : (tv = VID_UNDEF, 0)) < 0)
+		return r;
+	return tstore_set(s, ev, avid, vv, tv, at->ref);
+}
+
+int
+tstore_add_triples(struct tstore *s, const cJSON *triples)
+{
+	const cJSON *t;
+	int r;
+
+	if (!cJSON_IsArray(triples))
+		return -EINVAL;
+	cJSON_ArrayForEach(t, triples)
+		if ((r = tstore_add_one(s, t)) < 0)
+			return r;
+	return 0;
+}
+
+static int
+tstore_add_nodes(struct tstore *s, const cJSON *nodes, int depth)
+{
+	const cJSON *node;
+	int r;
+
+	if (!cJSON_IsArray(nodes) || depth > 64)
+		return -EINVAL;
+	cJSON_ArrayForEach(node, nodes) {
+		const cJSON *dr = json_get(json_get(node, "data"), "datalog-result");
+		const cJSON *rows = json_get(dr, "join-rows");
+		const cJSON *row, *kids;
+
+		if (rows != NULL) {
+			if (!cJSON_IsArray(rows))
+				return -EINVAL;
+			cJSON_ArrayForEach(row, rows) {
+				if (!cJSON_IsArray(row))
+					return -EINVAL;
+				if ((r = tstore_add_triples(s, row)) < 0)
+					return r;
+			}
+		}
+		kids = json_get(node, "child-nodes");
+		if (kids && (r = tstore_add_nodes(s, kids, depth + 1)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+tstore_add_result(struct tstore *s, const cJSON *result)
+{
+	return tstore_add_nodes(s, result, 0);
+}
+
+/* Rebuild every triple index from the live triples in EAV order, with the
+ * current attrs (the JS resetIndexMap after update-attr / delete-attr). */
+static int
+tstore_reindex(struct tstore *s, uint32_t drop_attr)
+{
+	struct tstore old = *s;
+	uint32_t *order = NULL, n = 0;
+	int r;
+
+	order = malloc((size_t)(s->nlive + 1) * sizeof(*order));
+	if (order == NULL)
+		return -ENOMEM;
+	for (uint32_t ei = 1; ei < s->nents; ei++) {
+		const struct ent *en = &s->ents[ei];
+
+		if (!en->live)
+			continue;
+		for (uint32_t i = 0; i < en->cells.n; i++) {
+			const struct cell *cl = &s->cells[en->cells.v[i]];
+
+			if (!cl->live)
+				continue;
+			for (uint32_t j = 0; j < cl->tr.n; j++)
+				order[n++] = cl->tr.v[j];
+		}
+	}
+	/* detach the old triple arrays, keep values and attrs */
+	s->tr = NULL;
+	s->cells = NULL;
+	s->ents = NULL;
+	s->vecs = NULL;
+	s->ntr = s->captr = s->ncells = s->capcells = s->nents = s->capents = 0;
+	s->nvecs = s->capvecs = 0;
+	s->nlive = 0;
+	s->ent_by_e = s->cell_by_ea = s->tr_by_eav = s->aev = s->ave = s->vae = s->blob_list = (struct hmap){0};
+	r = tstore_init_arrays(s);
+	if (r == 0)
+		r = tstore_index_attrs(s);
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		const struct triple *t = &old.tr[order[i]];
+		const struct tattr *at = tstore_attr(s, t->a);
+
+		if (at == NULL || t->a == drop_attr)
+			continue;
+		r = tstore_set(s, t->e, t->a, t->v, t->t, at->ref);
+	}
+	free(order);
+	/* free the old arrays (not the values, which s still owns) */
+	old.vals = NULL;
+	old.nvals = 0;
+	old.at = NULL;
+	tstore_free_data(&old);
+	return r;
+}
+
+/* ---- JS value helpers for steps ---- */
+
+/* JS truthiness of an interned value. */
+static bool
+tv_truthy(const struct tstore *s, uint32_t vid)
+{
+	const struct tval *v = &s->vals[vid];
+
+	switch (v->type) {
+	case TV_UNDEF:
+	case TV_NULL:
+	case TV_FALSE:
+		return false;
+	case TV_NUM:
+		return v->num != 0 && !isnan(v->num);
+	case TV_STR:
+		return v->len > 0;
+	default:
+		return true;
+	}
+}
+
+static bool
+json_truthy(const cJSON *j)
+{
+	if (j == NULL || cJSON_IsNull(j) || cJSON_IsFalse(j))
+		return false;
+	if (cJSON_IsNumber(j))
+		return j->valuedouble != 0;
+	if (cJSON_IsString(j))
+		return j->valuestring[0] != 0;
+	return true;
+}
+
+/* The first triple (in aev order) of attr a whose value is v: the JS
+ * client's linear lookup-ref scan, done through the AVE index. */
+static uint32_t
+ave_first(const struct tstore *s, uint32_t a, uint32_t v)
+{
+	const struct u32vec *l = tstore_ave(s, a, v);
+	uint32_t best = 0, bestseq = UINT32_MAX;
+
+	if (l == NULL)
+		return 0;
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct triple *t = &s->tr[l->v[i]];
+		uint32_t seq = s->cells[t->cell].aseq;
+
+		if (seq < bestseq) {
+			bestseq = seq;
+			best = l->v[i];
+		}
+	}
+	return best;
+}
+
+/* Resolve a step's e: a plain value or a lookup [attr-id, value].
+ * *ret = VID_NONE when it does not resolve (the step is dropped). */
+static int
+resolve_e(struct tstore *s, const cJSON *e, uint32_t *ret)
+{
+	if (cJSON_IsArray(e)) {
+		const cJSON *la = cJSON_GetArrayItem(e, 0), *lv = cJSON_GetArrayItem(e, 1);
+		uint32_t a = cJSON_IsString(la) ? tv_find_str(s, la->valuestring) : VID_NONE;
+		uint32_t v = lv ? tv_find_json(s, lv) : VID_NONE;
+		uint32_t t;
+
+		*ret = VID_NONE;
+		if (a == VID_NONE || tstore_aev(s, a) == NULL || v == VID_NONE)
+			return 0;
+		t = ave_first(s, a, v);
+		if (t && tv_truthy(s, s->tr[t].e))
+			*ret = s->tr[t].e;
+		return 0;
+	}
+	if (!json_truthy(e)) {
+		*ret = VID_NONE;
+		return 0;
+	}
+	return tv_intern_json(s, e, ret);
+}
+
+/* Resolve a step's v: a 2-element array whose first element is an attr id
+ * with triples here is a lookup; anything else is the value itself.
+ * *ret = VID_NONE when a lookup does not resolve. */
+static int
+resolve_v(struct tstore *s, const cJSON *v, uint32_t *ret)
+{
+	if (v == NULL) {
+		*ret = VID_UNDEF;
+		return 0;
+	}
+	if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2) {
+		const cJSON *la = cJSON_GetArrayItem(v, 0), *lv = cJSON_GetArrayItem(v, 1);
+		uint32_t a = cJSON_IsString(la) ? tv_find_str(s, la->valuestring) : VID_NONE;
+
+		if (a != VID_NONE && tstore_aev(s, a) != NULL) {
+			uint32_t vv = tv_find_json(s, lv), t;
+
+			*ret = VID_NONE;
+			if (vv == VID_NONE)
+				return 0;
+			t = ave_first(s, a, vv);
+			if (t && tv_truthy(s, s->tr[t].e))
+				*ret = s->tr[t].e;
+			return 0;
+		}
+	}
+	return tv_intern_json(s, v, ret);
+}
+
+static const struct tattr *
+step_attr(const struct tstore *s, const cJSON *a)
+{
+	return cJSON_IsString(a) ? tstore_attr(s, tv_find_str(s, a->valuestring)) : NULL;
+}
+
+static uint64_t tstore_seed;
+
+/* A created-at for a new optimistic triple: larger than any server time
+ * (ms) and increasing in apply order, like Date.now()*10 + seed. */
+static int
+new_created_at(struct tstore *s, uint32_t *ret)
+{
+	double t = (double)now_ms() * 10 + (double)tstore_seed++;
+
+	return tv_intern_scalar(s, TV_NUM, t, NULL, 0, ret);
+}
+
+/* ---- step semantics ---- */
+
+static int
+step_add_triple(struct tstore *s, const cJSON *step)
+{
+	const cJSON *ej = cJSON_GetArrayItem(step, 1), *aj = cJSON_GetArrayItem(step, 2);
+	const cJSON *vj = cJSON_GetArrayItem(step, 3);
+	const struct tattr *at;
+	uint32_t e, v, t, old, c, ti;
+	int r;
+
+	if ((r = resolve_e(s, ej, &e)) < 0 || e == VID_NONE)
+		return r;
+	if ((r = resolve_v(s, vj, &v)) < 0 || v == VID_NONE)
+		return r;
+	at = step_attr(s, aj);
+	if (at == NULL)
+		return 0;
+	old = hmap_get(&s->tr_by_eav, e, at->id, v);
+	if (old && s->vals[s->tr[old].t].type != TV_UNDEF && s->vals[s->tr[old].t].type != TV_NULL)
+		t = s->tr[old].t;
+	else if ((r = new_created_at(s, &t)) < 0)
+		return r;
+	if (!at->card_one)
+		return tstore_set(s, e, at->id, v, t, at->ref);
+	/* card one: the cell becomes {v: triple}, in place */
+	if ((r = cell_get_or_new(s, e, at->id, &c)) < 0)
+		return r;
+	while (s->cells[c].tr.n > 0)
+		triple_remove(s, s->cells[c].tr.v[s->cells[c].tr.n - 1]);
+	if ((r = triple_new(s, e, at->id, v, t, c, &ti)) < 0)
+		return r;
+	if ((r = vec_push(&s->cells[c].tr, ti)) < 0)
+		return r;
+	return triple_index(s, ti, at->ref);
+}
+
+static bool
+json_is_plain_object(const cJSON *j)
+{
+	return cJSON_IsObject(j);
+}
+
+/* immutableDeepMerge: a new value (caller owns). */
+static cJSON *
+deep_merge(const cJSON *target, const cJSON *source)
+{
+	cJSON *res;
+	const cJSON *c;
+
+	if (!json_is_plain_object(target) || !json_is_plain_object(source))
+		return cJSON_Duplicate(source, 1);
+	res = cJSON_Duplicate(target, 1);
+	if (res == NULL)
+		return NULL;
+	cJSON_ArrayForEach(c, source) {
+		const cJSON *tv = json_get(res, c->string);
+		cJSON *nv;
+
+		if (cJSON_IsNull(c)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(res, c->string);
+			continue;
+		}
+		nv = (json_is_plain_object(tv) && json_is_plain_object(c)) ?
+		    deep_merge(tv, c) : cJSON_Duplicate(c, 1);
+		if (nv == NULL) {
+			cJSON_Delete(res);
+			return NULL;
+		}
+		if (tv)
+			cJSON_ReplaceItemInObjectCaseSensitive(res, c->string, nv);
+		else
+			cJSON_AddItemToObject(res, c->string, nv);
+	}
+	return res;
+}
+
+static int
+step_merge_triple(struct tstore *s, const cJSON *step)
+{
+	const cJSON *ej = cJSON_GetArrayItem(step, 1), *aj = cJSON_GetArrayItem(step, 2);
+	const cJSON *pj = cJSON_GetArrayItem(step, 3);
+	const struct tattr *at;
+	const struct cell *cl;
+	uint32_t e, v, t, cur, ti, c;
+	cJSON *merged, *curj;
+	int r;
+
+	if ((r = resolve_e(s, ej, &e)) < 0 || e == VID_NONE)
+		return r;
+	if ((r = resolve_v(s, pj, &v)) < 0 || v == VID_NONE)
+		return r;
+	at = step_attr(s, aj);
+	if (at == NULL)
+		return 0;
+	cl = tstore_cell(s, e, at->id);
+	if (cl == NULL || cl->tr.n == 0)
+		return 0;	/* no current value: the JS client shows nothing */
+	cur = cl->tr.v[0];
+	c = s->tr[cur].cell;
+	curj = tv_to_json(s, s->tr[cur].v);
+	if (curj == NULL)
+		return -ENOMEM;
+	{
+		cJSON *patch = tv_to_json(s, v);
+
+		if (patch == NULL) {
+			cJSON_Delete(curj);
+			return -ENOMEM;
+		}
+		merged = deep_merge(curj, patch);
+		cJSON_Delete(patch);
+	}
+	cJSON_Delete(curj);
+	if (merged == NULL)
+		return -ENOMEM;
+	if ((r = tv_adopt_json(s, merged, &v)) < 0)
+		return r;
+	t = s->tr[cur].t;
+	if (!tv_truthy(s, t) && (r = new_created_at(s, &t)) < 0)
+		return r;
+	while (s->cells[c].tr.n > 0)
+		triple_remove(s, s->cells[c].tr.v[s->cells[c].tr.n - 1]);
+	if ((r = triple_new(s, e, at->id, v, t, c, &ti)) < 0)
+		return r;
+	if ((r = vec_push(&s->cells[c].tr, ti)) < 0)
+		return r;
+	return triple_index(s, ti, false);
+}
+
+static int
+step_retract_triple(struct tstore *s, const cJSON *step)
+{
+	const cJSON *ej = cJSON_GetArrayItem(step, 1), *aj = cJSON_GetArrayItem(step, 2);
+	const cJSON *vj = cJSON_GetArrayItem(step, 3);
+	const struct tattr *at;
+	uint32_t e, v, ti;
+	int r;
+
+	if ((r = resolve_e(s, ej, &e)) < 0 || e == VID_NONE)
+		return r;
+	if ((r = resolve_v(s, vj, &v)) < 0 || v == VID_NONE)
+		return r;
+	at = step_attr(s, aj);
+	if (at == NULL)
+		return 0;
+	ti = hmap_get(&s->tr_by_eav, e, at->id, v);
+	if (ti)
+		triple_remove(s, ti);
+	return 0;
+}
+
+static int
+delete_entity(struct tstore *s, uint32_t id, uint32_t etype, int depth)
+{
+	uint32_t ei = hmap_get(&s->ent_by_e, id, 0, 0);
+	const struct u32vec *vl;
+	uint32_t *snap = NULL, nsnap = 0;
+	int r = 0;
+
+	if (depth > TSTORE_MAX_CASCADE)
+		return -ELOOP;
+	if (ei) {
+		for (uint32_t i = 0; i < s->ents[ei].cells.n; i++) {
+			uint32_t c = s->ents[ei].cells.v[i];
+			const struct tattr *at;
+
+			if (!s->cells[c].live)
+				continue;
+			at = tstore_attr(s, s->cells[c].a);
+			if (at && at->del_rev_cascade) {
+				struct u32vec targets;
+
+				if ((r = vec_copy(&targets, &s->cells[c].tr)) < 0)
+					return r;
+				for (uint32_t j = 0; r == 0 && j < targets.n; j++)
+					r = delete_entity(s, s->tr[targets.v[j]].v, at->rev_etype, depth + 1);
+				free(targets.v);
+				if (r < 0)
+					return r;
+			}
+			if (etype == VID_NONE || at == NULL || at->fwd_etype == etype)
+				cell_kill(s, c);
+		}
+		if (s->ents[ei].live && ent_empty(s, &s->ents[ei]))
+			ent_kill(s, ei);
+	}
+	vl = tstore_vae(s, id);
+	if (vl && vl->n) {
+		snap = malloc(vl->n * sizeof(*snap));
+		if (snap == NULL)
+			return -ENOMEM;
+		memcpy(snap, vl->v, vl->n * sizeof(*snap));
+		nsnap = vl->n;
+	}
+	for (uint32_t i = 0; i < nsnap; i++) {
+		const struct triple *t = &s->tr[snap[i]];
+		const struct tattr *at = tstore_attr(s, t->a);
+
+		if (etype == VID_NONE || at == NULL || at->rev_etype == etype)
+			triple_remove(s, snap[i]);
+		if (at && at->del_cascade && at->rev_etype == etype &&
+		    (r = delete_entity(s, t->e, at->fwd_etype, depth + 1)) < 0)
+			break;
+	}
+	free(snap);
+	return r;
+}
+
+static int
+step_delete_entity(struct tstore *s, const cJSON *step)
+{
+	const cJSON *ej = cJSON_GetArrayItem(step, 1), *tj = cJSON_GetArrayItem(step, 2);
+	uint32_t e, etype = VID_NONE;
+	int r;
+
+	if ((r = resolve_e(s, ej, &e)) < 0 || e == VID_NONE)
+		return r;
+	if (json_truthy(tj)) {
+		if (!cJSON_IsString(tj))
+			return 0;	/* matches no attr's etype; only unknown attrs would go */
+		if ((r = tv_intern_str(s, tj->valuestring, &etype)) < 0)
+			return r;
+	}
+	return delete_entity(s, e, etype, 0);
+}
+
+static int
+err_printf(char **ret_err, const char *fmt, ...)
+{
+	va_list ap;
+	char *m = NULL;
+
+	if (ret_err == NULL)
+		return -EINVAL;
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	*ret_err = m;
+	return -EINVAL;
+}
+
+static const char *const known_actions[] = {
+	"add-triple", "deep-merge-triple", "retract-triple", "delete-entity",
+	"add-attr", "update-attr", "delete-attr", "restore-attr", "rule-params",
+};
+
+static bool
+action_known(const char *a)
+{
+	for (size_t i = 0; i < ELEMENTSOF(known_actions); i++)
+		if (strcmp(a, known_actions[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The mode filter: is this step dropped by its {"mode": create|update}? */
+static int
+step_dropped_by_mode(struct tstore *s, const cJSON *step, bool *ret)
+{
+	const char *act = cJSON_GetArrayItem(step, 0)->valuestring;
+	const cJSON *opts = cJSON_GetArrayItem(step, 4);
+	const char *mode = json_get_string(opts, "mode");
+	const struct tattr *at, *pk;
+	bool exists = false;
+
+	*ret = false;
+	if (strcmp(act, "add-triple") != 0 && strcmp(act, "deep-merge-triple") != 0)
+		return 0;
+	if (mode == NULL || (strcmp(mode, "create") != 0 && strcmp(mode, "update") != 0))
+		return 0;
+	at = step_attr(s, cJSON_GetArrayItem(step, 2));
+	if (at) {
+		const cJSON *ej = cJSON_GetArrayItem(step, 1);
+		uint32_t e, v;
+		int r;
+
+		pk = tstore_attr_pk(s, at->fwd_etype);
+		if ((r = resolve_e(s, ej, &e)) < 0)
+			return r;
+		if ((r = resolve_v(s, ej, &v)) < 0)
+			return r;
+		if (pk && e != VID_NONE && v != VID_NONE) {
+			const struct cell *cl = tstore_cell(s, e, pk->id);
+
+			exists = cl && cl->tr.n > 0;
+		}
+	}
+	*ret = strcmp(mode, "create") == 0 ? exists : !exists;
+	return 0;
+}
+
+int
+tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
+{
+	const cJSON *step;
+	bool *drop = NULL;
+	int n, i = 0, r = 0;
+	struct attrs *shadow = NULL;
+
+	if (!cJSON_IsArray(tx_steps))
+		return err_printf(ret_err, "tx-steps is not an array");
+	n = cJSON_GetArraySize(tx_steps);
+	/* Check first, so a step the JS client throws on leaves the store as it
+	 * was (its transact is copy-on-write). Attr steps are tracked on a
+	 * shadow registry to judge deep-merge-triple on refs correctly. */
+	cJSON_ArrayForEach(step, tx_steps) {
+		const cJSON *act = cJSON_GetArrayItem(step, 0);
+
+		if (!cJSON_IsArray(step)) {
+			r = err_printf(ret_err, "step %d: not an array", i);
+			goto out;
+		}
+		if (!cJSON_IsString(act) || !action_known(act->valuestring)) {
+			r = err_printf(ret_err, "step %d: unhandled transaction action: %s", i,
+			    cJSON_IsString(act) ? act->valuestring : "(not a string)");
+			goto out;
+		}
+		if (strcmp(act->valuestring, "deep-merge-triple") == 0 ||
+		    strcmp(act->valuestring, "add-attr") == 0 ||
+		    strcmp(act->valuestring, "update-attr") == 0 ||
+		    strcmp(act->valuestring, "delete-attr") == 0) {
+			const cJSON *x = cJSON_GetArrayItem(step, 1);
+
+			if (shadow == NULL && (r = attrs_dup(s->attrs, &shadow)) < 0)
+				goto out;
+			if (strcmp(act->valuestring, "add-attr") == 0) {
+				if (cJSON_IsObject(x) && json_get_string(x, "id"))
+					(void)attrs_add(shadow, x);
+			} else if (strcmp(act->valuestring, "update-attr") == 0) {
+				if (cJSON_IsObject(x))
+					(void)attrs_update(shadow, x);
+			} else if (strcmp(act->valuestring, "delete-attr") == 0) {
+				if (cJSON_IsString(x))
+					(void)attrs_remove(shadow, x->valuestring);
+			} else {
+				const cJSON *aj = cJSON_GetArrayItem(step, 2);
+				const cJSON *at = cJSON_IsString(aj) ? attrs_by_id(shadow, aj->valuestring) : NULL;
+
+				if (at && !str_field_is(at, "value-type", "blob")) {
+					r = err_printf(ret_err, "step %d: merge operation is not supported for links", i);
+					goto out;
+				}
+			}
+		}
+		i++;
+	}
+	if (n > 0) {
+		drop = calloc((size_t)n, sizeof(*drop));
+		if (drop == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	i = 0;
+	cJSON_ArrayForEach(step, tx_steps) {
+		if ((r = step_dropped_by_mode(s, step, &drop[i])) < 0)
+			goto out;
+		i++;
+	}
+	i = 0;
+	cJSON_ArrayForEach(step, tx_steps) {
+		const char *act = cJSON_GetArrayItem(step, 0)->valuestring;
+		const cJSON *x = cJSON_GetArrayItem(step, 1);
+
+		if (drop[i++])
+			continue;
+		if (strcmp(act, "add-triple") == 0)
+			r = step_add_triple(s, step);
+		else if (strcmp(act, "deep-merge-triple") == 0)
+			r = step_merge_triple(s, step);
+		else if (strcmp(act, "retract-triple") == 0)
+			r = step_retract_triple(s, step);
+		else if (strcmp(act, "delete-entity") == 0)
+			r = step_delete_entity(s, step);
+		else if (strcmp(act, "add-attr") == 0) {
+			if (cJSON_IsObject(x) && json_get_string(x, "id")) {
+				r = attrs_add(s->attrs, x);
+				if (r == 0)
+					r = tstore_index_attrs(s);
+			}
+		} else if (strcmp(act, "update-attr") == 0) {
+			if (cJSON_IsObject(x) && attrs_by_id(s->attrs, json_get_string(x, "id") ? json_get_string(x, "id") : "")) {
+				r = attrs_update(s->attrs, x);
+				if (r == 0)
+					r = tstore_reindex(s, VID_NONE);
+			}
+		} else if (strcmp(act, "delete-attr") == 0) {
+			if (cJSON_IsString(x) && attrs_by_id(s->attrs, x->valuestring)) {
+				uint32_t aid = tv_find_str(s, x->valuestring);
+
+				r = attrs_remove(s->attrs, x->valuestring);
+				if (r == 0)
+					r = tstore_reindex(s, aid);
+			}
+		}
+		if (r == -ELOOP) {
+			r = err_printf(ret_err, "step %d: delete-entity cascade deeper than %d", i - 1, TSTORE_MAX_CASCADE);
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+	}
+out:
+	free(drop);
+	attrs_free(shadow);
+	return r;
+}
+
+/* ---- queries for InstaML and the daemon ---- */
+
+bool
+tstore_has_entity(const struct tstore *s, const char *etype, const char *eid)
+{
+	uint32_t e = eid ? tv_find_str(s, eid) : VID_NONE;
+	uint32_t et = etype ? tv_find_str(s, etype) : VID_NONE;
+	uint32_t ei = e ? hmap_get(&s->ent_by_e, e, 0, 0) : 0;
+
+	if (ei == 0 || et == VID_NONE)
+		return false;
+	for (uint32_t i = 0; i < s->ents[ei].cells.n; i++) {
+		const struct cell *cl = &s->cells[s->ents[ei].cells.v[i]];
+		const struct tattr *at;
+
+		if (!cl->live || cl->tr.n == 0)
+			continue;
+		at = tstore_attr(s, cl->a);
+		if (at && at->fwd_etype == et)
+			return true;
+	}
+	return false;
+}
+
+bool
+tstore_has_av(const struct tstore *s, const char *attr_id, const cJSON *value)
+{
+	uint32_t a = attr_id ? tv_find_str(s, attr_id) : VID_NONE;
+	uint32_t v = value ? tv_find_json(s, value) : VID_NONE;
+	const struct u32vec *l;
+
+	if (a == VID_NONE || v == VID_NONE)
+		return false;
+	l = tstore_ave(s, a, v);
+	return l && l->n > 0;
+}
+
+cJSON *
+tstore_to_json(const struct tstore *s)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	if (arr == NULL)
+		return NULL;
+	for (uint32_t ei = 1; ei < s->nents; ei++) {
+		const struct ent *en = &s->ents[ei];
+
+		if (!en->live)
+			continue;
+		for (uint32_t i = 0; i < en->cells.n; i++) {
+			const struct cell *cl = &s->cells[en->cells.v[i]];
+
+			if (!cl->live)
+				continue;
+			for (uint32_t j = 0; j < cl->tr.n; j++) {
+				const struct triple *t = &s->tr[cl->tr.v[j]];
+				cJSON *row = cJSON_CreateArray();
+				cJSON *x;
+
+				if (row == NULL)
+					goto fail;
+				cJSON_AddItemToArray(arr, row);
+				if ((x = tv_to_json(s, t->e)) == NULL)
+					goto fail;
+				cJSON_AddItemToArray(row, x);
+				if ((x = tv_to_json(s, t->a)) == NULL)
+					goto fail;
+				cJSON_AddItemToArray(row, x);
+				if ((x = tv_to_json(s, t->v)) == NULL)
+					goto fail;
+				cJSON_AddItemToArray(row, x);
+				if (s->vals[t->t].type != TV_UNDEF) {
+					if ((x = tv_to_json(s, t->t)) == NULL)
+						goto fail;
+					cJSON_AddItemToArray(row, x);
+				}
+			}
+		}
+	}
+	return arr;
+fail:
+	cJSON_Delete(arr);
+	return NULL;
+}
