@@ -837,7 +837,12 @@ upstream_dispatch(struct upstream *u, cJSON *msg)
 	u->last_message_at = now_ms();
 	ceid = json_get_string(msg, "client-event-id");
 
-	if (strcmp(op, "init-ok") == 0) {
+	if (strcmp(op, "init-ok") == 0 && u->state != UPSTREAM_OPENED) {
+		/* a duplicate (hostile or buggy server): the daemon must not resubscribe twice */
+		upstream_log(u, LOG_WARNING, "upstream %s: unexpected init-ok in state %s, ignored",
+		    u->host, upstream_state_name(u->state));
+		return true;
+	} else if (strcmp(op, "init-ok") == 0) {
 		const cJSON *st = json_get(json_get(msg, "app-status"), "status");
 		const cJSON *user = json_get(json_get(msg, "auth"), "user");
 

@@ -91,8 +91,9 @@ struct upstream_callbacks {
 	 * Lent for the call only. Delivered for every op, including init-ok (after the
 	 * state became AUTHENTICATED), init errors (after the state became
 	 * AUTH_FAILED/APP_NOT_FOUND, token redacted), unknown ops (logged once per op
-	 * name, then passed on) and app-status-changed. Non-object array elements and
-	 * objects without a string "op" are logged and dropped. */
+	 * name, then passed on) and app-status-changed. Non-object array elements,
+	 * objects without a string "op" and an init-ok outside OPENED (a duplicate)
+	 * are logged and dropped. */
 	void (*on_message)(void *ud, const cJSON *msg);
 	/* Optional: diagnostics; prio is a syslog LOG_* level. Never contains the token. */
 	void (*on_log)(void *ud, int prio, const char *msg);

@@ -48,6 +48,8 @@ const srv = await startServer();
   // unknown ops: logged once per name, still delivered
   srv.broadcast({ op: 'brand-new-op', a: 1 });
   srv.broadcast({ op: 'brand-new-op', a: 2 });
+  // a duplicate init-ok is not passed on (the daemon would resubscribe twice)
+  srv.broadcast({ op: 'init-ok', 'session-id': 'dup', attrs: [], 'app-status': { status: 'active' } });
   srv.broadcast({ op: 'refresh-ok', 'processed-tx-id': 5, computations: [] });
   await h.waitFor((e) => e.ev === 'msg' && e.msg.op === 'refresh-ok', 'refresh-ok after junk');
   const logs = h.events.filter((e) => e.ev === 'log' && e.msg.includes('brand-new-op'));
@@ -57,6 +59,8 @@ const srv = await startServer();
   check(st['unknown-ops'] === 2, `unknown ops counted (${st['unknown-ops']})`);
   check(st['malformed-frames'] === 6, `malformed frames counted (${st['malformed-frames']})`);
   check(st.state === 'authenticated' && st['user-id'] === 'user-1', 'still authenticated; user id from init-ok');
+  check(!h.events.some((e) => e.ev === 'msg' && e.msg['session-id'] === 'dup') && st['session-id'] !== 'dup',
+    'duplicate init-ok dropped');
 
   // a large frame (3 MiB) assembled from many receive chunks
   const big = 'x'.repeat(3 << 20);
