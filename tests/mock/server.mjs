@@ -119,6 +119,7 @@ export class MockServer {
 		if (f && fs.existsSync(f) && fs.statSync(f).size > 0) {
 			const j = JSON.parse(fs.readFileSync(f, 'utf8'));
 			this.txId = j.txId;
+			this.txCounts = new Map(Object.entries(j.txCounts || {}));
 			for (const a of j.apps) {
 				const app = this.newApp(a.id, { title: a.title, status: a.status });
 				for (const t of a.adminTokens || []) app.adminTokens.add(t);
@@ -139,7 +140,7 @@ export class MockServer {
 	saveState() {
 		const f = this.opts.state;
 		if (!f) return;
-		const j = { version: 1, txId: this.txId, apps: [...this.apps.values()].map((a) => ({
+		const j = { version: 1, txId: this.txId, txCounts: Object.fromEntries(this.txCounts), apps: [...this.apps.values()].map((a) => ({
 			id: a.id, title: a.title, status: a.status, adminTokens: [...a.adminTokens],
 			refreshTokens: Object.fromEntries(a.refreshTokens), data: a.data.toJSON() })) };
 		fs.writeFileSync(f + '.tmp', JSON.stringify(j));
@@ -171,7 +172,10 @@ export class MockServer {
 		if (this.endlessTimer) clearInterval(this.endlessTimer);
 		for (const s of this.sessions) s.ws.terminate();
 		this.saveState();
-		await Promise.all([new Promise((r) => this.server.close(r)), new Promise((r) => this.control.close(r))]);
+		const closing = Promise.all([new Promise((r) => this.server.close(r)), new Promise((r) => this.control.close(r))]);
+		this.server.closeAllConnections?.();
+		this.control.closeAllConnections?.();
+		await closing;
 	}
 
 	pingTick() {
@@ -1044,7 +1048,11 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
 	const srv = new MockServer(opts);
 	const info = await srv.start();
 	process.stdout.write(JSON.stringify(info) + '\n');
-	const quit = async () => { await srv.stop(); process.exit(0); };
+	const quit = async () => {
+		setTimeout(() => process.exit(0), 2000).unref();
+		await srv.stop();
+		process.exit(0);
+	};
 	process.on('SIGTERM', quit);
 	process.on('SIGINT', quit);
 }

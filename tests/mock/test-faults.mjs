@@ -245,6 +245,7 @@ await runTest('mock faults', async (t) => {
 	await mock.restart();
 	const snap2 = await mock.ctl('dump');
 	t.eq(snap2.triples.length, snap.triples.length, 'process restart restores triples from --state');
+	t.eq((await mock.ctl('tx-counts')).counts['create-1'], 1, 'tx-counts survive a process restart');
 	t.eq((await mock.ctl('dump', { 'app-id': APP2 })).triples.length >= 301, true, 'added app survives process restart');
 	const r3 = await rawClient(mock.url);
 	t.cleanup(() => r3.close());
