@@ -1499,6 +1499,13 @@ upstream_queued_bytes(const struct upstream *u)
 	return u->txq_bytes;
 }
 
+void
+upstream_pause_rx(struct upstream *u, bool pause)
+{
+	if (u->wsi && u->ws_open)
+		lws_rx_flow_control(u->wsi, pause ? 0 : 1);
+}
+
 int
 upstream_set_token(struct upstream *u, const char *refresh_token)
 {

@@ -126,6 +126,10 @@ int upstream_start(struct upstream *u);
 int upstream_send(struct upstream *u, const cJSON *msg);
 /* Bytes queued and not yet written. */
 size_t upstream_queued_bytes(const struct upstream *u);
+/* Backpressure: stop (true) or resume (false) reading server frames while the
+ * store is behind. Keep pauses short: a paused session reads no PINGs either, and
+ * the server closes a socket silent for 15 s. Reset to reading on every connect. */
+void upstream_pause_rx(struct upstream *u, bool pause);
 /* Copy a new token (NULL = guest); it takes effect on the next connect. 0 or -ENOMEM. */
 int upstream_set_token(struct upstream *u, const char *refresh_token);
 /* Skip the wait: in BACKOFF/AUTH_FAILED/APP_NOT_FOUND connect now; when

@@ -1,6 +1,8 @@
 // Upstream session: first connect over ws://, init fields, init-ok, array frames,
 // unknown ops, malformed frames, app-status-changed, send, graceful close.
-import { startServer, startHarness, check, guard, until } from './lib.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, startHarness, check, guard, until, tmpdir } from './lib.mjs';
 
 guard(120);
 const APP = '8f3a2b1c-4d5e-4f60-9a7b-1c2d3e4f5a6b';
@@ -80,6 +82,17 @@ const srv = await startServer();
   check(srv.received.some((m) => m.op === 'add-query' && m['client-event-id'] === 'q1'), 'server got add-query');
   await h.waitFor((e) => e.ev === 'msg' && e.msg.op === 'transact-ok', 'transact-ok');
 
+  // backpressure: while paused nothing is delivered; after resume everything is, in order
+  h.cmd('pause');
+  await h.waitFor((e) => e.ev === 'pause', 'paused');
+  for (let i = 0; i < 5; i++) srv.broadcast({ op: 'server-broadcast', 'room-id': 'p', topic: 't', data: { i } });
+  await new Promise((r) => setTimeout(r, 300));
+  check(!h.events.some((e) => e.ev === 'msg' && e.msg['room-id'] === 'p'), 'nothing delivered while paused');
+  h.cmd('resume');
+  await until(() => h.events.filter((e) => e.ev === 'msg' && e.msg['room-id'] === 'p').length === 5, 'delivered after resume');
+  check(h.events.filter((e) => e.ev === 'msg' && e.msg['room-id'] === 'p').map((e) => e.msg.data.i).join() === '0,1,2,3,4',
+    'paused frames delivered in order after resume');
+
   // app status: read-only is tracked, no reconnect
   srv.broadcast({ op: 'app-status-changed', status: 'read-only' });
   await h.waitFor((e) => e.ev === 'msg' && e.msg.op === 'app-status-changed', 'app-status-changed');
@@ -109,5 +122,18 @@ const srv = await startServer();
 }
 
 await srv.stop();
+
+// a Unix-socket address (ws://+/path.sock:/path), as lws_parse_uri allows
+{
+  const dir = tmpdir();
+  const sock = path.join(dir, 'ws.sock');
+  const us = await startServer({ unixPath: sock });
+  const h = startHarness(['--url', `ws://+${sock}:/runtime/session`, '--app-id', APP]);
+  await h.waitState('authenticated');
+  check(us.paths.at(-1) === `/runtime/session?app_id=${APP}`, `unix socket server saw ${us.paths.at(-1)}`);
+  await h.quit();
+  await us.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
 console.log('connect: all passed');
 process.exit(0);

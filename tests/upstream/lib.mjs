@@ -81,8 +81,11 @@ export async function startServer(opts = {}) {
       }
     });
   });
-  await new Promise((res) => httpServer.listen(opts.port || 0, opts.host || '127.0.0.1', res));
-  srv.port = httpServer.address().port;
+  if (opts.unixPath)
+    await new Promise((res) => httpServer.listen(opts.unixPath, res));
+  else
+    await new Promise((res) => httpServer.listen(opts.port || 0, opts.host || '127.0.0.1', res));
+  srv.port = opts.unixPath ? 0 : httpServer.address().port;
   srv.url = (p = '/runtime/session') => `${opts.tls ? 'wss' : 'ws'}://127.0.0.1:${srv.port}${p}`;
   srv.broadcast = (obj) => { for (const s of srv.sockets) s.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); };
   srv.dropAll = () => { for (const s of srv.sockets) s.terminate(); };

@@ -144,6 +144,9 @@ command(char *l)
 	} else if (strncmp(l, "watch ", 6) == 0) {
 		upstream_transact_watch(up, atoi(l + 6));
 		reply("watch", 0);
+	} else if (strcmp(l, "pause") == 0 || strcmp(l, "resume") == 0) {
+		upstream_pause_rx(up, l[0] == 'p');
+		reply(l, 0);
 	} else if (strcmp(l, "close") == 0) {
 		upstream_close(up, closed_cb, NULL);
 	} else if (strcmp(l, "quit") == 0) {
