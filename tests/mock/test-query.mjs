@@ -103,6 +103,51 @@ await runTest('mock query', async (t) => {
 	t.eq(nul.message, 'Validation failed for add-query: Query can not be null.', 'null query message');
 	const mal = await c.request({ op: 'add-query', q: { movie: 'Foo' } });
 	t.eq([mal.op, mal.type], ['error', 'validation-failed'], 'malformed query rejected');
+	// Ordering by an indexed, typed attr, with data set up through the seed and transact controls.
+	const APP = '33333333-3333-4333-8333-333333333333';
+	await mock.ctl('add-app', { 'app-id': APP });
+	const ID = 'aaaaaaaa-0000-4000-8000-000000000001';
+	const SCORE = 'aaaaaaaa-0000-4000-8000-000000000002';
+	const WHEN = 'aaaaaaaa-0000-4000-8000-000000000003';
+	const mk = (id, label, extra) => ({ id, 'forward-identity': [id.replace('aaaaaaaa', 'bbbbbbbb'), 'posts', label],
+		'value-type': 'blob', cardinality: 'one', 'unique?': false, 'index?': true, ...extra });
+	const ents = ['01', '02', '03', '04', '05'].map((n) => `cccccccc-0000-4000-8000-0000000000${n}`);
+	await mock.ctl('seed', { 'app-id': APP, attrs: [mk(ID, 'id', { 'unique?': true }), mk(SCORE, 'score', { 'checked-data-type': 'number' }),
+		mk(WHEN, 'when', { 'checked-data-type': 'date' })],
+	triples: ents.map((e, i) => [e, ID, e, 1000 + i]) });
+	const scores = [30, 10, 50, 20, 40];
+	const tx = await mock.ctl('transact', { 'app-id': APP, 'tx-steps': ents.flatMap((e, i) => [['add-triple', e, SCORE, scores[i]],
+		['add-triple', e, WHEN, `2024-01-0${i + 1}T00:00:00Z`]]) });
+	t.ok(Number.isInteger(tx['tx-id']), 'control transact returns a tx-id');
+	const pc = await rawClient(mock.url, { appId: APP });
+	t.cleanup(() => pc.close());
+	const pinit = await pc.init();
+	const page = async (form) => {
+		const r = await pc.request({ op: 'add-query', q: { posts: form } });
+		const rows = r.result[0].data['datalog-result']['join-rows'][0];
+		const pi = r.result[0].data['page-info'];
+		const got = evalOn(pinit.attrs.concat([]), rows, { posts: form }, pi);
+		return { pi: pi?.posts, ids: got.posts.map((p) => p.id), scores: got.posts.map((p) => p.score), rows };
+	};
+	const o1 = await page({ $: { order: { score: 'desc' }, limit: 2 } });
+	t.eq(o1.scores, [50, 40], 'order by score desc, limit 2 (client view of the sent triples)');
+	t.eq(o1.pi['start-cursor'].slice(1, 3), [SCORE, 50], 'cursor is the order-attr triple');
+	t.eq([o1.pi['has-next-page?'], o1.pi['has-previous-page?']], [true, false], 'first page flags');
+	const o2 = await page({ $: { order: { score: 'desc' }, limit: 2, after: o1.pi['end-cursor'] } });
+	t.eq(o2.scores, [30, 20], 'next page after the end cursor');
+	const o3 = await page({ $: { order: { score: 'desc' }, last: 2 } });
+	t.eq(o3.scores.sort(), [10, 20], 'last 2');
+	const o4 = await page({ $: { order: { score: 'asc' }, before: o1.pi['end-cursor'], beforeInclusive: true } });
+	t.eq(o4.scores, [10, 20, 30, 40], 'before (inclusive) a cursor, ascending');
+	const o5 = await page({ $: { order: { when: 'desc' }, limit: 1 } });
+	t.eq(o5.ids, [ents[4]], 'order by a date attr');
+	const o6 = await page({ $: { order: { serverCreatedAt: 'desc' }, limit: 2 } });
+	t.eq(o6.ids, [ents[4], ents[3]], 'order by serverCreatedAt desc uses the id triple created_at');
+	t.eq(o6.pi['end-cursor'], [ents[3], ID, ents[3], 1003], 'serverCreatedAt cursor is the id triple');
+	const seeded = await mock.ctl('seed', { 'app-id': APP, attrs: [], triples: [], replace: true });
+	t.eq((await mock.ctl('dump', { 'app-id': APP })).triples.length, 0, 'seed replace empties the app');
+	t.ok(seeded['tx-id'] > tx['tx-id'], 'seed takes a tx-id');
+
 	const rm = await c.request({ op: 'remove-query', q: { users: {} } });
 	t.eq([rm.op, rm.q], ['remove-query-ok', { users: {} }], 'remove-query-ok echoes q');
 	const rm2 = await c.request({ op: 'remove-query', q: { never: {} } });
