@@ -367,6 +367,9 @@ LOG_DEFINE(log_warn, LOG_WARNING)
 LOG_DEFINE(log_error, LOG_ERR)
 #undef LOG_DEFINE
 
+/* lws's notices are start-up banners and its info lines are internals: they
+ * are shown one level lower than lws rates them, so that our default level
+ * (notice) shows only lws's errors and warnings. */
 static int
 log_lws_prio(int level)
 {
@@ -375,8 +378,6 @@ log_lws_prio(int level)
 	if (level & LLL_WARN)
 		return LOG_WARNING;
 	if (level & LLL_NOTICE)
-		return LOG_NOTICE;
-	if (level & LLL_INFO)
 		return LOG_INFO;
 	return LOG_DEBUG;
 }
@@ -384,17 +385,14 @@ log_lws_prio(int level)
 int
 log_lws_mask(int level)
 {
-	int mask = LLL_ERR | LLL_USER;
+	int mask = LLL_ERR;
 
 	if (level >= LOG_WARNING)
 		mask |= LLL_WARN;
-	if (level >= LOG_NOTICE)
-		mask |= LLL_NOTICE;
 	if (level >= LOG_INFO)
-		mask |= LLL_INFO;
-	/* lws debug is very chatty; only ask for it at our debug level. */
+		mask |= LLL_NOTICE;
 	if (level >= LOG_DEBUG)
-		mask |= LLL_DEBUG | LLL_CLIENT;
+		mask |= LLL_INFO | LLL_DEBUG | LLL_CLIENT | LLL_USER;
 	return mask;
 }
 

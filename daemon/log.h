@@ -51,11 +51,13 @@ void log_structured(int prio, const struct log_fields *f, const char *fmt, ...) 
 void log_structuredv(int prio, const struct log_fields *f, const char *fmt, va_list ap)
     LOG_PRINTF(3, 0);
 
-/* An emit function for lws_set_log_level(mask, log_lws_emit): maps LLL_ERR,
- * LLL_WARN, LLL_NOTICE, LLL_INFO and the rest to error, warning, notice, info
- * and debug, strips lws's trailing newline and its "[timestamp] X:" prefix. */
+/* An emit function for lws_set_log_level(mask, log_lws_emit): maps LLL_ERR
+ * and LLL_WARN to error and warning, LLL_NOTICE (lws's banners) to info and
+ * the rest to debug; strips the trailing newline and any "[timestamp] X:"
+ * prefix, and prefixes "lws: ". */
 void log_lws_emit(int level, const char *line);
-/* The lws log mask that matches a syslog priority (for lws_set_log_level). */
+/* The lws log mask that matches our level, with the mapping above (for
+ * lws_set_log_level; call again after log_set_level). */
 int log_lws_mask(int level);
 
 /* Remember a secret (a refresh token) that must never be logged: every later

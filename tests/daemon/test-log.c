@@ -220,18 +220,25 @@ test_lws(void)
 	log_lws_emit(LLL_ERR, "[2026/11/27 18:00:00:0000] E: connect failed\n");
 	log_lws_emit(LLL_WARN, "plain warning\n");
 	log_lws_emit(LLL_NOTICE, "[2026/11/27 18:00:00:0000] N: notice\n");
-	log_lws_emit(LLL_INFO, "info line");
+	log_lws_emit(LLL_INFO, "info hidden");
 	log_lws_emit(LLL_DEBUG, "debug hidden\n");
+	log_set_level(LOG_DEBUG);
+	log_lws_emit(LLL_INFO, "info line");
+	log_lws_emit(LLL_CLIENT, "client line\n");
 	out = capture_end();
 	CHECK_STR(out,
 	    "instantd: error: lws: connect failed\n"
 	    "instantd: warning: lws: plain warning\n"
-	    "instantd: notice: lws: notice\n"
-	    "instantd: info: lws: info line\n");
+	    "instantd: info: lws: notice\n"
+	    "instantd: debug: lws: info line\n"
+	    "instantd: debug: lws: client line\n");
 	CHECK(log_lws_mask(LOG_ERR) & LLL_ERR);
 	CHECK(!(log_lws_mask(LOG_ERR) & LLL_WARN));
-	CHECK(log_lws_mask(LOG_NOTICE) & LLL_NOTICE);
-	CHECK(!(log_lws_mask(LOG_NOTICE) & LLL_INFO));
+	CHECK(log_lws_mask(LOG_NOTICE) & LLL_WARN);
+	CHECK(!(log_lws_mask(LOG_NOTICE) & LLL_NOTICE));
+	CHECK(log_lws_mask(LOG_INFO) & LLL_NOTICE);
+	CHECK(!(log_lws_mask(LOG_INFO) & LLL_INFO));
+	CHECK(log_lws_mask(LOG_DEBUG) & LLL_INFO);
 	CHECK(log_lws_mask(LOG_DEBUG) & LLL_DEBUG);
 }
 
