@@ -647,11 +647,16 @@ export class MockServer {
 	}
 
 	// ---------------------------------------------------------------- auth over HTTP (section 9)
-	createUser(app, { email = null, guest = false, id = null } = {}) {
+	createUser(app, { email = null, guest = false, id = null, extra = null } = {}) {
 		const uid = id || newId();
 		const steps = [['add-triple', uid, USERS.id, uid]];
 		if (email) steps.push(['add-triple', uid, USERS.email, email]);
 		steps.push(['add-triple', uid, USERS.type, guest ? 'guest' : 'user']);
+		// extra-fields set $users attrs that exist; others are ignored.
+		for (const [k, v] of Object.entries(isObj(extra) ? extra : {})) {
+			const a = app.data.attrByIdent('$users', k);
+			if (a && a.catalog !== 'system') steps.push(['add-triple', uid, a.id, v]);
+		}
 		this.commit(app, steps, { admin: true });
 		this.refreshApp(app);
 		return uid;
@@ -738,7 +743,7 @@ export class MockServer {
 					this.refreshApp(app);
 					uid = guestUid;
 				} else {
-					uid = this.createUser(app, { email });
+					uid = this.createUser(app, { email, extra: body['extra-fields'] });
 					created = true;
 				}
 			}
@@ -746,7 +751,7 @@ export class MockServer {
 		}
 		case '/runtime/auth/sign_in_guest': {
 			const app = this.authApp(body);
-			const uid = this.createUser(app, { guest: true });
+			const uid = this.createUser(app, { guest: true, extra: body['extra-fields'] });
 			return { user: this.userWithToken(app, uid, this.issueToken(app, uid)) };
 		}
 		case '/runtime/auth/verify_refresh_token': {
@@ -1045,8 +1050,15 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
 		process.stderr.write(`mock server: ${e.message}\n`);
 		process.exit(2);
 	}
-	const srv = new MockServer(opts);
-	const info = await srv.start();
+	let srv;
+	let info;
+	try {
+		srv = new MockServer(opts);
+		info = await srv.start();
+	} catch (e) {
+		process.stderr.write(`mock server: cannot start: ${e.message}\n`);
+		process.exit(1);
+	}
 	process.stdout.write(JSON.stringify(info) + '\n');
 	const quit = async () => {
 		setTimeout(() => process.exit(0), 2000).unref();

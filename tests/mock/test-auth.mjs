@@ -27,6 +27,11 @@ await runTest('mock auth', async (t) => {
 	t.eq([noapp.status, noapp.body.message], [400, 'Record not found: app'], 'unknown app over HTTP');
 	const g = await post('/runtime/auth/sign_in_guest', { 'app-id': app });
 	t.eq([g.status, g.body.user.type, g.body.user.isGuest], [200, 'guest', true], 'guest sign-in');
+	const NICK = 'dddddddd-0000-4000-8000-000000000001';
+	await mock.ctl('transact', { 'tx-steps': [['add-attr', { id: NICK, 'forward-identity': ['dddddddd-0000-4000-8000-000000000002', '$users', 'nickname'],
+		'value-type': 'blob', cardinality: 'one', 'unique?': false, 'index?': false }]] });
+	const gx = await post('/runtime/auth/sign_in_guest', { 'app-id': app, 'extra-fields': { nickname: 'nick', nosuch: 1 } });
+	t.eq([gx.body.user.nickname, 'nosuch' in gx.body.user], ['nick', false], 'extra-fields set existing $users attrs');
 	// Upgrading a guest with a magic code keeps its id.
 	await post('/runtime/auth/send_magic_code', { 'app-id': app, email: 'g@example.com' });
 	const gc = (await mock.ctl('magic-code', { email: 'g@example.com' })).code;
