@@ -81,7 +81,7 @@ export class MockServer {
 		this.sessions = new Set();
 		this.resetFaults();
 		this.txCounts = new Map();
-		this.stats = { received: {}, unparseable: 0, binary: 0, connections: 0, refused: 0 };
+		this.stats = { received: Object.create(null), unparseable: 0, binary: 0, connections: 0, refused: 0 };
 		this.loadState();
 	}
 
@@ -204,7 +204,7 @@ export class MockServer {
 		this.stats.connections++;
 		const sess = { id: newId(), ws, app: null, user: null, admin: false, inited: false, features: {},
 			subs: new Map(), rooms: new Set(), lastRecv: Date.now(), chain: Promise.resolve(),
-			urlAppId: url.searchParams.get("app_id"), attrsVersionSent: 0, pending: 0 };
+			urlAppId: url.searchParams.get('app_id'), attrsVersionSent: 0 };
 		this.sessions.add(sess);
 		ws.on('message', (buf, isBinary) => {
 			sess.lastRecv = Date.now();
@@ -267,11 +267,9 @@ export class MockServer {
 		// Undelayed frames go out at once, overtaking delayed ones (the real server answers
 		// different queue groups concurrently); delayed frames keep their order among themselves.
 		if (!d) { safeSend(sess.ws, data); return; }
-		sess.pending = (sess.pending || 0) + 1;
 		sess.chain = sess.chain.then(async () => {
 			const wait = due - Date.now();
 			if (wait > 0) await sleep(wait);
-			sess.pending--;
 			if (!sess.closed) safeSend(sess.ws, data);
 		});
 	}

@@ -68,6 +68,10 @@ await runTest('mock faults', async (t) => {
 	await mock.ctl('reject-transacts', { count: 1 });
 	const rj = await write([['notes', N1, 'update', { text: 'rejected' }]]);
 	t.eq(rj.error?.message, 'Permission denied: not perms-pass?', 'rejected with permission-denied');
+	const optimistic = peer.log.events.findIndex((e) => e.ev === 'query' && e.data?.notes?.[0]?.text === 'rejected');
+	t.ok(optimistic >= 0, 'the client applied the write optimistically');
+	await peer.waitFor((e) => e.ev === 'query' && e.data?.notes?.[0]?.text === 'one', { from: optimistic, what: 'rollback' });
+	t.ok(true, 'the client rolled back the rejected write');
 	t.eq((await write([['notes', N1, 'update', { text: 'two' }]])).status, 'synced', 'only the next one is rejected');
 	await mock.ctl('reject-transacts', { count: -1, match: { contains: 'forbidden' } });
 	t.ok((await write([['notes', N1, 'update', { text: 'forbidden' }]])).error, 'matching transact rejected');
