@@ -18,7 +18,8 @@
  *   OPENED --init-ok--> AUTHENTICATED                 (backoff attempts reset to 0)
  *   OPENED --init error: record-not-found app, or param-malformed/param-missing
  *        about the app-id--> APP_NOT_FOUND
- *   OPENED --any other init error (bad/revoked token, bad app id ...)--> AUTH_FAILED
+ *   OPENED --any other 4xx init error (unknown/revoked token, bad admin token,
+ *        validation ...)--> AUTH_FAILED
  *   RESOLVING/CONNECTING/OPENED/AUTHENTICATED --failure--> BACKOFF
  *        failures: DNS error or timeout, refused, TLS verification, handshake not
  *        101, close by peer, idle timeout (no PONG), frame too large, a transact
@@ -29,7 +30,8 @@
  *        network-up (netlink address/route added)--> RESOLVING
  *   AUTHENTICATED --app-status-changed leaving "disabled"--> reconnects (BACKOFF with
  *        zero delay), because the server dropped every query while disabled
- *   any --upstream_close--> STOPPED (after Close 1000 is acknowledged, or 2 s)
+ *   any --upstream_close--> STOPPED (once lws has sent Close 1000 and closed the
+ *        socket, or after 2 s at most)
  *
  * A numeric host (IPv4/IPv6 literal) or a "+/path.sock" Unix address skips
  * RESOLVING's worker thread but still passes through the state.
@@ -135,8 +137,9 @@ int upstream_set_token(struct upstream *u, const char *refresh_token);
 /* Skip the wait: in BACKOFF/AUTH_FAILED/APP_NOT_FOUND connect now; when
  * connected, drop the connection and connect again at once (config changed). */
 void upstream_reconnect_now(struct upstream *u);
-/* Graceful: Close 1000, wait <= 2 s for the server, then STOPPED and done(ud)
- * (called from the loop, never from inside this call). */
+/* Graceful: Close 1000, wait <= 2 s for the socket to close, then STOPPED and
+ * done(ud) (called from the loop, never from inside this call). A stopped session
+ * never reconnects; free it with upstream_free (e.g. from done). */
 void upstream_close(struct upstream *u, void (*done)(void *ud), void *ud);
 /* NULL-safe. Abrupt if still connected. Not from inside this session's callbacks. */
 void upstream_free(struct upstream *u);
@@ -144,7 +147,8 @@ void upstream_free(struct upstream *u);
 enum upstream_state upstream_get_state(const struct upstream *u);
 /* Status without the token: {"state","last-error","server","app-id","session-id",
  * "app-status","user-id","connected-at","authenticated-at","last-message-at",
- * "retry-at","attempts","unknown-ops","malformed-frames","queued-bytes"}.
+ * "retry-at","attempts","unknown-ops","malformed-frames","queued-bytes","guest"}.
+ * "attempts" counts consecutive failed attempts since the last init-ok.
  * Times are ms since the epoch or null. A new object the caller frees, NULL on ENOMEM. */
 cJSON *upstream_status_json(const struct upstream *u);
 /* "active", "read-only", "disabled", or NULL before the first init-ok. */
