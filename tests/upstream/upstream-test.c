@@ -1,6 +1,12 @@
 /* Test harness for daemon/upstream: runs an lws loop the way instantd does with one
  * upstream session, prints every event as a JSON line on stdout and takes commands
- * on stdin (adopted into the same loop), so the .mjs tests can script scenarios. */
+ * on stdin (adopted into the same loop), so the .mjs tests can script scenarios.
+ *
+ * Events: {"ev":"state","state","detail"?}, {"ev":"msg","msg"}, {"ev":"log","prio","msg"},
+ * {"ev":"lws","msg"}, {"ev":"status","status","ticks"}, {"ev":"closed"}, and
+ * {"ev":<command>,"rc"} replies. "ticks" counts a 50 ms timer, to show the loop runs.
+ * Commands: send <json> | status | reconnect | token <t>|- | watch <s> | pause |
+ * resume | close | quit. EOF on stdin quits. */
 #include "config.h"
 
 #include <errno.h>
