@@ -223,9 +223,12 @@ export class MockServer {
 	}
 
 	// ---------------------------------------------------------------- sending
-	useHostile(mode) {
+	// The parameters of an active hostile mode that applies to `sess` (all sessions, or the one
+	// named by its `session-id`), consuming one of its `count`.
+	useHostile(mode, sess) {
 		const m = this.hostile.get(mode);
 		if (!m) return null;
+		if (m['session-id'] && sess && m['session-id'] !== sess.id) return null;
 		if (m.count !== undefined) {
 			if (m.count <= 0) { this.hostile.delete(mode); return null; }
 			m.count--;
@@ -236,10 +239,10 @@ export class MockServer {
 	send(sess, msg) {
 		if (!('trace-id' in msg)) msg['trace-id'] = traceId();
 		const direct = DIRECT_REPLIES.has(msg.op);
-		if (this.useHostile('unknown-op')) this.write(sess, { op: 'mock-unknown-op', 'client-event-id': null, data: { x: 1 }, 'trace-id': null });
-		if (this.useHostile('malformed')) this.write(sess, '{"op":"refresh-ok","computations":[');
+		if (this.useHostile('unknown-op', sess)) this.write(sess, { op: 'mock-unknown-op', 'client-event-id': null, data: { x: 1 }, 'trace-id': null });
+		if (this.useHostile('malformed', sess)) this.write(sess, '{"op":"refresh-ok","computations":[');
 		if ((msg.op === 'add-query-ok' || msg.op === 'refresh-ok')) {
-			const h = this.useHostile('huge-result');
+			const h = this.useHostile('huge-result', sess);
 			if (h) {
 				const big = [newId(), newId(), 'x'.repeat(h.bytes ?? 8 << 20), Date.now()];
 				const res = msg.op === 'add-query-ok' ? msg.result : msg.computations[0]?.['instaql-result'];
@@ -247,14 +250,14 @@ export class MockServer {
 			}
 		}
 		if (direct) {
-			const w = this.useHostile('wrong-types');
+			const w = this.useHostile('wrong-types', sess);
 			if (w) msg = wrongTypes(msg);
 		}
-		const frame = this.useHostile('array-frames') ? [msg] : msg;
+		const frame = this.useHostile('array-frames', sess) ? [msg] : msg;
 		this.write(sess, frame, msg.op);
-		if (direct && this.useHostile('duplicate-replies')) this.write(sess, frame, msg.op);
+		if (direct && this.useHostile('duplicate-replies', sess)) this.write(sess, frame, msg.op);
 		if (direct) {
-			const l = this.useHostile('late-replies');
+			const l = this.useHostile('late-replies', sess);
 			if (l) setTimeout(() => this.write(sess, frame, msg.op), l.ms ?? 200);
 		}
 	}
@@ -426,7 +429,8 @@ export class MockServer {
 	}
 
 	onTransact(sess, msg) {
-		const comb = this.hostile.get('combine-transacts');
+		let comb = this.hostile.get('combine-transacts');
+		if (comb?.['session-id'] && comb['session-id'] !== sess.id) comb = null;
 		if (!comb && !sess.heldTx) { this.execTransact(sess, msg, []); return; }
 		// combine-transacts: hold each transact briefly; if the next one from this session has
 		// matching steps (session.clj matching-steps?), only the later runs and both get its tx-id.
@@ -434,7 +438,7 @@ export class MockServer {
 		if (held) {
 			clearTimeout(held.timer);
 			sess.heldTx = null;
-			if (comb && matchingSteps(this, sess.app, held.msg, msg) && this.useHostile('combine-transacts')) {
+			if (comb && matchingSteps(this, sess.app, held.msg, msg) && this.useHostile('combine-transacts', sess)) {
 				this.execTransact(sess, msg, [held.msg]);
 				return;
 			}
@@ -480,7 +484,7 @@ export class MockServer {
 			return;
 		}
 		const oks = [...also, msg].map((m) => ({ op: 'transact-ok', 'client-event-id': m['client-event-id'] ?? null, 'tx-id': txId, isn: isn(txId) }));
-		if (this.useHostile('refresh-before-ok')) {
+		if (this.useHostile('refresh-before-ok', sess)) {
 			this.refreshApp(app);
 			for (const ok of oks) this.send(sess, ok);
 		} else {
@@ -949,7 +953,9 @@ const CONTROL = {
 			if (mode === 'endless-refresh') {
 				if (this.endlessTimer) clearInterval(this.endlessTimer);
 				this.endlessTimer = setInterval(() => {
-					for (const s of this.sessions) if (s.inited && s.subs.size) this.refreshSession(s, { force: true });
+					for (const s of this.sessions) {
+						if (s.inited && s.subs.size && (!params['session-id'] || params['session-id'] === s.id)) this.refreshSession(s, { force: true });
+					}
 				}, params['interval-ms'] ?? 20);
 			}
 		}

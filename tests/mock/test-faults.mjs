@@ -144,10 +144,10 @@ await runTest('mock faults', async (t) => {
 	// Hostile modes.
 	const h = await rawClient(mock.url);
 	t.cleanup(() => h.close());
-	await h.init();
+	const hsid = (await h.init())['session-id'];
 	const frames = [];
 	h.ws.on('message', (d) => frames.push(d.toString()));
-	const hostile = async (mode, extra = {}) => mock.ctl('hostile', { mode, ...extra });
+	const hostile = async (mode, extra = {}) => mock.ctl('hostile', { mode, 'session-id': hsid, ...extra });
 
 	await hostile('array-frames', { count: 1 });
 	await h.request({ op: 'transact', 'tx-steps': [] });
