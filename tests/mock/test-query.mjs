@@ -28,6 +28,13 @@ const QUERIES = [
 	{ users: { $: { fields: ['handle'] }, bookshelves: { $: { fields: ['name'] } } } },
 	{ books: { $: { where: { id: 'f11c998f-d951-426b-b2b1-ffcb8d17bac5' } }, bookshelves: { users: {} } } },
 	{ nosuch: {}, users: { $: { where: { nosuchattr: 1 } } } },
+	{ users: { $: { where: { bookshelves: '0f7d30dc-500e-448f-9853-548a45da7d2d' } } } },
+	{ bookshelves: { $: { where: { users: 'ce942051-2d74-404a-9c7d-4aa3f2d54ae4' } }, books: {} } },
+	{ bookshelves: { $: { where: { 'users.id': 'ce942051-2d74-404a-9c7d-4aa3f2d54ae4', name: { $ilike: '%o%' } } } } },
+	{ books: { $: { where: { 'next.title': { $in: ['Sum', 'Insurgent'] } } }, prequel: {}, sequels: {} } },
+	{ users: { $: { where: { or: [{ handle: 'joe' }, { 'bookshelves.books.pageCount': { $gte: 900 } }] } } } },
+	{ books: { $: { where: { title: { $ne: 'Sum' }, pageCount: { $isNull: false } } } } },
+	{ users: { $: { where: { 'bookshelves.books.title': { $isNull: true } } } } },
 ];
 
 const norm = (x) => JSON.stringify(sortDeep(x));
