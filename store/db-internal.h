@@ -13,6 +13,11 @@ static inline void sqlite3_close_p(sqlite3 **s) { sqlite3_close_v2(*s); }
 
 /* SQLite result code rc (extended) as a negative errno; 0 for OK/ROW/DONE. */
 int db_errno_from_sqlite(sqlite3 *sql, int rc);
+/* Begin a write transaction (BEGIN IMMEDIATE); durable commits with
+ * synchronous=FULL, otherwise NORMAL. */
+int db_begin(struct db *db, bool durable);
+/* Commit if r >= 0, else roll back; returns r or the commit's error. */
+int db_end(struct db *db, int r);
 /* The connection of db (borrowed). */
 sqlite3 *db_sqlite(struct db *db);
 /* One row of "seq, mutation_id, ops, steps, state, tx_id, error, created_ms,

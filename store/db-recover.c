@@ -330,20 +330,16 @@ salvage_from(struct db *db, const char *src, size_t *ret_n)
 	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", -1, &sv.ins, NULL);
 	if (rc != SQLITE_OK)
 		return db_errno_from_sqlite(dst, rc);
-	rc = sqlite3_exec(dst, "PRAGMA synchronous=FULL; BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
+	r = db_begin(db, true);
+	if (r < 0) {
 		sqlite3_finalize(sv.ins);
-		return db_errno_from_sqlite(dst, rc);
+		return r;
 	}
 	r = salvage_meta_attrs(&sv);
 	if (r == 0)
 		r = salvage_outbox(&sv);
 	sqlite3_finalize(sv.ins);
-	rc = sqlite3_exec(dst, r == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-	if (r == 0 && rc != SQLITE_OK) {
-		(void)sqlite3_exec(dst, "ROLLBACK", NULL, NULL, NULL);
-		r = db_errno_from_sqlite(dst, rc);
-	}
+	r = db_end(db, r);
 	if (r < 0)
 		return r;
 	*ret_n = sv.outbox;

@@ -229,7 +229,7 @@ db_rollback(struct db *db)
 
 /* Begin a write transaction. durable: commit with synchronous=FULL (writes
  * that are acknowledged to someone); otherwise NORMAL (cache data). */
-static int
+int
 db_begin(struct db *db, bool durable)
 {
 	int want = durable ? 2 : 1, r;
@@ -254,7 +254,7 @@ db_commit(struct db *db)
 }
 
 /* End a write transaction: commit if r >= 0, else roll back; returns the result. */
-static int
+int
 db_end(struct db *db, int r)
 {
 	if (r < 0) {
@@ -454,12 +454,13 @@ db_migrate(struct db *db)
 	return 0;
 }
 
+static int db_setup(struct db *db);
+
 /* Open path as it is, checking that it is a healthy database of ours. */
 static int
 db_open_once(const char *path, struct db **ret)
 {
 	_cleanup_(db_closep) struct db *db = NULL;
-	char buf[64];
 	int fd, rc, r;
 
 	/* Create the file ourselves so that it (and its -wal, -shm) is 0600. */
@@ -476,6 +477,23 @@ db_open_once(const char *path, struct db **ret)
 		return db->sql ? db_fail(db, rc) : -ENOMEM;
 	sqlite3_extended_result_codes(db->sql, 1);
 	sqlite3_busy_timeout(db->sql, 5000);
+	r = db_setup(db);
+	if (r < 0) {
+		/* Closing would checkpoint the WAL into a file we may move aside
+		 * as evidence: leave both as they are. */
+		(void)sqlite3_db_config(db->sql, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		return r;
+	}
+	*ret = TAKE_PTR(db);
+	return 0;
+}
+
+/* Pragmas, health check, migrations, and the reset of in-use marks. */
+static int
+db_setup(struct db *db)
+{
+	char buf[64];
+	int r;
 
 	r = db_exec(db, "PRAGMA page_size=4096");
 	if (r < 0)
@@ -508,11 +526,7 @@ db_open_once(const char *path, struct db **ret)
 	r = db_begin(db, false);
 	if (r < 0)
 		return r;
-	r = db_end(db, db_exec(db, "UPDATE queries SET in_use = 0 WHERE in_use != 0"));
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(db);
-	return 0;
+	return db_end(db, db_exec(db, "UPDATE queries SET in_use = 0 WHERE in_use != 0"));
 }
 
 int

@@ -1,1 +1,10 @@
-# tests/store.mk: tests of this area (appended to TESTS, check_PROGRAMS, EXTRA_DIST).
+# tests/store.mk: tests of the profile database (store/db*): unit tests, the
+# kill -9 crash test and the corruption recovery test.
+check_PROGRAMS += test-db test-db-crash test-db-recover
+TESTS += test-db test-db-crash test-db-recover
+test_db_SOURCES = test-db.c
+test_db_LDADD = $(STORE_LIBS)
+test_db_crash_SOURCES = test-db-crash.c
+test_db_crash_LDADD = $(STORE_LIBS)
+test_db_recover_SOURCES = test-db-recover.c
+test_db_recover_LDADD = $(STORE_LIBS)
