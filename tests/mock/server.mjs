@@ -21,6 +21,7 @@ const HOSTILE_MODES = ['combine-transacts', 'array-frames', 'duplicate-replies',
 const DIRECT_REPLIES = new Set(['init-ok', 'add-query-ok', 'add-query-exists', 'remove-query-ok', 'transact-ok',
 	'join-room-ok', 'leave-room-ok', 'set-presence-ok', 'client-broadcast-ok', 'error']);
 
+const FRAME_LOG_MAX = 20000;
 const traceId = () => crypto.randomBytes(8).toString('hex');
 const isn = (n) => `0/${(0x1a2b000 + n * 16).toString(16).toUpperCase()}`;
 const isObj = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
@@ -79,6 +80,9 @@ export class MockServer {
 			apps: [], seed: null, state: null, tlsCert: null, tlsKey: null, deflate: true, ...opts,
 		};
 		this.sessions = new Set();
+		this.hung = new Set(); // upgrade requests left unanswered by refuse mode "hang"
+		this.frames = []; // recent frames, see the `frames` control
+		this.frameSeq = 0;
 		this.resetFaults();
 		this.txCounts = new Map();
 		this.stats = { received: Object.create(null), unparseable: 0, binary: 0, connections: 0, refused: 0 };
@@ -98,7 +102,7 @@ export class MockServer {
 
 	resetFaults() {
 		if (this.sessions) this.flushHeld();
-		this.faults = { refuseUntil: 0, delayMs: 0, delayOps: null, reject: [], dropAfterCommit: 0,
+		this.faults = { refuseUntil: 0, refuseMode: 'http503', delayMs: 0, delayOps: null, reject: [], dropAfterCommit: 0,
 			rateLimited: false, dropBeforeReply: 0 };
 		this.hostile = new Map();
 		if (this.endlessTimer) { clearInterval(this.endlessTimer); this.endlessTimer = null; }
@@ -171,6 +175,7 @@ export class MockServer {
 		clearInterval(this.pingTimer);
 		if (this.endlessTimer) clearInterval(this.endlessTimer);
 		for (const s of this.sessions) s.ws.terminate();
+		for (const h of this.hung) h.destroy();
 		this.saveState();
 		const closing = Promise.all([new Promise((r) => this.server.close(r)), new Promise((r) => this.control.close(r))]);
 		this.server.closeAllConnections?.();
@@ -194,7 +199,10 @@ export class MockServer {
 		}
 		if (this.faults.refuseUntil && (this.faults.refuseUntil < 0 || Date.now() < this.faults.refuseUntil)) {
 			this.stats.refused++;
-			sock.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+			const how = this.faults.refuseMode;
+			if (how === 'reset') sock.destroy();
+			else if (how === 'hang') { sock.on('error', () => {}); this.hung.add(sock); sock.on('close', () => this.hung.delete(sock)); }
+			else sock.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
 			return;
 		}
 		this.wss.handleUpgrade(req, sock, head, (ws) => this.onConnection(ws, url));
@@ -262,8 +270,26 @@ export class MockServer {
 		}
 	}
 
+	// Keeps the last FRAME_LOG_MAX frames: incoming messages whole, outgoing ones summarised.
+	logFrame(dir, sess, msg) {
+		const e = { seq: ++this.frameSeq, at: Date.now(), dir, 'session-id': sess.id, 'app-id': sess.app?.id ?? null };
+		if (dir === 'in') e.msg = msg;
+		else {
+			const m = Array.isArray(msg) ? msg[0] : msg;
+			e.op = isObj(m) ? m.op ?? null : null;
+			e['client-event-id'] = isObj(m) ? m['client-event-id'] ?? null : null;
+			if (isObj(m) && m.op === 'error') e.type = m.type;
+			if (isObj(m) && 'tx-id' in m) e['tx-id'] = m['tx-id'];
+			if (isObj(m) && 'processed-tx-id' in m) e['processed-tx-id'] = m['processed-tx-id'];
+			if (typeof msg === 'string') e.raw = msg.slice(0, 200);
+		}
+		this.frames.push(e);
+		if (this.frames.length > FRAME_LOG_MAX) this.frames.splice(0, this.frames.length - FRAME_LOG_MAX);
+	}
+
 	write(sess, obj, op) {
 		if (sess.closed) return;
+		this.logFrame('out', sess, obj);
 		const data = typeof obj === 'string' ? obj : JSON.stringify(obj);
 		const d = this.faults.delayMs > 0 && (!this.faults.delayOps || this.faults.delayOps.includes(op)) ? this.faults.delayMs : 0;
 		const due = Date.now() + d;
@@ -301,6 +327,7 @@ export class MockServer {
 			return;
 		}
 		const op = isObj(msg) ? msg.op : undefined;
+		this.logFrame('in', sess, msg);
 		const opKey = typeof op === 'string' ? op : String(op);
 		this.stats.received[opKey] = (this.stats.received[opKey] || 0) + 1;
 		const handlers = {
@@ -828,7 +855,9 @@ const CONTROL = {
 		for (const s of [...this.sessions]) {
 			if (body['app-id'] && s.app?.id !== body['app-id']) continue;
 			if (body['session-id'] && s.id !== body['session-id']) continue;
-			s.ws.terminate();
+			// With `code`, a close frame is sent first (the real server never sends one).
+			if (body.code !== undefined) s.ws.close(body.code, body.reason ?? '');
+			else s.ws.terminate();
 			this.onClose(s);
 			n++;
 		}
@@ -837,6 +866,9 @@ const CONTROL = {
 	refuse(body) {
 		const ms = body.ms ?? -1;
 		this.faults.refuseUntil = ms === 0 ? 0 : ms < 0 ? -1 : Date.now() + ms;
+		if (body.mode !== undefined && !['http503', 'reset', 'hang'].includes(body.mode)) throw new Error('mode must be http503, reset or hang');
+		this.faults.refuseMode = body.mode ?? 'http503';
+		if (ms === 0) { for (const h of this.hung) h.destroy(); this.hung.clear(); }
 		let dropped = 0;
 		if (body.drop) dropped = CONTROL.drop.call(this, {}).dropped;
 		return { refusing: ms !== 0, dropped };
@@ -985,6 +1017,40 @@ const CONTROL = {
 		return {};
 	},
 	stats() { return { stats: this.stats }; },
+	// Recent frames: {dir?: "in"|"out", op?, session-id?, client-event-id?, after?: seq, limit?: 1000}.
+	frames(body) {
+		let f = this.frames;
+		if (body.after !== undefined) f = f.filter((e) => e.seq > body.after);
+		if (body.dir) f = f.filter((e) => e.dir === body.dir);
+		if (body['session-id']) f = f.filter((e) => e['session-id'] === body['session-id']);
+		const opOf = (e) => (e.dir === 'in' ? (isObj(e.msg) ? e.msg.op : undefined) : e.op);
+		const cevOf = (e) => (e.dir === 'in' ? (isObj(e.msg) ? e.msg['client-event-id'] : undefined) : e['client-event-id']);
+		if (body.op) f = f.filter((e) => opOf(e) === body.op);
+		if (body['client-event-id']) f = f.filter((e) => cevOf(e) === body['client-event-id']);
+		const limit = body.limit ?? 1000;
+		return { frames: f.slice(-limit), seq: this.frameSeq };
+	},
+	// Long-polls until a condition holds (or `timeout-ms`, default 10000, passes): reply {met}.
+	// Conditions (all given must hold): sessions (inited sessions, optionally of app-id), tx-id
+	// (global tx-id >=), tx-count + client-event-id (applied count >=), received + op (frames with
+	// that op received >=), queries (some session with >= that many subscriptions).
+	async wait(body) {
+		const deadline = Date.now() + (body['timeout-ms'] ?? 10000);
+		const holds = () => {
+			const inited = [...this.sessions].filter((s) => s.inited && (!body['app-id'] || s.app?.id === body['app-id']));
+			if (body.sessions !== undefined && inited.length < body.sessions) return false;
+			if (body['tx-id'] !== undefined && this.txId < body['tx-id']) return false;
+			if (body['tx-count'] !== undefined && (this.txCounts.get(body['client-event-id']) || 0) < body['tx-count']) return false;
+			if (body.received !== undefined && (this.stats.received[body.op] || 0) < body.received) return false;
+			if (body.queries !== undefined && !inited.some((s) => s.subs.size >= body.queries)) return false;
+			return true;
+		};
+		while (!holds()) {
+			if (Date.now() >= deadline) return { met: false };
+			await sleep(10);
+		}
+		return { met: true };
+	},
 	rooms(body) {
 		const app = this.appFor(body);
 		return { rooms: Object.fromEntries([...app.rooms].map(([k, v]) => [k, Object.fromEntries(v)])) };

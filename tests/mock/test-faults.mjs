@@ -51,6 +51,26 @@ await runTest('mock faults', async (t) => {
 	t.ok((await mock.ctl('stats')).stats.refused >= 1, 'refused attempts counted');
 	t.ok(true, 'client came back after the refusal window');
 
+	await mock.ctl('refuse', { ms: -1, mode: 'reset' });
+	t.ok(await rawClient(mock.url).then(() => false, () => true), 'refuse mode reset: connection torn down');
+	await mock.ctl('refuse', { ms: -1, mode: 'hang' });
+	const hung = await rawClient(mock.url, { wsOptions: { handshakeTimeout: 300 } }).then(() => 'open', (e) => e.message);
+	t.ok(/timed out/i.test(hung), 'refuse mode hang: the handshake never completes');
+	await mock.ctl('refuse', { ms: 0 });
+	const coded = await rawClient(mock.url);
+	const csid = (await coded.init())['session-id'];
+	await mock.ctl('drop', { 'session-id': csid, code: 4000, reason: 'bye' });
+	t.eq(await coded.closedP, 4000, 'drop with a close code');
+	const w1 = await mock.ctl('wait', { sessions: 1, queries: 1, 'timeout-ms': 5000 });
+	t.eq(w1.met, true, 'wait: a session with a query');
+	const w2 = await mock.ctl('wait', { 'tx-count': 1, 'client-event-id': 'never', 'timeout-ms': 50 });
+	t.eq(w2.met, false, 'wait times out with met:false');
+	const fr = await mock.ctl('frames', { dir: 'in', op: 'init', 'session-id': csid });
+	t.eq(fr.frames.length, 1, 'frames: the init received from a session');
+	t.eq(fr.frames[0].msg['app-id'], DEFAULT_APP_ID, 'frames keep incoming messages whole');
+	const fo = await mock.ctl('frames', { dir: 'out', 'session-id': csid });
+	t.eq(fo.frames[0].op, 'init-ok', 'frames summarise outgoing messages');
+
 	// delay: a delayed transact-ok arrives after a later, undelayed reply.
 	const c = await rawClient(mock.url);
 	t.cleanup(() => c.close());
