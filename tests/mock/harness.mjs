@@ -60,7 +60,7 @@ function readFirstLine(proc, what) {
 
 // Starts `node server.mjs ...args`; resolves when it has printed its listening line.
 export async function startMock(args = []) {
-	const proc = spawn(NODE, [SERVER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+	const proc = spawn(NODE, [SERVER, ...args, '--exit-on-stdin-eof'], { stdio: ['pipe', 'pipe', 'inherit'] });
 	const info = JSON.parse(await readFirstLine(proc, 'mock server'));
 	const mock = {
 		...info, proc, args,
@@ -75,7 +75,7 @@ export async function startMock(args = []) {
 		// Stops the process and starts a new one on the same ports (keep --state in args to keep data).
 		async restart() {
 			await mock.stop();
-			const rest = args.filter((a, i) => !['--port', '--control-port'].includes(a) &&
+			const rest = args.filter((a, i) => !['--port', '--control-port', '--exit-on-stdin-eof'].includes(a) &&
 				!['--port', '--control-port'].includes(args[i - 1]));
 			const n = await startMock([...rest, '--port', String(mock.port), '--control-port', String(mock.controlPort)]);
 			Object.assign(mock, { proc: n.proc, url: n.url });

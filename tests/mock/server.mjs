@@ -1102,6 +1102,7 @@ export function parseArgs(argv) {
 		case '--idle-timeout-ms': o.idleTimeoutMs = Number(val()); break;
 		case '--seed': o.seed = val(); break;
 		case '--no-deflate': o.deflate = false; break;
+		case '--exit-on-stdin-eof': o.exitOnStdinEof = true; break;
 		case '--app':
 			o.apps.push(val().toLowerCase());
 			while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) o.apps.push(argv[++i].toLowerCase());
@@ -1137,6 +1138,12 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
 	};
 	process.on('SIGTERM', quit);
 	process.on('SIGINT', quit);
+	// Test harnesses hold our stdin open; when they die, so do we (no orphaned servers).
+	if (opts.exitOnStdinEof) {
+		process.stdin.on('end', quit);
+		process.stdin.on('error', quit);
+		process.stdin.resume();
+	}
 }
 
 export { SYSTEM_ATTRS };
