@@ -1,6 +1,7 @@
 # tests/mock.mk: the mock Instant sync server (tests/mock/, see tests/mock/README.md) and its tests.
 MOCK_TESTS = \
 	mock/test-client.mjs \
+	mock/test-init.mjs \
 	mock/test-query.mjs \
 	mock/test-transact.mjs \
 	mock/test-rooms.mjs \
