@@ -117,7 +117,7 @@ child(const char *path, int iter, int fd)
 		for (size_t i = 0; i < nb; i++) {
 			char id[40];
 
-			snprintf(id, sizeof(id), "c%d-%d-%zu", iter, loop, i);
+			snprintf(id, sizeof(id), "c%d-%d-%d", iter, loop, (int)i);
 			b[i] = crash_mut(id);
 		}
 		if (db_outbox_append(db, b, nb) < 0)

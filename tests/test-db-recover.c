@@ -304,6 +304,23 @@ test_cache_page(void)
 	CHECK_INT(open_recovered(p, c, true), 100);
 }
 
+/* A file cut short (a bad copy, a full disk during a copy). */
+static void
+test_truncated(void)
+{
+	_cleanup_free_ char *p = tp("trunc.sqlite"), *c = tp("trunc.copy");
+	struct stat st;
+	size_t got;
+
+	make_db(p, 300, "m");
+	CHECK_INT(stat(p, &st), 0);
+	CHECK_INT(truncate(p, st.st_size / 2), 0);
+	copy(p, c);
+	got = open_recovered(p, c, true);
+	CHECK(got > 0 && got < 300);
+	fprintf(stderr, "# truncated to half: %zu of 300 entries carried over\n", got);
+}
+
 static void
 test_garbage(void)
 {
@@ -411,6 +428,7 @@ main(void)
 	test_outbox_page();
 	test_two_outbox_pages();
 	test_cache_page();
+	test_truncated();
 	test_garbage();
 	test_wal();
 	test_unreadable();

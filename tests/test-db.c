@@ -687,6 +687,55 @@ test_full(const char *path)
 	db_close(db);
 }
 
+static void
+test_errno_map(void)
+{
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_OK), 0);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_DONE), 0);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_FULL), -ENOSPC);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_BUSY), -EBUSY);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_BUSY_SNAPSHOT), -EBUSY);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_LOCKED), -EBUSY);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_NOMEM), -ENOMEM);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_IOERR_NOMEM), -ENOMEM);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_CORRUPT), -EBADMSG);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_NOTADB), -EBADMSG);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_CONSTRAINT_UNIQUE), -EEXIST);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_READONLY), -EACCES);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_IOERR_WRITE), -EIO);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_CANTOPEN), -EIO);
+	CHECK_INT(db_errno_from_sqlite(NULL, SQLITE_ERROR), -EIO);
+}
+
+/* A second connection holds the write lock: writes wait, then fail -EBUSY. */
+static void
+test_busy(const char *path)
+{
+	struct db *db = NULL;
+	sqlite3 *other = NULL;
+	struct db_mutation *m = mut_new("busy", "[]");
+	char *v = NULL;
+
+	CHECK_INT(db_open(path, &db), 0);
+	CHECK_INT(db_meta_set(db, "k", "v"), 0);
+	sqlite3_busy_timeout(db_sqlite(db), 50);	/* keep the test short */
+	CHECK_INT(sqlite3_open(path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(db_outbox_append(db, &m, 1), -EBUSY);
+	CHECK_INT(m->seq, 0);
+	CHECK_INT(db_meta_set(db, "k", "w"), -EBUSY);
+	/* Readers are not blocked by a writer (WAL). */
+	CHECK_INT(db_meta_get(db, "k", &v), 0);
+	CHECK_STR(v, "v");
+	free(v);
+	CHECK_INT(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(db_outbox_append(db, &m, 1), 0);
+	CHECK(m->seq > 0);
+	sqlite3_close(other);
+	db_mutation_free(m);
+	db_close(db);
+}
+
 int
 main(void)
 {
@@ -715,6 +764,10 @@ main(void)
 	test_queries_in_use_reset(p2);
 	p3 = tpath("full.sqlite");
 	test_full(p3);
+	test_errno_map();
+	free(p3);
+	p3 = tpath("busy.sqlite");
+	test_busy(p3);
 	{
 		char cmd[300];
 
