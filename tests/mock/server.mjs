@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const DEFAULT_APP_ID = '11111111-1111-4111-8111-111111111111';
 const YIKES = 'Yikes, something broke on our end! Sorry about that.';
-const HOSTILE_MODES = ['combine-transacts', 'array-frames', 'duplicate-replies', 'late-replies', 'unknown-op', 'malformed',
+const HOSTILE_MODES = ['processed-lag', 'combine-transacts', 'array-frames', 'duplicate-replies', 'late-replies', 'unknown-op', 'malformed',
 	'wrong-types', 'huge-result', 'endless-refresh', 'refresh-before-ok'];
 const DIRECT_REPLIES = new Set(['init-ok', 'add-query-ok', 'add-query-exists', 'remove-query-ok', 'transact-ok',
 	'join-room-ok', 'leave-room-ok', 'set-presence-ok', 'client-broadcast-ok', 'error']);
@@ -431,7 +431,7 @@ export class MockServer {
 		const { result, hash } = evalQuery(app.data, q, { admin: sess.admin });
 		sess.subs.set(key, { q, hash, eventId: msg['client-event-id'] });
 		this.send(sess, { op: 'add-query-ok', 'client-event-id': msg['client-event-id'] ?? null, q, result,
-			'result-meta': null, 'processed-tx-id': this.txId, 'processed-isn': isn(this.txId) });
+			'result-meta': null, 'processed-tx-id': this.processedTxId(sess), 'processed-isn': isn(this.processedTxId(sess)) });
 	}
 
 	onRemoveQuery(sess, msg) {
@@ -576,10 +576,20 @@ export class MockServer {
 			}
 		}
 		if (!computations.length && !attrsDirty && sess.features.skipAttrs) return;
-		const msg = { op: 'refresh-ok', 'processed-tx-id': this.txId, 'processed-isn': isn(this.txId), computations };
+		const p = this.processedTxId(sess);
+		const msg = { op: 'refresh-ok', 'processed-tx-id': p, 'processed-isn': isn(p), computations };
 		if (attrsDirty || !sess.features.skipAttrs) msg.attrs = this.attrsOf(app);
 		sess.attrsVersionSent = app.attrsVersion;
 		this.send(sess, msg);
+	}
+
+	// The processed-tx-id reported to a session: the latest tx-id, or less under the
+	// `processed-lag` hostile mode (a lagging invalidator or another machine; results still
+	// include every committed tx, which the protocol allows).
+	processedTxId(sess) {
+		const m = this.hostile.get('processed-lag');
+		if (!m || (m['session-id'] && m['session-id'] !== sess.id)) return this.txId;
+		return Math.max(0, this.txId - (m.by ?? 1));
 	}
 
 	// ---------------------------------------------------------------- rooms

@@ -229,6 +229,14 @@ await runTest('mock faults', async (t) => {
 	const n2 = await h.waitFor((x) => x['client-event-id'] === 'n2', { from: hm, what: 'n2' });
 	t.ok(n1['tx-id'] < n2['tx-id'], 'non-matching transacts are not combined, order kept');
 
+	await hostile('processed-lag', { by: 5 });
+	hm = h.mark();
+	const lagTx = await h.request({ op: 'transact', 'tx-steps': [['add-triple', N1, textAttr, 'lagging']] });
+	const lagRefresh = await h.waitFor((x) => x.op === 'refresh-ok' && JSON.stringify(x.computations).includes('lagging'), { from: hm, what: 'lagging refresh' });
+	t.eq(lagRefresh['processed-tx-id'], lagTx['tx-id'] - 5, 'processed-lag reports an older processed-tx-id');
+	t.ok(JSON.stringify(lagRefresh.computations).includes('lagging'), 'while the result already has the write');
+	await hostile('processed-lag', { on: false });
+
 	await hostile('endless-refresh', { 'interval-ms': 10 });
 	hm = h.mark();
 	for (let i = 0; i < 5; i++) await h.waitFor((x) => x.op === 'refresh-ok', { from: h.mark(), what: 'endless refresh' });
