@@ -129,6 +129,17 @@ await runTest('mock transact', async (t) => {
 	t.ok(tr.some((x) => x[0] === T1 && x[1] === A.tid), 'entity linked without cascade survives');
 	t.ok(!tr.some((x) => x[1] === A.gtodos && x[2] === T1 && x[0] === G2), 'links to the deleted entity removed');
 
+	const SUB = id();
+	const SID = id();
+	const G4 = id();
+	const ST1 = id();
+	await a.request({ op: 'transact', 'tx-steps': [
+		['add-attr', attr(SID, 'subtasks', 'id', { 'unique?': true, 'index?': true })],
+		['add-attr', attr(SUB, 'goals', 'subtasks', { 'value-type': 'ref', cardinality: 'many', 'reverse-identity': [id(), 'subtasks', 'goal'], 'on-delete-reverse': 'cascade' })],
+		['add-triple', G4, A.gid, G4], ['add-triple', ST1, SID, ST1], ['add-triple', G4, SUB, ST1]] });
+	await a.request({ op: 'transact', 'tx-steps': [['delete-entity', G4, 'goals']] });
+	t.ok(!(await dump()).some((x) => x[0] === ST1), 'on-delete-reverse cascade deleted the link target');
+
 	// 8. Lookup refs: upsert-create, update, lookup values.
 	await a.request({ op: 'transact', 'tx-steps': [['add-triple', [A.gslug, 's1'], A.gid, [A.gslug, 's1']], ['add-triple', [A.gslug, 's1'], A.gtitle, 'by-lookup']] });
 	tr = await dump();
