@@ -41,6 +41,18 @@ await runTest('mock client', async (t) => {
 	const rb = await a.waitFor((e) => e.ev === 'query' && e.id === 'qa' && e.data?.goals?.length === 2, { what: 'a sees b write' });
 	t.ok(rb.data.goals.some((g) => g.id === G2), 'first client sees the second client\'s write');
 
+	// Lookups and merges from the real client.
+	b.send({ cmd: 'transact', id: 'tx3', ops: [['goals', ['slug', 'my-slug'], 'update', { title: 'by-lookup' }]] });
+	await b.waitFor((e) => e.ev === 'tx' && e.id === 'tx3' && e.status === 'synced', { what: 'lookup write synced' });
+	const lk = await b.waitFor((e) => e.ev === 'query' && e.id === 'qb' && e.data?.goals?.some((g) => g.title === 'by-lookup' && g.slug === 'my-slug'), { what: 'lookup-created goal' });
+	t.ok(lk, 'lookup upsert created the entity');
+	a.send({ cmd: 'transact', id: 'tx4', ops: [['goals', G1, 'merge', { meta: { a: { b: 1 } } }]] });
+	await a.waitFor((e) => e.ev === 'tx' && e.id === 'tx4' && e.status === 'synced', { what: 'merge 1' });
+	a.send({ cmd: 'transact', id: 'tx5', ops: [['goals', G1, 'merge', { meta: { a: { c: 2 } } }]] });
+	await a.waitFor((e) => e.ev === 'tx' && e.id === 'tx5' && e.status === 'synced', { what: 'merge 2' });
+	const mg = await b.waitFor((e) => e.ev === 'query' && e.id === 'qb' && e.data?.goals?.some((g) => g.meta?.a?.c === 2), { what: 'merged meta' });
+	t.eq(mg.data.goals.find((g) => g.id === G1).meta, { a: { b: 1, c: 2 } }, 'deep merge from the real client');
+
 	const dump = await mock.ctl('dump');
 	t.ok(dump.triples.some((tr) => tr[0] === G2 && tr[2] === 'x'), 'dump shows the stored triple');
 
