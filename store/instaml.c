@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,12 +47,28 @@ struct lookup {
 	cJSON *value;		/* owned */
 };
 
+/* A small string-keyed hash table (open addressing), so that a transform of
+ * n ops over m attrs stays near O(n + m) whatever a peer sends. */
+struct hent {
+	char *key;		/* owned; NULL: free slot */
+	size_t len;
+	const cJSON *first, *last;	/* borrowed */
+	size_t idx;		/* the user's */
+};
+
+struct hmap {
+	struct hent *v;
+	size_t cap, n;
+};
+
 struct tx {
 	const struct attrs *base;
-	const cJSON **created;	/* attrs this transform created, borrowed from add_steps */
-	size_t n_created, cap_created;
+	struct hmap base_idents;	/* identity -> last base attr with it */
+	struct hmap created_idents;	/* identity -> first and last attr this transform created */
+	struct hmap emitted;		/* ids of the attrs of add_steps */
 	cJSON *add_steps;	/* owned: the add-attr steps, in order */
 	bool merged;		/* expansion phase: created attrs are part of the attr map */
+	bool oom;		/* an attr lookup ran out of memory */
 	size_t op_idx;
 	char *err;		/* owned: the first error */
 };
@@ -118,78 +135,79 @@ js_index_key(const char *k, unsigned long long *ret)
 	return true;
 }
 
-/* The last member named like c (JSON.parse keeps the last value). */
-static const cJSON *
-js_last_member(const cJSON *c)
-{
-	const cJSON *val = c;
+struct js_member {
+	const cJSON *first;	/* first member with this key: its place */
+	const cJSON *last;	/* last member with this key: its value */
+	size_t pos;		/* place of `first` */
+	bool is_index;
+	unsigned long long index;
+};
 
-	for (const cJSON *d = c->next; d; d = d->next)
-		if (strcmp(d->string, c->string) == 0)
-			val = d;
-	return val;
-}
-
-static bool
-js_first_member(const cJSON *obj, const cJSON *c)
+static int
+js_member_by_key(const void *a, const void *b)
 {
-	for (const cJSON *d = obj->child; d != c; d = d->next)
-		if (strcmp(d->string, c->string) == 0)
-			return false;
-	return true;
+	const struct js_member *x = a, *y = b;
+	int c = strcmp(x->first->string, y->first->string);
+
+	if (c != 0)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 static int
-js_add_copy(cJSON *out, const cJSON *c)
+js_member_by_place(const void *a, const void *b)
 {
-	cJSON *copy = cJSON_Duplicate(js_last_member(c), 1);
+	const struct js_member *x = a, *y = b;
 
-	if (copy == NULL)
-		return -ENOMEM;
-	cJSON_AddItemToObject(out, c->string, copy);
-	return 0;
+	if (x->is_index != y->is_index)
+		return x->is_index ? -1 : 1;
+	if (x->is_index)
+		return x->index < y->index ? -1 : x->index > y->index;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 /* A copy of object `obj` with its members in the order JSON.parse +
  * Object.entries give, which decides the order of the client's steps and
  * attrs: array-index keys ascending, then the rest in first appearance; a
- * repeated key keeps its first place and its last value. */
+ * repeated key keeps its first place and its last value. O(n log n), since
+ * a peer controls the object. */
 static int
 js_object_copy(const cJSON *obj, cJSON **ret)
 {
 	_cleanup_json_ cJSON *out = cJSON_CreateObject();
-	unsigned long long last = 0, n;
-	bool have_last = false;
+	_cleanup_free_ struct js_member *m = NULL;
+	size_t n = 0, k = 0;
 	const cJSON *c;
-	int r;
 
 	if (out == NULL)
 		return -ENOMEM;
-	/* index keys by repeated minimum search: op objects are small */
-	for (;;) {
-		const cJSON *best = NULL;
-		unsigned long long best_n = 0;
-
-		cJSON_ArrayForEach(c, obj)
-			if (js_index_key(c->string, &n) && (!have_last || n > last) &&
-			    (best == NULL || n < best_n)) {
-				best = c;
-				best_n = n;
-			}
-		if (best == NULL)
-			break;
-		r = js_add_copy(out, best);
-		if (r < 0)
-			return r;
-		last = best_n;
-		have_last = true;
-	}
+	cJSON_ArrayForEach(c, obj)
+		n++;
+	m = calloc(n + 1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
 	cJSON_ArrayForEach(c, obj) {
-		if (js_index_key(c->string, &n) || !js_first_member(obj, c))
+		m[k] = (struct js_member){ .first = c, .last = c, .pos = k };
+		m[k].is_index = js_index_key(c->string, &m[k].index);
+		k++;
+	}
+	/* fold repeated keys into their first member */
+	qsort(m, n, sizeof(*m), js_member_by_key);
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && strcmp(m[k - 1].first->string, m[i].first->string) == 0) {
+			m[k - 1].last = m[i].first;
 			continue;
-		r = js_add_copy(out, c);
-		if (r < 0)
-			return r;
+		}
+		m[k++] = m[i];
+	}
+	qsort(m, k, sizeof(*m), js_member_by_place);
+	for (size_t i = 0; i < k; i++) {
+		cJSON *copy = cJSON_Duplicate(m[i].last, 1);
+
+		if (copy == NULL)
+			return -ENOMEM;
+		cJSON_AddItemToObject(out, m[i].first->string, copy);
 	}
 	*ret = TAKE_PTR(out);
 	return 0;
@@ -262,59 +280,182 @@ lookup_parse(const cJSON *eid, struct lookup *lk, const char **ret_problem)
 
 /* ---- attr lookups ---- */
 
-static bool
-ident_is(const cJSON *attr, bool fwd, const char *etype, const char *label)
+static uint64_t
+hash_bytes(const char *p, size_t n)
 {
-	const char *e = fwd ? attr_fwd_etype(attr) : attr_rev_etype(attr);
-	const char *l = fwd ? attr_fwd_label(attr) : attr_rev_label(attr);
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
 
-	return e && l && strcmp(e, etype) == 0 && strcmp(l, label) == 0;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
 }
 
-/* The client's attr map keeps the last attr per identity. */
-static const cJSON *
-base_ident(const struct attrs *a, bool fwd, const char *etype, const char *label)
+static struct hent *
+hmap_slot(const struct hmap *h, const char *key, size_t len)
 {
-	for (size_t i = attrs_count(a); i-- > 0;) {
-		const cJSON *x = attrs_at(a, i);
+	size_t i;
 
-		if (ident_is(x, fwd, etype, label))
-			return x;
+	if (h->cap == 0)
+		return NULL;
+	for (i = hash_bytes(key, len) & (h->cap - 1);; i = (i + 1) & (h->cap - 1)) {
+		struct hent *e = &h->v[i];
+
+		if (e->key == NULL || (e->len == len && memcmp(e->key, key, len) == 0))
+			return e;
 	}
-	return NULL;
+}
+
+static const struct hent *
+hmap_get(const struct hmap *h, const char *key, size_t len)
+{
+	const struct hent *e = hmap_slot(h, key, len);
+
+	return e && e->key ? e : NULL;
+}
+
+static int
+hmap_grow(struct hmap *h)
+{
+	struct hmap g = { .cap = h->cap ? 2 * h->cap : 64 };
+
+	g.v = calloc(g.cap, sizeof(*g.v));
+	if (g.v == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->cap; i++)
+		if (h->v[i].key)
+			*hmap_slot(&g, h->v[i].key, h->v[i].len) = h->v[i];
+	g.n = h->n;
+	free(h->v);
+	*h = g;
+	return 0;
+}
+
+/* Record attr under key: the first one stays first, the last one last.
+ * *ret_e (may be NULL) is the entry, valid until the next put. */
+static int
+hmap_put_entry(struct hmap *h, const char *key, size_t len, const cJSON *attr, struct hent **ret_e)
+{
+	struct hent *e;
+	int r;
+
+	if (2 * (h->n + 1) > h->cap) {
+		r = hmap_grow(h);
+		if (r < 0)
+			return r;
+	}
+	e = hmap_slot(h, key, len);
+	if (e->key == NULL) {
+		e->key = malloc(len ? len : 1);
+		if (e->key == NULL)
+			return -ENOMEM;
+		memcpy(e->key, key, len);
+		e->len = len;
+		e->first = attr;
+		h->n++;
+	}
+	e->last = attr;
+	if (ret_e)
+		*ret_e = e;
+	return 0;
+}
+
+static int
+hmap_put(struct hmap *h, const char *key, size_t len, const cJSON *attr)
+{
+	return hmap_put_entry(h, key, len, attr, NULL);
+}
+
+static void
+hmap_done(struct hmap *h)
+{
+	for (size_t i = 0; i < h->cap; i++)
+		free(h->v[i].key);
+	free(h->v);
+	h->v = NULL;
+	h->cap = h->n = 0;
+}
+
+/* The key of an identity: direction, etype and label with their lengths, so
+ * that no etype or label can make two identities collide. *ret is malloc'd. */
+static int
+ident_key(bool fwd, const char *etype, const char *label, char **ret, size_t *ret_len)
+{
+	char *k = NULL;
+	int n = asprintf(&k, "%c%zu:%s%s", fwd ? 'f' : 'r', strlen(etype), etype, label);
+
+	if (n < 0)
+		return -ENOMEM;
+	*ret = k;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int
+index_attr(struct hmap *h, const cJSON *attr)
+{
+	for (int fwd = 1; fwd >= 0; fwd--) {
+		const char *e = fwd ? attr_fwd_etype(attr) : attr_rev_etype(attr);
+		const char *l = fwd ? attr_fwd_label(attr) : attr_rev_label(attr);
+		_cleanup_free_ char *k = NULL;
+		size_t len;
+		int r;
+
+		if (e == NULL || l == NULL)
+			continue;
+		r = ident_key(fwd, e, l, &k, &len);
+		if (r < 0)
+			return r;
+		r = hmap_put(h, k, len, attr);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+tx_index_base(struct tx *t)
+{
+	for (size_t i = 0; i < attrs_count(t->base); i++) {
+		int r = index_attr(&t->base_idents, attrs_at(t->base, i));
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Before expansion the client asks its attr map first, then the attrs it
  * created (first match); during expansion the created attrs are appended to
- * the map, so the last match over both wins. */
+ * the map, so the last match over both wins. On ENOMEM (building the key)
+ * *oom is set and NULL returned. */
 static const cJSON *
-tx_ident(const struct tx *t, bool fwd, const char *etype, const char *label)
+tx_ident(struct tx *t, bool fwd, const char *etype, const char *label)
 {
-	const cJSON *x;
+	_cleanup_free_ char *k = NULL;
+	const struct hent *b, *c;
+	size_t len;
 
-	if (t->merged) {
-		for (size_t i = t->n_created; i-- > 0;)
-			if (ident_is(t->created[i], fwd, etype, label))
-				return t->created[i];
-		return base_ident(t->base, fwd, etype, label);
+	if (ident_key(fwd, etype, label, &k, &len) < 0) {
+		t->oom = true;
+		return NULL;
 	}
-	x = base_ident(t->base, fwd, etype, label);
-	if (x)
-		return x;
-	for (size_t i = 0; i < t->n_created; i++)
-		if (ident_is(t->created[i], fwd, etype, label))
-			return t->created[i];
-	return NULL;
+	b = hmap_get(&t->base_idents, k, len);
+	c = hmap_get(&t->created_idents, k, len);
+	if (t->merged)
+		return c ? c->last : b ? b->last : NULL;
+	return b ? b->last : c ? c->first : NULL;
 }
 
 static const cJSON *
-tx_fwd(const struct tx *t, const char *etype, const char *label)
+tx_fwd(struct tx *t, const char *etype, const char *label)
 {
 	return tx_ident(t, true, etype, label);
 }
 
 static const cJSON *
-tx_rev(const struct tx *t, const char *etype, const char *label)
+tx_rev(struct tx *t, const char *etype, const char *label)
 {
 	return tx_ident(t, false, etype, label);
 }
@@ -322,47 +463,31 @@ tx_rev(const struct tx *t, const char *etype, const char *label)
 static bool
 tx_emitted(const struct tx *t, const char *id)
 {
-	const cJSON *s;
-
-	cJSON_ArrayForEach(s, t->add_steps) {
-		const char *x = attr_id(cJSON_GetArrayItem(s, 1));
-
-		if (x && strcmp(x, id) == 0)
-			return true;
-	}
-	return false;
+	return hmap_get(&t->emitted, id, strlen(id)) != NULL;
 }
 
+/* Append ["add-attr", attr]; takes attr. */
 static int
 tx_emit(struct tx *t, cJSON *attr, bool created)
 {
 	cJSON *step = cJSON_CreateArray();
 	cJSON *name = cJSON_CreateString("add-attr");
+	const char *id = attr_id(attr);
+	int r;
 
-	if (step == NULL || name == NULL) {
+	if (step == NULL || name == NULL || id == NULL) {
 		cJSON_Delete(step);
 		cJSON_Delete(name);
 		cJSON_Delete(attr);
-		return -ENOMEM;
+		return id ? -ENOMEM : -EINVAL;
 	}
 	cJSON_AddItemToArray(step, name);
 	cJSON_AddItemToArray(step, attr);
-	if (created) {
-		if (t->n_created == t->cap_created) {
-			size_t cap = t->cap_created ? 2 * t->cap_created : 8;
-			const cJSON **v = realloc(t->created, cap * sizeof(*v));
-
-			if (v == NULL) {
-				cJSON_Delete(step);
-				return -ENOMEM;
-			}
-			t->created = v;
-			t->cap_created = cap;
-		}
-		t->created[t->n_created++] = attr;
-	}
 	cJSON_AddItemToArray(t->add_steps, step);
-	return 0;
+	r = hmap_put(&t->emitted, id, strlen(id), attr);
+	if (r < 0)
+		return r;
+	return created ? index_attr(&t->created_idents, attr) : 0;
 }
 
 /* Attrs made by an earlier, still unsynced mutation go out again so that
@@ -454,7 +579,7 @@ tx_create_attr(struct tx *t, bool ref, const char *etype, const char *label, enu
 /* "posts.id" names the entity linked through "posts" when no attr is
  * literally called that. */
 static bool
-tx_is_ref_lookup(const struct tx *t, const char *etype, const char *name)
+tx_is_ref_lookup(struct tx *t, const char *etype, const char *name)
 {
 	return strchr(name, '.') != NULL && tx_fwd(t, etype, name) == NULL;
 }
@@ -763,7 +888,7 @@ mode_opts(const struct op *op, const struct instaml_ctx *ctx, const cJSON *ref, 
 }
 
 static const char *
-tx_id_attr(const struct tx *t, const char *etype)
+tx_id_attr(struct tx *t, const char *etype)
 {
 	const cJSON *a = tx_fwd(t, etype, "id");
 
@@ -1019,6 +1144,9 @@ instaml_transform(const struct attrs *attrs, const cJSON *ops,
 		r = -ENOMEM;
 		goto done;
 	}
+	r = tx_index_base(&t);
+	if (r < 0)
+		goto done;
 	cJSON_ArrayForEach(raw, ops) {
 		t.op_idx = n;
 		r = op_parse(&t, raw, &v[n++]);
@@ -1038,6 +1166,8 @@ instaml_transform(const struct attrs *attrs, const cJSON *ops,
 		t.op_idx = i;
 		r = tx_expand(&t, &v[i], ctx, out);
 	}
+	if (r >= 0 && t.oom)
+		r = -ENOMEM;
 	if (r < 0)
 		goto done;
 	/* add-attr steps go in front of everything */
@@ -1051,7 +1181,9 @@ done:
 	for (i = 0; i < n; i++)
 		cJSON_Delete(v[i].args);
 	free(v);
-	free(t.created);
+	hmap_done(&t.base_idents);
+	hmap_done(&t.created_idents);
+	hmap_done(&t.emitted);
 	cJSON_Delete(t.add_steps);
 	if (r == -EINVAL && ret_err)
 		*ret_err = TAKE_PTR(t.err);
@@ -1089,7 +1221,11 @@ instaml_new_attrs(const cJSON *steps, cJSON **ret_attrs)
 /* ---- rewrite ---- */
 
 struct rewrite_map {
-	char **from, **to;	/* owned */
+	const struct attrs *server;
+	struct hmap server_idents;	/* built on the first add-attr */
+	bool indexed;
+	struct hmap ids;	/* mapped id -> index into to and swap */
+	char **to;		/* owned */
 	bool *swap;
 	size_t n, cap;
 	bool changed;		/* the client's mappingChanged: sticks for the rest of the queue */
@@ -1098,29 +1234,54 @@ struct rewrite_map {
 static void
 rewrite_map_done(struct rewrite_map *m)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->from[i]);
+	for (size_t i = 0; i < m->n; i++)
 		free(m->to[i]);
-	}
-	free(m->from);
 	free(m->to);
 	free(m->swap);
+	hmap_done(&m->ids);
+	hmap_done(&m->server_idents);
+}
+
+/* The server attr with this identity; the client's map keeps the last one. */
+static int
+rewrite_server_ident(struct rewrite_map *m, bool fwd, const char *etype, const char *label, const cJSON **ret)
+{
+	_cleanup_free_ char *k = NULL;
+	const struct hent *e;
+	size_t len;
+	int r;
+
+	if (!m->indexed) {
+		for (size_t i = 0; i < attrs_count(m->server); i++) {
+			r = index_attr(&m->server_idents, attrs_at(m->server, i));
+			if (r < 0)
+				return r;
+		}
+		m->indexed = true;
+	}
+	r = ident_key(fwd, etype, label, &k, &len);
+	if (r < 0)
+		return r;
+	e = hmap_get(&m->server_idents, k, len);
+	*ret = e ? e->last : NULL;
+	return 0;
 }
 
 static ssize_t
 rewrite_map_find(const struct rewrite_map *m, const char *id)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->from[i], id) == 0)
-			return (ssize_t)i;
-	return -1;
+	const struct hent *e = hmap_get(&m->ids, id, strlen(id));
+
+	return e ? (ssize_t)e->idx : -1;
 }
 
 static int
 rewrite_map_put(struct rewrite_map *m, const char *from, const char *to, bool swap)
 {
 	ssize_t i = rewrite_map_find(m, from);
+	struct hent *e;
 	char *t = strdup(to);
+	int r;
 
 	if (t == NULL)
 		return -ENOMEM;
@@ -1132,27 +1293,25 @@ rewrite_map_put(struct rewrite_map *m, const char *from, const char *to, bool sw
 	}
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? 2 * m->cap : 8;
-		char **f = realloc(m->from, cap * sizeof(*f));
-
-		if (f)
-			m->from = f;
 		char **tv = realloc(m->to, cap * sizeof(*tv));
+
 		if (tv)
 			m->to = tv;
-		bool *s = realloc(m->swap, cap * sizeof(*s));
-		if (s)
-			m->swap = s;
-		if (!f || !tv || !s) {
+		bool *sv = realloc(m->swap, cap * sizeof(*sv));
+		if (sv)
+			m->swap = sv;
+		if (!tv || !sv) {
 			free(t);
 			return -ENOMEM;
 		}
 		m->cap = cap;
 	}
-	m->from[m->n] = strdup(from);
-	if (m->from[m->n] == NULL) {
+	r = hmap_put_entry(&m->ids, from, strlen(from), NULL, &e);
+	if (r < 0) {
 		free(t);
-		return -ENOMEM;
+		return r;
 	}
+	e->idx = m->n;
 	m->to[m->n] = t;
 	m->swap[m->n] = swap;
 	m->n++;
@@ -1166,7 +1325,7 @@ rewrite_map_part(const struct rewrite_map *m, const cJSON *part)
 {
 	ssize_t i;
 
-	while (cJSON_IsArray(part) && cJSON_GetArraySize(part) == 1)
+	while (cJSON_IsArray(part) && part->child && part->child->next == NULL)
 		part = part->child;
 	if (!cJSON_IsString(part))
 		return NULL;
@@ -1185,15 +1344,17 @@ rewrite_step(const struct rewrite_map *m, const cJSON *step)
 		return NULL;
 	cJSON_ArrayForEach(part, step) {
 		const char *to = rewrite_map_part(m, part);
-		const cJSON *head = cJSON_IsArray(part) && cJSON_GetArraySize(part) == 2 ? part->child : NULL;
+		/* a lookup [attr-id, value] */
+		const cJSON *head = cJSON_IsArray(part) && part->child && part->child->next &&
+		    part->child->next->next == NULL ? part->child : NULL;
+		ssize_t hi = head && cJSON_IsString(head) ? rewrite_map_find(m, head->valuestring) : -1;
 
 		if (to)
 			copy = cJSON_CreateString(to);
-		else if (head && cJSON_IsString(head) && rewrite_map_find(m, head->valuestring) >= 0 &&
-		    m->to[rewrite_map_find(m, head->valuestring)][0]) {
+		else if (hi >= 0 && m->to[hi][0]) {
 			copy = cJSON_CreateArray();
 			if (copy) {
-				cJSON_AddItemToArray(copy, cJSON_CreateString(m->to[rewrite_map_find(m, head->valuestring)]));
+				cJSON_AddItemToArray(copy, cJSON_CreateString(m->to[hi]));
 				cJSON_AddItemToArray(copy, cJSON_Duplicate(head->next, 1));
 				if (cJSON_GetArraySize(copy) != 2) {
 					cJSON_Delete(copy);
@@ -1244,7 +1405,7 @@ step_is(const cJSON *step, const char *kind)
 }
 
 static int
-rewrite_one(const struct attrs *server, struct rewrite_map *m, cJSON *steps, bool drop_add_attrs, bool *ret_changed)
+rewrite_one(struct rewrite_map *m, cJSON *steps, bool drop_add_attrs, bool *ret_changed)
 {
 	_cleanup_json_ cJSON *out = cJSON_CreateArray();
 	const cJSON *step;
@@ -1259,7 +1420,13 @@ rewrite_one(const struct attrs *server, struct rewrite_map *m, cJSON *steps, boo
 		if (step_is(step, "add-attr")) {
 			const cJSON *attr = cJSON_GetArrayItem(step, 1);
 			const char *id = attr_id(attr), *etype = attr_fwd_etype(attr), *label = attr_fwd_label(attr);
-			const cJSON *existing = etype && label ? base_ident(server, true, etype, label) : NULL;
+			const cJSON *existing = NULL;
+
+			if (etype && label) {
+				r = rewrite_server_ident(m, true, etype, label, &existing);
+				if (r < 0)
+					return r;
+			}
 
 			if (id && existing && attr_id(existing) && strcmp(id, attr_id(existing)) != 0) {
 				r = rewrite_map_put(m, id, attr_id(existing), false);
@@ -1269,7 +1436,11 @@ rewrite_one(const struct attrs *server, struct rewrite_map *m, cJSON *steps, boo
 				continue;
 			}
 			if (id && etype && label && attr_is_ref(attr)) {
-				const cJSON *rev = base_ident(server, false, etype, label);
+				const cJSON *rev = NULL;
+
+				r = rewrite_server_ident(m, false, etype, label, &rev);
+				if (r < 0)
+					return r;
 
 				if (rev && attr_id(rev)) {
 					r = rewrite_map_put(m, id, attr_id(rev), true);
@@ -1304,7 +1475,7 @@ int
 instaml_rewrite_queue(const struct attrs *server_attrs, cJSON *const *steps,
     const bool *drop_add_attrs, size_t n, bool *ret_changed)
 {
-	struct rewrite_map m = {};
+	struct rewrite_map m = { .server = server_attrs };
 	int r = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -1313,7 +1484,7 @@ instaml_rewrite_queue(const struct attrs *server_attrs, cJSON *const *steps,
 	for (size_t i = 0; i < n; i++) {
 		bool changed = false;
 
-		r = rewrite_one(server_attrs, &m, steps[i], drop_add_attrs && drop_add_attrs[i], &changed);
+		r = rewrite_one(&m, steps[i], drop_add_attrs && drop_add_attrs[i], &changed);
 		if (r < 0)
 			break;
 		if (ret_changed)
