@@ -190,6 +190,18 @@ export function handCases(z) {
   uc('unsynced: link target lookup re-emitted', [['link', 'users', U[0], { bookshelves: { id: S[0] } }], ['link', 'todos', N2, { goals: ['title', 't'] }]]);
   uc('unsynced: not used, not emitted', [['update', 'users', U[0], { fullName: 'x' }]]);
 
+  // a large op list: hash tables grow, identities stay in the client's order
+  {
+    const big = [];
+    for (let i = 0; i < 300; i++) {
+      const et = ['alpha', 'beta', 'gamma'][i % 3];
+      if (i % 7 === 0) big.push(['link', et, fixedId(2000 + (i % 40)), { [`l${i % 50}`]: fixedId(3000 + i) }]);
+      else if (i % 11 === 0) big.push(['update', et, [`key${i % 13}`, i], { [`f${i % 97}`]: i }]);
+      else big.push(['update', et, fixedId(2000 + (i % 40)), { [`f${i % 97}`]: i, [`g${i % 89}`]: { n: i } }]);
+    }
+    ec('300 ops over many new labels', big, big.slice(0, 50));
+  }
+
   // movies attrs (an id -> attr map)
   mc('movies update', [['update', 'movie', N1, { title: 'M', year: 1999 }]]);
   mc('movies link', [['link', 'movie', N1, { director: N2, cast: [N3, N4] }]]);
