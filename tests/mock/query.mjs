@@ -2,7 +2,7 @@
 // the real server would send (protocol.md section 4.4), flattened into one join row.
 // Which entities match a `where` is decided by @instantdb/core's own instaql on a store of all triples.
 import { importDep } from '../lib/deps.mjs';
-import { canon, validationError, MockError } from './store.mjs';
+import { canon, validationError } from './store.mjs';
 
 const instaql = (await importDep('@instantdb/core/dist/esm/instaql.js'));
 const s = await importDep('@instantdb/core/dist/esm/store.js');
@@ -352,4 +352,3 @@ export function evalQuery(data, q, { admin = false } = {}) {
 	return { result, hash };
 }
 
-export { MockError };

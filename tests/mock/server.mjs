@@ -8,7 +8,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importDep } from '../lib/deps.mjs';
-import { AppData, MockError, validationError, transact, canon, isUuid, newId, USERS, SYSTEM_ATTRS } from './store.mjs';
+import { AppData, MockError, validationError, transact, canon, isUuid, newId, USERS } from './store.mjs';
 import { evalQuery, queryDeps } from './query.mjs';
 
 const { WebSocketServer } = await importDep('ws');
@@ -848,7 +848,7 @@ export class MockServer {
 	}
 
 	sessionList() {
-		return [...this.sessions].map((s) => ({ 'session-id': s.id, 'app-id': s.app?.id ?? null, inited: s.inited,
+		return [...this.sessions].map((s) => ({ 'session-id': s.id, 'app-id': s.app?.id ?? null, 'url-app-id': s.urlAppId, inited: s.inited,
 			user: s.user, admin: s.admin, queries: [...s.subs.values()].map((x) => x.q), rooms: [...s.rooms] }));
 	}
 }
@@ -1156,7 +1156,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
 	}
 }
 
-export { SYSTEM_ATTRS };
 
 function safeSend(ws, data) {
 	try { ws.send(data, () => {}); } catch { /* socket is closing */ }

@@ -142,8 +142,6 @@ export class AppData {
 		this.journal?.push(() => (old ? this.deletedAttrs.set(id, old) : this.deletedAttrs.delete(id)));
 	}
 
-	userAttrs() { return [...this.attrs.values()]; }
-
 	*allTriples() {
 		for (const am of this.eav.values()) for (const vm of am.values()) yield* vm.values();
 	}
