@@ -503,8 +503,10 @@ db_setup(struct db *db)
 		return r;
 	if (strcmp(buf, "wal") != 0)
 		return -EIO;
+	/* secure_delete: removed entries leave no copies behind that a salvage
+	 * of a damaged file could bring back. */
 	r = db_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-	    "PRAGMA journal_size_limit=67108864");
+	    "PRAGMA journal_size_limit=67108864; PRAGMA secure_delete=ON");
 	if (r < 0)
 		return r;
 	db->sync_level = 2;
