@@ -1319,36 +1319,138 @@ idvec_cmp(const struct idvec *a, const struct idvec *b, const struct sortctx *sc
 	return compare_order(&a->id, &a->v, &b->id, &b->v, sc->collate);
 }
 
-/* Stable merge sort (JS Array.prototype.sort is stable). */
-static void
-merge_sort(struct idvec *v, struct idvec *tmp, size_t n, const struct sortctx *sc)
+/* Array.prototype.sort as V8 runs it (TimSort): natural runs, binary
+ * insertion sort up to the minimum run length, then stable merges. For a
+ * consistent comparator any stable sort gives this order; following V8's run
+ * detection and insertion sort also reproduces its order for the
+ * inconsistent comparisons of mixed-type values, exactly for lists shorter
+ * than 64 (the merges of longer lists skip V8's galloping). */
+static size_t
+min_run_length(size_t n)
 {
-	size_t mid, i, j, k;
+	size_t r = 0;
+
+	while (n >= 64) {
+		r |= n & 1;
+		n >>= 1;
+	}
+	return n + r;
+}
+
+static size_t
+count_and_make_run(struct idvec *v, size_t low_arg, size_t high, const struct sortctx *sc)
+{
+	size_t low = low_arg + 1, run = 2;
+	bool desc;
+	struct idvec *prev;
+
+	if (low == high)
+		return 1;
+	desc = idvec_cmp(&v[low], &v[low - 1], sc) < 0;
+	prev = &v[low];
+	for (size_t i = low + 1; i < high; i++) {
+		int order = idvec_cmp(&v[i], prev, sc);
+
+		if (desc ? order >= 0 : order < 0)
+			break;
+		prev = &v[i];
+		run++;
+	}
+	if (desc)
+		for (size_t a = low_arg, b = low_arg + run - 1; a < b; a++, b--) {
+			struct idvec t = v[a];
+
+			v[a] = v[b];
+			v[b] = t;
+		}
+	return run;
+}
+
+static void
+binary_insertion_sort(struct idvec *v, size_t low, size_t start, size_t high, const struct sortctx *sc)
+{
+	if (low == start)
+		start++;
+	for (; start < high; start++) {
+		size_t left = low, right = start;
+		struct idvec pivot = v[start];
+
+		while (left < right) {
+			size_t mid = left + ((right - left) >> 1);
+
+			if (idvec_cmp(&pivot, &v[mid], sc) < 0)
+				right = mid;
+			else
+				left = mid + 1;
+		}
+		memmove(&v[left + 1], &v[left], (start - left) * sizeof(*v));
+		v[left] = pivot;
+	}
+}
+
+struct run {
+	size_t base, len;
+};
+
+static void
+merge_at(struct idvec *v, struct idvec *tmp, struct run *runs, size_t *nruns, size_t i, const struct sortctx *sc)
+{
+	size_t a = runs[i].base, na = runs[i].len, b = runs[i + 1].base, nb = runs[i + 1].len;
+	size_t x = 0, y = 0, k = a;
+
+	memcpy(tmp, &v[a], na * sizeof(*v));
+	while (x < na && y < nb)
+		v[k++] = idvec_cmp(&v[b + y], &tmp[x], sc) < 0 ? v[b + y++] : tmp[x++];
+	while (x < na)
+		v[k++] = tmp[x++];
+	runs[i].len = na + nb;
+	memmove(&runs[i + 1], &runs[i + 2], (*nruns - i - 2) * sizeof(*runs));
+	(*nruns)--;
+}
+
+static void
+v8_sort(struct idvec *v, struct idvec *tmp, size_t n, const struct sortctx *sc)
+{
+	struct run runs[128];
+	size_t nruns = 0, low = 0, remaining = n, minrun;
 
 	if (n < 2)
 		return;
-	if (n <= 8) {
-		for (i = 1; i < n; i++) {
-			struct idvec x = v[i];
+	minrun = min_run_length(n);
+	while (remaining) {
+		size_t run = count_and_make_run(v, low, low + remaining, sc);
 
-			for (j = i; j > 0 && idvec_cmp(&v[j - 1], &x, sc) > 0; j--)
-				v[j] = v[j - 1];
-			v[j] = x;
+		if (run < minrun) {
+			size_t forced = minrun < remaining ? minrun : remaining;
+
+			binary_insertion_sort(v, low, low + run, low + forced, sc);
+			run = forced;
 		}
-		return;
+		runs[nruns++] = (struct run){ low, run };
+		/* merge_collapse, with the corrected invariant */
+		while (nruns > 1) {
+			size_t k = nruns - 2;
+
+			if ((k > 0 && runs[k - 1].len <= runs[k].len + runs[k + 1].len) ||
+			    (k > 1 && runs[k - 2].len <= runs[k - 1].len + runs[k].len)) {
+				if (runs[k - 1].len < runs[k + 1].len)
+					k--;
+				merge_at(v, tmp, runs, &nruns, k, sc);
+			} else if (runs[k].len <= runs[k + 1].len)
+				merge_at(v, tmp, runs, &nruns, k, sc);
+			else
+				break;
+		}
+		low += run;
+		remaining -= run;
 	}
-	mid = n / 2;
-	merge_sort(v, tmp, mid, sc);
-	merge_sort(v + mid, tmp, n - mid, sc);
-	if (idvec_cmp(&v[mid - 1], &v[mid], sc) <= 0)
-		return;
-	for (i = 0, j = mid, k = 0; i < mid && j < n;)
-		tmp[k++] = idvec_cmp(&v[j], &v[i], sc) < 0 ? v[j++] : v[i++];
-	while (i < mid)
-		tmp[k++] = v[i++];
-	while (j < n)
-		tmp[k++] = v[j++];
-	memcpy(v, tmp, n * sizeof(*v));
+	while (nruns > 1) {
+		size_t k = nruns - 2;
+
+		if (k > 0 && runs[k - 1].len < runs[k + 1].len)
+			k--;
+		merge_at(v, tmp, runs, &nruns, k, sc);
+	}
 }
 
 static struct jv
@@ -1514,7 +1616,7 @@ eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, c
 		}
 		sc.collate = oa && oa->ctype == CT_STRING;
 	}
-	merge_sort(iv, tmp, out.n, &sc);
+	v8_sort(iv, tmp, out.n, &sc);
 	ids = malloc((out.n + 1) * sizeof(*ids));
 	if (ids == NULL) {
 		r = -ENOMEM;

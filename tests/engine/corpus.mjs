@@ -133,6 +133,13 @@ export function handCases(ds) {
     Z({ bookshelves: { $: { order: { order: 'asc' } }, books: { $: { order: { pageCount: 'desc' }, limit: 2 } } } }),
     Z({ users: { bookshelves: { $: { order: { order: 'desc' } } } } }),
     Z({ books: { $: { order: { bookshelves: 'asc' }, limit: 5, fields: ['title'] } } }),
+    // mixed-type values (numbers and strings): V8's sort order for an inconsistent comparator
+    Z({ bookshelves: { $: { order: { name: 'asc' }, fields: ['name'] } } }),
+    Z({ bookshelves: { $: { order: { name: 'desc' }, fields: ['name'] } } }),
+    Z({ users: { bookshelves: { $: { order: { name: 'desc' }, fields: ['name'] } } } }),
+    Z({ users: { bookshelves: { $: { order: { name: 'asc' }, fields: ['name'] } } } }),
+    Z(w('bookshelves', { name: { $gt: 2015 } }, { fields: ['name'] })),
+    Z(w('bookshelves', { name: { $lt: 'S' } }, { fields: ['name'] })),
     // limit / first / last / offset / before / after (no page-info)
     Z({ books: { $: { limit: 3 } } }), Z({ books: { $: { first: 2, fields: ['title'] } } }),
     Z({ books: { $: { last: 2, fields: ['title'] } } }), Z({ users: { $: { limit: 0 } } }),

@@ -138,7 +138,7 @@ function genForm(r, D, e, depth) {
   const $ = {};
   if (r.chance(depth ? 0.25 : 0.55)) $.where = genWhere(r, D, e);
   if (r.chance(0.35)) {
-    const sortable = Object.entries(ent.blobs).filter(([l, b]) => l !== 'id' && (b.type === 'number' || b.type === 'string'));
+    const sortable = Object.entries(ent.blobs).filter(([l, b]) => l !== 'id' && (b.type === 'number' || b.type === 'string' || (b.type === 'mixed' && ent.ids.length < 64 && !$.where)));
     const key = sortable.length && r.chance(0.7) ? r.pick(sortable)[0] : 'serverCreatedAt';
     $.order = { [key]: r.pick(['asc', 'desc']) };
   }
