@@ -37,6 +37,19 @@ await runTest('mock faults', async (t) => {
 	await peer.waitFor((e) => e.ev === 'status' && e.status === 'authenticated', { from: m, what: 'reconnected' });
 	t.ok(true, 'client reconnected after drop');
 
+	// Writes made while the client is away reach it through the re-sent add-query.
+	m = peer.mark();
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	await peer.waitFor((e) => e.ev === 'status' && e.status === 'closed', { from: m, what: 'closed for offline write' });
+	const N2 = id();
+	const notesId = (await mock.ctl('dump')).attrs.find((a) => a['forward-identity'][1] === 'notes' && a['forward-identity'][2] === 'id').id;
+	t.eq((await mock.ctl('sessions')).sessions.length, 0, 'no session while refusing');
+	await mock.ctl('transact', { 'tx-steps': [['add-triple', N2, notesId, N2]] });
+	m = peer.mark();
+	await mock.ctl('refuse', { ms: 0 });
+	await peer.waitFor((e) => e.ev === 'query' && e.id === 'q' && e.data?.notes?.some((n) => n.id === N2), { from: m, what: 'offline write after reconnect' });
+	t.ok(true, 'after reconnecting the client sees a write made while it was away');
+
 	// refuse: upgrades get 503 until lifted.
 	await mock.ctl('refuse', { ms: -1 });
 	const refused = await rawClient(mock.url).then(() => false, (e) => /503/.test(e.message));
