@@ -1,5 +1,5 @@
-/* Private to store/db*.c: shared pieces of the database code and of its
- * corruption recovery. Nothing outside store/db*.c includes this. */
+/* Private to store/db*.c (and their tests): shared pieces of the database
+ * code and of its corruption recovery. */
 #ifndef INSTANTD_DB_INTERNAL_H
 #define INSTANTD_DB_INTERNAL_H
 
@@ -21,8 +21,23 @@ int db_end(struct db *db, int r);
 /* The connection of db (borrowed). */
 sqlite3 *db_sqlite(struct db *db);
 /* One row of "seq, mutation_id, ops, steps, state, tx_id, error, created_ms,
- * updated_ms, origin" as a new entry (caller owns). -EBADMSG if malformed. */
+ * updated_ms, origin, crc" as a new entry (caller owns). -EBADMSG if
+ * malformed or if it does not match its checksum. */
 int db_mutation_from_row(sqlite3_stmt *s, struct db_mutation **ret);
+bool db_outbox_row_intact(sqlite3_stmt *s);
+
+/* The checksum of an outbox row: over mutation_id, ops, steps, state, tx_id,
+ * error, created_ms, updated_ms, origin exactly as stored (type SQLITE_*). */
+#define DB_CRC_NFIELDS 9
+struct db_crc_field {
+	int type;		/* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT, SQLITE_BLOB */
+	int64_t i;
+	const void *p;
+	size_t len;
+};
+int64_t db_crc_fields(const struct db_crc_field *f, size_t n);
+/* Make SQL function instantd_crc() (the same sum) known to a connection. */
+int db_register_crc(sqlite3 *sql);
 
 /* Rename path (and its -wal) to "<path>.corrupt-<ms>"; *ret_moved malloc'd. */
 int db_move_aside(const char *path, char **ret_moved);

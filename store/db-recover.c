@@ -215,6 +215,23 @@ salvage_rows(struct salvage *sv, sqlite3_stmt *s, int64_t *ret_last, size_t *ret
 }
 
 #define COLS "seq, mutation_id, ops, steps, state, tx_id, error, created_ms, updated_ms, origin"
+/* What to select from a file of schema 1 (no checksums) and of schema 2+. */
+#define COLS1 COLS ", NULL AS crc"
+#define COLS2 COLS ", crc"
+/* Entries are re-summed as they enter the fresh database. */
+#define INSERT_SQL "INSERT OR IGNORE INTO outbox(" COLS ", crc) VALUES (?1, ?2, ?3, ?4, ?5, " \
+	"?6, ?7, ?8, ?9, ?10, instantd_crc(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10))"
+
+/* Prepare SQL made from a constant format and one of our constant column lists. */
+static int
+prepare_fmt(sqlite3 *sql, sqlite3_stmt **ret, const char *fmt, const char *cols)
+{
+	_cleanup_free_ char *text = NULL;
+
+	if (asprintf(&text, fmt, cols) < 0)
+		return -ENOMEM;
+	return sqlite3_prepare_v2(sql, text, -1, ret, NULL) == SQLITE_OK ? 0 : -EBADMSG;
+}
 
 static int
 salvage_outbox(struct salvage *sv)
@@ -224,10 +241,16 @@ salvage_outbox(struct salvage *sv)
 	size_t n;
 	int r;
 
-	if (sqlite3_prepare_v2(sv->src, "SELECT " COLS " FROM outbox WHERE seq >= ?1 AND seq < ?2 "
-	    "ORDER BY seq", -1, &fwd, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(sv->src, "SELECT " COLS " FROM outbox WHERE seq > ?1 "
-	    "ORDER BY seq DESC", -1, &bwd, NULL) != SQLITE_OK)
+	const char *cols = COLS2;
+
+	if (sqlite3_prepare_v2(sv->src, "SELECT crc FROM outbox LIMIT 0", -1, &top, NULL) != SQLITE_OK)
+		cols = COLS1;
+	sqlite3_finalize(top);
+	top = NULL;
+	if (prepare_fmt(sv->src, &fwd, "SELECT %s FROM outbox WHERE seq >= ?1 AND seq < ?2 "
+	    "ORDER BY seq", cols) < 0 ||
+	    prepare_fmt(sv->src, &bwd, "SELECT %s FROM outbox WHERE seq > ?1 ORDER BY seq DESC",
+	    cols) < 0)
 		return 0;	/* no readable outbox */
 	sqlite3_bind_int64(fwd, 1, INT64_MIN);
 	sqlite3_bind_int64(fwd, 2, INT64_MAX);
@@ -329,8 +352,7 @@ salvage_from(struct db *db, const char *src, size_t *ret_n, bool *ret_complete)
 	if (rc != SQLITE_DONE)
 		return -EBADMSG;
 	sv.src = s;
-	rc = sqlite3_prepare_v2(dst, "INSERT OR IGNORE INTO outbox(" COLS ") VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", -1, &sv.ins, NULL);
+	rc = sqlite3_prepare_v2(dst, INSERT_SQL, -1, &sv.ins, NULL);
 	if (rc != SQLITE_OK)
 		return db_errno_from_sqlite(dst, rc);
 	r = db_begin(db, true);
@@ -531,13 +553,33 @@ raw_payload(int fd, unsigned ps, const unsigned char *page, size_t off, uint64_t
 	return 0;
 }
 
-/* An outbox row (schema v1 columns first) as an entry; NULL if it is not one. */
+/* Columns 1..9 of a raw outbox row against its checksum in column 10. */
+static bool
+raw_crc_ok(const struct raw_col *c)
+{
+	static const int types[] = { SQLITE_NULL, SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB };
+	struct db_crc_field f[DB_CRC_NFIELDS];
+
+	for (int i = 0; i < DB_CRC_NFIELDS; i++) {
+		const struct raw_col *x = &c[1 + i];
+
+		if (x->type == 2)
+			return false;
+		f[i] = (struct db_crc_field){ .type = types[x->type], .i = x->i, .p = x->p, .len = x->len };
+	}
+	return db_crc_fields(f, DB_CRC_NFIELDS) == c[10].i;
+}
+
+/* An outbox row (schema 1 columns first, then the checksum of schema 2) as
+ * an entry; NULL if it is not one or it is damaged. */
 static struct db_mutation *
 raw_mutation(const struct raw_col *c, int n, uint64_t rowid)
 {
 	struct db_mutation *m;
 	char *t;
 
+	if (n >= 11 && c[10].type == 1 && !raw_crc_ok(c))
+		return NULL;
 	if (n < 10 || c[0].type != 0 || c[1].type != 3 || (c[2].type != 3 && c[2].type != 0) ||
 	    c[3].type != 3 || c[4].type != 1 || c[4].i < 0 || c[4].i >= DB_MUT_STATE_MAX ||
 	    (c[5].type != 1 && c[5].type != 0) || (c[6].type != 3 && c[6].type != 0) ||
@@ -613,8 +655,7 @@ salvage_raw(struct db *db, const char *path, size_t *ret_n)
 	page = malloc(ps);
 	if (page == NULL)
 		return -ENOMEM;
-	rc = sqlite3_prepare_v2(dst, "INSERT OR IGNORE INTO outbox(" COLS ") VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", -1, &ins, NULL);
+	rc = sqlite3_prepare_v2(dst, INSERT_SQL, -1, &ins, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(dst, "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
 		    -1, &meta, NULL);

@@ -46,7 +46,7 @@ enum {
 	_STMT_MAX,
 };
 
-#define OUTBOX_COLS "seq, mutation_id, ops, steps, state, tx_id, error, created_ms, updated_ms, origin"
+#define OUTBOX_COLS "seq, mutation_id, ops, steps, state, tx_id, error, created_ms, updated_ms, origin, crc"
 
 static const char *const stmt_sql[_STMT_MAX] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -74,10 +74,14 @@ static const char *const stmt_sql[_STMT_MAX] = {
 	[STMT_Q_LRU] = "SELECT key, bytes FROM queries WHERE in_use = 0 ORDER BY use_seq",
 	[STMT_Q_LIST] = "SELECT key, q, in_use, bytes, processed_tx_id, last_used_ms FROM queries ORDER BY use_seq",
 	[STMT_O_INSERT] = "INSERT INTO outbox(mutation_id, ops, steps, state, tx_id, error, created_ms, "
-	    "updated_ms, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-	[STMT_O_SET_STATE] = "UPDATE outbox SET state = ?2, tx_id = ?3, error = ?4, updated_ms = ?5 "
+	    "updated_ms, origin, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, "
+	    "instantd_crc(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8))",
+	[STMT_O_SET_STATE] = "UPDATE outbox SET state = ?2, tx_id = ?3, error = ?4, updated_ms = ?5, "
+	    "crc = instantd_crc(mutation_id, ops, steps, ?2, ?3, ?4, created_ms, ?5, origin) "
 	    "WHERE mutation_id = ?1",
-	[STMT_O_SET_STEPS] = "UPDATE outbox SET steps = ?2, updated_ms = ?3 WHERE mutation_id = ?1",
+	[STMT_O_SET_STEPS] = "UPDATE outbox SET steps = ?2, updated_ms = ?3, "
+	    "crc = instantd_crc(mutation_id, ops, ?2, state, tx_id, error, created_ms, ?3, origin) "
+	    "WHERE mutation_id = ?1",
 	[STMT_O_REMOVE] = "DELETE FROM outbox WHERE mutation_id = ?1",
 	[STMT_O_LIST] = "SELECT " OUTBOX_COLS " FROM outbox WHERE ((1 << state) & ?1) != 0 ORDER BY seq",
 	[STMT_O_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE mutation_id = ?1",
@@ -97,6 +101,9 @@ static const char *const migrations[] = {
 	" ops TEXT, steps TEXT NOT NULL, state INTEGER NOT NULL, tx_id INTEGER, error TEXT,"
 	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, origin TEXT);"
 	"CREATE INDEX outbox_state ON outbox(state, seq);",
+	/* 2: a checksum of each outbox row (see db_crc_fields): SQLite has no
+	 * page checksums, and a damaged entry must never be sent. */
+	"ALTER TABLE outbox ADD COLUMN crc INTEGER;",
 };
 
 #define DB_SCHEMA_VERSION ((int)ELEMENTSOF(migrations))
@@ -173,6 +180,90 @@ db_fail(struct db *db, int rc)
 {
 	snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->sql));
 	return db_errno_from_sqlite(db->sql, rc);
+}
+
+/* FNV-1a 64 over the fields, each as a type tag plus its value: any change
+ * of a byte, a length or a type changes the sum. */
+int64_t
+db_crc_fields(const struct db_crc_field *f, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+#define MIX(b) (h = (h ^ (uint8_t)(b)) * 1099511628211ULL)
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = f[i].type == SQLITE_INTEGER ? (uint64_t)f[i].i : (uint64_t)f[i].len;
+
+		MIX(f[i].type);
+		for (int k = 0; k < 8; k++)
+			MIX(v >> (8 * k));
+		if (f[i].type == SQLITE_TEXT || f[i].type == SQLITE_BLOB)
+			for (size_t k = 0; k < f[i].len; k++)
+				MIX(((const uint8_t *)f[i].p)[k]);
+	}
+#undef MIX
+	return (int64_t)h;
+}
+
+static void
+crc_field_from_value(sqlite3_value *v, struct db_crc_field *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->type = sqlite3_value_type(v);
+	switch (f->type) {
+	case SQLITE_INTEGER:
+		f->i = sqlite3_value_int64(v);
+		break;
+	case SQLITE_TEXT:
+		f->p = sqlite3_value_text(v);
+		f->len = (size_t)sqlite3_value_bytes(v);
+		break;
+	case SQLITE_BLOB:
+		f->p = sqlite3_value_blob(v);
+		f->len = (size_t)sqlite3_value_bytes(v);
+		break;
+	default:
+		f->type = SQLITE_NULL;
+		break;
+	}
+}
+
+/* SQL function instantd_crc(mutation_id, ops, steps, state, tx_id, error,
+ * created_ms, updated_ms, origin). */
+static void
+crc_sql(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct db_crc_field f[DB_CRC_NFIELDS];
+
+	if (argc != DB_CRC_NFIELDS) {
+		sqlite3_result_error(ctx, "instantd_crc: wrong number of arguments", -1);
+		return;
+	}
+	for (int i = 0; i < argc; i++)
+		crc_field_from_value(argv[i], &f[i]);
+	sqlite3_result_int64(ctx, db_crc_fields(f, DB_CRC_NFIELDS));
+}
+
+int
+db_register_crc(sqlite3 *sql)
+{
+	int rc = sqlite3_create_function(sql, "instantd_crc", DB_CRC_NFIELDS,
+	    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, crc_sql, NULL, NULL);
+
+	return db_errno_from_sqlite(sql, rc);
+}
+
+/* Whether the outbox row at s (OUTBOX_COLS) matches its checksum; rows
+ * written before schema 2 have none and pass. */
+bool
+db_outbox_row_intact(sqlite3_stmt *s)
+{
+	struct db_crc_field f[DB_CRC_NFIELDS];
+
+	if (sqlite3_column_type(s, 10) == SQLITE_NULL)
+		return true;
+	for (int i = 0; i < DB_CRC_NFIELDS; i++)
+		crc_field_from_value(sqlite3_column_value(s, 1 + i), &f[i]);
+	return db_crc_fields(f, DB_CRC_NFIELDS) == sqlite3_column_int64(s, 10);
 }
 
 static int
@@ -456,6 +547,26 @@ db_migrate(struct db *db)
 
 static int db_setup(struct db *db);
 
+/* Every outbox row matches its checksum; -EBADMSG if one does not (then
+ * db_open recovers: the damaged entry is not carried over). */
+static int
+db_check_outbox(struct db *db)
+{
+	_cleanup_(sqlite3_finalize_p) sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->sql, "SELECT " OUTBOX_COLS " FROM outbox", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(db, rc);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (!db_outbox_row_intact(s)) {
+			snprintf(db->errmsg, sizeof(db->errmsg), "outbox entry %lld is damaged",
+			    (long long)sqlite3_column_int64(s, 0));
+			return -EBADMSG;
+		}
+	return rc == SQLITE_DONE ? 0 : db_fail(db, rc);
+}
+
 /* Open path as it is, checking that it is a healthy database of ours. */
 static int
 db_open_once(const char *path, struct db **ret)
@@ -477,7 +588,9 @@ db_open_once(const char *path, struct db **ret)
 		return db->sql ? db_fail(db, rc) : -ENOMEM;
 	sqlite3_extended_result_codes(db->sql, 1);
 	sqlite3_busy_timeout(db->sql, 5000);
-	r = db_setup(db);
+	r = db_register_crc(db->sql);
+	if (r == 0)
+		r = db_setup(db);
 	if (r < 0) {
 		/* Closing would checkpoint the WAL into a file we may move aside
 		 * as evidence: leave both as they are. */
@@ -518,6 +631,9 @@ db_setup(struct db *db)
 		return -EBADMSG;
 	}
 	r = db_migrate(db);
+	if (r < 0)
+		return r;
+	r = db_check_outbox(db);
 	if (r < 0)
 		return r;
 	/* Nobody uses any query right after open. */
@@ -1111,6 +1227,8 @@ db_mutation_from_row(sqlite3_stmt *s, struct db_mutation **ret)
 
 	if (m == NULL)
 		return -ENOMEM;
+	if (!db_outbox_row_intact(s))
+		return -EBADMSG;
 	m->seq = sqlite3_column_int64(s, 0);
 	if ((r = column_strdup(s, 1, &m->mutation_id)) < 0 ||
 	    (r = column_json(s, 2, &m->ops)) < 0 ||

@@ -153,7 +153,7 @@ test_open(void)
 	CHECK_INT(raw_exec(p, "PRAGMA journal_mode", buf, sizeof(buf)), SQLITE_OK);
 	CHECK_STR(buf, "wal");
 	CHECK_INT(raw_exec(p, "PRAGMA user_version", buf, sizeof(buf)), SQLITE_OK);
-	CHECK_STR(buf, "1");
+	CHECK_STR(buf, "2");
 
 	/* Reopen: migrations are not re-run, data stays. */
 	db = NULL;
@@ -180,6 +180,49 @@ test_open(void)
 	CHECK(db == NULL);
 	CHECK_INT(raw_exec(newer, "PRAGMA user_version", buf, sizeof(buf)), SQLITE_OK);
 	CHECK_STR(buf, "99");
+}
+
+/* A file of schema 1 (no checksums) is migrated; its entries stay readable. */
+static void
+test_migrate_v1(void)
+{
+	_cleanup_free_ char *p = tpath("v1.sqlite");
+	struct db *db = NULL;
+	struct db_mutation *m = NULL;
+	char buf[64];
+	sqlite3 *s = NULL;
+
+	CHECK_INT(sqlite3_open(p, &s), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(s, "PRAGMA journal_mode=WAL;"
+	    "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
+	    "CREATE TABLE attrs(id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL,"
+	    " unsynced INTEGER NOT NULL, ord INTEGER NOT NULL);"
+	    "CREATE TABLE queries(key TEXT PRIMARY KEY NOT NULL, q TEXT NOT NULL, triples TEXT NOT NULL,"
+	    " page_info TEXT, processed_tx_id INTEGER NOT NULL, in_use INTEGER NOT NULL,"
+	    " last_used_ms INTEGER NOT NULL, use_seq INTEGER NOT NULL, bytes INTEGER NOT NULL);"
+	    "CREATE INDEX queries_lru ON queries(in_use, use_seq);"
+	    "CREATE TABLE outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, mutation_id TEXT NOT NULL UNIQUE,"
+	    " ops TEXT, steps TEXT NOT NULL, state INTEGER NOT NULL, tx_id INTEGER, error TEXT,"
+	    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, origin TEXT);"
+	    "CREATE INDEX outbox_state ON outbox(state, seq);"
+	    "INSERT INTO outbox(mutation_id, steps, state, created_ms, updated_ms) "
+	    " VALUES ('old', '[1]', 0, 5, 5);"
+	    "PRAGMA user_version=1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(s);
+
+	CHECK_INT(db_open(p, &db), 0);
+	CHECK(db && db_recovered_from(db) == NULL);
+	CHECK_INT(raw_exec(p, "PRAGMA user_version", buf, sizeof(buf)), SQLITE_OK);
+	CHECK_STR(buf, "2");
+	CHECK_INT(db_outbox_get(db, "old", &m), 0);
+	CHECK(m && json_is(m->steps, "[1]") && m->seq == 1);
+	db_mutation_free(m);
+	/* Updating an old row gives it a checksum. */
+	CHECK_INT(db_outbox_set_state(db, "old", DB_MUT_SENT, 0, NULL), 0);
+	db_close(db);
+	CHECK_INT(raw_exec(p, "SELECT crc IS NOT NULL FROM outbox WHERE mutation_id = 'old'", buf,
+	    sizeof(buf)), SQLITE_OK);
+	CHECK_STR(buf, "1");
 }
 
 static void
@@ -750,6 +793,7 @@ main(void)
 	}
 	test_default_dir();
 	test_open();
+	test_migrate_v1();
 	p = tpath("main.sqlite");
 	CHECK_INT(db_open(p, &db), 0);
 	if (db == NULL)
