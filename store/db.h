@@ -18,7 +18,11 @@
  *   outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT,  seq never reused
  *         mutation_id TEXT UNIQUE, ops TEXT, steps TEXT, state INTEGER,
  *         tx_id INTEGER, error TEXT, created_ms INTEGER, updated_ms INTEGER,
- *         origin TEXT)
+ *         origin TEXT,
+ *         crc INTEGER)                             schema 2: a checksum of the
+ *                                                  row's other columns (SQLite
+ *                                                  has none); NULL on rows of
+ *                                                  schema 1 until updated
  *
  * Durability: journal_mode=WAL. Every write that changes the outbox, attrs
  * or meta commits with synchronous=FULL (the WAL is fsync'd before the call
@@ -35,12 +39,21 @@
  * is within the budget. The outbox, attrs and meta are never evicted. All
  * in-use marks are cleared by db_open(): after a restart nobody uses any.
  *
- * Corruption: db_open() runs PRAGMA quick_check. If the file is not a
- * database or is corrupt, it is renamed to "<path>.corrupt-<ms>" (with its
- * -wal), never deleted; a fresh database is created at path, and the meta
- * rows, attrs and outbox entries that can still be read (also after
- * repairing a clobbered 100-byte header, on a private copy) are carried over.
- * db_recovered_from() / db_recovered_salvaged() report it.
+ * Corruption: db_open() runs PRAGMA quick_check and checks the checksum of
+ * every outbox row. If the file is not a database or is damaged, it is
+ * renamed to "<path>.corrupt-<ms>" (with its -wal, unmerged), never deleted
+ * or changed; a fresh database is created at path, and the meta rows, attrs
+ * and intact outbox entries that can still be read are carried over with
+ * their seq and state. Reading works on a private copy: through SQLite first
+ * (forwards, backwards, and probing past damaged pages; after rewriting a
+ * clobbered 100-byte header if needed), then, if SQLite could not reach
+ * every entry, page by page. Entries found page by page may be older than
+ * the last commit (a later removal may be lost), so a pending or sent one is
+ * carried over as DB_MUT_FAILED with error {"type":"recovered",...}: a person
+ * retries or discards it; it is never resent by itself. The query cache is
+ * not carried over. db_recovered_from() / db_recovered_salvaged() report it.
+ * A read that meets damage after open returns -EBADMSG; db_close() and
+ * db_open() again to recover.
  *
  * Errors: negative errno. SQLITE_FULL -> -ENOSPC, BUSY/LOCKED -> -EBUSY,
  * NOMEM -> -ENOMEM, CORRUPT/NOTADB -> -EBADMSG (close and db_open() again to
@@ -109,7 +122,7 @@ int db_attrs_load(struct db *db, cJSON **ret_attrs);
  * transaction, keeps the in-use mark, bumps the last use. */
 int db_query_put(struct db *db, const char *qkey, const cJSON *q, const cJSON *triples,
     const cJSON *page_info, int64_t processed_tx_id);
-/* Read a stored result. -ENOENT if absent. Each out-param may be NULL; the
+/* Read a stored result (no write: cheap on cache hits). -ENOENT if absent. Each out-param may be NULL; the
  * others get new objects the caller owns (*ret_page_info is NULL if none). */
 int db_query_get(struct db *db, const char *qkey, cJSON **ret_q, cJSON **ret_triples,
     cJSON **ret_page_info, int64_t *ret_processed_tx_id);
@@ -165,7 +178,8 @@ int db_outbox_remove(struct db *db, const char *mutation_id);
  * entries with db_mutation_list_free(*ret, *ret_n) and then the array
  * itself with free(). */
 int db_outbox_list(struct db *db, unsigned state_mask, struct db_mutation ***ret, size_t *ret_n);
-/* One entry, caller owns *ret. -ENOENT if absent. */
+/* One entry, caller owns *ret. -ENOENT if absent, -EBADMSG if damaged
+ * (also for db_outbox_list). */
 int db_outbox_get(struct db *db, const char *mutation_id, struct db_mutation **ret);
 /* Number of entries in each state, indexed by enum db_mut_state. */
 int db_outbox_counts(struct db *db, size_t counts[DB_MUT_STATE_MAX]);
