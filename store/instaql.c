@@ -902,6 +902,10 @@ compile_child(struct ev *ev, struct cns *parent, struct cchild *k)
 
 /* ---- datalog ---- */
 
+/* Bound on the rows one pattern list may produce, so a query that joins
+ * everything with everything fails instead of exhausting memory. */
+#define INSTAQL_MAX_ROWS 4000000
+
 struct ctxs {
 	uint32_t *v;
 	size_t n, cap;
@@ -911,6 +915,8 @@ struct ctxs {
 static int
 ctx_push(struct ctxs *c, const uint32_t *row)
 {
+	if (c->n >= INSTAQL_MAX_ROWS)
+		return -E2BIG;
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 64;
 		uint32_t *nv = realloc(c->v, cap * c->stride * sizeof(*nv) + 1);
@@ -1966,6 +1972,11 @@ instaql_eval_opts(struct tstore *s, const cJSON *q, const struct instaql_opts *o
 	}
 	r = 0;
 out:
+	if (r == -E2BIG && ev.err == NULL) {
+		if (asprintf(&ev.err, "query too large: more than %d intermediate rows", INSTAQL_MAX_ROWS) < 0)
+			ev.err = NULL;
+		r = -EINVAL;
+	}
 	if (r == -EINVAL) {
 		if (ret_err)
 			*ret_err = ev.err ? ev.err : strdup("invalid query");
@@ -1990,6 +2001,18 @@ out:
 	else
 		cJSON_Delete(pi);
 	return 0;
+}
+
+const cJSON *
+instaql_result_page_info(const cJSON *result)
+{
+	return cJSON_IsArray(result) ? json_get(json_get(cJSON_GetArrayItem(result, 0), "data"), "page-info") : NULL;
+}
+
+const cJSON *
+instaql_result_aggregate(const cJSON *result)
+{
+	return cJSON_IsArray(result) ? json_get(json_get(cJSON_GetArrayItem(result, 0), "data"), "aggregate") : NULL;
 }
 
 int

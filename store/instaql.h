@@ -22,6 +22,8 @@
  * ret_err may be NULL) names the part of the query at fault, e.g.
  * "users.$.where.handle: null is not a valid where value" or
  * "users.bookshelves.$.where: path handle.foo goes through handle, which is not a link".
+ * A query whose joins would produce more than 4 million intermediate rows
+ * also fails with -EINVAL ("query too large ...").
  * -ENOMEM otherwise. Outputs are written only on success.
  * Evaluation does not change the store (s is not const because lookups may
  * cache derived attr tables). */
@@ -50,6 +52,13 @@ struct instaql_opts {
 	 * at all) instead of an array. NULL: every link gives an array. */
 	const cJSON *link_index;
 };
+
+/* The page-info and aggregate maps a wire result carries
+ * (result[0].data["page-info"] / ["aggregate"], as the JS client reads them
+ * from add-query-ok "result" and refresh-ok "instaql-result"); borrowed from
+ * result, NULL when absent. */
+const cJSON *instaql_result_page_info(const cJSON *result);
+const cJSON *instaql_result_aggregate(const cJSON *result);
 
 /* instaql_eval with the server's page-info / aggregate and a link index.
  * *ret_page_info is the formatted page-info when opts->page_info is given,

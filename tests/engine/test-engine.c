@@ -315,6 +315,115 @@ test_overlay(void)
 	attrs_free(at);
 }
 
+/* ---- random input: never a crash, only 0 or -EINVAL with a message ---- */
+
+static uint64_t fz_state = 0x1234567887654321ULL;
+
+static unsigned
+fz(unsigned n)
+{
+	fz_state = fz_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (unsigned)((fz_state >> 33) % n);
+}
+
+static const char *const fz_words[] = {
+	"goals", "todos", "title", "n", "text", "$", "where", "order", "limit", "first", "last",
+	"offset", "after", "before", "fields", "or", "and", "$in", "in", "$not", "$ne", "$isNull",
+	"$gt", "$gte", "$lt", "$lte", "$like", "$ilike", "todos.text", "goals.title", "id",
+	"$entityIdStartsWith", "aggregate", "asc", "desc", "x", "%", "_a%", "?x", "G1", "T1", "a2",
+	"todos.goals.todos.text", "title.x", "", "serverCreatedAt", "$$ruleParams",
+};
+
+static cJSON *
+fz_value(int depth)
+{
+	unsigned k = depth > 5 ? fz(5) : fz(9);
+	cJSON *v;
+
+	switch (k) {
+	case 0: return cJSON_CreateNull();
+	case 1: return cJSON_CreateBool(fz(2));
+	case 2: return cJSON_CreateNumber((double)((int)fz(2000) - 1000) / (fz(3) ? 1 : 7));
+	case 3: case 4: return cJSON_CreateString(fz_words[fz(ELEMENTSOF(fz_words))]);
+	case 5: case 6:
+		v = cJSON_CreateArray();
+		for (unsigned i = fz(4); i > 0; i--)
+			cJSON_AddItemToArray(v, fz_value(depth + 1));
+		return v;
+	default:
+		v = cJSON_CreateObject();
+		for (unsigned i = fz(4); i > 0; i--)
+			cJSON_AddItemToObject(v, fz_words[fz(ELEMENTSOF(fz_words))], fz_value(depth + 1));
+		return v;
+	}
+}
+
+static void
+test_fuzz(void)
+{
+	struct attrs *at = make_attrs();
+	struct tstore *s = make_store(at);
+	static const char *const actions[] = {
+		"add-triple", "deep-merge-triple", "retract-triple", "delete-entity", "add-attr",
+		"update-attr", "delete-attr", "restore-attr", "rule-params", "bogus",
+	};
+	static const char *const ids[] = { "G1", "T1", "T2", "a1", "a2", "a3", "a4", "a5", "a6", "goals", "todos" };
+	int ok = 0, inval = 0, other = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		cJSON *q = cJSON_CreateObject(), *data = NULL, *pi = NULL;
+		char *err = NULL;
+		int r;
+
+		for (unsigned k = 1 + fz(2); k > 0; k--)
+			cJSON_AddItemToObject(q, fz(3) ? (fz(2) ? "goals" : "todos") : fz_words[fz(ELEMENTSOF(fz_words))],
+			    fz(6) ? fz_value(1) : cJSON_CreateObject());
+		r = instaql_eval(s, q, &data, &pi, &err);
+		if (r == 0)
+			ok++;
+		else if (r == -EINVAL && err != NULL)
+			inval++;
+		else
+			other++;
+		cJSON_Delete(q);
+		cJSON_Delete(data);
+		cJSON_Delete(pi);
+		free(err);
+	}
+	CHECK_INT(other, 0);
+	CHECK(ok > 1000 && inval > 1000);
+	fprintf(stderr, "# random queries: %d evaluated, %d rejected\n", ok, inval);
+	for (int i = 0; i < 3000; i++) {
+		struct tstore *d = NULL;
+		cJSON *steps = cJSON_CreateArray(), *data = NULL;
+		_cleanup_json_ cJSON *q = cJSON_Parse("{\"goals\":{\"todos\":{}},\"todos\":{\"goals\":{}}}");
+		char *err = NULL;
+		int r;
+
+		CHECK(tstore_dup(s, &d) == 0);
+		for (unsigned k = 1 + fz(5); k > 0; k--) {
+			cJSON *st = cJSON_CreateArray();
+
+			cJSON_AddItemToArray(st, cJSON_CreateString(actions[fz(ELEMENTSOF(actions))]));
+			for (unsigned j = fz(5); j > 0; j--)
+				cJSON_AddItemToArray(st, fz(2) ? cJSON_CreateString(ids[fz(ELEMENTSOF(ids))]) : fz_value(3));
+			cJSON_AddItemToArray(steps, st);
+		}
+		r = tstore_apply_steps(d, steps, &err);
+		CHECK(r == 0 || (r == -EINVAL && err != NULL));
+		free(err);
+		err = NULL;
+		r = instaql_eval(d, q, &data, NULL, &err);
+		CHECK(r == 0);
+		cJSON_Delete(data);
+		free(err);
+		cJSON_Delete(steps);
+		tstore_free(d);
+	}
+	tstore_free(s);
+	attrs_free(at);
+}
+
 int
 main(void)
 {
@@ -322,5 +431,6 @@ main(void)
 	test_steps();
 	test_errors();
 	test_overlay();
+	test_fuzz();
 	return tap_done();
 }
