@@ -51,8 +51,14 @@ db_move_aside(const char *path, char **ret_moved)
 	/* The WAL first: committed transactions may live only there. */
 	if ((r = rename_if_exists(wal, mwal)) < 0 || (r = rename_if_exists(jrn, mjrn)) < 0)
 		return r;
-	if (rename(path, moved) < 0)
-		return -errno;
+	if (rename(path, moved) < 0) {
+		int e = errno;
+
+		/* Keep the WAL with its database. */
+		(void)rename_if_exists(mwal, wal);
+		(void)rename_if_exists(mjrn, jrn);
+		return -e;
+	}
 	/* The -shm is only an index of the WAL, rebuilt from it; it holds no data. */
 	(void)unlink(shm);
 	*ret_moved = TAKE_PTR(moved);
@@ -125,8 +131,8 @@ repair_header(const char *path, bool wal)
 		ps = 4096;	/* what db_open creates */
 	memset(h, 0, sizeof(h));
 	memcpy(h, "SQLite format 3", 16);
-	h[16] = (ps >> 8) & 0xff;
-	h[17] = ps & 0xff;
+	h[16] = ps == 65536 ? 0 : (ps >> 8) & 0xff;	/* 65536 is written as 1 */
+	h[17] = ps == 65536 ? 1 : ps & 0xff;
 	h[18] = h[19] = wal ? 2 : 1;
 	h[21] = 64;
 	h[22] = 32;
@@ -238,10 +244,9 @@ salvage_outbox(struct salvage *sv)
 {
 	_cleanup_(sqlite3_finalize_p) sqlite3_stmt *fwd = NULL, *bwd = NULL, *top = NULL;
 	int64_t last = 0, low = INT64_MAX, pos;
+	const char *cols = COLS2;
 	size_t n;
 	int r;
-
-	const char *cols = COLS2;
 
 	if (sqlite3_prepare_v2(sv->src, "SELECT crc FROM outbox LIMIT 0", -1, &top, NULL) != SQLITE_OK)
 		cols = COLS1;
