@@ -25,6 +25,8 @@ struct daemon {
 	struct lws_vhost *vh;		/* owned by ctx */
 	struct instantd_config *cfg;	/* owned */
 	const char *config_path;	/* borrowed from argv */
+	const char *opt_socket, *opt_state, *opt_server;	/* borrowed from argv */
+	int verbose;
 	struct sync *sync;		/* owned */
 	struct ipc_server *ipc;		/* owned */
 	int sigfd;			/* owned by lws once adopted */
@@ -54,6 +56,7 @@ usage(FILE *f)
 	    "  -S, --server URL      default sync server, ws:// or wss:// URL of /runtime/session\n"
 	    "                        (default wss://api.instantdb.com/runtime/session)\n"
 	    "  -v, --verbose         log more; repeat for more detail\n"
+	    "  -f, --foreground      accepted for compatibility: instantd never forks\n"
 	    "  -h, --help            show this help and exit\n"
 	    "  -V, --version         show the version and exit\n"
 	    "\n"
@@ -120,6 +123,21 @@ begin_stop(void)
 	sync_shutdown(D.sync, stopped, NULL);
 }
 
+/* Command-line options win over the file, on start and on every reload. */
+static int
+apply_overrides(struct instantd_config *cfg, char **ret_err)
+{
+	int r = 0;
+
+	if ((D.opt_socket && (r = config_set(cfg, "socket", D.opt_socket, ret_err)) < 0) ||
+	    (D.opt_state && (r = config_set(cfg, "state-dir", D.opt_state, ret_err)) < 0) ||
+	    (D.opt_server && (r = config_set(cfg, "server", D.opt_server, ret_err)) < 0))
+		return r;
+	for (int i = 0; i < D.verbose; i++)
+		config_raise_log_level(cfg);
+	return 0;
+}
+
 static void
 reload(void)
 {
@@ -129,8 +147,11 @@ reload(void)
 
 	notify_reloading();
 	r = config_load(D.config_path, &cfg, &err);
+	if (r >= 0)
+		r = apply_overrides(cfg, &err);
 	if (r < 0) {
 		log_error("reload failed, keeping the old configuration: %s", err ? err : strerror(-r));
+		config_free(cfg);
 	} else {
 		/* Logging follows at once; profiles and limits apply to new profiles. */
 		log_set_level(cfg->log_level);
@@ -230,8 +251,7 @@ run(void)
 		return 1;
 	}
 
-	lws_set_log_level(log_lws_mask(log_get_level() >= LOG_DEBUG ? LOG_INFO : LOG_WARNING),
-	    log_lws_emit);
+	lws_set_log_level(log_lws_mask(log_get_level()), log_lws_emit);
 	memset(&ci, 0, sizeof(ci));
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -358,21 +378,22 @@ main(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "server", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sock = NULL, *state = NULL, *server = NULL;
 	_cleanup_free_ char *err = NULL;
-	int c, verbose = 0, r;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "c:s:d:S:vhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:d:S:vfhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': D.config_path = optarg; break;
-		case 's': sock = optarg; break;
-		case 'd': state = optarg; break;
-		case 'S': server = optarg; break;
-		case 'v': verbose++; break;
+		case 's': D.opt_socket = optarg; break;
+		case 'd': D.opt_state = optarg; break;
+		case 'S': D.opt_server = optarg; break;
+		case 'v': D.verbose++; break;
+		case 'f': break;	/* always in the foreground; systemd does the rest */
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -394,14 +415,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
 		return 1;
 	}
-	if ((sock && (r = config_set(D.cfg, "socket", sock, &err)) < 0) ||
-	    (state && (r = config_set(D.cfg, "state-dir", state, &err)) < 0) ||
-	    (server && (r = config_set(D.cfg, "server", server, &err)) < 0)) {
+	r = apply_overrides(D.cfg, &err);
+	if (r < 0) {
 		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
 		return 2;
 	}
-	while (verbose-- > 0)
-		config_raise_log_level(D.cfg);
 	r = log_init("instantd", D.cfg->log_level);
 	if (r < 0)
 		return 1;

@@ -78,6 +78,7 @@ struct query {
 	struct tstore *base;		/* owned: triples + attrs, built lazily */
 	int64_t processed_tx_id;
 	bool fresh;			/* result came on the current upstream session */
+	bool dirty;			/* result not yet written to the mirror */
 	bool subscribed;		/* add-query sent on the current session */
 	char ceid[37];			/* upstream client-event-id, kept across reconnects */
 	struct listener_list listeners;
@@ -107,6 +108,8 @@ struct profile {
 	struct pending_write_list writes;	/* awaiting the next group commit */
 	lws_sorted_usec_list_t flush;
 	bool flush_armed;
+	lws_sorted_usec_list_t push;	/* coalesces re-evaluation to once per loop turn */
+	lws_sorted_usec_list_t persist;	/* write-behind of query results to the mirror */
 	unsigned nclients;
 };
 TAILQ_HEAD(profile_list, profile);
@@ -143,6 +146,7 @@ static void profile_push_all(struct profile *p);
 static void profile_pump(struct profile *p);
 static void profile_status_changed(struct profile *p);
 static void query_free(struct query *q);
+static void query_persist(struct query *q);
 
 static char *
 xstrdup(const char *s)
@@ -495,6 +499,22 @@ profile_push_all(struct profile *p)
 	}
 }
 
+static void
+profile_push_cb(lws_sorted_usec_list_t *sul)
+{
+	profile_push_all(lws_container_of(sul, struct profile, push));
+}
+
+/* Many confirmations or writes in one loop turn cost one re-evaluation of
+ * each query, not one per event. */
+static void
+profile_schedule_push(struct profile *p)
+{
+	if (!lws_dll2_is_detached(&p->push.list))
+		return;
+	lws_sul_schedule(p->s->ctx, 0, &p->push, profile_push_cb, 1);
+}
+
 /* ---- upstream subscription of a query ---- */
 
 static void
@@ -570,6 +590,7 @@ query_free(struct query *q)
 	if (q == NULL)
 		return;
 	lws_sul_cancel(&q->grace);
+	query_persist(q);
 	while ((l = LIST_FIRST(&q->listeners)))
 		listener_free(l);
 	TAILQ_REMOVE(&q->p->queries, q, entry);
@@ -678,6 +699,41 @@ collect_triples(const cJSON *nodes, cJSON *out, int depth)
 	return 0;
 }
 
+static void
+query_persist(struct query *q)
+{
+	int r;
+
+	if (!q->dirty || q->triples == NULL)
+		return;
+	r = db_query_put(q->p->db, q->key, q->q, q->triples, q->page_info, q->processed_tx_id);
+	if (r < 0)
+		log_warn("%s: mirroring a query result failed: %s", q->p->name, strerror(-r));
+	q->dirty = false;
+}
+
+static void
+profile_persist_cb(lws_sorted_usec_list_t *sul)
+{
+	struct profile *p = lws_container_of(sul, struct profile, persist);
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		query_persist(q);
+}
+
+/* The mirror is a cache: a result that changes many times a second is
+ * written at most every 200 ms. Losing that much to a crash costs only a
+ * refetch; the outbox never waits on it. */
+static void
+query_mark_dirty(struct query *q)
+{
+	q->dirty = true;
+	if (lws_dll2_is_detached(&q->p->persist.list))
+		lws_sul_schedule(q->p->s->ctx, 0, &q->p->persist, profile_persist_cb,
+		    200 * LWS_US_PER_MS);
+}
+
 /* A new result for q from the server: mirror it, then tell the listeners. */
 static void
 query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
@@ -696,9 +752,6 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	}
 	first = cJSON_IsArray(result) ? cJSON_GetArrayItem(result, 0) : NULL;
 	pi = json_get(json_get(first, "data"), "page-info");
-	r = db_query_put(p->db, q->key, q->q, triples, pi, processed_tx_id);
-	if (r < 0)
-		log_warn("%s: mirroring a query result failed: %s", p->name, strerror(-r));
 	cJSON_Delete(q->triples);
 	q->triples = TAKE_PTR(triples);
 	query_drop_base(q);
@@ -706,6 +759,7 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	q->page_info = pi ? cJSON_Duplicate(pi, 1) : NULL;
 	q->processed_tx_id = processed_tx_id;
 	q->fresh = true;
+	query_mark_dirty(q);
 	cJSON_Delete(q->error);
 	q->error = NULL;
 	p->last_sync_ms = now_ms();
@@ -860,7 +914,7 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		client_send(m->origin, out);
 	}
 	profile_prune(p);
-	profile_push_all(p);
+	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -896,7 +950,7 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 			cJSON_AddItemToObject(out, "hint", cJSON_Duplicate(json_get(err, "hint"), 1));
 		client_send(m->origin, out);
 	}
-	profile_push_all(p);
+	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -1074,7 +1128,7 @@ handle_init_ok(struct profile *p, const cJSON *msg)
 		if (!LIST_EMPTY(&q->listeners))
 			query_subscribe(q);
 	profile_pump(p);
-	profile_push_all(p);
+	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -1117,7 +1171,7 @@ handle_refresh_ok(struct profile *p, const cJSON *msg)
 		query_set_result(q, json_get(c, "instaql-result"), ptx);
 	}
 	profile_prune(p);
-	profile_push_all(p);
+	profile_schedule_push(p);
 }
 
 static void
@@ -1213,7 +1267,7 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 		}
 		pending_write_free(w);
 	}
-	profile_push_all(p);
+	profile_schedule_push(p);
 	profile_pump(p);
 	profile_status_changed(p);
 	return;
@@ -1301,6 +1355,8 @@ profile_free(struct profile *p)
 	if (p == NULL)
 		return;
 	lws_sul_cancel(&p->flush);
+	lws_sul_cancel(&p->push);
+	lws_sul_cancel(&p->persist);
 	while ((q = TAILQ_FIRST(&p->queries)))
 		query_free(q);
 	while ((m = TAILQ_FIRST(&p->outbox))) {
@@ -1857,7 +1913,7 @@ op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool r
 		TAILQ_REMOVE(&p->outbox, m, entry);
 		mutation_free(m);
 	}
-	profile_push_all(p);
+	profile_schedule_push(p);
 	profile_pump(p);
 	profile_status_changed(p);
 }

@@ -192,6 +192,8 @@ export class MockServer {
 	}
 
 	handleUpgrade(req, sock, head) {
+		// A peer may reset the socket while we answer (a killed daemon): never crash on it.
+		sock.on('error', () => {});
 		const url = new URL(req.url, 'http://x');
 		if (url.pathname !== '/runtime/session') {
 			sock.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
