@@ -779,6 +779,110 @@ test_busy(const char *path)
 	db_close(db);
 }
 
+/* Damage after open (a row changed behind our back): reads fail -EBADMSG
+ * instead of returning it; the next db_open recovers. */
+static void
+test_damaged_reads(const char *path)
+{
+	_cleanup_json_ cJSON *q = J("{\"d\":{}}"), *t = J("[[1,2,3,4]]"), *local = J("[{\"id\":\"A\"}]");
+	struct db *db = NULL;
+	struct db_mutation *m = mut_new("dmg", "[]"), *got = NULL, **list = NULL;
+	cJSON *out = NULL;
+	size_t n = 0;
+	sqlite3 *other = NULL;
+
+	CHECK_INT(db_open(path, &db), 0);
+	CHECK_INT(db_outbox_append(db, &m, 1), 0);
+	CHECK_INT(db_query_put(db, "kd", q, t, NULL, 1), 0);
+	CHECK_INT(db_attrs_add_local(db, local), 0);
+	CHECK_INT(sqlite3_open(path, &other), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(other, "UPDATE outbox SET steps = '[1]' WHERE mutation_id = 'dmg';"
+	    "UPDATE queries SET triples = '[[1,2' WHERE key = 'kd';"
+	    "UPDATE attrs SET body = '{' WHERE id = 'A';", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	CHECK_INT(db_outbox_get(db, "dmg", &got), -EBADMSG);
+	CHECK(got == NULL);
+	CHECK_INT(db_outbox_list(db, ~0u, &list, &n), -EBADMSG);
+	CHECK(list == NULL);
+	CHECK_INT(db_query_get(db, "kd", NULL, &out, NULL, NULL), -EBADMSG);
+	CHECK(out == NULL);
+	CHECK_INT(db_query_get(db, "kd", NULL, NULL, NULL, NULL), 0);	/* nothing parsed */
+	CHECK_INT(db_attrs_load(db, &out), -EBADMSG);
+	CHECK(out == NULL);
+	db_close(db);
+	db = NULL;
+	/* Reopening notices the damaged entry and recovers without it. */
+	CHECK_INT(db_open(path, &db), 0);
+	CHECK(db && db_recovered_from(db) != NULL);
+	CHECK_INT(db_recovered_salvaged(db), 0);
+	CHECK_INT(db_outbox_get(db, "dmg", &got), -ENOENT);
+	db_close(db);
+	db_mutation_free(m);
+}
+
+/* Every durable write reports a full disk the same way. */
+static void
+test_full_others(const char *path)
+{
+	_cleanup_json_ cJSON *attrs = cJSON_CreateArray();
+	struct db *db = NULL;
+	struct db_mutation *m = mut_new("f0", "[]");
+	char big[3000];
+	int r;
+
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 400; i++) {
+		cJSON *a = cJSON_CreateObject();
+		char id[32];
+
+		snprintf(id, sizeof(id), "attr-%d", i);
+		cJSON_AddStringToObject(a, "id", id);
+		cJSON_AddStringToObject(a, "pad", big);
+		cJSON_AddItemToArray(attrs, a);
+	}
+	CHECK_INT(db_open(path, &db), 0);
+	CHECK_INT(db_outbox_append(db, &m, 1), 0);
+	CHECK_INT(db_set_size_limit(db, 40 * 4096), 0);
+	CHECK_INT(db_attrs_add_local(db, attrs), -ENOSPC);
+	CHECK_INT(db_attrs_replace_server(db, attrs), -ENOSPC);
+	/* Fill what is left, then a bigger rewrite of the entry cannot fit. */
+	for (int i = 0; i < 200; i++) {
+		char k[32];
+
+		snprintf(k, sizeof(k), "fill-%d", i);
+		if ((r = db_meta_set(db, k, big)) < 0)
+			break;
+	}
+	CHECK_INT(r, -ENOSPC);
+	{
+		_cleanup_json_ cJSON *steps = cJSON_CreateArray();
+
+		for (int i = 0; i < 4; i++)
+			cJSON_AddItemToArray(steps, cJSON_CreateString(big));
+		CHECK_INT(db_outbox_set_steps(db, "f0", steps), -ENOSPC);
+	}
+	{
+		_cleanup_free_ char *err = NULL;
+
+		if (asprintf(&err, "\"%s%s%s%s\"", big, big, big, big) < 0)
+			abort();
+		CHECK_INT(db_outbox_set_state(db, "f0", DB_MUT_FAILED, 0, err), -ENOSPC);
+	}
+	/* The entry is as it was. */
+	{
+		struct db_mutation *got = NULL;
+
+		CHECK_INT(db_outbox_get(db, "f0", &got), 0);
+		CHECK(got && got->state == DB_MUT_PENDING && json_is(got->steps, "[]"));
+		db_mutation_free(got);
+	}
+	/* Deleting needs no room. */
+	CHECK_INT(db_outbox_remove(db, "f0"), 0);
+	db_close(db);
+	db_mutation_free(m);
+}
+
 int
 main(void)
 {
@@ -812,6 +916,12 @@ main(void)
 	free(p3);
 	p3 = tpath("busy.sqlite");
 	test_busy(p3);
+	free(p3);
+	p3 = tpath("damaged.sqlite");
+	test_damaged_reads(p3);
+	free(p3);
+	p3 = tpath("full2.sqlite");
+	test_full_others(p3);
 	{
 		char cmd[300];
 
