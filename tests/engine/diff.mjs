@@ -14,6 +14,8 @@ const top = process.env.top_srcdir || path.resolve(path.dirname(new URL(import.m
 const builddir = process.env.top_builddir || top;
 const driver = path.join(builddir, 'tests', 'engine', 'engine-eval');
 const SEED = Number(process.env.ENGINE_DIFF_SEED || 20261127);
+// ENGINE_DIFF_SCALE multiplies the generated cases (for longer runs by hand)
+const SCALE = Number(process.env.ENGINE_DIFF_SCALE || 1);
 
 const ds = {};
 for (const n of ['zeneca', 'movies']) {
@@ -37,8 +39,8 @@ for (const c of errorCases()) add(c, 'error');
 
 const r = rng(SEED);
 const D = { zeneca: describe(ds.zeneca), movies: describe(ds.movies) };
-for (let i = 0; i < 260; i++) add({ dataset: 'zeneca', q: genQuery(r, D.zeneca) }, 'generated');
-for (let i = 0; i < 110; i++) add({ dataset: 'movies', q: genQuery(r, D.movies) }, 'generated');
+for (let i = 0; i < 260 * SCALE; i++) add({ dataset: 'zeneca', q: genQuery(r, D.zeneca) }, 'generated');
+for (let i = 0; i < 110 * SCALE; i++) add({ dataset: 'movies', q: genQuery(r, D.movies) }, 'generated');
 
 // Hand-written pending-mutation cases.
 {
@@ -106,7 +108,7 @@ for (let i = 0; i < 110; i++) add({ dataset: 'movies', q: genQuery(r, D.movies) 
 // Generated pending-mutation cases.
 const genQueries = { zeneca: cases.filter((c) => c.dataset === 'zeneca' && !c.expectError && !c.server && !c['page-info']).map((c) => c.q),
   movies: cases.filter((c) => c.dataset === 'movies' && !c.expectError && !c.server).map((c) => c.q) };
-for (let i = 0; i < 170; i++) {
+for (let i = 0; i < 170 * SCALE; i++) {
   const name = i % 4 === 3 ? 'movies' : 'zeneca';
   const state = { newIds: {}, extraLabels: new Set() };
   const mutations = genMutations(r, D[name], state);

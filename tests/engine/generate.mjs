@@ -191,7 +191,7 @@ export function genMutations(r, D, state) {
         if (r.chance(0.1)) return null;
         return b.type === 'number' ? r.int(2000) : b.type === 'boolean' ? r.chance(0.5) : `v${r.int(1000)}`;
       };
-      switch (r.int(12)) {
+      switch (r.int(13)) {
         case 0: case 1: { // update
           const mode = r.pick([{ mode: 'update' }, undefined, undefined]);
           steps.push(['add-triple', anyId, idA, anyId, ...(mode ? [mode] : [])]);
@@ -253,6 +253,16 @@ export function genMutations(r, D, state) {
             if (b2 !== b) steps.push(['add-triple', L, b2.attr.id, val(b2)]);
           }
           if (r.chance(0.3)) steps.push(['delete-entity', L, ent.name]);
+          break;
+        }
+        case 11: { // admin attr steps, or a retract of a blob value
+          const [, b] = blobs.length ? r.pick(blobs) : [null, null];
+          if (!b) break;
+          const k2 = r.int(4);
+          if (k2 === 0) steps.push(['update-attr', { id: b.attr.id, 'forward-identity': [r.uuid(), ent.name, `renamed${r.int(2)}`] }]);
+          else if (k2 === 1) steps.push(['update-attr', { id: b.attr.id, cardinality: 'many' }]);
+          else if (k2 === 2) steps.push(['delete-attr', b.attr.id]);
+          else if (b.values.length) steps.push(['retract-triple', existing, b.attr.id, r.pick(b.values)]);
           break;
         }
         default: { // a new attr, then values for it
