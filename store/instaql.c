@@ -164,6 +164,7 @@ struct cns {
 
 struct cchild {
 	const char *label;
+	bool shadows_attr;	/* an object attr has the same label */
 	bool singular;
 	bool compiled;
 	int status;		/* 0, -ENOENT */
@@ -815,7 +816,13 @@ compile_ns(struct ev *ev, struct cns *ns, const struct pat *join)
 			l = json_get(d, "last");
 		ns->limit = json_truthy(l) && cJSON_IsNumber(l) ? (int64_t)l->valuedouble : 0;
 	}
-	return compile_object_attrs(ev, ns);
+	if ((r = compile_object_attrs(ev, ns)) < 0)
+		return r;
+	for (uint32_t i = 0; i < ns->nkids; i++)
+		for (uint32_t j = 0; j < ns->nattrs; j++)
+			if (strcmp(ns->kids[i].label, ns->labels[j]) == 0)
+				ns->kids[i].shadows_attr = true;
+	return 0;
 }
 
 static int
@@ -1512,12 +1519,13 @@ add_children(struct ev *ev, struct cns *ns, uint32_t id, cJSON *obj)
 			val = cJSON_DetachItemFromArray(arr, 0);
 			cJSON_Delete(arr);
 			if (val == NULL) {
-				cJSON_DeleteItemFromObjectCaseSensitive(obj, k->label);
+				if (k->shadows_attr)
+					cJSON_DeleteItemFromObjectCaseSensitive(obj, k->label);
 				continue;
 			}
 		} else
 			val = arr;
-		if (json_get(obj, k->label))
+		if (k->shadows_attr && json_get(obj, k->label))
 			cJSON_ReplaceItemInObjectCaseSensitive(obj, k->label, val);
 		else
 			cJSON_AddItemToObject(obj, k->label, val);
@@ -1543,10 +1551,8 @@ make_object(struct ev *ev, struct cns *ns, uint32_t id)
 			cJSON_Delete(obj);
 			return NULL;
 		}
-		if (json_get(obj, ns->labels[i]))
-			cJSON_ReplaceItemInObjectCaseSensitive(obj, ns->labels[i], v);
-		else
-			cJSON_AddItemToObject(obj, ns->labels[i], v);
+		/* labels are unique per namespace (compile_object_attrs) */
+		cJSON_AddItemToObject(obj, ns->labels[i], v);
 	}
 	return obj;
 }
