@@ -37,6 +37,7 @@ struct mutation {
 	bool sent;			/* sent on the current upstream session */
 	bool ever_sent;			/* sent on some session: a replay may repeat it */
 	int64_t sent_us;		/* monotonic time of the last send */
+	int64_t confirmed_us;		/* monotonic time of transact-ok */
 	struct client *origin;		/* borrowed; cleared when that program goes */
 	char *origin_ceid;		/* owned: the app's client-event-id of the transact */
 };
@@ -110,6 +111,7 @@ struct profile {
 	bool flush_armed;
 	lws_sorted_usec_list_t push;	/* coalesces re-evaluation to once per loop turn */
 	lws_sorted_usec_list_t persist;	/* write-behind of query results to the mirror */
+	lws_sorted_usec_list_t prune;	/* retires confirmed writes no result ever reflects */
 	unsigned nclients;
 };
 TAILQ_HEAD(profile_list, profile);
@@ -848,13 +850,22 @@ profile_pump(struct profile *p)
 	}
 }
 
-/* Confirmed entries leave the outbox once every loaded query's result reflects them. */
+/* The server sends refresh-ok only for results that changed, so a confirmed
+ * write that no loaded query reflects would wait forever: after this long it
+ * is retired anyway (the JS client has a similar backstop). */
+#define CONFIRMED_GRACE_US (5 * LWS_US_PER_SEC)
+
+static void profile_prune_cb(lws_sorted_usec_list_t *sul);
+
+/* Confirmed entries leave the outbox once every loaded query's result
+ * reflects them (processed-tx-id >= tx-id), or after CONFIRMED_GRACE_US. */
 static void
 profile_prune(struct profile *p)
 {
 	struct mutation *m, *next;
 	struct query *q;
-	int64_t min_ptx = INT64_MAX;
+	int64_t min_ptx = INT64_MAX, now = mono_us();
+	bool waiting = false;
 
 	TAILQ_FOREACH(q, &p->queries, entry)
 		if (query_has_result(q) && q->processed_tx_id < min_ptx)
@@ -863,8 +874,12 @@ profile_prune(struct profile *p)
 		int r;
 
 		next = TAILQ_NEXT(m, entry);
-		if (m->m->state != DB_MUT_CONFIRMED || m->m->tx_id > min_ptx)
+		if (m->m->state != DB_MUT_CONFIRMED)
 			continue;
+		if (m->m->tx_id > min_ptx && now - m->confirmed_us < CONFIRMED_GRACE_US) {
+			waiting = true;
+			continue;
+		}
 		r = db_outbox_remove(p->db, m->m->mutation_id);
 		if (r < 0) {
 			log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
@@ -872,7 +887,19 @@ profile_prune(struct profile *p)
 		}
 		TAILQ_REMOVE(&p->outbox, m, entry);
 		mutation_free(m);
+		profile_schedule_push(p);
 	}
+	if (waiting && lws_dll2_is_detached(&p->prune.list))
+		lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
+}
+
+static void
+profile_prune_cb(lws_sorted_usec_list_t *sul)
+{
+	struct profile *p = lws_container_of(sul, struct profile, prune);
+
+	profile_prune(p);
+	profile_status_changed(p);
 }
 
 static struct client *
@@ -903,6 +930,7 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 	}
 	m->m->state = DB_MUT_CONFIRMED;
 	m->m->tx_id = tx_id;
+	m->confirmed_us = mono_us();
 	lf.mutation_id = m->m->mutation_id;
 	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
@@ -1357,6 +1385,7 @@ profile_free(struct profile *p)
 	lws_sul_cancel(&p->flush);
 	lws_sul_cancel(&p->push);
 	lws_sul_cancel(&p->persist);
+	lws_sul_cancel(&p->prune);
 	while ((q = TAILQ_FIRST(&p->queries)))
 		query_free(q);
 	while ((m = TAILQ_FIRST(&p->outbox))) {

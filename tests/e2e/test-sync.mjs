@@ -86,7 +86,7 @@ await scenario('a rejected write: error, rollback, later writes land, retry and 
 	for (let k = 0; k < 3; k++)
 		q.push(await a.request({ op: 'transact', ops: [['update', 'notes', ids[k], { text: `note ${k}` }]] },
 			(m) => m.op === 'transact-queued'));
-	await mock.ctl('reject-transacts', { count: 1, match: { entity: ids[1] } });
+	await mock.ctl('reject-transacts', { count: 1, match: { contains: ids[1] } });
 	await mock.ctl('refuse', { ms: 0 });
 	const err = await a.next((m) => m.op === 'error' && m['mutation-id'] === q[1]['mutation-id'], 'the error for write 1', 30000);
 	check(err['client-event-id'] === q[1]['client-event-id'], 'the error answers the app\'s own transact');
