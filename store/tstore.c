@@ -20,13 +20,25 @@
 
 /* ---- small helpers ---- */
 
+/* A vector whose storage lives in its store's pool (a tstore_dup copy):
+ * never realloc'd or freed on its own. */
+#define VEC_POOLED 0x80000000u
+
 static int
 vec_push(struct u32vec *v, uint32_t x)
 {
-	if (v->n == v->cap) {
-		uint32_t cap = v->cap ? v->cap * 2 : 2;
-		uint32_t *nv = realloc(v->v, cap * sizeof(*nv));
+	uint32_t cap = v->cap & ~VEC_POOLED;
 
+	if (v->n == cap) {
+		uint32_t *nv;
+
+		cap = cap ? cap * 2 : 2;
+		if (v->cap & VEC_POOLED) {
+			nv = malloc(cap * sizeof(*nv));
+			if (nv && v->n)
+				memcpy(nv, v->v, v->n * sizeof(*nv));
+		} else
+			nv = realloc(v->v, cap * sizeof(*nv));
 		if (nv == NULL)
 			return -ENOMEM;
 		v->v = nv;
@@ -34,6 +46,29 @@ vec_push(struct u32vec *v, uint32_t x)
 	}
 	v->v[v->n++] = x;
 	return 0;
+}
+
+static void
+vec_free(struct u32vec *v)
+{
+	if (!(v->cap & VEC_POOLED))
+		free(v->v);
+	v->v = NULL;
+	v->n = v->cap = 0;
+}
+
+/* Copy src into pool storage at *pool (advanced). */
+static void
+vec_copy_pooled(struct u32vec *dst, const struct u32vec *src, uint32_t **pool)
+{
+	*dst = (struct u32vec){0};
+	if (src->n == 0)
+		return;
+	dst->v = *pool;
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	dst->n = src->n;
+	dst->cap = src->n | VEC_POOLED;
+	*pool += src->n;
 }
 
 static void
@@ -755,11 +790,13 @@ static void
 tstore_free_data(struct tstore *s)
 {
 	for (uint32_t i = 1; i < s->ncells; i++)
-		free(s->cells[i].tr.v);
+		vec_free(&s->cells[i].tr);
 	for (uint32_t i = 1; i < s->nents; i++)
-		free(s->ents[i].cells.v);
+		vec_free(&s->ents[i].cells);
 	for (uint32_t i = 1; i < s->nvecs; i++)
-		free(s->vecs[i].v);
+		vec_free(&s->vecs[i]);
+	free(s->pool);
+	s->pool = NULL;
 	free(s->tr);
 	free(s->cells);
 	free(s->ents);
@@ -847,24 +884,33 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 	d->capents = s->capents;
 	d->capvecs = s->capvecs;
 	d->nlive = s->nlive;
-	for (uint32_t i = 0; i < s->ncells; i++) {
-		d->cells[i] = s->cells[i];
-		d->cells[i].tr = (struct u32vec){0};
-		d->ncells = i + 1;
-		if (vec_copy(&d->cells[i].tr, &s->cells[i].tr) < 0)
+	{
+		/* all vector storage of the copy in one block */
+		size_t total = 0;
+		uint32_t *p;
+
+		for (uint32_t i = 0; i < s->ncells; i++)
+			total += s->cells[i].tr.n;
+		for (uint32_t i = 0; i < s->nents; i++)
+			total += s->ents[i].cells.n;
+		for (uint32_t i = 0; i < s->nvecs; i++)
+			total += s->vecs[i].n;
+		d->pool = p = malloc((total + 1) * sizeof(*d->pool));
+		if (d->pool == NULL)
 			goto fail;
-	}
-	for (uint32_t i = 0; i < s->nents; i++) {
-		d->ents[i] = s->ents[i];
-		d->ents[i].cells = (struct u32vec){0};
-		d->nents = i + 1;
-		if (vec_copy(&d->ents[i].cells, &s->ents[i].cells) < 0)
-			goto fail;
-	}
-	for (uint32_t i = 0; i < s->nvecs; i++) {
-		d->nvecs = i + 1;
-		if (vec_copy(&d->vecs[i], &s->vecs[i]) < 0)
-			goto fail;
+		for (uint32_t i = 0; i < s->ncells; i++) {
+			d->cells[i] = s->cells[i];
+			vec_copy_pooled(&d->cells[i].tr, &s->cells[i].tr, &p);
+		}
+		d->ncells = s->ncells;
+		for (uint32_t i = 0; i < s->nents; i++) {
+			d->ents[i] = s->ents[i];
+			vec_copy_pooled(&d->ents[i].cells, &s->ents[i].cells, &p);
+		}
+		d->nents = s->nents;
+		for (uint32_t i = 0; i < s->nvecs; i++)
+			vec_copy_pooled(&d->vecs[i], &s->vecs[i], &p);
+		d->nvecs = s->nvecs;
 	}
 	if (hmap_copy(&d->ent_by_e, &s->ent_by_e) < 0 ||
 	    hmap_copy(&d->cell_by_ea, &s->cell_by_ea) < 0 ||
@@ -1196,6 +1242,7 @@ tstore_reindex(struct tstore *s, uint32_t drop_attr)
 	s->nvecs = s->capvecs = 0;
 	s->nlive = 0;
 	s->ent_by_e = s->cell_by_ea = s->tr_by_eav = s->aev = s->ave = s->vae = s->blob_list = (struct hmap){0};
+	s->pool = NULL;
 	r = tstore_init_arrays(s);
 	if (r == 0)
 		r = tstore_index_attrs(s);
@@ -1522,7 +1569,7 @@ delete_entity(struct tstore *s, uint32_t id, uint32_t etype, int depth)
 					return r;
 				for (uint32_t j = 0; r == 0 && j < targets.n; j++)
 					r = delete_entity(s, s->tr[targets.v[j]].v, at->rev_etype, depth + 1);
-				free(targets.v);
+				vec_free(&targets);
 				if (r < 0)
 					return r;
 			}
