@@ -51,16 +51,15 @@ export class Daemon {
 		const args = ['--socket', this.socket, '--state-dir', this.stateDir, '-v', '-v'];
 		if (this.server) args.push('--server', this.server);
 		args.push(...this.extraArgs);
-		const env = {
-			...process.env,
-			XDG_RUNTIME_DIR: path.join(this.dir, 'run'),
-			XDG_STATE_HOME: path.join(this.dir, 'state-home'),
-			XDG_CONFIG_HOME: path.join(this.dir, 'config'),
-			...this.env,
-		};
+		const env = { ...process.env };
 		delete env.NOTIFY_SOCKET;
 		delete env.LISTEN_FDS;
 		delete env.JOURNAL_STREAM;
+		Object.assign(env, {
+			XDG_RUNTIME_DIR: path.join(this.dir, 'run'),
+			XDG_STATE_HOME: path.join(this.dir, 'state-home'),
+			XDG_CONFIG_HOME: path.join(this.dir, 'config'),
+		}, this.env);
 		this.proc = spawn(INSTANTD, args, { env, stdio: ['ignore', 'inherit', 'pipe'] });
 		this.proc.stderr.on('data', (d) => {
 			this.log += d.toString();

@@ -1,0 +1,165 @@
+// End to end, the daemon as a service: shared upstream subscriptions with a grace period,
+// sd_notify, socket activation, SIGHUP and SIGTERM, tokens kept secret, the Python client.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
+import { Client, Daemon, INSTANTD, check, scenario, sleep, tmpdir, waitFor } from './lib.mjs';
+
+const APP = DEFAULT_APP_ID;
+const srcdir = process.env.srcdir || path.resolve('.');
+const topsrc = process.env.top_srcdir || path.resolve('..');
+const mock = await startMock(['--port', '0']);
+
+async function upstreamQueries() {
+	const s = await mock.ctl('sessions', {});
+	return s.sessions.flatMap((x) => x.queries);
+}
+
+await scenario('identical queries share one upstream subscription, removed after a grace period', async () => {
+	const daemon = new Daemon({ server: mock.url });
+	await daemon.start();
+	try {
+		const a = await new Client(daemon.socket).connect();
+		const b = await new Client(daemon.socket).connect();
+		await a.init(APP);
+		await b.init(APP);
+		const qa = { shared: { $: { where: { x: 1 }, limit: 5 } } };
+		const qb = { shared: { $: { limit: 5, where: { x: 1 } } } };	// same query, other key order
+		const sa = a.send({ op: 'add-query', q: qa });
+		const sb = b.send({ op: 'add-query', q: qb });
+		await a.next((m) => m['client-event-id'] === sa && m.op === 'add-query-ok', 'A result');
+		await b.next((m) => m['client-event-id'] === sb && m.op === 'add-query-ok', 'B result');
+		check((await upstreamQueries()).length === 1, 'one upstream subscription for both programs');
+		const r = await a.request({ op: 'remove-query', q: qa });
+		check(r.op === 'remove-query-ok', `remove: ${JSON.stringify(r)}`);
+		await sleep(600);
+		check((await upstreamQueries()).length === 1, 'kept while B still listens');
+		b.close();
+		await waitFor(async () => (await upstreamQueries()).length === 0, 'the upstream remove-query after the grace period');
+		a.close();
+	} finally {
+		await daemon.stop();
+	}
+}, { timeoutMs: 60000 });
+
+await scenario('sd_notify READY before the server answers, STATUS, WATCHDOG, SIGHUP keeps programs connected, SIGTERM exits 0', async () => {
+	const dir = tmpdir();
+	const notifyPath = path.join(dir, 'notify.sock');
+	// Node has no Unix datagram sockets: a small Python listener prints each datagram as a line.
+	const listener = spawn('python3', ['-u', '-c', `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("listening", flush=True)
+while True:
+    d = s.recv(65536).decode().replace("\\n", "|")
+    print(d, flush=True)
+`, notifyPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+	let lines = '';
+	listener.stdout.on('data', (d) => { lines += d.toString(); });
+	await waitFor(() => lines.includes('listening'), 'the notify listener');
+	await mock.ctl('refuse', { ms: -1 });
+	const daemon = new Daemon({ server: mock.url, dir, env: { NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '400000' } });
+	try {
+		await daemon.start();
+		await waitFor(() => lines.includes('READY=1'), 'READY=1 while the server refuses connections');
+		const c = await new Client(daemon.socket).connect();
+		await c.init(APP);
+		await waitFor(() => /STATUS=.*queued/.test(lines), 'a STATUS line with the queue depth');
+		await waitFor(() => (lines.match(/WATCHDOG=1/g) || []).length >= 2, 'WATCHDOG=1 pings from the loop');
+		daemon.proc.kill('SIGHUP');
+		await waitFor(() => lines.includes('RELOADING=1'), 'RELOADING=1 on SIGHUP');
+		const st = await c.request({ op: 'status' });
+		check(st.op === 'status' && !c.closed, 'the program stays connected across a reload');
+		const t0 = Date.now();
+		const code = await daemon.stop();
+		check(code === 0, `SIGTERM exits 0 (got ${code})`);
+		check(Date.now() - t0 < 2500, `SIGTERM exits within 2 s (${Date.now() - t0} ms)`);
+		check(lines.includes('STOPPING=1'), 'STOPPING=1 on SIGTERM');
+	} finally {
+		listener.kill();
+		await mock.ctl('refuse', { ms: 0 });
+		await daemon.stop();
+	}
+}, { timeoutMs: 60000 });
+
+await scenario('socket activation: systemd-socket-activate starts the daemon on the first connection', async () => {
+	const which = spawnSync('sh', ['-c', 'command -v systemd-socket-activate']);
+	check(which.status === 0, 'systemd-socket-activate is installed (package systemd)');
+	const dir = tmpdir();
+	const sock = path.join(dir, 'activated.sock');
+	const env = { ...process.env, XDG_RUNTIME_DIR: dir, XDG_STATE_HOME: path.join(dir, 'state'),
+		XDG_CONFIG_HOME: path.join(dir, 'config') };
+	delete env.NOTIFY_SOCKET;
+	const act = spawn('systemd-socket-activate', ['-l', sock, '--fdname=ipc', INSTANTD, '--state-dir',
+		path.join(dir, 'state'), '--server', mock.url], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+	let err = '';
+	act.stderr.on('data', (d) => { err += d.toString(); });
+	try {
+		await waitFor(() => fs.existsSync(sock), 'the activation socket');
+		const c = await new Client(sock).connect();
+		const r = await c.request({ op: 'status' });
+		check(r.op === 'status', `the activated daemon answers: ${JSON.stringify(r)}`);
+		check(!fs.existsSync(path.join(dir, 'instantd', 'socket')), 'it used the inherited socket, not its own');
+		c.close();
+	} finally {
+		act.kill('SIGTERM');
+		await new Promise((r) => act.once('exit', r));
+	}
+	check(err.length >= 0, 'done');
+}, { timeoutMs: 60000 });
+
+await scenario('a refresh token never appears in replies or logs', async () => {
+	const daemon = new Daemon({ server: mock.url });
+	await daemon.start();
+	try {
+		const token = randomUUID();
+		const c = await new Client(daemon.socket).connect();
+		await c.init(APP, { 'refresh-token': token });
+		await waitFor(async () => {
+			const st = await c.request({ op: 'status' });
+			return st.status.state === 'auth-failed' && st;
+		}, 'auth-failed for an unknown token');
+		const st = await c.request({ op: 'status' });
+		const all = JSON.stringify(c.messages) + daemon.log;
+		check(!all.includes(token), 'the token is in no reply and no log line');
+		check(JSON.stringify(st).includes('auth-failed'), 'the profile shows auth-failed');
+		c.close();
+	} finally {
+		await daemon.stop();
+	}
+}, { timeoutMs: 60000 });
+
+await scenario('the Python client subscribes, writes and reads status against the real daemon', async () => {
+	const daemon = new Daemon({ server: mock.url });
+	await daemon.start();
+	try {
+		const py = spawnSync('python3', ['-c', `
+import sys, uuid
+sys.path.insert(0, sys.argv[1])
+import instantd
+with instantd.connect(sys.argv[2]) as c:
+    c.init(sys.argv[3], client_name="python-test")
+    sub = c.subscribe({"pyitems": {}})
+    first = sub.next(timeout=20)
+    assert first["data"] == {"pyitems": []}, first
+    q = c.transact([["update", "pyitems", str(uuid.uuid4()), {"n": 1}]])
+    assert q["mutation-id"], q
+    while True:
+        r = sub.next(timeout=20)
+        if r["data"]["pyitems"] and r["data"]["pyitems"][0]["n"] == 1:
+            break
+    st = c.status()
+    assert st["status"]["app-id"] == sys.argv[3], st
+print("python ok")
+`, path.join(topsrc, 'contrib', 'python'), daemon.socket, APP], { encoding: 'utf8', timeout: 60000 });
+		check(py.status === 0 && py.stdout.includes('python ok'), `python client: ${py.stdout} ${py.stderr}`);
+	} finally {
+		await daemon.stop();
+	}
+}, { timeoutMs: 90000 });
+
+check(srcdir, 'srcdir');
+await mock.stop();
