@@ -91,7 +91,7 @@ TAILQ_HEAD(query_list, query);
 struct profile {
 	TAILQ_ENTRY(profile) entry;
 	struct sync *s;			/* borrowed: owner */
-	char *key;			/* owned: server + app + token identity */
+	char *key;			/* owned: server + app id */
 	char *name, *app_id, *server, *api_uri, *ca_file;	/* owned */
 	char *token;			/* owned, secret: never logged or echoed */
 	char *db_path;			/* owned */
@@ -103,6 +103,7 @@ struct profile {
 	char *app_status;		/* owned: active, read-only, disabled */
 	char *session_id;		/* owned, may be NULL */
 	char *last_error;		/* owned, may be NULL */
+	bool signed_out;		/* the server no longer accepts the token */
 	int64_t last_sync_ms;
 	struct query_list queries;
 	struct mutation_list outbox;	/* seq order: pending, sent, confirmed, failed */
@@ -149,6 +150,8 @@ static void profile_pump(struct profile *p);
 static void profile_status_changed(struct profile *p);
 static void query_free(struct query *q);
 static void query_persist(struct query *q);
+static int profile_set_token(struct profile *p, const char *token);
+static int profile_read_token(const char *db_path, char **ret);
 
 static char *
 xstrdup(const char *s)
@@ -230,6 +233,8 @@ profile_state(struct profile *p)
 {
 	if (p->up == NULL)
 		return "disconnected";
+	if (p->signed_out && upstream_get_state(p->up) == UPSTREAM_AUTH_FAILED)
+		return "signed-out";
 	return upstream_state_name(upstream_get_state(p->up));
 }
 
@@ -991,6 +996,27 @@ handle_error(struct profile *p, const cJSON *msg)
 	struct mutation *m = mutation_find(p, ceid);
 	struct query *q;
 
+	if (oop && strcmp(oop, "init") == 0) {
+		const char *rt = json_get_string(json_get(msg, "hint"), "record-type");
+
+		if (rt && strcmp(rt, "app-user") == 0 && p->token) {
+			struct client *c;
+
+			/* Queued writes stay queued until someone signs in again. */
+			p->signed_out = true;
+			log_notice("%s: the server no longer accepts the refresh token: signed out", p->name);
+			TAILQ_FOREACH(c, &p->s->clients, entry) {
+				_cleanup_json_ cJSON *out = NULL;
+
+				if (c->p != p)
+					continue;
+				out = reply_new("status", NULL);
+				cJSON_AddItemToObject(out, "status", profile_status_json(p));
+				client_send(c, out);
+			}
+		}
+		return;
+	}
 	if (m) {
 		if (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)
 			mutation_fail(p, m, msg);
@@ -1373,6 +1399,36 @@ profile_read_token(const char *db_path, char **ret)
 	return 0;
 }
 
+/* Sign the profile in with another token (NULL: sign out). The cache and the
+ * queued writes stay: they belong to the profile, not to the token. */
+static int
+profile_set_token(struct profile *p, const char *token)
+{
+	char *copy = NULL;
+	int r;
+
+	if (token && (copy = strdup(token)) == NULL)
+		return -ENOMEM;
+	if (p->token)
+		explicit_bzero(p->token, strlen(p->token));
+	free(p->token);
+	p->token = copy;
+	if (token)
+		(void)log_add_secret(token);
+	r = profile_write_token(p);
+	if (r < 0)
+		log_warn("%s: cannot store the token: %s", p->name, strerror(-r));
+	p->signed_out = false;
+	if (p->up) {
+		r = upstream_set_token(p->up, token);
+		if (r < 0)
+			return r;
+		upstream_reconnect_now(p->up);
+	}
+	profile_status_changed(p);
+	return 0;
+}
+
 static void
 profile_free(struct profile *p)
 {
@@ -1477,10 +1533,16 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 		server = s->opt.default_server;
 	if (!api_uri)
 		api_uri = s->opt.default_api_uri;
-	if (asprintf(&key, "%s\n%s\n%s", server, app_id, token ? token : "") < 0)
+	if (asprintf(&key, "%s\n%s", server, app_id) < 0)
 		return -ENOMEM;
 	TAILQ_FOREACH(p, &s->profiles_list, entry)
 		if (strcmp(p->key, key) == 0) {
+			/* A program that brings a token signs the profile in with it. */
+			if (token && (p->token == NULL || strcmp(p->token, token) != 0)) {
+				r = profile_set_token(p, token);
+				if (r < 0)
+					return r;
+			}
 			*ret = p;
 			return 0;
 		}
@@ -1515,10 +1577,12 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	if (db_recovered_from(p->db))
 		log_error("%s: the database was unreadable; moved aside to %s and its queued writes carried over",
 		    p->name, db_recovered_from(p->db));
+	if (p->token == NULL && (r = profile_read_token(p->db_path, &p->token)) < 0)
+		log_warn("%s: cannot read the stored token: %s", p->name, strerror(-r));
 	if ((r = db_meta_set(p->db, "server", p->server)) < 0 ||
 	    (r = db_meta_set(p->db, "app-id", p->app_id)) < 0 ||
 	    (r = db_meta_set(p->db, "name", p->name)) < 0 ||
-	    (r = profile_write_token(p)) < 0 ||
+	    (p->token && (r = profile_write_token(p)) < 0) ||
 	    (r = profile_rebuild_attrs(p)) < 0 ||
 	    (r = profile_load_outbox(p)) < 0) {
 		log_error("%s: cannot prepare the profile: %s", p->name, strerror(-r));

@@ -120,12 +120,12 @@ await scenario('a refresh token never appears in replies or logs', async () => {
 		await c.init(APP, { 'refresh-token': token });
 		await waitFor(async () => {
 			const st = await c.request({ op: 'status' });
-			return st.status.state === 'auth-failed' && st;
-		}, 'auth-failed for an unknown token');
+			return st.status.state === 'signed-out' && st;
+		}, 'signed-out for an unknown token');
 		const st = await c.request({ op: 'status' });
 		const all = JSON.stringify(c.messages) + daemon.log;
 		check(!all.includes(token), 'the token is in no reply and no log line');
-		check(JSON.stringify(st).includes('auth-failed'), 'the profile shows auth-failed');
+		check(JSON.stringify(st).includes('signed-out'), 'the profile shows signed-out');
 		c.close();
 	} finally {
 		await daemon.stop();
