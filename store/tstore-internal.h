@@ -81,8 +81,17 @@ struct tattr {
 	enum tattr_ctype ctype;
 };
 
+/* The attr objects of a store in registry order (owned copies), shared
+ * copy-on-write between a store and its tstore_dup copies. */
+struct tattrs_json {
+	unsigned refs;
+	cJSON **v;
+	uint32_t n, cap;
+};
+
 struct tstore {
-	struct attrs *attrs;
+	struct tattrs_json *aj;	/* at[i].json == aj->v[i] */
+	struct attrs *attrs_cache;	/* tstore_attrs(), built on demand */
 
 	struct tval *vals;
 	uint32_t nvals, capvals;

@@ -555,12 +555,89 @@ intern_opt(struct tstore *s, const char *str, uint32_t *ret)
 	return tv_intern_str(s, str, ret);
 }
 
-/* Rebuild the derived attr tables from s->attrs (the JS AttrsStore's lazy
+/* ---- the attr objects (shared between dups until one changes them) ---- */
+
+static struct tattrs_json *
+aj_new(void)
+{
+	struct tattrs_json *a = calloc(1, sizeof(*a));
+
+	if (a)
+		a->refs = 1;
+	return a;
+}
+
+static void
+aj_unref(struct tattrs_json *a)
+{
+	if (a == NULL || --a->refs > 0)
+		return;
+	for (uint32_t i = 0; i < a->n; i++)
+		cJSON_Delete(a->v[i]);
+	free(a->v);
+	free(a);
+}
+
+/* Append an owned attr object. */
+static int
+aj_push(struct tattrs_json *a, cJSON *attr)
+{
+	if (attr == NULL)
+		return -ENOMEM;
+	if (a->n == a->cap) {
+		uint32_t cap = a->cap ? a->cap * 2 : 32;
+		cJSON **nv = realloc(a->v, cap * sizeof(*nv));
+
+		if (nv == NULL) {
+			cJSON_Delete(attr);
+			return -ENOMEM;
+		}
+		a->v = nv;
+		a->cap = cap;
+	}
+	a->v[a->n++] = attr;
+	return 0;
+}
+
+/* Make s's attr objects its own before changing them. */
+static int
+aj_private(struct tstore *s)
+{
+	struct tattrs_json *c;
+	int r;
+
+	attrs_free(s->attrs_cache);
+	s->attrs_cache = NULL;
+	if (s->aj->refs == 1)
+		return 0;
+	c = aj_new();
+	if (c == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < s->aj->n; i++)
+		if ((r = aj_push(c, cJSON_Duplicate(s->aj->v[i], 1))) < 0) {
+			aj_unref(c);
+			return r;
+		}
+	aj_unref(s->aj);
+	s->aj = c;
+	return 0;
+}
+
+/* Index in s->aj of the attr with this id, or -1. */
+static ssize_t
+aj_index(const struct tstore *s, const char *id)
+{
+	uint32_t i = id ? hmap_get(&s->at_by_id, tv_find_str(s, id), 0, 0) : 0;
+
+	return i ? (ssize_t)i - 1 : -1;
+}
+
+/* Rebuild the derived attr tables from s->aj (the JS AttrsStore's lazy
  * indexes: later attrs win on equal identities). */
 static int
 tstore_index_attrs(struct tstore *s)
 {
-	size_t n = attrs_count(s->attrs);
+	size_t n = s->aj->n;
 	int r;
 
 	free(s->at);
@@ -578,12 +655,10 @@ tstore_index_attrs(struct tstore *s)
 	if (s->at == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		const cJSON *j = attrs_at(s->attrs, i);
+		const cJSON *j = s->aj->v[i];
 		struct tattr *t = &s->at[s->nat];
 		uint32_t idx;
 
-		if (attr_id(j) == NULL)
-			continue;
 		t->json = j;
 		if ((r = tv_intern_str(s, attr_id(j), &t->id)) < 0 ||
 		    (r = intern_opt(s, attr_fwd_etype(j), &t->fwd_etype)) < 0 ||
@@ -770,9 +845,16 @@ tstore_new(const struct attrs *attrs, struct tstore **ret)
 
 	if (s == NULL)
 		return -ENOMEM;
-	r = attrs ? attrs_dup(attrs, &s->attrs) : ((s->attrs = attrs_new()) ? 0 : -ENOMEM);
-	if (r < 0)
+	r = -ENOMEM;
+	s->aj = aj_new();
+	if (s->aj == NULL)
 		goto fail;
+	for (size_t i = 0; attrs && i < attrs_count(attrs); i++) {
+		const cJSON *a = attrs_at(attrs, i);
+
+		if (attr_id(a) && (r = aj_push(s->aj, cJSON_Duplicate(a, 1))) < 0)
+			goto fail;
+	}
 	/* vid 0: none; vid 1: undefined */
 	if ((r = tv_new(s, (struct tval){ .type = TV_UNDEF }, &vid)) < 0 ||
 	    (r = tv_new(s, (struct tval){ .type = TV_UNDEF }, &vid)) < 0 ||
@@ -835,7 +917,8 @@ tstore_free(struct tstore *s)
 	hmap_clear(&s->at_rev);
 	hmap_clear(&s->at_blob);
 	hmap_clear(&s->at_pk);
-	attrs_free(s->attrs);
+	aj_unref(s->aj);
+	attrs_free(s->attrs_cache);
 	free(s);
 }
 
@@ -847,8 +930,8 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 
 	if (d == NULL)
 		return -ENOMEM;
-	if ((r = attrs_dup(s->attrs, &d->attrs)) < 0)
-		goto fail;
+	d->aj = s->aj;
+	d->aj->refs++;
 	r = -ENOMEM;
 	d->vals = calloc(s->capvals, sizeof(*d->vals));
 	if (d->vals == NULL)
@@ -919,7 +1002,20 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 	    hmap_copy(&d->ave, &s->ave) < 0 ||
 	    hmap_copy(&d->vae, &s->vae) < 0)
 		goto fail;
-	if ((r = tstore_index_attrs(d)) < 0)
+	/* the derived attr tables point into the shared attr objects */
+	if (s->nat) {
+		d->at = malloc(s->nat * sizeof(*d->at));
+		if (d->at == NULL)
+			goto fail;
+		memcpy(d->at, s->at, s->nat * sizeof(*d->at));
+		d->nat = s->nat;
+	}
+	if (hmap_copy(&d->at_by_id, &s->at_by_id) < 0 ||
+	    hmap_copy(&d->at_fwd, &s->at_fwd) < 0 ||
+	    hmap_copy(&d->at_rev, &s->at_rev) < 0 ||
+	    hmap_copy(&d->at_blob, &s->at_blob) < 0 ||
+	    hmap_copy(&d->at_pk, &s->at_pk) < 0 ||
+	    hmap_copy(&d->blob_list, &s->blob_list) < 0)
 		goto fail;
 	*ret = d;
 	return 0;
@@ -929,9 +1025,24 @@ fail:
 }
 
 const struct attrs *
-tstore_attrs(const struct tstore *s)
+tstore_attrs(const struct tstore *cs)
 {
-	return s->attrs;
+	/* a cache: building it changes no observable state */
+	struct tstore *s = (struct tstore *)cs;
+	struct attrs *a;
+
+	if (s->attrs_cache)
+		return s->attrs_cache;
+	a = attrs_new();
+	if (a == NULL)
+		return NULL;
+	for (uint32_t i = 0; i < s->aj->n; i++)
+		if (attrs_add(a, s->aj->v[i]) < 0) {
+			attrs_free(a);
+			return NULL;
+		}
+	s->attrs_cache = a;
+	return a;
 }
 
 size_t
@@ -1619,6 +1730,110 @@ step_delete_entity(struct tstore *s, const cJSON *step)
 	return delete_entity(s, e, etype, 0);
 }
 
+/* Would a deep-merge-triple on attr aj (step `upto` of steps) hit a
+ * non-blob attr, counting the attr steps before it in the same mutation? */
+static bool
+merge_on_ref(const struct tstore *s, const cJSON *steps, int upto, const cJSON *aj)
+{
+	const struct tattr *at;
+	const char *vt = NULL;
+	bool exists;
+	const cJSON *st;
+	int i = 0;
+
+	if (!cJSON_IsString(aj))
+		return false;
+	at = tstore_attr(s, tv_find_str(s, aj->valuestring));
+	exists = at != NULL;
+	if (at)
+		vt = json_get_string(at->json, "value-type");
+	cJSON_ArrayForEach(st, steps) {
+		const cJSON *x = cJSON_GetArrayItem(st, 1);
+		const char *act;
+
+		if (i++ >= upto)
+			break;
+		act = cJSON_IsString(cJSON_GetArrayItem(st, 0)) ? cJSON_GetArrayItem(st, 0)->valuestring : "";
+		if (strcmp(act, "add-attr") == 0 && cJSON_IsObject(x) &&
+		    json_get_string(x, "id") && strcmp(json_get_string(x, "id"), aj->valuestring) == 0) {
+			exists = true;
+			vt = json_get_string(x, "value-type");
+		} else if (strcmp(act, "update-attr") == 0 && exists && cJSON_IsObject(x) &&
+		    json_get_string(x, "id") && strcmp(json_get_string(x, "id"), aj->valuestring) == 0) {
+			if (json_get(x, "value-type"))
+				vt = json_get_string(x, "value-type");
+		} else if (strcmp(act, "delete-attr") == 0 && cJSON_IsString(x) &&
+		    strcmp(x->valuestring, aj->valuestring) == 0)
+			exists = false;
+	}
+	return exists && (vt == NULL || strcmp(vt, "blob") != 0);
+}
+
+static int
+step_add_attr(struct tstore *s, const cJSON *x)
+{
+	ssize_t k;
+	cJSON *c;
+	int r;
+
+	if (!cJSON_IsObject(x) || json_get_string(x, "id") == NULL)
+		return 0;
+	k = aj_index(s, json_get_string(x, "id"));
+	if ((r = aj_private(s)) < 0)
+		return r;
+	c = cJSON_Duplicate(x, 1);
+	if (c == NULL)
+		return -ENOMEM;
+	if (k >= 0) {
+		cJSON_Delete(s->aj->v[k]);
+		s->aj->v[k] = c;
+	} else if ((r = aj_push(s->aj, c)) < 0)
+		return r;
+	return tstore_index_attrs(s);
+}
+
+static int
+step_update_attr(struct tstore *s, const cJSON *x)
+{
+	ssize_t k = cJSON_IsObject(x) ? aj_index(s, json_get_string(x, "id")) : -1;
+	const cJSON *c;
+	int r;
+
+	if (k < 0)
+		return 0;
+	if ((r = aj_private(s)) < 0)
+		return r;
+	cJSON_ArrayForEach(c, x) {
+		cJSON *copy = cJSON_Duplicate(c, 1);
+
+		if (copy == NULL)
+			return -ENOMEM;
+		if (cJSON_GetObjectItemCaseSensitive(s->aj->v[k], c->string))
+			cJSON_ReplaceItemInObjectCaseSensitive(s->aj->v[k], c->string, copy);
+		else
+			cJSON_AddItemToObject(s->aj->v[k], c->string, copy);
+	}
+	return tstore_reindex(s, VID_NONE);
+}
+
+static int
+step_delete_attr(struct tstore *s, const cJSON *x)
+{
+	ssize_t k = cJSON_IsString(x) ? aj_index(s, x->valuestring) : -1;
+	uint32_t aid;
+	int r;
+
+	if (k < 0)
+		return 0;
+	aid = tv_find_str(s, x->valuestring);
+	if ((r = aj_private(s)) < 0)
+		return r;
+	cJSON_Delete(s->aj->v[k]);
+	memmove(&s->aj->v[k], &s->aj->v[k + 1], (s->aj->n - (size_t)k - 1) * sizeof(*s->aj->v));
+	s->aj->n--;
+	return tstore_reindex(s, aid);
+}
+
 static int
 err_printf(char **ret_err, const char *fmt, ...)
 {
@@ -1691,14 +1906,12 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 	const cJSON *step;
 	bool *drop = NULL;
 	int n, i = 0, r = 0;
-	struct attrs *shadow = NULL;
 
 	if (!cJSON_IsArray(tx_steps))
 		return err_printf(ret_err, "tx-steps is not an array");
 	n = cJSON_GetArraySize(tx_steps);
 	/* Check first, so a step the JS client throws on leaves the store as it
-	 * was (its transact is copy-on-write). Attr steps are tracked on a
-	 * shadow registry to judge deep-merge-triple on refs correctly. */
+	 * was (its transact is copy-on-write). */
 	cJSON_ArrayForEach(step, tx_steps) {
 		const cJSON *act = cJSON_GetArrayItem(step, 0);
 
@@ -1711,32 +1924,10 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 			    cJSON_IsString(act) ? act->valuestring : "(not a string)");
 			goto out;
 		}
-		if (strcmp(act->valuestring, "deep-merge-triple") == 0 ||
-		    strcmp(act->valuestring, "add-attr") == 0 ||
-		    strcmp(act->valuestring, "update-attr") == 0 ||
-		    strcmp(act->valuestring, "delete-attr") == 0) {
-			const cJSON *x = cJSON_GetArrayItem(step, 1);
-
-			if (shadow == NULL && (r = attrs_dup(s->attrs, &shadow)) < 0)
-				goto out;
-			if (strcmp(act->valuestring, "add-attr") == 0) {
-				if (cJSON_IsObject(x) && json_get_string(x, "id"))
-					(void)attrs_add(shadow, x);
-			} else if (strcmp(act->valuestring, "update-attr") == 0) {
-				if (cJSON_IsObject(x))
-					(void)attrs_update(shadow, x);
-			} else if (strcmp(act->valuestring, "delete-attr") == 0) {
-				if (cJSON_IsString(x))
-					(void)attrs_remove(shadow, x->valuestring);
-			} else {
-				const cJSON *aj = cJSON_GetArrayItem(step, 2);
-				const cJSON *at = cJSON_IsString(aj) ? attrs_by_id(shadow, aj->valuestring) : NULL;
-
-				if (at && !str_field_is(at, "value-type", "blob")) {
-					r = err_printf(ret_err, "step %d: merge operation is not supported for links", i);
-					goto out;
-				}
-			}
+		if (strcmp(act->valuestring, "deep-merge-triple") == 0 &&
+		    merge_on_ref(s, tx_steps, i, cJSON_GetArrayItem(step, 2))) {
+			r = err_printf(ret_err, "step %d: merge operation is not supported for links", i);
+			goto out;
 		}
 		i++;
 	}
@@ -1768,27 +1959,12 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 			r = step_retract_triple(s, step);
 		else if (strcmp(act, "delete-entity") == 0)
 			r = step_delete_entity(s, step);
-		else if (strcmp(act, "add-attr") == 0) {
-			if (cJSON_IsObject(x) && json_get_string(x, "id")) {
-				r = attrs_add(s->attrs, x);
-				if (r == 0)
-					r = tstore_index_attrs(s);
-			}
-		} else if (strcmp(act, "update-attr") == 0) {
-			if (cJSON_IsObject(x) && attrs_by_id(s->attrs, json_get_string(x, "id") ? json_get_string(x, "id") : "")) {
-				r = attrs_update(s->attrs, x);
-				if (r == 0)
-					r = tstore_reindex(s, VID_NONE);
-			}
-		} else if (strcmp(act, "delete-attr") == 0) {
-			if (cJSON_IsString(x) && attrs_by_id(s->attrs, x->valuestring)) {
-				uint32_t aid = tv_find_str(s, x->valuestring);
-
-				r = attrs_remove(s->attrs, x->valuestring);
-				if (r == 0)
-					r = tstore_reindex(s, aid);
-			}
-		}
+		else if (strcmp(act, "add-attr") == 0)
+			r = step_add_attr(s, x);
+		else if (strcmp(act, "update-attr") == 0)
+			r = step_update_attr(s, x);
+		else if (strcmp(act, "delete-attr") == 0)
+			r = step_delete_attr(s, x);
 		if (r == -ELOOP) {
 			r = err_printf(ret_err, "step %d: delete-entity cascade deeper than %d", i - 1, TSTORE_MAX_CASCADE);
 			goto out;
@@ -1798,7 +1974,6 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 	}
 out:
 	free(drop);
-	attrs_free(shadow);
 	return r;
 }
 

@@ -12,14 +12,16 @@
 #include "store/attrs.h"
 
 /* Owns its triples and a private copy of the attrs it was built with (the
- * copy changes with add-attr / update-attr / delete-attr steps). */
+ * copy changes with add-attr / update-attr / delete-attr steps; a
+ * tstore_dup copy shares it until one of them changes it). */
 struct tstore;
 
 /* A new empty store over a copy of `attrs`. 0 or -ENOMEM. */
 int tstore_new(const struct attrs *attrs, struct tstore **ret);
 void tstore_free(struct tstore *s);	/* NULL-safe */
-/* A deep, independent copy (e.g. the server store kept aside while a
- * layered copy gets the pending mutations). 0 or -ENOMEM. */
+/* An independent copy (e.g. the server store kept aside while a layered
+ * copy gets the pending mutations): cheaper than building again from the
+ * triples. 0 or -ENOMEM. */
 int tstore_dup(const struct tstore *s, struct tstore **ret);
 
 /* Add server triples: a JSON array of [e, a, v] or [e, a, v, t] (createStore).
@@ -58,7 +60,9 @@ bool tstore_has_entity(const struct tstore *s, const char *etype, const char *ei
  * value compared as the JS client does: same type and value, objects never equal) */
 bool tstore_has_av(const struct tstore *s, const char *attr_id, const cJSON *value);
 
-/* The store's current attrs (borrowed; changes with attr steps). */
+/* The store's current attrs (borrowed; valid until the next attr step or
+ * tstore_free). Built on the first call, in time quadratic in the number of
+ * attrs, so keep it out of hot paths. NULL on ENOMEM. */
 const struct attrs *tstore_attrs(const struct tstore *s);
 /* Number of triples currently held. */
 size_t tstore_count(const struct tstore *s);
