@@ -531,15 +531,6 @@ read_digits(const char **pp, int n, int *ret)
 	return true;
 }
 
-static int
-days_in_month(int64_t y, int m)
-{
-	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 && leap ? 29 : dm[m - 1];
-}
-
 /* The ES date-time string format (and V8's acceptance of a space instead of
  * T and of "YYYY/MM/DD"), with the machine in UTC. NaN otherwise. */
 double
@@ -633,7 +624,9 @@ js_date_parse(const char *s)
 	}
 	if (*p != 0)
 		return NAN;
-	if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon))
+	/* V8 falls back to its legacy parser, which rolls days 29-31 past a
+	 * month's end over into the next month */
+	if (mon < 1 || mon > 12 || day < 1 || day > 31)
 		return NAN;
 	if (hh > 24 || mm > 59 || ss > 59 || (hh == 24 && (mm || ss || ms)) || tzh > 23 || tzm > 59)
 		return NAN;

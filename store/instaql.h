@@ -80,6 +80,12 @@ int instaql_validate(const cJSON *q, char **ret_err);
 
 /* The optimistic overlay (client-semantics.md 5.4, protocol.md 7.2).
  *
+ * Suggested use: keep one struct tstore per subscribed query, built from its
+ * last add-query-ok / refresh-ok (tstore_add_result) with the attrs of that
+ * moment; to render, evaluate it directly when no mutation applies, else
+ * tstore_dup it, apply the selected mutations (tstore_apply_steps, one call
+ * per mutation, in outbox order) and evaluate the copy.
+ *
  * Which pending mutations to layer on a query's store: every mutation, in
  * outbox order ((order, event-id) in the JS client), that
  *   - has no tx-id yet (tx_id == 0: queued, or sent but not confirmed), or

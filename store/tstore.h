@@ -50,7 +50,9 @@ int tstore_add_result(struct tstore *s, const cJSON *result);
  * unknown action ("step 3: unhandled transaction action: foo"), a
  * deep-merge-triple on a ref attr. The JS client then fails the whole query;
  * the store is unchanged in that case (steps are checked before any is
- * applied). -ENOMEM otherwise (the store may then be partly changed). */
+ * applied). Also -EINVAL, with the store partly changed, for a delete-entity
+ * cascade deeper than 10000 entities. -ENOMEM otherwise (the store may then
+ * be partly changed). Apply to a tstore_dup copy when the original matters. */
 int tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err);
 
 /* For InstaML's mode decision: does eid have any triple whose attr's forward

@@ -203,6 +203,7 @@ export function typedCases(ds) {
     const [, e, l] = a['forward-identity'];
     if (l === 'title' || l === 'handle' || l === 'name') a['checked-data-type'] = 'string';
     if (l === 'pageCount' || l === 'order') a['checked-data-type'] = 'number';
+    if (e === 'users' && l === 'createdAt') a['checked-data-type'] = 'date';
   }
   const linkIndex = {
     books: { prequel: { isSingular: true }, bookshelves: { isSingular: false } },
@@ -217,7 +218,19 @@ export function typedCases(ds) {
     ZT({ bookshelves: { $: { fields: ['name'] }, users: { $: { fields: ['handle'] } } } }, linkIndex),
     ZT({ books: { $: { limit: 10, fields: ['title'] }, prequel: {}, bookshelves: { $: { fields: ['name'] } } } }, linkIndex),
     ZT({ users: { bookshelves: { users: {} } } }, linkIndex),
+    ZT({ users: { $: { where: { createdAt: { $gt: '2021-01-08' } }, fields: ['createdAt'] } } }),
+    ZT({ users: { $: { where: { createdAt: { $lte: 1610045483742 } }, fields: ['createdAt'] } } }),
+    ZT({ users: { $: { order: { createdAt: 'desc' }, fields: ['createdAt'] } } }),
   );
+  // date values in the legacy forms V8 accepts, written by pending steps
+  const ca = zAttrs.find((a) => a['forward-identity'][1] === 'users' && a['forward-identity'][2] === 'createdAt').id;
+  const uids = ds.zeneca.triples.filter((t) => t[1] === zAttrs.find((a) => a['forward-identity'][1] === 'users' && a['forward-identity'][2] === 'id').id).map((t) => t[0]);
+  const dates = ['2021-02-30 10:00', '2021-01-07T18:51:23.7Z', '+002021-01-07T00:00:00Z', '2021/01/07', '2021-01-07T10:00:00+0100', 1610045483742, null, 'junk'];
+  for (let k = 0; k < 4; k++) {
+    const steps = uids.map((u, i) => ['add-triple', u, ca, dates[(i + k) % dates.length]]);
+    cases.push({ attrs: zAttrs, triples: ds.zeneca.triples, mutations: [{ steps }], q: { users: { $: { order: { createdAt: k % 2 ? 'asc' : 'desc' }, fields: ['createdAt'] } } } });
+    cases.push({ attrs: zAttrs, triples: ds.zeneca.triples, mutations: [{ steps }], q: { users: { $: { where: { createdAt: { $gte: '2021-01-07T12:00:00Z' } }, fields: ['createdAt'] } } } });
+  }
   return cases;
 }
 
