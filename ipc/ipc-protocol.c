@@ -26,6 +26,10 @@ static const char *const ipc_protocol_op_names[_IPC_OP_MAX] = {
 	[IPC_OP_CLIENT_BROADCAST] = IPC_OP_NAME_CLIENT_BROADCAST,
 	[IPC_OP_STATUS] = IPC_OP_NAME_STATUS,
 	[IPC_OP_WATCH_STATUS] = IPC_OP_NAME_WATCH_STATUS,
+	[IPC_OP_SEND_MAGIC_CODE] = IPC_OP_NAME_SEND_MAGIC_CODE,
+	[IPC_OP_SIGN_IN] = IPC_OP_NAME_SIGN_IN,
+	[IPC_OP_SIGN_OUT] = IPC_OP_NAME_SIGN_OUT,
+	[IPC_OP_WHOAMI] = IPC_OP_NAME_WHOAMI,
 };
 
 const char *const ipc_protocol_error_types[] = {
@@ -46,6 +50,7 @@ const char *const ipc_protocol_reply_names[] = {
 	IPC_REPLY_DISCARD_MUTATION_OK, IPC_REPLY_JOIN_ROOM_OK, IPC_REPLY_LEAVE_ROOM_OK,
 	IPC_REPLY_SET_PRESENCE_OK, IPC_REPLY_CLIENT_BROADCAST_OK, IPC_REPLY_REFRESH_PRESENCE,
 	IPC_REPLY_SERVER_BROADCAST, IPC_REPLY_STATUS, IPC_REPLY_ERROR,
+	IPC_REPLY_SEND_MAGIC_CODE_OK, IPC_REPLY_SIGN_IN_OK, IPC_REPLY_SIGN_OUT_OK, IPC_REPLY_WHOAMI,
 	NULL,
 };
 
@@ -264,6 +269,27 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 		break;
 	case IPC_OP_WATCH_STATUS:
 		FIELD("enabled", F_BOOL, false);
+		break;
+	case IPC_OP_SEND_MAGIC_CODE:
+		FIELD("email", F_STRING, true);
+		break;
+	case IPC_OP_SIGN_IN:
+		FIELD("method", F_STRING, true);
+		if (r > 0) {
+			const char *m = member(msg, "method")->valuestring;
+
+			if (strcmp(m, "magic-code") == 0) {
+				FIELD("email", F_STRING, true);
+				FIELD("code", F_STRING, true);
+			} else if (strcmp(m, "token") == 0) {
+				FIELD("refresh-token", F_STRING, true);
+			} else if (strcmp(m, "guest") != 0)
+				return fail(-EINVAL, ret_err, "%s: \"method\" must be one of "
+				    "magic-code, guest, token (got \"%.64s\")", name, m);
+		}
+		break;
+	case IPC_OP_SIGN_OUT:
+	case IPC_OP_WHOAMI:
 		break;
 	default:
 		return fail(-EOPNOTSUPP, ret_err, "unknown op \"%.64s\"", name);

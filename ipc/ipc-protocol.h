@@ -28,6 +28,10 @@ enum ipc_op {
 	IPC_OP_CLIENT_BROADCAST,
 	IPC_OP_STATUS,
 	IPC_OP_WATCH_STATUS,
+	IPC_OP_SEND_MAGIC_CODE,
+	IPC_OP_SIGN_IN,
+	IPC_OP_SIGN_OUT,
+	IPC_OP_WHOAMI,
 	_IPC_OP_MAX,
 	_IPC_OP_INVALID = -1,
 };
@@ -46,6 +50,10 @@ enum ipc_op {
 #define IPC_OP_NAME_CLIENT_BROADCAST	"client-broadcast"
 #define IPC_OP_NAME_STATUS		"status"
 #define IPC_OP_NAME_WATCH_STATUS	"watch-status"
+#define IPC_OP_NAME_SEND_MAGIC_CODE	"send-magic-code"
+#define IPC_OP_NAME_SIGN_IN		"sign-in"
+#define IPC_OP_NAME_SIGN_OUT		"sign-out"
+#define IPC_OP_NAME_WHOAMI		"whoami"
 
 /* Replies and pushes (daemon → app). */
 #define IPC_REPLY_INIT_OK		"init-ok"
@@ -65,6 +73,10 @@ enum ipc_op {
 #define IPC_REPLY_REFRESH_PRESENCE	"refresh-presence"
 #define IPC_REPLY_SERVER_BROADCAST	"server-broadcast"
 #define IPC_REPLY_STATUS		"status"
+#define IPC_REPLY_SEND_MAGIC_CODE_OK	"send-magic-code-ok"
+#define IPC_REPLY_SIGN_IN_OK		"sign-in-ok"
+#define IPC_REPLY_SIGN_OUT_OK		"sign-out-ok"
+#define IPC_REPLY_WHOAMI		"whoami"
 #define IPC_REPLY_ERROR			"error"
 
 /* Error types ("type" of an "error" message). */
