@@ -5,3 +5,10 @@
 noinst_LTLIBRARIES += libipcserver.la
 libipcserver_la_SOURCES = ipc-server.c ipc-server.h ipc-protocol.c ipc-protocol.h
 libipcserver_la_LIBADD = $(LWS_LIBS) $(SYSTEMD_LIBS) $(CJSON_LIBS)
+
+# The client library for applications.
+lib_LTLIBRARIES += libinstantd.la
+include_HEADERS += instantd.h
+libinstantd_la_SOURCES = libinstantd.c instantd.h
+libinstantd_la_LIBADD = $(CJSON_LIBS)
+libinstantd_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -72,6 +73,8 @@ it_echo_start(struct it_echo *e, const char *const *opts)
 	if (e->pid < 0)
 		return -errno;
 	if (e->pid == 0) {
+		/* Do not outlive a test that crashed. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);

@@ -235,15 +235,15 @@ test_errors(const struct it_echo *e)
 	{
 		struct it_reader r2;
 		cJSON *j;
+		size_t k;
 		int fd2 = it_connect(e->path);
 
 		n = 1000;
 		buf = malloc(n + 100);
 		strcpy(buf, "{\"op\":\"status\",\"client-event-id\":\"str\",\"x\":\"");
-		memset(buf + strlen(buf), '[', n);
-		strcpy(buf + strlen(buf) - 0, "");
-		buf[46 + n] = '\0';
-		strcat(buf, "\\\"[{\"}\n");
+		k = strlen(buf);
+		memset(buf + k, '[', n);
+		strcpy(buf + k + n, "\\\"[{\"}\n");
 		it_reader_init(&r2, fd2);
 		j = roundtrip(fd2, &r2, buf);
 		CHECK_STR(it_str(j, "client-event-id"), "str");
