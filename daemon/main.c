@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <libwebsockets.h>
 
+#include "daemon/auth.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/sync.h"
@@ -216,7 +217,7 @@ mkdir_p(const char *path, mode_t mode)
 static int
 run(void)
 {
-	static struct lws_protocols protos[UPSTREAM_PROTOCOL_COUNT + 4];
+	static struct lws_protocols protos[UPSTREAM_PROTOCOL_COUNT + 5];
 	struct lws_context_creation_info ci;
 	struct sync_profile_option *popts = NULL;
 	struct sync_options so = { 0 };
@@ -229,6 +230,7 @@ run(void)
 		protos[n++] = upstream_protocols[i];
 	protos[n++] = ipc_server_protocols[0];
 	protos[n++] = ipc_server_protocols[1];
+	protos[n++] = auth_protocol;
 	protos[n++] = (struct lws_protocols){ .name = "signals", .callback = signal_cb };
 
 	/* Signals are read from the loop; SIGPIPE never kills us. */

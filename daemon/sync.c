@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 
+#include "daemon/auth.h"
+#include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/rooms.h"
 #include "daemon/sync.h"
@@ -131,7 +133,19 @@ struct client {
 };
 TAILQ_HEAD(client_list, client);
 
+/* A sign-in call in flight for a program. */
+struct auth_call {
+	LIST_ENTRY(auth_call) entry;
+	struct sync *s;			/* borrowed */
+	struct profile *p;		/* borrowed */
+	struct client *c;		/* borrowed; cleared when the program goes */
+	char *ceid;			/* owned */
+	char *op;			/* owned: the local op it answers */
+	struct auth_request *req;	/* owned by auth.c */
+};
+
 struct sync {
+	LIST_HEAD(, auth_call) auth_calls;
 	struct lws_context *ctx;	/* borrowed */
 	struct lws_vhost *vh;		/* borrowed */
 	struct sync_options opt;	/* strings owned (copied) */
@@ -204,6 +218,8 @@ client_error(struct client *c, const char *ceid, const char *type, const char *f
 	char msg[512];
 	va_list ap;
 
+	if (c == NULL)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -1519,11 +1535,26 @@ static const struct upstream_callbacks profile_upstream_cb = {
 	.on_log = profile_on_log,
 };
 
+/* A self-hosted server serves its HTTP API beside the sync socket:
+ * wss://host[:port]/runtime/session -> https://host[:port]. */
+static char *
+api_uri_for(const char *server)
+{
+	const char *rest = strncmp(server, "wss://", 6) == 0 ? server + 6 : server + 5;
+	const char *slash = strchr(rest, '/');
+	char *out = NULL;
+
+	if (asprintf(&out, "%s://%.*s", strncmp(server, "wss://", 6) == 0 ? "https" : "http",
+	    (int)(slash ? (size_t)(slash - rest) : strlen(rest)), rest) < 0)
+		return NULL;
+	return out;
+}
+
 static int
 profile_open(struct sync *s, const char *name, const char *app_id, const char *server,
     const char *api_uri, const char *token, const char *ca_file, struct profile **ret)
 {
-	_cleanup_free_ char *key = NULL, *ident = NULL;
+	_cleanup_free_ char *key = NULL, *derived = NULL;
 	struct upstream_config ucfg = { 0 };
 	struct profile *p;
 	char digest[17];
@@ -1531,6 +1562,11 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 
 	if (!server)
 		server = s->opt.default_server;
+	/* Unless an API URI was configured, a server other than Instant's own
+	 * serves its auth endpoints beside the sync socket. */
+	if (!api_uri && strcmp(s->opt.default_api_uri, CONFIG_DEFAULT_API_URI) == 0 &&
+	    strcmp(server, CONFIG_DEFAULT_SERVER) != 0)
+		api_uri = derived = api_uri_for(server);
 	if (!api_uri)
 		api_uri = s->opt.default_api_uri;
 	if (asprintf(&key, "%s\n%s", server, app_id) < 0)
@@ -1793,7 +1829,9 @@ static void
 op_remove_query(struct client *c, const cJSON *msg, const char *ceid)
 {
 	const cJSON *qj = json_get(msg, "q");
-	const char *sub = json_get_string(msg, "query-event-id");
+	/* Without q, the request's client-event-id names the add-query it ends (PROTOCOL.md). */
+	const char *sub = json_get_string(msg, "query-event-id") ? json_get_string(msg, "query-event-id") :
+	    (qj ? NULL : ceid);
 	_cleanup_free_ char *key = qj ? json_canonical(qj) : NULL;
 	_cleanup_json_ cJSON *out = NULL;
 	struct listener *l, *next;
@@ -2059,6 +2097,196 @@ op_room(struct client *c, const char *op, const cJSON *msg, const char *ceid)
 	rooms_request(c->rooms, op, msg, ceid);
 }
 
+/* ---- signing in (protocol.md 9.1) ---- */
+
+static void
+auth_call_free(struct auth_call *a)
+{
+	LIST_REMOVE(a, entry);
+	free(a->ceid);
+	free(a->op);
+	free(a);
+}
+
+/* The user object without its refresh token, which never goes to a program. */
+static cJSON *
+user_public(const cJSON *user)
+{
+	cJSON *u = cJSON_IsObject(user) ? cJSON_Duplicate(user, 1) : cJSON_CreateNull();
+
+	if (cJSON_IsObject(u)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(u, "refresh_token");
+		cJSON_DeleteItemFromObjectCaseSensitive(u, "refresh-token");
+	}
+	return u;
+}
+
+static void
+auth_reply_error(struct auth_call *a, int status, const cJSON *body)
+{
+	const char *type = status == 429 ? "rate-limited" : status == 400 ? "auth-failed" :
+	    status < 0 ? "offline" : "server-error";
+	const char *message = json_get_string(body, "message");
+	char buf[256];
+	_cleanup_json_ cJSON *out = reply_new("error", a->ceid);
+
+	if (message == NULL) {
+		if (status < 0)
+			snprintf(buf, sizeof(buf), "the server could not be reached: %s", strerror(-status));
+		else
+			snprintf(buf, sizeof(buf), "the server answered HTTP %d", status);
+		message = buf;
+	}
+	cJSON_AddStringToObject(out, "type", type);
+	cJSON_AddStringToObject(out, "message", message);
+	if (json_get_string(body, "type"))
+		cJSON_AddStringToObject(out, "server-type", json_get_string(body, "type"));
+	if (status > 0)
+		cJSON_AddNumberToObject(out, "status", status);
+	/* Hints may echo the token back (protocol.md 9.2): never relay them as they are. */
+	if (a->p->token && json_get(body, "hint")) {
+		cJSON *hint = cJSON_Duplicate(json_get(body, "hint"), 1);
+
+		upstream_redact(hint, a->p->token);
+		cJSON_AddItemToObject(out, "hint", hint);
+	}
+	client_send(a->c, out);
+}
+
+static void
+auth_done(void *ud, int status, const cJSON *body)
+{
+	struct auth_call *a = ud;
+	struct profile *p = a->p;
+
+	if (strcmp(a->op, "sign-out") == 0) {
+		/* Forgotten here whatever the server said; the reply tells which. */
+		_cleanup_json_ cJSON *out = reply_new("sign-out-ok", a->ceid);
+
+		cJSON_AddBoolToObject(out, "server-signed-out", status == 200);
+		client_send(a->c, out);
+	} else if (status != 200) {
+		auth_reply_error(a, status, body);
+	} else if (strcmp(a->op, "send-magic-code") == 0) {
+		_cleanup_json_ cJSON *out = reply_new("send-magic-code-ok", a->ceid);
+
+		cJSON_AddBoolToObject(out, "sent", true);
+		client_send(a->c, out);
+	} else {
+		const cJSON *user = json_get(body, "user");
+		const char *token = json_get_string(user, "refresh_token");
+		_cleanup_json_ cJSON *out = NULL;
+		int r;
+
+		if (token == NULL) {
+			auth_reply_error(a, 502, NULL);
+			auth_call_free(a);
+			return;
+		}
+		r = profile_set_token(p, token);
+		if (r < 0) {
+			client_error(a->c, a->ceid, "internal", "cannot keep the token: %s", strerror(-r));
+			auth_call_free(a);
+			return;
+		}
+		cJSON_Delete(p->user);
+		p->user = user_public(user);
+		log_notice("%s: signed in%s", p->name, cJSON_IsTrue(json_get(user, "isGuest")) ? " as a guest" : "");
+		out = reply_new("sign-in-ok", a->ceid);
+		cJSON_AddItemToObject(out, "user", user_public(user));
+		if (json_get(body, "created"))
+			cJSON_AddBoolToObject(out, "created", cJSON_IsTrue(json_get(body, "created")));
+		client_send(a->c, out);
+		profile_status_changed(p);
+	}
+	auth_call_free(a);
+}
+
+static bool
+user_is_guest(const cJSON *user)
+{
+	const char *type = json_get_string(user, "type");
+
+	return cJSON_IsTrue(json_get(user, "isGuest")) || (type && strcmp(type, "guest") == 0);
+}
+
+static void
+op_auth(struct client *c, const char *op, const cJSON *msg, const char *ceid)
+{
+	struct profile *p = c->p;
+	_cleanup_json_ cJSON *body = cJSON_CreateObject();
+	const char *path, *method = json_get_string(msg, "method");
+	struct auth_call *a;
+	int r;
+
+	if (strcmp(op, "whoami") == 0) {
+		_cleanup_json_ cJSON *out = reply_new("whoami", ceid);
+
+		cJSON_AddItemToObject(out, "user", user_public(p->user));
+		cJSON_AddBoolToObject(out, "signed-in", p->token != NULL && !p->signed_out);
+		cJSON_AddStringToObject(out, "state", profile_state(p));
+		client_send(c, out);
+		return;
+	}
+	if (strcmp(op, "send-magic-code") == 0) {
+		path = "/runtime/auth/send_magic_code";
+		cJSON_AddStringToObject(body, "app-id", p->app_id);
+		cJSON_AddStringToObject(body, "email", json_get_string(msg, "email"));
+	} else if (strcmp(op, "sign-out") == 0) {
+		_cleanup_free_ char *token = p->token ? strdup(p->token) : NULL;
+
+		if (p->token == NULL) {
+			client_error(c, ceid, "invalid-request", "this profile is not signed in");
+			return;
+		}
+		path = "/runtime/signout";
+		cJSON_AddStringToObject(body, "app_id", p->app_id);
+		cJSON_AddStringToObject(body, "refresh_token", token);
+		/* The token is forgotten at once; the server call only revokes it there. */
+		r = profile_set_token(p, NULL);
+		cJSON_Delete(p->user);
+		p->user = NULL;
+		if (r < 0) {
+			client_error(c, ceid, "internal", "%s", strerror(-r));
+			return;
+		}
+	} else if (method && strcmp(method, "magic-code") == 0) {
+		path = "/runtime/auth/verify_magic_code";
+		cJSON_AddStringToObject(body, "app-id", p->app_id);
+		cJSON_AddStringToObject(body, "email", json_get_string(msg, "email"));
+		cJSON_AddStringToObject(body, "code", json_get_string(msg, "code"));
+		/* Upgrading a guest keeps the same user, cache and queue. */
+		if (p->token && user_is_guest(p->user))
+			cJSON_AddStringToObject(body, "refresh-token", p->token);
+	} else if (method && strcmp(method, "guest") == 0) {
+		path = "/runtime/auth/sign_in_guest";
+		cJSON_AddStringToObject(body, "app-id", p->app_id);
+	} else {
+		path = "/runtime/auth/verify_refresh_token";
+		cJSON_AddStringToObject(body, "app-id", p->app_id);
+		cJSON_AddStringToObject(body, "refresh-token", json_get_string(msg, "refresh-token"));
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->op = strdup(op)) == NULL || (ceid && (a->ceid = strdup(ceid)) == NULL)) {
+		if (a)
+			free(a->op);
+		free(a);
+		client_error(c, ceid, "internal", "out of memory");
+		return;
+	}
+	a->s = c->s;
+	a->p = p;
+	a->c = c;
+	LIST_INSERT_HEAD(&c->s->auth_calls, a, entry);
+	if (p->api_uri == NULL) {
+		auth_done(a, -EINVAL, NULL);
+		return;
+	}
+	r = auth_post(c->s->vh, p->api_uri, path, body, p->ca_file, auth_done, a, &a->req);
+	if (r < 0)
+		auth_done(a, r, NULL);
+}
+
 /* ---- ipc callbacks ---- */
 
 static void
@@ -2108,6 +2336,13 @@ sync_on_close(void *ud, struct ipc_conn *conn)
 	}
 	if (c->p)
 		c->p->nclients--;
+	{
+		struct auth_call *a;
+
+		LIST_FOREACH(a, &s->auth_calls, entry)
+			if (a->c == c)
+				a->c = NULL;
+	}
 	/* Leaving: its presence session closes, so the room sees the peer go. */
 	rooms_free(c->rooms);
 	c->rooms = NULL;
@@ -2157,6 +2392,9 @@ sync_on_request(void *ud, struct ipc_conn *conn, const cJSON *msg)
 		op_retry_or_discard(c, msg, ceid, true);
 	else if (strcmp(op, "discard-mutation") == 0)
 		op_retry_or_discard(c, msg, ceid, false);
+	else if (strcmp(op, "send-magic-code") == 0 || strcmp(op, "sign-in") == 0 ||
+	    strcmp(op, "sign-out") == 0 || strcmp(op, "whoami") == 0)
+		op_auth(c, op, msg, ceid);
 	else
 		op_room(c, op, msg, ceid);
 }
@@ -2182,6 +2420,7 @@ sync_new(struct lws_context *ctx, struct lws_vhost *vh, const struct sync_option
 	s->opt = *opt;
 	TAILQ_INIT(&s->profiles_list);
 	TAILQ_INIT(&s->clients);
+	LIST_INIT(&s->auth_calls);
 	s->opt.state_dir = xstrdup(opt->state_dir);
 	s->opt.default_server = xstrdup(opt->default_server);
 	s->opt.default_api_uri = xstrdup(opt->default_api_uri);
@@ -2261,6 +2500,12 @@ sync_free(struct sync *s)
 
 	if (s == NULL)
 		return;
+	while (!LIST_EMPTY(&s->auth_calls)) {
+		struct auth_call *a = LIST_FIRST(&s->auth_calls);
+
+		auth_cancel(a->req);
+		auth_call_free(a);
+	}
 	while ((c = TAILQ_FIRST(&s->clients))) {
 		TAILQ_REMOVE(&s->clients, c, entry);
 		ipc_conn_set_data(c->conn, NULL);

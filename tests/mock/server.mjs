@@ -732,6 +732,8 @@ export class MockServer {
 			return;
 		}
 		try {
+			// The rate-limit control applies to the auth endpoints too (HTTP 429, as the real server).
+			if (this.faults.rateLimited) throw new MockError('rate-limited', 'Too many requests', null);
 			const out = this.authRoute(url.pathname, body);
 			if (!out) { reply(404, { type: null, message: 'Not found', hint: null, 'trace-id': traceId() }); return; }
 			reply(200, out);
