@@ -330,6 +330,22 @@ rooms_request(struct rooms *r, const char *op, const cJSON *msg, const char *cei
 
 /* ---- patch-presence ---- */
 
+/* Debian's cJSON 1.7.15 (deb12u4) refuses cJSON_InsertItemInArray in the
+ * middle of a parsed array (it returns false and leaks nothing), so insert
+ * by moving the tail out and back. */
+static void
+array_insert(cJSON *arr, int idx, cJSON *item)
+{
+	cJSON *tail = cJSON_CreateArray();
+
+	while (tail && cJSON_GetArraySize(arr) > idx)
+		cJSON_AddItemToArray(tail, cJSON_DetachItemFromArray(arr, idx));
+	cJSON_AddItemToArray(arr, item);
+	while (tail && tail->child)
+		cJSON_AddItemToArray(arr, cJSON_DetachItemFromArray(tail, 0));
+	cJSON_Delete(tail);
+}
+
 static bool
 is_index(const cJSON *k)
 {
@@ -421,7 +437,7 @@ rooms_apply_edits(cJSON *peers, const cJSON *edits)
 			int idx = (int)last->valuedouble;
 
 			if (strcmp(op, "+") == 0 && idx < cJSON_GetArraySize(parent))
-				cJSON_InsertItemInArray(parent, idx, copy);
+				array_insert(parent, idx, copy);
 			else if (idx < cJSON_GetArraySize(parent))
 				cJSON_ReplaceItemInArray(parent, idx, copy);
 			else

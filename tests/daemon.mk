@@ -8,3 +8,9 @@ daemon_test_log_SOURCES = daemon/test-log.c
 daemon_test_log_LDADD = $(SUPPORT_LIBS)
 daemon_test_notify_SOURCES = daemon/test-notify.c
 daemon_test_notify_LDADD = $(SUPPORT_LIBS)
+# Presence patches (daemon/rooms.c, built into the test with the upstream session it uses).
+check_PROGRAMS += daemon/test-rooms
+TESTS += daemon/test-rooms
+daemon_test_rooms_SOURCES = daemon/test-rooms.c $(top_srcdir)/daemon/rooms.c
+daemon_test_rooms_LDADD = $(top_builddir)/daemon/libupstream.la $(SUPPORT_LIBS) $(top_builddir)/ipc/libipcserver.la \
+	$(STORE_LIBS) $(LWS_LIBS) -lpthread
