@@ -1110,7 +1110,10 @@ profile_rebuild_attrs(struct profile *p)
 static void
 profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed_tx_id, bool on_refresh)
 {
-	struct mutation *m;
+	struct mutation *m, **muts = NULL;
+	cJSON **steps = NULL;
+	bool *drop = NULL, *changed = NULL;
+	size_t n = 0;
 	int r;
 
 	if (!cJSON_IsArray(list))
@@ -1123,23 +1126,44 @@ profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed
 	r = db_attrs_replace_server(p->db, list);
 	if (r < 0)
 		log_warn("%s: mirroring attrs failed: %s", p->name, strerror(-r));
+	/* The whole queue at once, in order: an id mapping found in one write
+	 * applies to the later ones too, as in the JS client. */
+	for (m = TAILQ_FIRST(&p->outbox); m; m = TAILQ_NEXT(m, entry))
+		n++;
+	steps = calloc(n ? n : 1, sizeof(*steps));
+	drop = calloc(n ? n : 1, sizeof(*drop));
+	changed = calloc(n ? n : 1, sizeof(*changed));
+	muts = calloc(n ? n : 1, sizeof(*muts));
+	if (!steps || !drop || !changed || !muts) {
+		log_warn("%s: out of memory rewriting queued writes", p->name);
+		goto out;
+	}
+	n = 0;
 	TAILQ_FOREACH(m, &p->outbox, entry) {
-		bool changed = false, drop;
-
 		if (m->m->state == DB_MUT_FAILED)
 			continue;
-		drop = on_refresh && m->m->tx_id && m->m->tx_id <= processed_tx_id;
-		r = instaml_rewrite(p->server_attrs, m->m->steps, drop, &changed);
-		if (r < 0) {
-			log_warn("%s: rewriting a queued write failed: %s", p->name, strerror(-r));
-			continue;
-		}
-		if (!changed)
-			continue;
-		r = db_outbox_set_steps(p->db, m->m->mutation_id, m->m->steps);
-		if (r < 0)
-			log_warn("%s: storing a rewritten write failed: %s", p->name, strerror(-r));
+		muts[n] = m;
+		steps[n] = m->m->steps;
+		drop[n] = on_refresh && m->m->tx_id && m->m->tx_id <= processed_tx_id;
+		n++;
 	}
+	r = instaml_rewrite_queue(p->server_attrs, steps, drop, n, changed);
+	if (r < 0)
+		log_warn("%s: rewriting queued writes failed: %s", p->name, strerror(-r));
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		int e;
+
+		if (!changed[i])
+			continue;
+		e = db_outbox_set_steps(p->db, muts[i]->m->mutation_id, muts[i]->m->steps);
+		if (e < 0)
+			log_warn("%s: storing a rewritten write failed: %s", p->name, strerror(-e));
+	}
+out:
+	free(steps);
+	free(drop);
+	free(changed);
+	free(muts);
 	r = profile_rebuild_attrs(p);
 	if (r < 0)
 		log_warn("%s: rebuilding attrs failed: %s", p->name, strerror(-r));
@@ -1794,7 +1818,7 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_NETWORK_ONLY && !profile_can_write(c->p) &&
+	if (once && policy == ONCE_NETWORK_ONLY &&
 	    !(c->p->up && upstream_get_state(c->p->up) == UPSTREAM_AUTHENTICATED)) {
 		client_error(c, ceid, "offline", "the server is not reachable now");
 		query_maybe_release(q);

@@ -156,5 +156,29 @@ await scenario('attrs born offline are rewritten to the server\'s attrs', async 
 	a.close();
 }, { daemons: [daemon] });
 
+await scenario('a read-only app keeps writes queued and reads from the mirror', async () => {
+	const a = await new Client(daemon.socket).connect();
+	await a.init(APP);
+	const sub = a.send({ op: 'add-query', q: { memos: {} } });
+	await a.next((m) => m['client-event-id'] === sub && m.op === 'add-query-ok', 'subscribed');
+	await mock.ctl('app-status', { status: 'read-only' });
+	await waitFor(async () => (await a.request({ op: 'status' })).status['app-status'] === 'read-only', 'read-only visible');
+	const id = randomUUID();
+	const w = await a.request({ op: 'transact', ops: [['update', 'memos', id, { text: 'held' }]] },
+		(m) => m.op === 'transact-queued');
+	await a.next((m) => m['client-event-id'] === sub && m.data.memos.length === 1 && m['has-pending-writes'] === true,
+		'shown optimistically');
+	const once = await a.request({ op: 'query-once', q: { memos: {} }, policy: 'cache-first' });
+	check(once.op === 'query-ok' && once.data.memos.length === 1, 'reads still answer');
+	await new Promise((r) => setTimeout(r, 500));
+	const list = await a.request({ op: 'list-mutations' });
+	check(list.mutations.some((m) => m['mutation-id'] === w['mutation-id'] && m.state === 'pending'),
+		`the write is held, not sent: ${JSON.stringify(list.mutations.map((m) => m.state))}`);
+	check(!(await mock.ctl('dump', {})).triples.some((t) => t[0] === id), 'nothing reached the server');
+	await mock.ctl('app-status', { status: 'active' });
+	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w['mutation-id'], 'it lands once the app is active');
+	a.close();
+}, { daemons: [daemon] });
+
 await daemon.stop();
 await mock.stop();
