@@ -258,7 +258,7 @@ static cJSON *
 profile_status_json(struct profile *p)
 {
 	cJSON *o = cJSON_CreateObject(), *up;
-	int64_t bytes = 0;
+	int64_t bytes = 0, nq = 0;
 	struct query *q;
 
 	cJSON_AddStringToObject(o, "profile", p->name);
@@ -282,8 +282,10 @@ profile_status_json(struct profile *p)
 	else
 		cJSON_AddNullToObject(o, "last-sync");
 	TAILQ_FOREACH(q, &p->queries, entry)
-		bytes++;
-	cJSON_AddNumberToObject(o, "subscriptions", (double)bytes);
+		nq++;
+	cJSON_AddNumberToObject(o, "subscriptions", (double)nq);
+	if (db_query_bytes(p->db, &bytes) == 0)
+		cJSON_AddNumberToObject(o, "cache-bytes", (double)bytes);
 	if (db_recovered_from(p->db))
 		cJSON_AddStringToObject(o, "recovered-from", db_recovered_from(p->db));
 	up = p->up ? upstream_status_json(p->up) : NULL;
