@@ -728,35 +728,62 @@ js_uuid_compare(const struct jv *a, const struct jv *b)
 
 /* ---- collation (Intl.Collator('en-US'), root order, three levels) ---- */
 
-/* ASCII in ICU root order; control characters other than TAB..CR are ignorable. */
-static const char collate_ascii[] =
-    "\t\n\v\f\r _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpPqQrRsStTuUvVwWxXyYzZ";
+/* ICU root order of ASCII and common punctuation and symbols, one group per
+ * primary weight ("'", U+2018 and U+2019 differ only at the third level);
+ * control characters other than TAB..CR are ignorable. Taken from
+ * Intl.Collator('en-US') in Node 20. */
+static const char *const collate_groups[] = {
+	"\t", "\n", "\v", "\f", "\r", " \u00a0", "_", "-", "\u2013", "\u2014", ",", ";", ":",
+	"!", "\u00a1", "?", "\u00bf", ".", "\u00b7", "'\u2018\u2019", "\"\u201c\u201d",
+	"\u00ab", "\u00bb", "(", ")", "[", "]", "{", "}", "\u00a7", "\u00b6", "@", "*", "/",
+	"\\", "&", "#", "%", "`", "^", "\u00b0", "\u00a9", "\u00ae", "+", "\u00b1", "\u00f7",
+	"\u00d7", "<", "=", ">", "|", "~", "\u00a2", "$", "\u00a3", "\u00a5", "\u20ac",
+	"0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+	"aA", "bB", "cC", "dD", "eE", "fF", "gG", "hH", "iI", "jJ", "kK", "lL", "mM",
+	"nN", "oO", "pP", "qQ", "rR", "sS", "tT", "uU", "vV", "wW", "xX", "yY", "zZ",
+};
+
+#define COLLATE_TABLE 0x2100
 
 struct ce {
 	uint32_t p;	/* primary, 0 = ignorable */
-	uint8_t s, t;	/* secondary (accent), tertiary (case) */
+	uint8_t s, t;	/* secondary (accent), tertiary (case, variant) */
 };
+
+static struct {
+	uint16_t p;
+	uint8_t t;
+} collate_tab[COLLATE_TABLE];
+
+static void
+collate_init(void)
+{
+	static bool init;
+
+	if (init)
+		return;
+	for (size_t g = 0; g < ELEMENTSOF(collate_groups); g++) {
+		const unsigned char *q = (const unsigned char *)collate_groups[g];
+		uint8_t t = 0;
+
+		while (*q) {
+			uint32_t c = utf8_next(&q);
+
+			if (c < COLLATE_TABLE) {
+				collate_tab[c].p = (uint16_t)(g + 1);
+				collate_tab[c].t = t;
+			}
+			t++;
+		}
+	}
+	init = true;
+}
 
 static uint32_t
 ascii_primary(int c)
 {
-	static uint32_t tab[128];
-	static bool init;
-
-	if (!init) {
-		uint32_t w = 1;
-
-		for (const char *p = collate_ascii; *p; p++) {
-			int ch = (unsigned char)*p;
-
-			if (ch >= 'A' && ch <= 'Z')
-				tab[ch] = tab[ch - 'A' + 'a'];
-			else
-				tab[ch] = w++;
-		}
-		init = true;
-	}
-	return c < 128 ? tab[c] : 0;
+	collate_init();
+	return c < COLLATE_TABLE ? collate_tab[c].p : 0;
 }
 
 /* Latin-1 letters: base letter and accent (acute 1, grave 2, circumflex 4,
@@ -779,22 +806,18 @@ static const struct {
 	{0xFF, 'y', 7},
 };
 
-/* Collation elements of one code point (up to 2). */
+/* Collation elements of one code point: their number, or -n for n copies of
+ * out[0]. */
 static int
-collate_ces(uint32_t c, struct ce out[2])
+collate_ces(uint32_t c, struct ce out[3])
 {
-	if (c < 128) {
-		uint32_t p = ascii_primary((int)c);
-
-		if (p == 0)
-			return 0;
-		out[0] = (struct ce){ p, 0, (uint8_t)(c >= 'A' && c <= 'Z') };
+	collate_init();
+	if (c < COLLATE_TABLE && collate_tab[c].p) {
+		out[0] = (struct ce){ collate_tab[c].p, 0, collate_tab[c].t };
 		return 1;
 	}
-	if (c == 0xA0) {
-		out[0] = (struct ce){ ascii_primary(' '), 0, 1 };
-		return 1;
-	}
+	if (c < 128)
+		return 0;
 	for (size_t i = 0; i < ELEMENTSOF(latin1); i++)
 		if (latin1[i].cp == c) {
 			char b = latin1[i].base;
@@ -802,13 +825,20 @@ collate_ces(uint32_t c, struct ce out[2])
 			out[0] = (struct ce){ ascii_primary(b), latin1[i].acc, (uint8_t)(b >= 'A' && b <= 'Z') };
 			return 1;
 		}
-	if (c == 0xC6 || c == 0xE6) {	/* æ: a e, tertiary variant */
-		out[0] = (struct ce){ ascii_primary('a'), 0, (uint8_t)(c == 0xC6 ? 3 : 2) };
+	/* æ and ß expand to two letters plus a secondary weight above every
+	 * accent's, which the first element carries here */
+	if (c == 0xC6 || c == 0xE6) {
+		out[0] = (struct ce){ ascii_primary('a'), 20, (uint8_t)(c == 0xC6 ? 3 : 2) };
 		out[1] = (struct ce){ ascii_primary('e'), 0, (uint8_t)(c == 0xC6 ? 3 : 2) };
 		return 2;
 	}
-	if (c == 0xDF) {	/* ß: s s */
-		out[0] = (struct ce){ ascii_primary('s'), 0, 2 };
+	if (c == 0x2026) {	/* …: . . . (a compatibility expansion) */
+		for (int i = 0; i < 2; i++)
+			out[i] = (struct ce){ ascii_primary('.'), 0, 2 };
+		return -3;
+	}
+	if (c == 0xDF) {
+		out[0] = (struct ce){ ascii_primary('s'), 21, 2 };
 		out[1] = (struct ce){ ascii_primary('s'), 0, 2 };
 		return 2;
 	}
@@ -831,10 +861,16 @@ collate_key(const char *s, struct cebuf *b)
 
 	b->n = 0;
 	while (*p) {
-		struct ce ce[2];
+		struct ce ce[3];
 		int k = collate_ces(utf8_next(&p), ce);
 
-		if (b->n + 2 > b->cap) {
+		if (k < 0) {
+			/* -n: n copies of the first element */
+			k = -k;
+			for (int i = 1; i < k; i++)
+				ce[i] = ce[0];
+		}
+		if (b->n + 3 > b->cap) {
 			size_t cap = b->cap ? b->cap * 2 : 32;
 			struct ce *nv = realloc(b->v, cap * sizeof(*nv));
 

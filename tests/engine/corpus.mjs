@@ -335,3 +335,25 @@ export function errorCases() {
     E({ users: { $: { where: { '': 1 } } } }, 'users.$.where.'),
   ];
 }
+
+// checked-data-type string ordering (ICU collation) on generated words.
+export function collationCases(r) {
+  const alphabet = [...'abcxyzABCXYZ019 _-,.;!?\'"()/&#%+<=>|~$'] .concat(['\u00e9', '\u00c9', '\u00e8', '\u00ea', '\u00eb', '\u00e0', '\u00c5', '\u00f1', '\u00e7', '\u00f6', '\u00d8', '\u00fc', '\u00df', '\u00e6', '\u00a0', '\u2019', '\u2018', '\u201c', '\u2013', '\u2014', '\u2026', '\u00a9', '\u20ac']);
+  const cases = [];
+  for (let k = 0; k < 6; k++) {
+    const attrs = [
+      { id: 'c0000000-0000-4000-8000-000000000001', 'forward-identity': ['c1', 'w', 'id'], 'value-type': 'blob', cardinality: 'one', 'unique?': true, 'index?': true },
+      { id: 'c0000000-0000-4000-8000-000000000002', 'forward-identity': ['c2', 'w', 's'], 'value-type': 'blob', cardinality: 'one', 'unique?': false, 'index?': true, 'checked-data-type': 'string' },
+    ];
+    const triples = [];
+    for (let i = 0; i < 60; i++) {
+      const id = r.uuid();
+      let w = '';
+      const n = 1 + r.int(6);
+      for (let j = 0; j < n; j++) w += r.pick(alphabet);
+      triples.push([id, attrs[0].id, id, 1000 + i], [id, attrs[1].id, w, 1000 + i]);
+    }
+    cases.push({ attrs, triples, q: { w: { $: { order: { s: k % 2 ? 'desc' : 'asc' } } } } });
+  }
+  return cases;
+}

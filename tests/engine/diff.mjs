@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { evaluate, canonical, timeCase } from './reference.mjs';
-import { handCases, typedCases, pageCases, serverCases, errorCases, facts } from './corpus.mjs';
+import { handCases, typedCases, pageCases, serverCases, errorCases, collationCases, facts } from './corpus.mjs';
 import { rng, describe, genQuery, genMutations } from './generate.mjs';
 
 const top = process.env.top_srcdir || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -38,6 +38,7 @@ for (const c of serverCases()) add(c, 'server');
 for (const c of errorCases()) add(c, 'error');
 
 const r = rng(SEED);
+for (const c of collationCases(r)) add(c, 'collation');
 const D = { zeneca: describe(ds.zeneca), movies: describe(ds.movies) };
 for (let i = 0; i < 260 * SCALE; i++) add({ dataset: 'zeneca', q: genQuery(r, D.zeneca) }, 'generated');
 for (let i = 0; i < 110 * SCALE; i++) add({ dataset: 'movies', q: genQuery(r, D.movies) }, 'generated');
@@ -195,6 +196,13 @@ const nQ = cases.filter((c) => !c.expectError).length;
 console.log(`# ${ok}/${total} cases agree (${nQ} queries, ${nMut} with pending tx-steps, seed ${SEED})`);
 console.log(`# documented server-semantics cases where the JS client answers otherwise: comparators ${serverDiffers}, index quirks ${quirkCases}, stale cascade ${jsWouldDiffer}`);
 console.log(`# C engine run ${cMs.toFixed(0)} ms for all cases; reference ${jsMs.toFixed(0)} ms`);
+// ENGINE_DIFF_DUMP=<dir>: write every failing case in full there (for debugging by hand)
+if (process.env.ENGINE_DIFF_DUMP) {
+  for (const x of fails) {
+    fs.writeFileSync(path.join(process.env.ENGINE_DIFF_DUMP, `case-${x.c.id}.json`),
+      JSON.stringify({ case: x.c, c: JSON.parse(x.got), want: JSON.parse(x.js) }, null, 1));
+  }
+}
 for (const x of fails.slice(0, 8)) {
   console.log(`not ok: case ${x.c.id} (${x.c.kind}): ${x.why}`);
   console.log(`  case: ${JSON.stringify({ q: x.c.q, mutations: x.c.mutations, 'page-info': x.c['page-info'], 'processed-tx-id': x.c['processed-tx-id'] }).slice(0, 1500)}`);
