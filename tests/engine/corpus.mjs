@@ -69,6 +69,12 @@ export function handCases(ds) {
     Z(w('bookshelves', { 'users.id': f.alex })), Z(w('bookshelves', { users: { $in: [f.alex] } })),
     Z(w('users', { 'bookshelves.nosuch': 1 })), Z(w('users', { 'nosuch.name': 1 })),
     Z(w('users', { 'bookshelves.books.pageCount': { $gt: 900 } })),
+    Z(w('users', { bookshelves: { $in: [sh[0], sh[5], 'nope'] } })),
+    Z(w('users', { bookshelves: { $not: sh[0] } })),
+    Z(w('users', { bookshelves: { $gt: sh[3] } })),
+    Z(w('bookshelves', { books: { $in: [bk[0], bk[1]] } }, { fields: ['name'] })),
+    Z(w('bookshelves', { 'books.id': { $in: [bk[0], bk[1]] } }, { fields: ['name'] })),
+    Z(w('books', { 'bookshelves.users.handle': { $in: ['joe', 'alex'] }, pageCount: { $gt: 300 } }, { fields: ['title'], order: { pageCount: 'desc' }, limit: 7 })),
     // and / or
     Z(w('users', { or: [{ handle: 'alex' }, { handle: 'joe' }] })),
     Z(w('users', { or: [] })), Z(w('users', { and: [] })),

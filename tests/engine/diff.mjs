@@ -97,6 +97,10 @@ for (let i = 0; i < 110 * SCALE; i++) add({ dataset: 'movies', q: genQuery(r, D.
   Zm([{ steps: [['add-triple', f.alex, A('users', 'handle'), 'a1']], 'tx-id': 10 }, { steps: [['add-triple', f.joe, A('users', 'handle'), 'j1']], 'tx-id': 30 }],
     { users: { $: { fields: ['handle'] } } }, { 'processed-tx-id': 20 });
   Zm([{ steps: [['add-triple', f.alex, A('users', 'handle'), 'a1']], 'tx-id': 10 }], { users: { $: { fields: ['handle'] } } }, { 'processed-tx-id': 0 });
+  // $like / $ilike count UTF-16 code units and fold case beyond ASCII
+  const likeSteps = [{ steps: [['add-triple', b1, A('books', 'title'), 'a\u{1F600}b'], ['add-triple', b2, A('books', 'title'), '\u00c9cole \u00e9t\u00e9'], ['add-triple', b3, A('books', 'title'), 'line1\nline2']] }];
+  for (const cond of [{ $like: 'a__b' }, { $like: 'a_b' }, { $ilike: '\u00e9COLE%' }, { $ilike: '%\u00c9T\u00c9' }, { $like: 'line1_line2' }, { $like: 'line1%' }, { $ilike: 'A%B' }])
+    Zm(likeSteps, { books: { $: { where: { title: cond }, fields: ['title'] } } });
   // a throwing mutation fails the query
   Zm([{ steps: [['frobnicate', f.alex]] }], { users: {} });
   Zm([{ steps: [['deep-merge-triple', f.alex, A('users', 'bookshelves'), { a: 1 }]] }], { users: {} });
