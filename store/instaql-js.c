@@ -12,16 +12,16 @@
 #include "store/util.h"
 
 struct jv
-jv_from_vid(const struct tstore *s, uint32_t vid)
+instaql_jv_from_vid(const struct tstore *s, uint32_t vid)
 {
-	const struct tval *t = tv_get(s, vid);
+	const struct tval *t = tstore_tv_get(s, vid);
 	struct jv v = { .type = t->type, .num = t->num, .str = t->str, .json = t->json, .vid = vid };
 
 	return v;
 }
 
 struct jv
-jv_from_json(const cJSON *j)
+instaql_jv_from_json(const cJSON *j)
 {
 	struct jv v = { .type = TV_UNDEF };
 
@@ -50,7 +50,7 @@ jv_from_json(const cJSON *j)
 }
 
 struct jv
-jv_number(double d)
+instaql_jv_number(double d)
 {
 	struct jv v = { .type = TV_NUM, .num = d };
 
@@ -58,7 +58,7 @@ jv_number(double d)
 }
 
 bool
-jv_strict_eq(const struct jv *a, const struct jv *b)
+instaql_jv_strict_eq(const struct jv *a, const struct jv *b)
 {
 	if (a->type != b->type)
 		return false;
@@ -75,7 +75,7 @@ jv_strict_eq(const struct jv *a, const struct jv *b)
 }
 
 bool
-jv_is_nullish(const struct jv *a)
+instaql_jv_is_nullish(const struct jv *a)
 {
 	return a->type == TV_NULL || a->type == TV_UNDEF;
 }
@@ -372,13 +372,13 @@ json_to_js_string(const cJSON *j, char **ret)
 	if (f == NULL)
 		return -ENOMEM;
 	cJSON_ArrayForEach(c, j) {
-		struct jv e = jv_from_json(c);
+		struct jv e = instaql_jv_from_json(c);
 
 		if (!first)
 			fputc(',', f);
 		first = false;
-		if (!jv_is_nullish(&e)) {
-			char *s = jv_to_string(&e);
+		if (!instaql_jv_is_nullish(&e)) {
+			char *s = instaql_jv_to_string(&e);
 
 			if (s == NULL) {
 				fclose(f);
@@ -398,7 +398,7 @@ json_to_js_string(const cJSON *j, char **ret)
 }
 
 char *
-jv_to_string(const struct jv *a)
+instaql_jv_to_string(const struct jv *a)
 {
 	char buf[64];
 	char *s = NULL;
@@ -440,7 +440,7 @@ jv_to_number(const struct jv *a)
 	case TV_STR:
 		return js_string_to_number(a->str);
 	default: {
-		char *s = jv_to_string(a);
+		char *s = instaql_jv_to_string(a);
 		double d = s ? js_string_to_number(s) : NAN;
 
 		free(s);
@@ -450,7 +450,7 @@ jv_to_number(const struct jv *a)
 }
 
 int
-jv_less(const struct jv *a, const struct jv *b)
+instaql_jv_less(const struct jv *a, const struct jv *b)
 {
 	char *sa = NULL, *sb = NULL;
 	double x, y;
@@ -458,9 +458,9 @@ jv_less(const struct jv *a, const struct jv *b)
 
 	/* ToPrimitive: objects and arrays become strings */
 	if (a->type == TV_JSON)
-		sa = jv_to_string(a);
+		sa = instaql_jv_to_string(a);
 	if (b->type == TV_JSON)
-		sb = jv_to_string(b);
+		sb = instaql_jv_to_string(b);
 	if ((a->type == TV_STR || sa) && (b->type == TV_STR || sb)) {
 		r = u16_cmp(sa ? sa : a->str, sb ? sb : b->str) < 0;
 		free(sa);
@@ -477,27 +477,27 @@ jv_less(const struct jv *a, const struct jv *b)
 }
 
 bool
-jv_lt(const struct jv *a, const struct jv *b)
+instaql_jv_lt(const struct jv *a, const struct jv *b)
 {
-	return jv_less(a, b) == 1;
+	return instaql_jv_less(a, b) == 1;
 }
 
 bool
-jv_gt(const struct jv *a, const struct jv *b)
+instaql_jv_gt(const struct jv *a, const struct jv *b)
 {
-	return jv_less(b, a) == 1;
+	return instaql_jv_less(b, a) == 1;
 }
 
 bool
-jv_ge(const struct jv *a, const struct jv *b)
+instaql_jv_ge(const struct jv *a, const struct jv *b)
 {
-	return jv_less(a, b) == 0;
+	return instaql_jv_less(a, b) == 0;
 }
 
 bool
-jv_le(const struct jv *a, const struct jv *b)
+instaql_jv_le(const struct jv *a, const struct jv *b)
 {
-	return jv_less(b, a) == 0;
+	return instaql_jv_less(b, a) == 0;
 }
 
 /* ---- dates ---- */
@@ -534,7 +534,7 @@ read_digits(const char **pp, int n, int *ret)
 /* The ES date-time string format (and V8's acceptance of a space instead of
  * T and of "YYYY/MM/DD"), with the machine in UTC. NaN otherwise. */
 double
-js_date_parse(const char *s)
+instaql_js_date_parse(const char *s)
 {
 	const char *p = s;
 	int64_t year;
@@ -642,16 +642,16 @@ js_date_parse(const char *s)
 }
 
 double
-jv_date_ms(const struct jv *a)
+instaql_jv_date_ms(const struct jv *a)
 {
 	double t;
 
 	if (a->type == TV_STR)
-		return js_date_parse(a->str);
+		return instaql_js_date_parse(a->str);
 	if (a->type == TV_JSON) {
-		char *s = jv_to_string(a);
+		char *s = instaql_jv_to_string(a);
 
-		t = s ? js_date_parse(s) : NAN;
+		t = s ? instaql_js_date_parse(s) : NAN;
 		free(s);
 		return t;
 	}
@@ -699,7 +699,7 @@ parse_hex2(const char *p, size_t n)
 }
 
 int
-js_uuid_compare(const struct jv *a, const struct jv *b)
+instaql_js_uuid_compare(const struct jv *a, const struct jv *b)
 {
 	char ha[80], hb[80];
 	size_t na = 0, nb = 0;
@@ -886,9 +886,9 @@ collate_key(const char *s, struct cebuf *b)
 }
 
 int
-js_collate(const struct jv *a, const struct jv *b)
+instaql_js_collate(const struct jv *a, const struct jv *b)
 {
-	char *sa = jv_to_string(a), *sb = jv_to_string(b);
+	char *sa = instaql_jv_to_string(a), *sb = instaql_jv_to_string(b);
 	struct cebuf ka = {0}, kb = {0};
 	int r = 0;
 
@@ -964,7 +964,7 @@ js_canon(uint16_t c)
 }
 
 int
-js_like_compile(const cJSON *pattern, bool icase, struct js_like *ret)
+instaql_js_like_compile(const cJSON *pattern, bool icase, struct js_like *ret)
 {
 	struct js_like l = { .icase = icase };
 
@@ -982,14 +982,14 @@ js_like_compile(const cJSON *pattern, bool icase, struct js_like *ret)
 }
 
 void
-js_like_free(struct js_like *l)
+instaql_js_like_free(struct js_like *l)
 {
 	free(l->pat);
 	l->pat = NULL;
 }
 
 bool
-js_like_match(const struct js_like *l, const struct jv *v)
+instaql_js_like_match(const struct js_like *l, const struct jv *v)
 {
 	uint16_t *s;
 	size_t n, i = 0, j = 0, star_j = SIZE_MAX, star_i = 0;

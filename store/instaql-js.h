@@ -22,29 +22,29 @@ struct jv {
 	uint32_t vid;		/* VID_NONE when not from the store */
 };
 
-struct jv jv_from_vid(const struct tstore *s, uint32_t vid);
-struct jv jv_from_json(const cJSON *j);	/* NULL j -> undefined */
-struct jv jv_number(double d);
+struct jv instaql_jv_from_vid(const struct tstore *s, uint32_t vid);
+struct jv instaql_jv_from_json(const cJSON *j);	/* NULL j -> undefined */
+struct jv instaql_jv_number(double d);
 
-bool jv_strict_eq(const struct jv *a, const struct jv *b);
-bool jv_is_nullish(const struct jv *a);	/* == null */
+bool instaql_jv_strict_eq(const struct jv *a, const struct jv *b);
+bool instaql_jv_is_nullish(const struct jv *a);	/* == null */
 /* a < b with JS coercion: 1 true, 0 false, -1 undefined (NaN involved). */
-int jv_less(const struct jv *a, const struct jv *b);
-bool jv_gt(const struct jv *a, const struct jv *b);	/* a > b */
-bool jv_ge(const struct jv *a, const struct jv *b);	/* a >= b */
-bool jv_lt(const struct jv *a, const struct jv *b);	/* a < b */
-bool jv_le(const struct jv *a, const struct jv *b);	/* a <= b */
+int instaql_jv_less(const struct jv *a, const struct jv *b);
+bool instaql_jv_gt(const struct jv *a, const struct jv *b);	/* a > b */
+bool instaql_jv_ge(const struct jv *a, const struct jv *b);	/* a >= b */
+bool instaql_jv_lt(const struct jv *a, const struct jv *b);	/* a < b */
+bool instaql_jv_le(const struct jv *a, const struct jv *b);	/* a <= b */
 /* new Date(a).getTime() (NaN when invalid). */
-double jv_date_ms(const struct jv *a);
+double instaql_jv_date_ms(const struct jv *a);
 /* Date.parse of a string, V8 rules for the ISO forms, local time = UTC. */
-double js_date_parse(const char *s);
+double instaql_js_date_parse(const char *s);
 /* String(a), malloc'd; NULL on ENOMEM. */
-char *jv_to_string(const struct jv *a);
+char *instaql_jv_to_string(const struct jv *a);
 
 /* uuidCompare of two ids (any value; non-strings compare as equal). */
-int js_uuid_compare(const struct jv *a, const struct jv *b);
+int instaql_js_uuid_compare(const struct jv *a, const struct jv *b);
 /* Intl.Collator('en-US').compare of String(a), String(b). */
-int js_collate(const struct jv *a, const struct jv *b);
+int instaql_js_collate(const struct jv *a, const struct jv *b);
 
 /* A compiled $like / $ilike pattern. */
 struct js_like {
@@ -53,8 +53,8 @@ struct js_like {
 	bool icase;
 	bool valid;		/* pattern was a string */
 };
-int js_like_compile(const cJSON *pattern, bool icase, struct js_like *ret);
-bool js_like_match(const struct js_like *l, const struct jv *v);
-void js_like_free(struct js_like *l);
+int instaql_js_like_compile(const cJSON *pattern, bool icase, struct js_like *ret);
+bool instaql_js_like_match(const struct js_like *l, const struct jv *v);
+void instaql_js_like_free(struct js_like *l);
 
 #endif

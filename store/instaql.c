@@ -288,7 +288,7 @@ term_value(struct ev *ev, struct cns *ns, const cJSON *v, struct term *t)
 		t->kind = TK_NOMATCH;
 		return 0;
 	}
-	t->x = tv_find_json(ev->s, v);
+	t->x = tstore_tv_find_json(ev->s, v);
 	t->kind = t->x == VID_NONE ? TK_NOMATCH : TK_CONST;
 	return 0;
 }
@@ -296,7 +296,7 @@ term_value(struct ev *ev, struct cns *ns, const cJSON *v, struct term *t)
 static const char *
 vid_str(const struct tstore *s, uint32_t vid)
 {
-	return vid ? tv_get(s, vid)->str : NULL;
+	return vid ? tstore_tv_get(s, vid)->str : NULL;
 }
 
 static const char *
@@ -311,7 +311,7 @@ ref_attr_pat(struct ev *ev, struct cns *ns, const struct mkvar *mv, const char *
     int level, const char *label, const char *where, const char **ret_next_etype,
     struct pat *ret)
 {
-	uint32_t ev_etype = tv_find_str(ev->s, etype), ev_label = tv_find_str(ev->s, label);
+	uint32_t ev_etype = tstore_tv_find_str(ev->s, etype), ev_label = tstore_tv_find_str(ev->s, label);
 	const struct tattr *fwd = tstore_attr_fwd(ev->s, ev_etype, ev_label);
 	const struct tattr *rev = tstore_attr_rev(ev->s, ev_etype, ev_label);
 	const struct tattr *at = fwd ? fwd : rev;
@@ -379,7 +379,7 @@ add_like(struct ev *ev, const cJSON *p, bool icase, struct js_like **ret)
 		ev->likes = nv;
 		ev->caplikes = cap;
 	}
-	if ((r = js_like_compile(p, icase, l)) < 0)
+	if ((r = instaql_js_like_compile(p, icase, l)) < 0)
 		return r;
 	ev->likes[ev->nlikes++] = l;
 	*ret = l;
@@ -416,7 +416,7 @@ parse_value(struct ev *ev, struct cns *ns, const struct tattr *at, const cJSON *
 
 		if (has_not) {
 			f->kind = F_NOT;
-			f->not_vid = tv_find_json(ev->s, json_get(v, "$not"));
+			f->not_vid = tstore_tv_find_json(ev->s, json_get(v, "$not"));
 			return 0;
 		}
 		f->kind = F_IN;
@@ -431,7 +431,7 @@ parse_value(struct ev *ev, struct cns *ns, const struct tattr *at, const cJSON *
 		if (f->vids == NULL)
 			return -ENOMEM;
 		cJSON_ArrayForEach(c, list)
-			f->vids[n++] = (cJSON_IsObject(c) || cJSON_IsArray(c)) ? VID_NONE : tv_find_json(ev->s, c);
+			f->vids[n++] = (cJSON_IsObject(c) || cJSON_IsArray(c)) ? VID_NONE : tstore_tv_find_json(ev->s, c);
 		f->nvids = n;
 		return 0;
 	}
@@ -448,7 +448,7 @@ parse_value(struct ev *ev, struct cns *ns, const struct tattr *at, const cJSON *
 			continue;
 		op = &f->ops[f->nops++];
 		op->op = (int)i;
-		op->val = jv_from_json(x);
+		op->val = instaql_jv_from_json(x);
 		if (i >= OP_LIKE && (r = add_like(ev, x, i == OP_ILIKE, &op->like)) < 0)
 			return r;
 	}
@@ -460,7 +460,7 @@ static int
 value_attr_pat(struct ev *ev, struct cns *ns, const struct mkvar *mv, const char *etype,
     int level, const char *label, const cJSON *v, const char *where, struct pat *ret)
 {
-	uint32_t ev_etype = tv_find_str(ev->s, etype), ev_label = tv_find_str(ev->s, label);
+	uint32_t ev_etype = tstore_tv_find_str(ev->s, etype), ev_label = tstore_tv_find_str(ev->s, label);
 	const struct tattr *fwd = tstore_attr_fwd(ev->s, ev_etype, ev_label);
 	const struct tattr *rev = tstore_attr_rev(ev->s, ev_etype, ev_label);
 	const struct tattr *at = fwd ? fwd : rev;
@@ -472,7 +472,7 @@ value_attr_pat(struct ev *ev, struct cns *ns, const struct mkvar *mv, const char
 	if ((r = term_var(ev, ns, wildcard(ev, "time"), &ret->t[3])) < 0)
 		return r;
 	if (has_key(v, "$isNull")) {
-		const struct tattr *id = tstore_attr_fwd(ev->s, ev_etype, tv_find_str(ev->s, "id"));
+		const struct tattr *id = tstore_attr_fwd(ev->s, ev_etype, tstore_tv_find_str(ev->s, "id"));
 		struct filt *f;
 
 		if (id == NULL)
@@ -700,7 +700,7 @@ static int
 compile_object_attrs(struct ev *ev, struct cns *ns)
 {
 	const cJSON *fields = json_get(json_get(ns->form, "$"), "fields");
-	uint32_t id_vid = tv_find_str(ev->s, "id");
+	uint32_t id_vid = tstore_tv_find_str(ev->s, "id");
 
 	if (!cJSON_IsArray(fields)) {
 		const struct u32vec *bl = tstore_blob_attrs(ev->s, ns->etype_vid);
@@ -714,7 +714,7 @@ compile_object_attrs(struct ev *ev, struct cns *ns)
 		if (ns->labels == NULL || ns->oattrs == NULL)
 			return -ENOMEM;
 		for (uint32_t i = 0; i < bl->n; i++) {
-			uint32_t ai = hmap_get(&ev->s->at_blob, ns->etype_vid, bl->v[i], 0);
+			uint32_t ai = tstore_hmap_get(&ev->s->at_blob, ns->etype_vid, bl->v[i], 0);
 
 			if (ai == 0)
 				continue;
@@ -737,7 +737,7 @@ compile_object_attrs(struct ev *ev, struct cns *ns)
 
 			if (!cJSON_IsString(f))
 				continue;
-			at = tstore_attr_fwd(ev->s, ns->etype_vid, tv_find_str(ev->s, f->valuestring));
+			at = tstore_attr_fwd(ev->s, ns->etype_vid, tstore_tv_find_str(ev->s, f->valuestring));
 			if (at == NULL || !at->blob)
 				continue;
 			for (uint32_t i = 0; i < ns->nattrs; i++)
@@ -776,7 +776,7 @@ compile_ns(struct ev *ev, struct cns *ns, const struct pat *join)
 	const char *wpath;
 	int r;
 
-	ns->etype_vid = tv_find_str(ev->s, ns->etype);
+	ns->etype_vid = tstore_tv_find_str(ev->s, ns->etype);
 	ns->leading = form_leading(ns->form);
 	if (join) {
 		if ((r = plist_push(ev, &ns->pats, &p)) < 0)
@@ -962,16 +962,16 @@ tl_push(struct tlist *l, uint32_t x)
 static bool
 cmp_holds(const struct tstore *s, const struct filt *f, uint32_t vid)
 {
-	struct jv v = jv_from_vid(s, vid);
+	struct jv v = instaql_jv_from_vid(s, vid);
 
 	for (int i = 0; i < f->nops; i++) {
 		const struct cmpop *op = &f->ops[i];
 		bool ok;
 
 		if (op->op >= OP_LIKE) {
-			ok = js_like_match(op->like, &v);
+			ok = instaql_js_like_match(op->like, &v);
 		} else if (f->date) {
-			double a = jv_date_ms(&v), b = jv_date_ms(&op->val);
+			double a = instaql_jv_date_ms(&v), b = instaql_jv_date_ms(&op->val);
 
 			switch (op->op) {
 			case OP_GT: ok = a > b; break;
@@ -981,10 +981,10 @@ cmp_holds(const struct tstore *s, const struct filt *f, uint32_t vid)
 			}
 		} else {
 			switch (op->op) {
-			case OP_GT: ok = jv_gt(&v, &op->val); break;
-			case OP_GTE: ok = jv_ge(&v, &op->val); break;
-			case OP_LT: ok = jv_lt(&v, &op->val); break;
-			default: ok = jv_le(&v, &op->val); break;
+			case OP_GT: ok = instaql_jv_gt(&v, &op->val); break;
+			case OP_GTE: ok = instaql_jv_ge(&v, &op->val); break;
+			case OP_LT: ok = instaql_jv_lt(&v, &op->val); break;
+			default: ok = instaql_jv_le(&v, &op->val); break;
 			}
 		}
 		if (!ok)
@@ -1011,7 +1011,7 @@ is_val_null(const struct tstore *s, const struct filt *f, uint32_t cand)
 		if (c == NULL || c->tr.n == 0)
 			return true;
 		for (uint32_t i = 0; i < c->tr.n; i++)
-			if (tv_get(s, s->tr[c->tr.v[i]].v)->type == TV_NULL)
+			if (tstore_tv_get(s, s->tr[c->tr.v[i]].v)->type == TV_NULL)
 				return true;
 		return false;
 	}
@@ -1024,14 +1024,14 @@ by_value(const struct tstore *s, const struct cell *c, const struct term *vt, ui
 	int r;
 
 	if (vt->kind != TK_ARGS) {
-		uint32_t ti = hmap_get(&s->tr_by_eav, c->e, c->a, vbound);
+		uint32_t ti = tstore_hmap_get(&s->tr_by_eav, c->e, c->a, vbound);
 
 		return ti ? tl_push(out, ti) : 0;
 	}
 	switch (vt->f->kind) {
 	case F_IN:
 		for (uint32_t i = 0; i < vt->f->nvids; i++) {
-			uint32_t ti = vt->f->vids[i] ? hmap_get(&s->tr_by_eav, c->e, c->a, vt->f->vids[i]) : 0;
+			uint32_t ti = vt->f->vids[i] ? tstore_hmap_get(&s->tr_by_eav, c->e, c->a, vt->f->vids[i]) : 0;
 
 			if (ti && (r = tl_push(out, ti)) < 0)
 				return r;
@@ -1309,15 +1309,15 @@ struct idvec {
 static int
 compare_order(const struct jv *ia, const struct jv *va, const struct jv *ib, const struct jv *vb, bool collate)
 {
-	if (jv_strict_eq(va, vb) || (jv_is_nullish(va) && jv_is_nullish(vb)))
-		return js_uuid_compare(ia, ib);
-	if (jv_is_nullish(vb))
+	if (instaql_jv_strict_eq(va, vb) || (instaql_jv_is_nullish(va) && instaql_jv_is_nullish(vb)))
+		return instaql_js_uuid_compare(ia, ib);
+	if (instaql_jv_is_nullish(vb))
 		return 1;
-	if (jv_is_nullish(va))
+	if (instaql_jv_is_nullish(va))
 		return -1;
 	if (collate)
-		return js_collate(va, vb);
-	return jv_gt(va, vb) ? 1 : -1;
+		return instaql_js_collate(va, vb);
+	return instaql_jv_gt(va, vb) ? 1 : -1;
 }
 
 struct sortctx {
@@ -1469,9 +1469,9 @@ v8_sort(struct idvec *v, struct idvec *tmp, size_t n, const struct sortctx *sc)
 static struct jv
 comparable_date(struct jv v)
 {
-	if (jv_is_nullish(&v))
+	if (instaql_jv_is_nullish(&v))
 		return v;
-	return jv_number(jv_date_ms(&v));
+	return instaql_jv_number(instaql_jv_date_ms(&v));
 }
 
 /* compareToCursor */
@@ -1479,9 +1479,9 @@ static int
 compare_to_cursor(const cJSON *cursor, const struct tattr *oa, const struct tstore *s,
     const struct idvec *iv)
 {
-	struct jv ce = jv_from_json(cJSON_GetArrayItem(cursor, 0));
-	struct jv cv = jv_from_json(cJSON_GetArrayItem(cursor, 2));
-	struct jv ct = jv_from_json(cJSON_GetArrayItem(cursor, 3));
+	struct jv ce = instaql_jv_from_json(cJSON_GetArrayItem(cursor, 0));
+	struct jv cv = instaql_jv_from_json(cJSON_GetArrayItem(cursor, 2));
+	struct jv ct = instaql_jv_from_json(cJSON_GetArrayItem(cursor, 3));
 	const char *label = vid_str(s, oa->fwd_label);
 
 	if (label && strcmp(label, "id") == 0)
@@ -1546,7 +1546,7 @@ make_object(struct ev *ev, struct cns *ns, uint32_t id)
 
 		if (c == NULL || c->tr.n == 0)
 			continue;
-		v = tv_to_json(ev->s, ev->s->tr[c->tr.v[c->tr.n - 1]].v);
+		v = tstore_tv_to_json(ev->s, ev->s->tr[c->tr.v[c->tr.n - 1]].v);
 		if (v == NULL) {
 			cJSON_Delete(obj);
 			return NULL;
@@ -1593,9 +1593,9 @@ eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, c
 	if (json_truthy(start)) {
 		const cJSON *ca = cJSON_GetArrayItem(start, 1);
 
-		oa = cJSON_IsString(ca) ? tstore_attr(ev->s, tv_find_str(ev->s, ca->valuestring)) : NULL;
+		oa = cJSON_IsString(ca) ? tstore_attr(ev->s, tstore_tv_find_str(ev->s, ca->valuestring)) : NULL;
 	} else if (json_truthy(order) && cJSON_IsObject(order) && order->child) {
-		oa = tstore_attr_fwd(ev->s, ns->etype_vid, tv_find_str(ev->s, order->child->string));
+		oa = tstore_attr_fwd(ev->s, ns->etype_vid, tstore_tv_find_str(ev->s, order->child->string));
 	}
 	if (cJSON_IsObject(order) && order->child) {
 		const cJSON *dir = order->child;
@@ -1615,16 +1615,16 @@ eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, c
 		for (size_t i = 0; i < out.n; i++) {
 			const uint32_t *c = &out.v[i * out.stride];
 
-			iv[i].id = jv_from_vid(ev->s, c[ns->ent_slot]);
+			iv[i].id = instaql_jv_from_vid(ev->s, c[ns->ent_slot]);
 			if (by_attr) {
 				const struct cell *cl = tstore_cell(ev->s, c[ns->ent_slot], oa->id);
 
-				iv[i].v = cl && cl->tr.n ? jv_from_vid(ev->s, ev->s->tr[cl->tr.v[0]].v) :
-				    jv_from_vid(ev->s, VID_UNDEF);
+				iv[i].v = cl && cl->tr.n ? instaql_jv_from_vid(ev->s, ev->s->tr[cl->tr.v[0]].v) :
+				    instaql_jv_from_vid(ev->s, VID_UNDEF);
 				if (oa->ctype == CT_DATE)
 					iv[i].v = comparable_date(iv[i].v);
 			} else
-				iv[i].v = jv_from_vid(ev->s, c[ns->time_slot] ? c[ns->time_slot] : VID_UNDEF);
+				iv[i].v = instaql_jv_from_vid(ev->s, c[ns->time_slot] ? c[ns->time_slot] : VID_UNDEF);
 		}
 		sc.collate = oa && oa->ctype == CT_STRING;
 	}
@@ -1637,7 +1637,7 @@ eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, c
 	for (size_t i = 0; i < out.n; i++) {
 		uint32_t id = iv[i].id.vid ? iv[i].id.vid : VID_UNDEF;
 
-		if (hmap_get(&seen, id, 0, 0))
+		if (tstore_hmap_get(&seen, id, 0, 0))
 			continue;
 		if (!ns->leading && oa) {
 			if (json_truthy(start)) {
@@ -1653,7 +1653,7 @@ eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, c
 					continue;
 			}
 		}
-		if ((r = hmap_put(&seen, id, 0, 0, 1)) < 0)
+		if ((r = tstore_hmap_put(&seen, id, 0, 0, 1)) < 0)
 			goto done;
 		ids[nids++] = id;
 	}
@@ -1677,7 +1677,7 @@ done:
 	free(iv);
 	free(tmp);
 	free(ids);
-	hmap_clear(&seen);
+	tstore_hmap_clear(&seen);
 	if (r < 0) {
 		cJSON_Delete(arr);
 		return r;
@@ -1992,7 +1992,7 @@ out:
 	}
 	free(ev.err);
 	for (size_t i = 0; i < ev.nlikes; i++)
-		js_like_free(ev.likes[i]);
+		instaql_js_like_free(ev.likes[i]);
 	free(ev.likes);
 	cJSON_Delete(ev.owned);
 	arena_free(&ev.ar);

@@ -129,22 +129,22 @@ struct tstore {
 };
 
 /* Interning. */
-uint32_t tv_find_json(const struct tstore *s, const cJSON *j);	/* VID_NONE if absent or object */
-uint32_t tv_find_str(const struct tstore *s, const char *str);
-uint32_t tv_find_num(const struct tstore *s, double d);
+uint32_t tstore_tv_find_json(const struct tstore *s, const cJSON *j);	/* VID_NONE if absent or object */
+uint32_t tstore_tv_find_str(const struct tstore *s, const char *str);
+uint32_t tstore_tv_find_num(const struct tstore *s, double d);
 
 static inline const struct tval *
-tv_get(const struct tstore *s, uint32_t vid)
+tstore_tv_get(const struct tstore *s, uint32_t vid)
 {
 	return &s->vals[vid];
 }
 
 /* Hash lookups. */
-uint32_t hmap_get(const struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3);
+uint32_t tstore_hmap_get(const struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3);
 /* Insert or replace; val must not be 0 or UINT32_MAX. 0 or -ENOMEM. */
-int hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val);
-void hmap_del(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3);
-void hmap_clear(struct hmap *m);
+int tstore_hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val);
+void tstore_hmap_del(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3);
+void tstore_hmap_clear(struct hmap *m);
 
 const struct tattr *tstore_attr(const struct tstore *s, uint32_t attr_vid);
 const struct tattr *tstore_attr_fwd(const struct tstore *s, uint32_t etype, uint32_t label);
@@ -164,7 +164,8 @@ const struct u32vec *tstore_ave(const struct tstore *s, uint32_t a, uint32_t v);
 /* vae[v] (live ref triples pointing at v) or NULL. */
 const struct u32vec *tstore_vae(const struct tstore *s, uint32_t v);
 
-/* JS conversions of interned values used by both files. */
-cJSON *tv_to_json(const struct tstore *s, uint32_t vid);	/* NULL on ENOMEM; undefined -> NULL too */
+
+/* A new JSON copy of a value (undefined gives null); NULL on ENOMEM. */
+cJSON *tstore_tv_to_json(const struct tstore *s, uint32_t vid);
 
 #endif

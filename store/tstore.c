@@ -141,7 +141,7 @@ mix3(uint32_t a, uint32_t b, uint32_t c)
 /* ---- generic hash (keys of up to three ids) ---- */
 
 uint32_t
-hmap_get(const struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3)
+tstore_hmap_get(const struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3)
 {
 	uint32_t mask, i;
 
@@ -170,7 +170,7 @@ hmap_resize(struct hmap *m, uint32_t cap)
 		struct hslot *sl = &m->slots[i];
 
 		if (sl->val != 0 && sl->val != HDEL)
-			(void)hmap_put(&n, sl->k1, sl->k2, sl->k3, sl->val);
+			(void)tstore_hmap_put(&n, sl->k1, sl->k2, sl->k3, sl->val);
 	}
 	free(m->slots);
 	*m = n;
@@ -179,7 +179,7 @@ hmap_resize(struct hmap *m, uint32_t cap)
 
 /* Insert or replace. val must not be 0 or HDEL. */
 int
-hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val)
+tstore_hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val)
 {
 	uint32_t mask, i, tomb = UINT32_MAX;
 	int r;
@@ -219,7 +219,7 @@ hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val)
 }
 
 void
-hmap_del(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3)
+tstore_hmap_del(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3)
 {
 	uint32_t mask, i;
 
@@ -254,7 +254,7 @@ hmap_copy(struct hmap *dst, const struct hmap *src)
 }
 
 void
-hmap_clear(struct hmap *m)
+tstore_hmap_clear(struct hmap *m)
 {
 	free(m->slots);
 	*m = (struct hmap){0};
@@ -464,7 +464,7 @@ tv_adopt_json(struct tstore *s, cJSON *j, uint32_t *ret)
 }
 
 uint32_t
-tv_find_json(const struct tstore *s, const cJSON *j)
+tstore_tv_find_json(const struct tstore *s, const cJSON *j)
 {
 	if (cJSON_IsNull(j))
 		return tv_lookup(s, TV_NULL, 0, NULL, 0, mix3(TV_NULL, 0, 0));
@@ -473,14 +473,14 @@ tv_find_json(const struct tstore *s, const cJSON *j)
 	if (cJSON_IsTrue(j))
 		return tv_lookup(s, TV_TRUE, 0, NULL, 0, mix3(TV_TRUE, 0, 0));
 	if (cJSON_IsNumber(j))
-		return tv_find_num(s, j->valuedouble);
+		return tstore_tv_find_num(s, j->valuedouble);
 	if (cJSON_IsString(j))
-		return tv_find_str(s, j->valuestring);
+		return tstore_tv_find_str(s, j->valuestring);
 	return VID_NONE;
 }
 
 uint32_t
-tv_find_str(const struct tstore *s, const char *str)
+tstore_tv_find_str(const struct tstore *s, const char *str)
 {
 	uint32_t len = (uint32_t)strlen(str);
 
@@ -488,13 +488,13 @@ tv_find_str(const struct tstore *s, const char *str)
 }
 
 uint32_t
-tv_find_num(const struct tstore *s, double d)
+tstore_tv_find_num(const struct tstore *s, double d)
 {
 	return tv_lookup(s, TV_NUM, d, NULL, 0, hash_num(d));
 }
 
 cJSON *
-tv_to_json(const struct tstore *s, uint32_t vid)
+tstore_tv_to_json(const struct tstore *s, uint32_t vid)
 {
 	const struct tval *v = &s->vals[vid];
 
@@ -627,7 +627,7 @@ aj_private(struct tstore *s)
 static ssize_t
 aj_index(const struct tstore *s, const char *id)
 {
-	uint32_t i = id ? hmap_get(&s->at_by_id, tv_find_str(s, id), 0, 0) : 0;
+	uint32_t i = id ? tstore_hmap_get(&s->at_by_id, tstore_tv_find_str(s, id), 0, 0) : 0;
 
 	return i ? (ssize_t)i - 1 : -1;
 }
@@ -643,12 +643,12 @@ tstore_index_attrs(struct tstore *s)
 	free(s->at);
 	s->at = NULL;
 	s->nat = 0;
-	hmap_clear(&s->at_by_id);
-	hmap_clear(&s->at_fwd);
-	hmap_clear(&s->at_rev);
-	hmap_clear(&s->at_blob);
-	hmap_clear(&s->at_pk);
-	hmap_clear(&s->blob_list);	/* the vecs it names leak into the pool; small */
+	tstore_hmap_clear(&s->at_by_id);
+	tstore_hmap_clear(&s->at_fwd);
+	tstore_hmap_clear(&s->at_rev);
+	tstore_hmap_clear(&s->at_blob);
+	tstore_hmap_clear(&s->at_pk);
+	tstore_hmap_clear(&s->blob_list);	/* the vecs it names leak into the pool; small */
 	if (n == 0)
 		return 0;
 	s->at = calloc(n, sizeof(*s->at));
@@ -674,19 +674,19 @@ tstore_index_attrs(struct tstore *s)
 		t->del_rev_cascade = str_field_is(j, "on-delete-reverse", "cascade");
 		t->ctype = ctype_of(j);
 		idx = ++s->nat;
-		if ((r = hmap_put(&s->at_by_id, t->id, 0, 0, idx)) < 0)
+		if ((r = tstore_hmap_put(&s->at_by_id, t->id, 0, 0, idx)) < 0)
 			return r;
 		if (t->fwd_etype && t->fwd_label) {
-			if ((r = hmap_put(&s->at_fwd, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
+			if ((r = tstore_hmap_put(&s->at_fwd, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
 				return r;
 			if (t->blob) {
-				uint32_t prev = hmap_get(&s->at_blob, t->fwd_etype, t->fwd_label, 0);
+				uint32_t prev = tstore_hmap_get(&s->at_blob, t->fwd_etype, t->fwd_label, 0);
 
-				if ((r = hmap_put(&s->at_blob, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
+				if ((r = tstore_hmap_put(&s->at_blob, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
 					return r;
 				if (prev == 0) {
 					/* a new label: append it to the etype's list */
-					uint32_t vi = hmap_get(&s->blob_list, t->fwd_etype, 0, 0);
+					uint32_t vi = tstore_hmap_get(&s->blob_list, t->fwd_etype, 0, 0);
 
 					if (vi == 0) {
 						r = grow((void **)&s->vecs, &s->capvecs, s->nvecs + 1, sizeof(*s->vecs));
@@ -694,18 +694,18 @@ tstore_index_attrs(struct tstore *s)
 							return r;
 						vi = s->nvecs++;
 						s->vecs[vi] = (struct u32vec){0};
-						if ((r = hmap_put(&s->blob_list, t->fwd_etype, 0, 0, vi)) < 0)
+						if ((r = tstore_hmap_put(&s->blob_list, t->fwd_etype, 0, 0, vi)) < 0)
 							return r;
 					}
 					if ((r = vec_push(&s->vecs[vi], t->fwd_label)) < 0)
 						return r;
 				}
 			}
-			if (t->primary && (r = hmap_put(&s->at_pk, t->fwd_etype, 0, 0, idx)) < 0)
+			if (t->primary && (r = tstore_hmap_put(&s->at_pk, t->fwd_etype, 0, 0, idx)) < 0)
 				return r;
 		}
 		if (t->rev_etype && t->rev_label &&
-		    (r = hmap_put(&s->at_rev, t->rev_etype, t->rev_label, 0, idx)) < 0)
+		    (r = tstore_hmap_put(&s->at_rev, t->rev_etype, t->rev_label, 0, idx)) < 0)
 			return r;
 	}
 	return 0;
@@ -714,7 +714,7 @@ tstore_index_attrs(struct tstore *s)
 const struct tattr *
 tstore_attr(const struct tstore *s, uint32_t attr_vid)
 {
-	uint32_t i = attr_vid ? hmap_get(&s->at_by_id, attr_vid, 0, 0) : 0;
+	uint32_t i = attr_vid ? tstore_hmap_get(&s->at_by_id, attr_vid, 0, 0) : 0;
 
 	return i ? &s->at[i - 1] : NULL;
 }
@@ -722,7 +722,7 @@ tstore_attr(const struct tstore *s, uint32_t attr_vid)
 const struct tattr *
 tstore_attr_fwd(const struct tstore *s, uint32_t etype, uint32_t label)
 {
-	uint32_t i = etype && label ? hmap_get(&s->at_fwd, etype, label, 0) : 0;
+	uint32_t i = etype && label ? tstore_hmap_get(&s->at_fwd, etype, label, 0) : 0;
 
 	return i ? &s->at[i - 1] : NULL;
 }
@@ -730,7 +730,7 @@ tstore_attr_fwd(const struct tstore *s, uint32_t etype, uint32_t label)
 const struct tattr *
 tstore_attr_rev(const struct tstore *s, uint32_t etype, uint32_t label)
 {
-	uint32_t i = etype && label ? hmap_get(&s->at_rev, etype, label, 0) : 0;
+	uint32_t i = etype && label ? tstore_hmap_get(&s->at_rev, etype, label, 0) : 0;
 
 	return i ? &s->at[i - 1] : NULL;
 }
@@ -738,19 +738,19 @@ tstore_attr_rev(const struct tstore *s, uint32_t etype, uint32_t label)
 const struct tattr *
 tstore_attr_pk(const struct tstore *s, uint32_t etype)
 {
-	uint32_t i = etype ? hmap_get(&s->at_pk, etype, 0, 0) : 0;
+	uint32_t i = etype ? tstore_hmap_get(&s->at_pk, etype, 0, 0) : 0;
 	uint32_t id;
 
 	if (i)
 		return &s->at[i - 1];
-	id = tv_find_str(s, "id");
+	id = tstore_tv_find_str(s, "id");
 	return tstore_attr_fwd(s, etype, id);
 }
 
 const struct u32vec *
 tstore_blob_attrs(const struct tstore *s, uint32_t etype)
 {
-	uint32_t vi = etype ? hmap_get(&s->blob_list, etype, 0, 0) : 0;
+	uint32_t vi = etype ? tstore_hmap_get(&s->blob_list, etype, 0, 0) : 0;
 
 	return vi ? &s->vecs[vi] : NULL;
 }
@@ -760,7 +760,7 @@ tstore_blob_attrs(const struct tstore *s, uint32_t etype)
 const struct cell *
 tstore_cell(const struct tstore *s, uint32_t e, uint32_t a)
 {
-	uint32_t c = hmap_get(&s->cell_by_ea, e, a, 0);
+	uint32_t c = tstore_hmap_get(&s->cell_by_ea, e, a, 0);
 
 	return c ? &s->cells[c] : NULL;
 }
@@ -768,7 +768,7 @@ tstore_cell(const struct tstore *s, uint32_t e, uint32_t a)
 const struct triple *
 tstore_triple(const struct tstore *s, uint32_t e, uint32_t a, uint32_t v)
 {
-	uint32_t t = hmap_get(&s->tr_by_eav, e, a, v);
+	uint32_t t = tstore_hmap_get(&s->tr_by_eav, e, a, v);
 
 	return t ? &s->tr[t] : NULL;
 }
@@ -776,7 +776,7 @@ tstore_triple(const struct tstore *s, uint32_t e, uint32_t a, uint32_t v)
 static struct u32vec *
 vec_at(const struct hmap *m, const struct tstore *s, uint32_t k1, uint32_t k2)
 {
-	uint32_t vi = hmap_get(m, k1, k2, 0);
+	uint32_t vi = tstore_hmap_get(m, k1, k2, 0);
 
 	return vi ? &s->vecs[vi] : NULL;
 }
@@ -802,7 +802,7 @@ tstore_vae(const struct tstore *s, uint32_t v)
 static int
 vec_get_or_new(struct tstore *s, struct hmap *m, uint32_t k1, uint32_t k2, struct u32vec **ret)
 {
-	uint32_t vi = hmap_get(m, k1, k2, 0);
+	uint32_t vi = tstore_hmap_get(m, k1, k2, 0);
 	int r;
 
 	if (vi == 0) {
@@ -811,7 +811,7 @@ vec_get_or_new(struct tstore *s, struct hmap *m, uint32_t k1, uint32_t k2, struc
 			return r;
 		vi = s->nvecs++;
 		s->vecs[vi] = (struct u32vec){0};
-		r = hmap_put(m, k1, k2, 0, vi);
+		r = tstore_hmap_put(m, k1, k2, 0, vi);
 		if (r < 0)
 			return r;
 	}
@@ -890,13 +890,13 @@ tstore_free_data(struct tstore *s)
 	s->ntr = s->captr = s->ncells = s->capcells = s->nents = s->capents = 0;
 	s->nvecs = s->capvecs = 0;
 	s->nlive = 0;
-	hmap_clear(&s->ent_by_e);
-	hmap_clear(&s->cell_by_ea);
-	hmap_clear(&s->tr_by_eav);
-	hmap_clear(&s->aev);
-	hmap_clear(&s->ave);
-	hmap_clear(&s->vae);
-	hmap_clear(&s->blob_list);
+	tstore_hmap_clear(&s->ent_by_e);
+	tstore_hmap_clear(&s->cell_by_ea);
+	tstore_hmap_clear(&s->tr_by_eav);
+	tstore_hmap_clear(&s->aev);
+	tstore_hmap_clear(&s->ave);
+	tstore_hmap_clear(&s->vae);
+	tstore_hmap_clear(&s->blob_list);
 }
 
 void
@@ -912,11 +912,11 @@ tstore_free(struct tstore *s)
 	free(s->vals);
 	free(s->vslots);
 	free(s->at);
-	hmap_clear(&s->at_by_id);
-	hmap_clear(&s->at_fwd);
-	hmap_clear(&s->at_rev);
-	hmap_clear(&s->at_blob);
-	hmap_clear(&s->at_pk);
+	tstore_hmap_clear(&s->at_by_id);
+	tstore_hmap_clear(&s->at_fwd);
+	tstore_hmap_clear(&s->at_rev);
+	tstore_hmap_clear(&s->at_blob);
+	tstore_hmap_clear(&s->at_pk);
 	aj_unref(s->aj);
 	attrs_free(s->attrs_cache);
 	free(s);
@@ -1056,7 +1056,7 @@ tstore_count(const struct tstore *s)
 static int
 ent_get_or_new(struct tstore *s, uint32_t e, uint32_t *ret)
 {
-	uint32_t i = hmap_get(&s->ent_by_e, e, 0, 0);
+	uint32_t i = tstore_hmap_get(&s->ent_by_e, e, 0, 0);
 	int r;
 
 	if (i) {
@@ -1067,7 +1067,7 @@ ent_get_or_new(struct tstore *s, uint32_t e, uint32_t *ret)
 		return r;
 	i = s->nents++;
 	s->ents[i] = (struct ent){ .e = e, .live = true };
-	if ((r = hmap_put(&s->ent_by_e, e, 0, 0, i)) < 0)
+	if ((r = tstore_hmap_put(&s->ent_by_e, e, 0, 0, i)) < 0)
 		return r;
 	*ret = i;
 	return 0;
@@ -1076,7 +1076,7 @@ ent_get_or_new(struct tstore *s, uint32_t e, uint32_t *ret)
 static int
 cell_get_or_new(struct tstore *s, uint32_t e, uint32_t a, uint32_t *ret)
 {
-	uint32_t c = hmap_get(&s->cell_by_ea, e, a, 0);
+	uint32_t c = tstore_hmap_get(&s->cell_by_ea, e, a, 0);
 	uint32_t ei;
 	struct u32vec *aev;
 	int r;
@@ -1095,7 +1095,7 @@ cell_get_or_new(struct tstore *s, uint32_t e, uint32_t a, uint32_t *ret)
 	s->cells[c] = (struct cell){ .e = e, .a = a, .ent = ei, .aseq = aev->n, .live = true };
 	if ((r = vec_push(aev, c)) < 0 ||
 	    (r = vec_push(&s->ents[ei].cells, c)) < 0 ||
-	    (r = hmap_put(&s->cell_by_ea, e, a, 0, c)) < 0)
+	    (r = tstore_hmap_put(&s->cell_by_ea, e, a, 0, c)) < 0)
 		return r;
 	*ret = c;
 	return 0;
@@ -1113,8 +1113,8 @@ triple_unindex(struct tstore *s, uint32_t ti)
 		return;
 	t->live = false;
 	s->nlive--;
-	if (hmap_get(&s->tr_by_eav, t->e, t->a, t->v) == ti)
-		hmap_del(&s->tr_by_eav, t->e, t->a, t->v);
+	if (tstore_hmap_get(&s->tr_by_eav, t->e, t->a, t->v) == ti)
+		tstore_hmap_del(&s->tr_by_eav, t->e, t->a, t->v);
 	if ((v = vec_at(&s->ave, s, t->a, t->v)) != NULL)
 		vec_remove(v, ti);
 	if ((at == NULL || at->ref) && (v = vec_at(&s->vae, s, t->v, 0)) != NULL)
@@ -1144,7 +1144,7 @@ cell_kill(struct tstore *s, uint32_t c)
 		triple_unindex(s, cl->tr.v[i]);
 	cl->tr.n = 0;
 	cl->live = false;
-	hmap_del(&s->cell_by_ea, cl->e, cl->a, 0);
+	tstore_hmap_del(&s->cell_by_ea, cl->e, cl->a, 0);
 }
 
 static bool
@@ -1162,7 +1162,7 @@ ent_kill(struct tstore *s, uint32_t ei)
 	struct ent *en = &s->ents[ei];
 
 	en->live = false;
-	hmap_del(&s->ent_by_e, en->e, 0, 0);
+	tstore_hmap_del(&s->ent_by_e, en->e, 0, 0);
 }
 
 static int
@@ -1187,7 +1187,7 @@ triple_index(struct tstore *s, uint32_t ti, bool ref)
 	struct u32vec *v;
 	int r;
 
-	if ((r = hmap_put(&s->tr_by_eav, t->e, t->a, t->v, ti)) < 0)
+	if ((r = tstore_hmap_put(&s->tr_by_eav, t->e, t->a, t->v, ti)) < 0)
 		return r;
 	if ((r = vec_get_or_new(s, &s->ave, t->a, t->v, &v)) < 0 ||
 	    (r = vec_push(v, ti)) < 0)
@@ -1205,7 +1205,7 @@ triple_index(struct tstore *s, uint32_t ti, bool ref)
 static int
 tstore_set(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, bool ref)
 {
-	uint32_t old = hmap_get(&s->tr_by_eav, e, a, v);
+	uint32_t old = tstore_hmap_get(&s->tr_by_eav, e, a, v);
 	uint32_t c, ti;
 	int r;
 
@@ -1222,7 +1222,7 @@ tstore_set(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, boo
 			vec_replace(av, old, ti);
 		s->tr[old].live = false;
 		s->nlive--;
-		if ((r = hmap_put(&s->tr_by_eav, e, a, v, ti)) < 0)
+		if ((r = tstore_hmap_put(&s->tr_by_eav, e, a, v, ti)) < 0)
 			return r;
 		if (ref) {
 			if (vv && s->tr[old].a == a) {
@@ -1257,7 +1257,7 @@ tstore_add_one(struct tstore *s, const cJSON *tj)
 
 	if (!cJSON_IsArray(tj) || !cJSON_IsString(a) || e == NULL)
 		return 0;
-	avid = tv_find_str(s, a->valuestring);
+	avid = tstore_tv_find_str(s, a->valuestring);
 	at = tstore_attr(s, avid);
 	if (at == NULL)
 		return 0;	/* unknown attr: skipped, as createStore does */
@@ -1437,8 +1437,8 @@ resolve_e(struct tstore *s, const cJSON *e, uint32_t *ret)
 {
 	if (cJSON_IsArray(e)) {
 		const cJSON *la = cJSON_GetArrayItem(e, 0), *lv = cJSON_GetArrayItem(e, 1);
-		uint32_t a = cJSON_IsString(la) ? tv_find_str(s, la->valuestring) : VID_NONE;
-		uint32_t v = lv ? tv_find_json(s, lv) : VID_NONE;
+		uint32_t a = cJSON_IsString(la) ? tstore_tv_find_str(s, la->valuestring) : VID_NONE;
+		uint32_t v = lv ? tstore_tv_find_json(s, lv) : VID_NONE;
 		uint32_t t;
 
 		*ret = VID_NONE;
@@ -1468,10 +1468,10 @@ resolve_v(struct tstore *s, const cJSON *v, uint32_t *ret)
 	}
 	if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2) {
 		const cJSON *la = cJSON_GetArrayItem(v, 0), *lv = cJSON_GetArrayItem(v, 1);
-		uint32_t a = cJSON_IsString(la) ? tv_find_str(s, la->valuestring) : VID_NONE;
+		uint32_t a = cJSON_IsString(la) ? tstore_tv_find_str(s, la->valuestring) : VID_NONE;
 
 		if (a != VID_NONE && tstore_aev(s, a) != NULL) {
-			uint32_t vv = tv_find_json(s, lv), t;
+			uint32_t vv = tstore_tv_find_json(s, lv), t;
 
 			*ret = VID_NONE;
 			if (vv == VID_NONE)
@@ -1488,7 +1488,7 @@ resolve_v(struct tstore *s, const cJSON *v, uint32_t *ret)
 static const struct tattr *
 step_attr(const struct tstore *s, const cJSON *a)
 {
-	return cJSON_IsString(a) ? tstore_attr(s, tv_find_str(s, a->valuestring)) : NULL;
+	return cJSON_IsString(a) ? tstore_attr(s, tstore_tv_find_str(s, a->valuestring)) : NULL;
 }
 
 static uint64_t tstore_seed;
@@ -1521,7 +1521,7 @@ step_add_triple(struct tstore *s, const cJSON *step)
 	at = step_attr(s, aj);
 	if (at == NULL)
 		return 0;
-	old = hmap_get(&s->tr_by_eav, e, at->id, v);
+	old = tstore_hmap_get(&s->tr_by_eav, e, at->id, v);
 	if (old && s->vals[s->tr[old].t].type != TV_UNDEF && s->vals[s->tr[old].t].type != TV_NULL)
 		t = s->tr[old].t;
 	else if ((r = new_created_at(s, &t)) < 0)
@@ -1603,11 +1603,11 @@ step_merge_triple(struct tstore *s, const cJSON *step)
 		return 0;	/* no current value: the JS client shows nothing */
 	cur = cl->tr.v[0];
 	c = s->tr[cur].cell;
-	curj = tv_to_json(s, s->tr[cur].v);
+	curj = tstore_tv_to_json(s, s->tr[cur].v);
 	if (curj == NULL)
 		return -ENOMEM;
 	{
-		cJSON *patch = tv_to_json(s, v);
+		cJSON *patch = tstore_tv_to_json(s, v);
 
 		if (patch == NULL) {
 			cJSON_Delete(curj);
@@ -1649,7 +1649,7 @@ step_retract_triple(struct tstore *s, const cJSON *step)
 	at = step_attr(s, aj);
 	if (at == NULL)
 		return 0;
-	ti = hmap_get(&s->tr_by_eav, e, at->id, v);
+	ti = tstore_hmap_get(&s->tr_by_eav, e, at->id, v);
 	if (ti)
 		triple_remove(s, ti);
 	return 0;
@@ -1658,7 +1658,7 @@ step_retract_triple(struct tstore *s, const cJSON *step)
 static int
 delete_entity(struct tstore *s, uint32_t id, uint32_t etype, int depth)
 {
-	uint32_t ei = hmap_get(&s->ent_by_e, id, 0, 0);
+	uint32_t ei = tstore_hmap_get(&s->ent_by_e, id, 0, 0);
 	const struct u32vec *vl;
 	uint32_t *snap = NULL, nsnap = 0;
 	int r = 0;
@@ -1743,7 +1743,7 @@ merge_on_ref(const struct tstore *s, const cJSON *steps, int upto, const cJSON *
 
 	if (!cJSON_IsString(aj))
 		return false;
-	at = tstore_attr(s, tv_find_str(s, aj->valuestring));
+	at = tstore_attr(s, tstore_tv_find_str(s, aj->valuestring));
 	exists = at != NULL;
 	if (at)
 		vt = json_get_string(at->json, "value-type");
@@ -1825,7 +1825,7 @@ step_delete_attr(struct tstore *s, const cJSON *x)
 
 	if (k < 0)
 		return 0;
-	aid = tv_find_str(s, x->valuestring);
+	aid = tstore_tv_find_str(s, x->valuestring);
 	if ((r = aj_private(s)) < 0)
 		return r;
 	cJSON_Delete(s->aj->v[k]);
@@ -1982,9 +1982,9 @@ out:
 bool
 tstore_has_entity(const struct tstore *s, const char *etype, const char *eid)
 {
-	uint32_t e = eid ? tv_find_str(s, eid) : VID_NONE;
-	uint32_t et = etype ? tv_find_str(s, etype) : VID_NONE;
-	uint32_t ei = e ? hmap_get(&s->ent_by_e, e, 0, 0) : 0;
+	uint32_t e = eid ? tstore_tv_find_str(s, eid) : VID_NONE;
+	uint32_t et = etype ? tstore_tv_find_str(s, etype) : VID_NONE;
+	uint32_t ei = e ? tstore_hmap_get(&s->ent_by_e, e, 0, 0) : 0;
 
 	if (ei == 0 || et == VID_NONE)
 		return false;
@@ -2004,8 +2004,8 @@ tstore_has_entity(const struct tstore *s, const char *etype, const char *eid)
 bool
 tstore_has_av(const struct tstore *s, const char *attr_id, const cJSON *value)
 {
-	uint32_t a = attr_id ? tv_find_str(s, attr_id) : VID_NONE;
-	uint32_t v = value ? tv_find_json(s, value) : VID_NONE;
+	uint32_t a = attr_id ? tstore_tv_find_str(s, attr_id) : VID_NONE;
+	uint32_t v = value ? tstore_tv_find_json(s, value) : VID_NONE;
 	const struct u32vec *l;
 
 	if (a == VID_NONE || v == VID_NONE)
@@ -2039,17 +2039,17 @@ tstore_to_json(const struct tstore *s)
 				if (row == NULL)
 					goto fail;
 				cJSON_AddItemToArray(arr, row);
-				if ((x = tv_to_json(s, t->e)) == NULL)
+				if ((x = tstore_tv_to_json(s, t->e)) == NULL)
 					goto fail;
 				cJSON_AddItemToArray(row, x);
-				if ((x = tv_to_json(s, t->a)) == NULL)
+				if ((x = tstore_tv_to_json(s, t->a)) == NULL)
 					goto fail;
 				cJSON_AddItemToArray(row, x);
-				if ((x = tv_to_json(s, t->v)) == NULL)
+				if ((x = tstore_tv_to_json(s, t->v)) == NULL)
 					goto fail;
 				cJSON_AddItemToArray(row, x);
 				if (s->vals[t->t].type != TV_UNDEF) {
-					if ((x = tv_to_json(s, t->t)) == NULL)
+					if ((x = tstore_tv_to_json(s, t->t)) == NULL)
 						goto fail;
 					cJSON_AddItemToArray(row, x);
 				}
