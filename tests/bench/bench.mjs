@@ -1,0 +1,562 @@
+// `make bench`: instantd and @instantdb/core side by side against one mock server on a ~100k-triple
+// data set; prints a table with both figures, their ratio and the targets, and writes RESULTS.md.
+// Env: top_builddir (for daemon/instantd), INSTANTD_NODE_MODULES. Args: [--results FILE] [--quick]
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
+import { generate, rng, uuidFrom } from './gen.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
+const QUICK = argv.includes('--quick');
+const RESULTS = opt('--results', null);
+const builddir = process.env.top_builddir || path.resolve(here, '..', '..');
+const INSTANTD = opt('--instantd', path.join(builddir, 'daemon', 'instantd'));
+const NODE = process.env.NODE || process.execPath;
+const APP = DEFAULT_APP_ID;
+const COPIES = Number(opt('--copies', 40));
+const N_REPLAY = Number(opt('--replay', QUICK ? 1000 : 10000));
+const now = () => process.hrtime.bigint();
+const ms = (a, b) => Number(b - a) / 1e6;
+const sleep = (t) => new Promise((r) => setTimeout(r, t));
+const log = (...a) => console.error('[bench]', ...a);
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'instantd-bench-'));
+const children = [];
+process.on('exit', () => {
+	for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+	fs.rmSync(work, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+// ---- the daemon and a local program talking to it ----
+
+const CONFIG = 'backoff-base-ms = 20\nbackoff-cap-ms = 100\nunsubscribe-grace-ms = 0\n' +
+	'transact-timeout = 600\nmax-subscriptions-per-connection = 1000\n';
+
+function daemonEnv(dir) {
+	const env = { ...process.env };
+	for (const k of ['NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID', 'JOURNAL_STREAM', 'WATCHDOG_USEC']) delete env[k];
+	return Object.assign(env, {
+		XDG_RUNTIME_DIR: path.join(dir, 'run'),
+		XDG_STATE_HOME: path.join(dir, 'state-home'),
+		XDG_CONFIG_HOME: path.join(dir, 'config'),
+	});
+}
+
+function canConnect(p) {
+	return new Promise((resolve) => {
+		const s = net.connect(p);
+		s.once('connect', () => { s.destroy(); resolve(true); });
+		s.once('error', () => resolve(false));
+	});
+}
+
+// Starts instantd on `dir` (state kept there across starts); resolves once its socket accepts.
+async function startDaemon(dir, server) {
+	fs.mkdirSync(path.join(dir, 'config', 'instantd'), { recursive: true });
+	fs.mkdirSync(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
+	fs.writeFileSync(path.join(dir, 'config', 'instantd', 'instantd.conf'), CONFIG);
+	const socket = path.join(dir, 'run', 'instantd', 'socket');
+	try { fs.unlinkSync(socket); } catch { /* not there */ }
+	const t0 = now();
+	const proc = spawn(INSTANTD, ['--socket', socket, '--state-dir', path.join(dir, 'state'), '--server', server],
+		{ env: daemonEnv(dir), stdio: ['ignore', 'ignore', 'pipe'] });
+	children.push(proc);
+	let err = '';
+	proc.stderr.on('data', (d) => { err = (err + d).slice(-20000); });
+	for (;;) {
+		if (proc.exitCode !== null) throw new Error(`instantd exited ${proc.exitCode}: ${err}`);
+		if (fs.existsSync(socket) && await canConnect(socket)) break;
+		await sleep(0.5);
+	}
+	return { proc, pid: proc.pid, socket, t0, log: () => err,
+		async stop() {
+			if (proc.exitCode !== null) return;
+			const done = new Promise((r) => proc.once('exit', r));
+			proc.kill('SIGTERM');
+			await done;
+		} };
+}
+
+// A local program: newline-delimited JSON; replies and pushes dispatched by client-event-id.
+class Program {
+	constructor(socket) { this.socket = socket; this.handlers = new Map(); this.buf = ''; this.n = 0; }
+	connect() {
+		return new Promise((resolve, reject) => {
+			this.sock = net.connect(this.socket);
+			this.sock.setEncoding('utf8');
+			this.sock.setNoDelay?.(true);
+			this.sock.once('connect', () => resolve(this));
+			this.sock.once('error', reject);
+			this.sock.on('data', (d) => this.onData(d));
+		});
+	}
+	onData(d) {
+		this.buf += d;
+		let i;
+		while ((i = this.buf.indexOf('\n')) >= 0) {
+			const line = this.buf.slice(0, i);
+			this.buf = this.buf.slice(i + 1);
+			if (!line) continue;
+			const m = JSON.parse(line);
+			const hs = this.handlers.get(m['client-event-id']);
+			if (hs) for (const h of hs.slice()) h(m, line);
+		}
+	}
+	on(ceid, h) {
+		if (!this.handlers.has(ceid)) this.handlers.set(ceid, []);
+		this.handlers.get(ceid).push(h);
+		return () => {
+			const hs = this.handlers.get(ceid);
+			if (hs) hs.splice(hs.indexOf(h), 1);
+		};
+	}
+	send(msg) {
+		const ceid = msg['client-event-id'] || `b${++this.n}`;
+		msg['client-event-id'] = ceid;
+		this.sock.write(JSON.stringify(msg) + '\n');
+		return ceid;
+	}
+	// Resolves with the first message for ceid that accept() takes; rejects on an error reply.
+	wait(ceid, accept, what = 'reply') {
+		return new Promise((resolve, reject) => {
+			const off = this.on(ceid, (m, line) => {
+				if (m.op === 'error') { off(); reject(new Error(`${what}: ${line}`)); }
+				else if (accept(m, line)) { off(); resolve(m); }
+			});
+		});
+	}
+	request(msg, ops) {
+		const ceid = this.send(msg);
+		return this.wait(ceid, (m) => !ops || ops.includes(m.op), msg.op);
+	}
+	async init() {
+		const r = await this.request({ op: 'init', 'app-id': APP }, ['init-ok']);
+		return r;
+	}
+	// Subscribes and resolves {ceid, first} once a server (not cached) result arrived.
+	async subscribe(q) {
+		const ceid = `sub-${randomUUID()}`;
+		const p = this.wait(ceid, (m) => (m.op === 'add-query-ok' || m.op === 'refresh-ok') && m['from-cache'] === false, 'add-query');
+		this.send({ op: 'add-query', q, 'client-event-id': ceid });
+		await p;
+		return ceid;
+	}
+	close() { this.sock.destroy(); }
+}
+
+// ---- the JS client process ----
+
+async function startJS(mock) {
+	const t0 = now();
+	const proc = spawn(NODE, [path.join(here, 'js-client.mjs'), mock.url, mock.apiURI, APP],
+		{ stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
+	children.push(proc);
+	const waiters = [];
+	const events = [];
+	readline.createInterface({ input: proc.stdout }).on('line', (l) => {
+		let ev;
+		try { ev = JSON.parse(l); } catch { return; }
+		if (ev.ev === 'error') log('js-client error:', ev.message);
+		events.push(ev);
+		for (const w of waiters.slice()) if (w.pred(ev)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(ev); }
+	});
+	const js = {
+		proc, pid: proc.pid, t0,
+		waitEv(name) {
+			const i = events.findIndex((e) => e.ev === name);
+			if (i >= 0) return Promise.resolve(events.splice(i, 1)[0]);
+			return new Promise((resolve) => waiters.push({ pred: (e) => e.ev === name && (events.splice(events.indexOf(e), 1), true), resolve }));
+		},
+		async cmd(c, reply) {
+			const p = reply ? js.waitEv(reply) : null;
+			proc.stdin.write(JSON.stringify(c) + '\n');
+			return p;
+		},
+		async exit() {
+			if (proc.exitCode !== null) return;
+			const done = new Promise((r) => proc.once('exit', r));
+			proc.stdin.write('{"cmd":"exit"}\n');
+			await done;
+		},
+	};
+	await js.waitEv('ready');
+	return js;
+}
+
+// --perf PHASE[,PHASE] --perf-dir DIR: `perf record -g` on the daemon during those phases (a, b, c, d1, d16, e).
+const PERF = (opt('--perf', '') || '').split(',').filter(Boolean);
+const PERF_DIR = opt('--perf-dir', process.cwd());
+async function profiled(phase, fn) {
+	if (!PERF.includes(phase)) return fn();
+	const out = path.join(PERF_DIR, `perf-${phase}.data`);
+	const perf = spawn('perf', ['record', '-g', '-F', '2000', '-o', out, '-p', String(daemon.pid)], { stdio: ['ignore', 'ignore', 'inherit'] });
+	await sleep(300);
+	try {
+		return await fn();
+	} finally {
+		const done = new Promise((r) => perf.once('exit', r));
+		perf.kill('SIGINT');
+		await done;
+		log(`perf data for ${phase}: ${out}`);
+	}
+}
+
+// ---- statistics ----
+
+function pct(xs, p) {
+	const s = [...xs].sort((a, b) => a - b);
+	return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+function memOf(pid) {
+	const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+	const kb = (k) => Number((st.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm')) || [])[1]);
+	return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+const rows = [];
+// One table row. `better`: 'lower' or 'higher'. target: {ratio} (instantd/JS) or {abs} on instantd.
+function row(id, what, d, j, unit, target = null, better = 'lower') {
+	const ratio = d != null && j ? d / j : null;
+	let met = null;
+	let tdesc = '';
+	if (target?.ratio != null) {
+		met = ratio != null && (better === 'lower' ? ratio <= target.ratio : ratio >= target.ratio);
+		tdesc = `${better === 'lower' ? '≤' : '≥'} ${target.ratio}× JS`;
+	} else if (target?.abs != null) {
+		met = d != null && (better === 'lower' ? d <= target.abs : d >= target.abs);
+		tdesc = `${better === 'lower' ? '≤' : '≥'} ${target.abs} ${unit}`;
+	}
+	rows.push({ id, what, d, j, unit, ratio, tdesc, met });
+	log(`${id} ${what}: instantd ${fmt(d)} ${unit}, JS ${fmt(j)} ${unit}, ratio ${fmt(ratio, 3)}${tdesc ? `, target ${tdesc}: ${met ? 'met' : 'NOT met'}` : ''}`);
+}
+function fmt(x, digits) {
+	if (x == null || Number.isNaN(x)) return 'n/a';
+	if (digits) return x.toFixed(digits);
+	if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
+	if (Math.abs(x) >= 10) return x.toFixed(1);
+	return x.toFixed(3);
+}
+
+// ---- the run ----
+
+log(`data: zeneca × ${COPIES}`);
+const data = generate({ copies: COPIES, seed: 20240611, dataDir: path.join(here, '..', 'data', 'zeneca') });
+const seedFile = path.join(work, 'seed.json');
+fs.writeFileSync(seedFile, JSON.stringify({ attrs: data.attrs, triples: data.triples }));
+const attrId = (etype, label) => data.attrs.find((a) => a['forward-identity'][1] === etype && a['forward-identity'][2] === label).id;
+const SHELF_BOOKS = attrId('bookshelves', 'books');
+const BOOK_TITLE = attrId('books', 'title');
+const booksOf = new Map();
+for (const [e, a, v] of data.triples) if (a === SHELF_BOOKS) (booksOf.get(e) || booksOf.set(e, []).get(e)).push(v);
+const shelves = data.bookshelves.filter((s) => (booksOf.get(s) || []).length >= 8 && (booksOf.get(s) || []).length <= 15);
+const side = {
+	d: { shelf: shelves[0], book: booksOf.get(shelves[0])[0] },
+	j: { shelf: shelves[1], book: booksOf.get(shelves[1])[0] },
+};
+const smallQ = (s) => ({ bookshelves: { $: { where: { id: side[s].shelf } }, books: {} } });
+const LARGE_Q = { users: { bookshelves: {} } };
+const userQs = data.users.slice(0, 100).map((u) => ({ users: { $: { where: { id: u } }, bookshelves: { books: {} } } }));
+log(`${data.triples.length} triples; small query: one shelf with ${booksOf.get(side.d.shelf).length} books; large: ${LARGE_Q && 'every user with shelves'}`);
+
+const mock = await startMock(['--seed', seedFile]);
+children.push(mock.proc);
+const ddir = path.join(work, 'daemon');
+let daemon = await startDaemon(ddir, mock.url);
+let js = await startJS(mock);
+const meta = { triples: data.triples.length };
+
+// f. memory with 100 subscriptions (fresh processes, before anything else grew them)
+{
+	log('f: 100 subscriptions');
+	const p = await new Program(daemon.socket).connect();
+	await p.init();
+	const t0 = now();
+	await Promise.all(userQs.map((q) => p.subscribe(q)));
+	const dms = ms(t0, now());
+	const jr = await js.cmd({ cmd: 'subscribe', qs: userQs.map((q, i) => [`u${i}`, q]) }, 'subscribed');
+	log(`f: 100 results in ${dms.toFixed(0)} ms (instantd), ${jr.ms.toFixed(0)} ms (JS)`);
+	await sleep(2000);	// results are written behind; let both settle
+	const dm = memOf(daemon.pid);
+	const jm = memOf(js.pid);
+	row('f', 'VmRSS, 100 subscriptions over 100k triples', dm.rss / 1024, jm.rss / 1024, 'MiB', { ratio: 0.25 });
+	row('f', 'VmHWM (peak RSS), same', dm.hwm / 1024, jm.hwm / 1024, 'MiB');
+	meta.subscribeMs = { d: dms, j: jr.ms };
+	p.close();
+	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
+	await sleep(300);
+}
+
+// a. answering a subscribed query from the local mirror
+const prog = await new Program(daemon.socket).connect();
+await prog.init();
+const subSmall = await prog.subscribe(smallQ('d'));
+await prog.subscribe(LARGE_Q);
+await js.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')], ['large', LARGE_Q]] }, 'subscribed');
+for (const [name, q, n] of [['small', smallQ('d'), QUICK ? 50 : 400], ['large', LARGE_Q, QUICK ? 10 : 60]]) {
+	log(`a: ${name}`);
+	const times = [];
+	let size = 0;
+	await profiled(`a-${name}`, async () => {
+		for (let i = 0; i < n + 5; i++) {
+			const t0 = now();
+			const ceid = prog.send({ op: 'query-once', q, policy: 'cache-first' });
+			await prog.wait(ceid, (m, line) => { size = line.length; return m.op === 'query-ok'; }, 'query-once');
+			if (i >= 5) times.push(ms(t0, now()));
+		}
+	});
+	const jr = await js.cmd({ cmd: 'eval', id: name, n: n + 5 }, 'eval');
+	const jt = jr.times.slice(5);
+	row('a', `${name} result (${Math.round(size / 1024)} KiB JSON), p50`, pct(times, 50), pct(jt, 50), 'ms', { ratio: 0.5 });
+	row('a', `${name} result, p95`, pct(times, 95), pct(jt, 95), 'ms', { ratio: 0.5 });
+}
+
+// b. a refresh arriving upstream until the subscriber has it
+{
+	log('b: upstream refresh');
+	const n = QUICK ? 10 : 40;
+	const dt = [];
+	const jt = [];
+	await profiled('b', async () => { for (let i = 0; i < n; i++) {
+		const mk = `upstream-d-${i}-${randomUUID()}`;
+		const got = prog.wait(subSmall, (m, line) => m.op === 'refresh-ok' && line.includes(mk), 'refresh');
+		const t0 = now();
+		await mock.ctl('transact', { 'tx-steps': [['add-triple', side.d.book, BOOK_TITLE, mk]] });
+		await got;
+		dt.push(ms(t0, now()));
+		const mj = `upstream-j-${i}-${randomUUID()}`;
+		await js.cmd({ cmd: 'expect', id: 'small', marker: mj }, 'expecting');
+		const seen = js.waitEv('seen');
+		const t1 = now();
+		await mock.ctl('transact', { 'tx-steps': [['add-triple', side.j.book, BOOK_TITLE, mj]] });
+		const ev = await seen;
+		jt.push(ms(t1, BigInt(ev.t)));
+	} });
+	row('b', 'server write → subscriber has it, p50', pct(dt, 50), pct(jt, 50), 'ms', { ratio: 0.5 });
+	row('b', 'same, p95', pct(dt, 95), pct(jt, 95), 'ms', { ratio: 0.5 });
+}
+
+// c. optimistic latency: a local write until the writer's own subscription shows it
+{
+	log('c: optimistic');
+	const n = QUICK ? 20 : 200;
+	const dt = [];
+	await profiled('c', async () => { for (let i = 0; i < n; i++) {
+		const mk = `opt-d-${i}-${randomUUID()}`;
+		const got = prog.wait(subSmall, (m, line) => line.includes(mk), 'optimistic');
+		const t0 = now();
+		const ceid = prog.send({ op: 'transact', ops: [['update', 'books', side.d.book, { title: mk }]] });
+		const ok = prog.wait(ceid, (m) => m.op === 'transact-ok', 'transact');
+		await got;
+		dt.push(ms(t0, now()));
+		await ok;
+	} });
+	const jr = await js.cmd({ cmd: 'optimistic', id: 'small', n, etype: 'books', eid: side.j.book, attr: 'title' }, 'optimistic');
+	row('c', 'local write → own subscription shows it, p50', pct(dt, 50), pct(jr.times, 50), 'ms', { abs: 2 });
+	row('c', 'same, p95', pct(dt, 95), pct(jr.times, 95), 'ms');
+}
+
+// g. cold start: existing state, server refusing, until the first cached result
+{
+	log('g: cold start');
+	prog.close();
+	await daemon.stop();
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	const n = QUICK ? 3 : 7;
+	const dt = [];
+	for (let i = 0; i < n; i++) {
+		const t0 = now();
+		const d = await startDaemon(ddir, mock.url);
+		const p = await new Program(d.socket).connect();
+		await p.init();
+		const ceid = `cold-${i}`;
+		const r = p.wait(ceid, (m) => m.op === 'add-query-ok', 'cold add-query');
+		p.send({ op: 'add-query', q: smallQ('d'), 'client-event-id': ceid });
+		const m = await r;
+		dt.push(ms(t0, now()));
+		if (m['from-cache'] !== true) throw new Error('cold start: the first result was not from the cache');
+		p.close();
+		await d.stop();
+	}
+	await mock.ctl('refuse', { ms: 0 });
+	// The JS client keeps no cache across processes: its figure is a fresh process until its first result from the server.
+	const jt = [];
+	for (let i = 0; i < n; i++) {
+		const t0 = now();
+		const c = await startJS(mock);
+		await c.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')]] }, 'subscribed');
+		jt.push(ms(t0, now()));
+		await c.exit();
+	}
+	row('g', 'cold start → first result, p50 (JS: from the server)', pct(dt, 50), pct(jt, 50), 'ms', { abs: 100 });
+	daemon = await startDaemon(ddir, mock.url);
+}
+
+// d. acknowledged durable writes per second
+const W = Number(opt('--window', 32));
+async function daemonWrites(nprog, per) {
+	const progs = await Promise.all(Array.from({ length: nprog }, () => new Program(daemon.socket).connect()));
+	await Promise.all(progs.map((p) => p.init()));
+	const okAll = [];
+	const t0 = now();
+	await Promise.all(progs.map(async (p) => {
+		let sent = 0;
+		let done = 0;
+		await new Promise((resolve, reject) => {
+			const pump = () => {
+				while (sent < per && sent - done < W) {
+					const ceid = p.send({ op: 'transact', ops: [['update', 'benchw', randomUUID(), { n: sent, w: 'd' }]] });
+					sent++;
+					okAll.push(p.wait(ceid, (m) => m.op === 'transact-ok', 'transact-ok'));
+					p.wait(ceid, (m) => m.op === 'transact-queued', 'transact').then(() => {
+						done++;
+						if (done === per) resolve();
+						else pump();
+					}, reject);
+				}
+			};
+			pump();
+		});
+	}));
+	const el = ms(t0, now());
+	await Promise.all(okAll);	// let the upstream side drain before the next measurement
+	for (const p of progs) p.close();
+	return (nprog * per) / (el / 1000);
+}
+{
+	log('d: writes');
+	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
+	// New attrs on the first write of each side, outside the measurement.
+	await daemonWrites(1, 10);
+	const idsFor = (n) => Array.from({ length: n }, () => randomUUID());
+	await js.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: idsFor(10) }, 'writes');
+	const n1 = QUICK ? 300 : 3000;
+	const n16 = QUICK ? 100 : 1500;
+	const d1 = await profiled('d1', () => daemonWrites(1, n1));
+	const d16 = await profiled('d16', () => daemonWrites(16, n16));
+	// A fresh JS client for each measurement: it keeps confirmed writes in its queue, which slows later ones.
+	const jsWrites = async (n, conc) => {
+		const c = await startJS(mock);
+		await c.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: idsFor(10) }, 'writes');
+		const r = await c.cmd({ cmd: 'writes', n, conc, etype: 'benchw', ids: idsFor(n) }, 'writes');
+		await c.exit();
+		return r;
+	};
+	const j1r = await jsWrites(n1, 1);
+	const j16r = await jsWrites(16 * n16 / 4, 16);
+	const j1 = n1 / (j1r.ms / 1000);
+	const j16 = (16 * n16 / 4) / (j16r.ms / 1000);
+	row('d', `acknowledged writes/s, 1 program (window ${W})`, d1, j1, 'writes/s', null, 'higher');
+	row('d', `acknowledged writes/s, 16 programs (window ${W} each; JS: 16 concurrent)`, d16, j16, 'writes/s', { abs: 20000 }, 'higher');
+}
+
+// e. 10,000 writes queued offline, replayed after reconnect until all are confirmed
+{
+	log(`e: replay of ${N_REPLAY}`);
+	const p = await new Program(daemon.socket).connect();
+	await p.init();
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	for (;;) {
+		const st = await p.request({ op: 'status' }, ['status']);
+		if (st.status.state !== 'authenticated') break;
+		await sleep(10);
+	}
+	const oks = [];
+	const queued = [];
+	const tq = now();
+	for (let k = 0; k < N_REPLAY; k++) {
+		const ceid = p.send({ op: 'transact', ops: [['update', 'benchw', randomUUID(), { n: k, w: 'd-offline' }]] });
+		queued.push(p.wait(ceid, (m) => m.op === 'transact-queued', 'transact'));
+		oks.push(p.wait(ceid, (m) => m.op === 'transact-ok', 'transact-ok'));
+		if (k % 256 === 255) await queued[k];
+	}
+	await Promise.all(queued);
+	log(`e: instantd queued ${N_REPLAY} in ${ms(tq, now()).toFixed(0)} ms`);
+	const t0 = now();
+	const dms = await profiled('e', async () => {
+		await mock.ctl('refuse', { ms: 0 });
+		await Promise.all(oks);
+		return ms(t0, now());
+	});
+	p.close();
+
+	await js.exit();
+	js = await startJS(mock);
+	await js.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: Array.from({ length: 10 }, () => randomUUID()) }, 'writes');
+	await js.cmd({ cmd: 'offline' }, 'offline');
+	const jq = await js.cmd({ cmd: 'queue', etype: 'benchw', ids: Array.from({ length: N_REPLAY }, () => randomUUID()) }, 'queued');
+	log(`e: JS queued ${N_REPLAY} in ${jq.ms.toFixed(0)} ms (${jq.statuses})`);
+	const jr = await js.cmd({ cmd: 'replay', n: N_REPLAY }, 'replayed');
+	row('e', `${N_REPLAY.toLocaleString('en-US')} queued writes: reconnect → all confirmed`, dms, jr.ms, 'ms', { ratio: 1 });
+}
+
+await js.exit();
+await daemon.stop();
+await mock.stop();
+
+// ---- report ----
+
+const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) || [])[1] || 'unknown';
+const memKb = Number((fs.readFileSync('/proc/meminfo', 'utf8').match(/^MemTotal:\s+(\d+)/m) || [])[1]);
+const machine = `${os.cpus().length} CPUs (nproc), ${cpu}, ${(memKb / 1048576).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}`;
+const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+const head = ['', 'measure', 'instantd', '@instantdb/core', 'ratio', 'unit', 'target', 'met'];
+const body = rows.map((r) => [r.id, r.what, fmt(r.d), fmt(r.j), fmt(r.ratio, 3), r.unit, r.tdesc || '—',
+	r.met == null ? '—' : r.met ? 'yes' : '**no**']);
+const table = [head, head.map(() => '---'), ...body].map((c) => `| ${c.join(' | ')} |`).join('\n');
+console.log(`\nMachine: ${machine}\nDate: ${date}\nData: zeneca × ${COPIES} = ${meta.triples} triples\n`);
+console.log(table);
+if (RESULTS) {
+	const md = `# Benchmarks: instantd side by side with @instantdb/core 1.0.67
+
+Generated by \`make bench\` (tests/bench/bench.mjs); regenerated on every run.
+
+- Date: ${date}
+- Machine: ${machine}
+- Data: the zeneca data set × ${COPIES} (seeded generator, tests/bench/gen.mjs): ${meta.triples} triples,
+  ${data.users.length} users, ${data.bookshelves.length} shelves, ${data.books.length} books, served by the mock
+  server (tests/mock) to both clients in the same run.
+- instantd: the binary of this build, talking to a local program (Node, newline-delimited JSON on the socket).
+  @instantdb/core: the real client in its own Node process with in-memory storage.
+
+${table}
+
+How each figure is taken (times from CLOCK_MONOTONIC; ratio = instantd / JS, so below 1 is better for
+times and memory, above 1 for throughput):
+
+- a: small = one shelf with its books (\`{bookshelves: {$: {where: {id}}, books: {}}}\`), large = every user with
+  their shelves (\`{users: {bookshelves: {}}}\`), both subscribed first. instantd: \`query-once\` with
+  \`cache-first\` over the socket, measured by the program (request to reply, JSON parsed). JS: the client's own
+  evaluation of the subscribed query on its store with pending writes applied (\`Reactor.dataForQuery\` with its
+  memo cleared), measured inside its process. JSON size is instantd's reply.
+- b: the mock's control \`transact\` changes a book title in the subscribed small query; from the control request
+  until the program has the \`refresh-ok\` (instantd) or the \`subscribeQuery\` callback sees it (JS). Each side
+  has its own shelf so the mock computes the same amount for both.
+- c: instantd: \`transact\` until the writer's own subscription pushes the new title (this includes the durable
+  commit before the optimistic push). JS: \`db.transact\` until its \`subscribeQuery\` callback shows it.
+  Each write waits for its server confirmation before the next.
+- d: instantd: each program keeps ${W} transacts in flight and counts \`transact-queued\` replies (durable:
+  after the outbox commit); new \`benchw\` entities, no subscriptions. JS: \`db.transact\` promises resolved
+  (the JS client's only acknowledgement, the server's \`transact-ok\`; not durable), 1 and 16 concurrent
+  writers in one client.
+- e: instantd: writes queued while the mock refuses connections (acknowledged), then the refusal is lifted;
+  until every write's \`transact-ok\` reached the program (daemon backoff capped at 100 ms). JS: offline
+  through its network listener, the same number of \`db.transact\` calls, back online; until every write got the
+  server's \`transact-ok\`.
+- f: VmRSS/VmHWM from /proc of the daemon and of the Node process running the JS client, after both have
+  the results of the same 100 subscriptions (one user each with shelves and books).
+- g: instantd started on its existing state directory while the mock refuses connections, until a program's
+  \`add-query\` gets its \`from-cache\` result (process start, socket, init, add-query). JS has no persistent
+  cache in Node: its figure is a new Node process until its first result from the (reachable) server.
+`;
+	fs.writeFileSync(RESULTS, md);
+	log(`wrote ${RESULTS}`);
+}
