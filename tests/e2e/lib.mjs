@@ -60,7 +60,9 @@ export class Daemon {
 			XDG_STATE_HOME: path.join(this.dir, 'state-home'),
 			XDG_CONFIG_HOME: path.join(this.dir, 'config'),
 		}, this.env);
-		this.proc = spawn(INSTANTD, args, { env, stdio: ['ignore', 'inherit', 'pipe'] });
+		// INSTANTD_WRAPPER: a command prefix for the daemon, e.g. valgrind (tests/hostile/valgrind-e2e.sh).
+		const wrap = (process.env.INSTANTD_WRAPPER || '').split(' ').filter(Boolean);
+		this.proc = spawn(wrap[0] || INSTANTD, [...wrap.slice(1), ...(wrap.length ? [INSTANTD] : []), ...args], { env, stdio: ['ignore', 'inherit', 'pipe'] });
 		this.proc.stderr.on('data', (d) => {
 			this.log += d.toString();
 			if (process.env.E2E_VERBOSE) process.stderr.write(d);
