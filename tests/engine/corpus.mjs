@@ -265,6 +265,27 @@ export function pageCases(ds, evaluate) {
       cases.push({ dataset: 'zeneca', q: { books: { $: { order, fields: ['title', 'pageCount'], ...opt } } }, 'page-info': pi });
     }
   }
+  // typed order attrs: a date (movies person.born) and a collated string (books.title)
+  const mov = Object.values(structuredClone(ds.movies.attrs));
+  for (const a of mov) if (a['forward-identity'][1] === 'person' && a['forward-identity'][2] === 'born') a['checked-data-type'] = 'date';
+  const zt = structuredClone(ds.zeneca.attrs);
+  for (const a of zt) if (a['forward-identity'][1] === 'books' && a['forward-identity'][2] === 'title') a['checked-data-type'] = 'string';
+  const typed = [
+    [mov, ds.movies.triples, 'person', 'born', ['name', 'born']],
+    [zt, ds.zeneca.triples, 'books', 'title', ['title']],
+  ];
+  for (const [attrs, triples, etype, label, fields] of typed) {
+    const oa = attrs.find((a) => a['forward-identity'][1] === etype && a['forward-identity'][2] === label).id;
+    const valOf = (e) => triples.find((t) => t[0] === e && t[1] === oa)?.[2];
+    for (const dir of ['asc', 'desc']) {
+      const base = { attrs, triples };
+      const full = evaluate({ ...base, q: { [etype]: { $: { order: { [label]: dir }, fields } } } }, ds).data[etype];
+      for (const [a, b, opt] of [[2, 9, { offset: 2 }], [4, 4, { after: ['x'] }], [1, 20, { before: ['y'], limit: 6 }]]) {
+        const pi = { [etype]: { 'start-cursor': [full[a].id, oa, valOf(full[a].id), 1], 'end-cursor': [full[b].id, oa, valOf(full[b].id), 1] } };
+        cases.push({ ...base, q: { [etype]: { $: { order: { [label]: dir }, fields, ...opt } } }, 'page-info': pi });
+      }
+    }
+  }
   // leading query with page-info: no cursor filter, order from the cursor's attr
   cases.push({ dataset: 'zeneca', q: { books: { $: { limit: 5, fields: ['pageCount'] } } },
     'page-info': { books: { 'start-cursor': [f.books[0], pcAttr, 107, 1], 'end-cursor': [f.books[1], pcAttr, 5, 1] } } });
