@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,7 +350,9 @@ array_insert(cJSON *arr, int idx, cJSON *item)
 static bool
 is_index(const cJSON *k)
 {
-	return cJSON_IsNumber(k) && k->valuedouble >= 0 && k->valuedouble == (double)(int)k->valuedouble;
+	/* Range first: converting a double outside int's range is undefined. */
+	return cJSON_IsNumber(k) && k->valuedouble >= 0 && k->valuedouble <= INT_MAX &&
+	    k->valuedouble == (double)(int)k->valuedouble;
 }
 
 static cJSON *
