@@ -12,3 +12,11 @@ include_HEADERS += instantd.h
 libinstantd_la_SOURCES = libinstantd.c instantd.h
 libinstantd_la_LIBADD = $(CJSON_LIBS)
 libinstantd_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0
+
+bin_PROGRAMS += instantctl
+instantctl_SOURCES = instantctl.c
+instantctl_LDADD = libinstantd.la $(CJSON_LIBS)
+
+noinst_PROGRAMS = example-watch
+example_watch_SOURCES = example-watch.c
+example_watch_LDADD = libinstantd.la $(CJSON_LIBS)
