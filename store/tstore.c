@@ -177,6 +177,17 @@ hmap_resize(struct hmap *m, uint32_t cap)
 	return 0;
 }
 
+/* Make room for n more keys without rehashing. */
+static int
+hmap_reserve(struct hmap *m, uint32_t n)
+{
+	uint32_t cap = m->cap ? m->cap : 16;
+
+	while ((m->n + m->ntomb + n + 1) * 4 >= cap * 3)
+		cap *= 2;
+	return cap > m->cap ? hmap_resize(m, cap) : 0;
+}
+
 /* Insert or replace. val must not be 0 or HDEL. */
 int
 tstore_hmap_put(struct hmap *m, uint32_t k1, uint32_t k2, uint32_t k3, uint32_t val)
@@ -262,12 +273,12 @@ tstore_hmap_clear(struct hmap *m)
 
 /* ---- value interning ---- */
 
-/* A word-at-a-time string hash: book descriptions run to kilobytes, and a
- * byte-at-a-time hash dominated building a store. */
-static uint32_t
-hash_bytes(const char *p, size_t n)
+/* A word-at-a-time string hash. Long strings (book descriptions run to
+ * kilobytes) are hashed by their length and their first and last 64 bytes;
+ * equal hashes are confirmed by comparing the bytes anyway. */
+static uint64_t
+hash_words(uint64_t h, const char *p, size_t n)
 {
-	uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xC2B2AE3D27D4EB4FULL);
 	size_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
@@ -283,6 +294,20 @@ hash_bytes(const char *p, size_t n)
 		memcpy(&w, p + i, n - i);
 		h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
 		h ^= h >> 29;
+	}
+	return h;
+}
+
+static uint32_t
+hash_bytes(const char *p, size_t n)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xC2B2AE3D27D4EB4FULL);
+
+	if (n <= 160)
+		h = hash_words(h, p, n);
+	else {
+		h = hash_words(h, p, 64);
+		h = hash_words(h, p + n - 64, 64);
 	}
 	h *= 0xFF51AFD7ED558CCDULL;
 	h ^= h >> 33;
@@ -1276,6 +1301,17 @@ tstore_add_triples(struct tstore *s, const cJSON *triples)
 
 	if (!cJSON_IsArray(triples))
 		return -EINVAL;
+	{
+		uint32_t n = (uint32_t)cJSON_GetArraySize(triples);
+
+		/* sized once rather than doubled along the way */
+		if ((r = hmap_reserve(&s->tr_by_eav, n)) < 0 ||
+		    (r = hmap_reserve(&s->cell_by_ea, n)) < 0 ||
+		    (r = hmap_reserve(&s->ave, n)) < 0 ||
+		    (r = grow((void **)&s->tr, &s->captr, s->ntr + n, sizeof(*s->tr))) < 0 ||
+		    (r = grow((void **)&s->cells, &s->capcells, s->ncells + n, sizeof(*s->cells))) < 0)
+			return r;
+	}
 	cJSON_ArrayForEach(t, triples)
 		if ((r = tstore_add_one(s, t)) < 0)
 			return r;
