@@ -10,3 +10,17 @@ check_PROGRAMS += test-ipc-server
 test_ipc_server_SOURCES = ipc/test-ipc-server.c ipc/ipc-test.h
 test_ipc_server_LDADD = $(CJSON_LIBS)
 TESTS += test-ipc-server
+
+check_PROGRAMS += test-libinstantd
+test_libinstantd_SOURCES = ipc/test-libinstantd.c ipc/ipc-test.h
+test_libinstantd_LDADD = $(top_builddir)/ipc/libinstantd.la $(CJSON_LIBS)
+TESTS += test-libinstantd
+
+check_PROGRAMS += test-ipc-protocol
+test_ipc_protocol_SOURCES = ipc/test-ipc-protocol.c
+test_ipc_protocol_LDADD = $(IPC_SERVER_LIBS)
+TESTS += test-ipc-protocol
+
+# instantctl against ipc-echo (needs both built).
+TESTS += ipc/test-instantctl.sh
+EXTRA_DIST += ipc/test-instantctl.sh
