@@ -175,35 +175,56 @@ ctl_report_error(const cJSON *msg)
 	return EXIT_FAILED;
 }
 
-/* Print top-level fields as "key: value" lines. */
+/* Print fields as "key: value" lines, nested objects as "key.sub: value". */
 static void
-ctl_print_fields(const cJSON *msg)
+ctl_print_fields_prefix(const cJSON *obj, const char *prefix)
 {
-	for (const cJSON *f = msg ? msg->child : NULL; f != NULL; f = f->next) {
-		if (strcmp(f->string, "op") == 0 || strcmp(f->string, "client-event-id") == 0)
+	for (const cJSON *f = obj ? obj->child : NULL; f != NULL; f = f->next) {
+		char name[256];
+
+		if (prefix[0] == '\0' && (strcmp(f->string, "op") == 0 ||
+		    strcmp(f->string, "client-event-id") == 0))
 			continue;
-		if (cJSON_IsString(f)) {
-			printf("%s: %s\n", f->string, f->valuestring);
+		/* A lone "status" object (the daemon's status reply) needs no prefix. */
+		if (prefix[0] == '\0' && strcmp(f->string, "status") == 0 && cJSON_IsObject(f))
+			snprintf(name, sizeof(name), "%s", "");
+		else
+			snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", f->string);
+		if (cJSON_IsObject(f) && f->child != NULL) {
+			ctl_print_fields_prefix(f, name);
+		} else if (cJSON_IsArray(f) && strcmp(f->string, "profiles") == 0) {
+			for (const cJSON *e = f->child; e != NULL; e = e->next) {
+				ctl_print_fields_prefix(e, "");
+				printf("\n");
+			}
+		} else if (cJSON_IsString(f)) {
+			printf("%s: %s\n", name, f->valuestring);
 		} else {
 			char *s = cJSON_PrintUnformatted(f);
 
-			printf("%s: %s\n", f->string, s != NULL ? s : "?");
+			printf("%s: %s\n", name, s != NULL ? s : "?");
 			cJSON_free(s);
 		}
 	}
+}
+
+static void
+ctl_print_fields(const cJSON *msg)
+{
+	ctl_print_fields_prefix(msg, "");
 	fflush(stdout);
 }
 
 /* Connect and send init; *ret is ready for requests. */
 static int
-ctl_connect(struct instantd_client **ret)
+ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 {
 	struct instantd_client *c;
 	const char *token = NULL;
 	cJSON *m, *reply = NULL;
 	int r;
 
-	if (opt.app_id == NULL || opt.app_id[0] == '\0') {
+	if ((opt.app_id == NULL || opt.app_id[0] == '\0') && !allow_no_app) {
 		fprintf(stderr, "instantctl: no app id: pass --app APP_ID or set INSTANT_APP_ID\n");
 		return EXIT_USAGE;
 	}
@@ -227,6 +248,10 @@ ctl_connect(struct instantd_client **ret)
 		    opt.socket != NULL ? opt.socket : path, strerror(-r));
 		free(path);
 		return EXIT_UNREACHABLE;
+	}
+	if (opt.app_id == NULL || opt.app_id[0] == '\0') {
+		*ret = c;	/* status of every profile, no init */
+		return EXIT_OK;
 	}
 	m = cJSON_CreateObject();
 	cJSON_AddStringToObject(m, "op", "init");
@@ -253,15 +278,21 @@ ctl_connect(struct instantd_client **ret)
 	return EXIT_OK;
 }
 
+static int
+ctl_connect(struct instantd_client **ret)
+{
+	return ctl_connect_opt(ret, false);
+}
+
 /* One request, one reply: print it (fields, or JSON). */
 static int
-ctl_simple(cJSON *req, void (*print)(const cJSON *reply))
+ctl_simple_opt(cJSON *req, void (*print)(const cJSON *reply), bool allow_no_app)
 {
 	struct instantd_client *c;
 	cJSON *reply = NULL;
 	int r;
 
-	r = ctl_connect(&c);
+	r = ctl_connect_opt(&c, allow_no_app);
 	if (r != EXIT_OK) {
 		cJSON_Delete(req);
 		return r;
@@ -284,6 +315,12 @@ ctl_simple(cJSON *req, void (*print)(const cJSON *reply))
 	cJSON_Delete(reply);
 	instantd_free(c);
 	return r;
+}
+
+static int
+ctl_simple(cJSON *req, void (*print)(const cJSON *reply))
+{
+	return ctl_simple_opt(req, print, false);
 }
 
 static cJSON *
@@ -314,7 +351,8 @@ static const char ctl_usage_status[] =
 "Usage: instantctl [OPTIONS] status\n"
 "\n"
 "Print the daemon's view of this app: connection state, server, signed-in\n"
-"user, pending and failed writes, last sync, cache size.\n";
+"user, pending and failed writes, last sync, cache size. Without an app id\n"
+"(--app or $INSTANT_APP_ID) it shows every profile the daemon serves.\n";
 
 static int
 ctl_status(int argc, char **argv)
@@ -325,7 +363,7 @@ ctl_status(int argc, char **argv)
 	}
 	if (argc > 1)
 		return ctl_usage_error("status takes no arguments (got '%s')", argv[1]);
-	return ctl_simple(ctl_req("status"), ctl_print_fields);
+	return ctl_simple_opt(ctl_req("status"), ctl_print_fields, true);
 }
 
 /* ---- query ---- */
@@ -732,23 +770,31 @@ static const char ctl_usage_mutations[] =
 static void
 ctl_print_mutation_list(const char *title, const cJSON *list)
 {
-	int n = cJSON_GetArraySize(list);
-
-	printf("%s: %d\n", title, n);
+	printf("%s: %d\n", title, cJSON_GetArraySize(list));
 	for (const cJSON *e = list ? list->child : NULL; e != NULL; e = e->next) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "mutation-id");
-		char *s = cJSON_PrintUnformatted(e);
+		const cJSON *state = cJSON_GetObjectItemCaseSensitive(e, "state");
+		const cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "error");
+		char *es = err != NULL ? cJSON_PrintUnformatted(err) : NULL;
 
-		printf("  %s  %s\n", cJSON_IsString(id) ? id->valuestring : "?", s ? s : "");
-		cJSON_free(s);
+		printf("  %s  %s%s%s\n", cJSON_IsString(id) ? id->valuestring : "?",
+		    cJSON_IsString(state) ? state->valuestring : "",
+		    es != NULL ? "  error: " : "", es != NULL ? es : "");
+		cJSON_free(es);
 	}
 }
 
 static void
 ctl_print_mutations(const cJSON *reply)
 {
-	ctl_print_mutation_list("pending", cJSON_GetObjectItemCaseSensitive(reply, "pending"));
-	ctl_print_mutation_list("failed", cJSON_GetObjectItemCaseSensitive(reply, "failed"));
+	const cJSON *all = cJSON_GetObjectItemCaseSensitive(reply, "mutations");
+
+	if (cJSON_IsArray(all))
+		ctl_print_mutation_list("mutations", all);
+	else {
+		ctl_print_mutation_list("pending", cJSON_GetObjectItemCaseSensitive(reply, "pending"));
+		ctl_print_mutation_list("failed", cJSON_GetObjectItemCaseSensitive(reply, "failed"));
+	}
 	fflush(stdout);
 }
 

@@ -142,8 +142,13 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 		break;
 	case IPC_OP_LIST_MUTATIONS:
 		m = echo_reply(req, IPC_REPLY_MUTATIONS);
-		cJSON_AddArrayToObject(m, "pending");
-		cJSON_AddArrayToObject(m, "failed");
+		data = cJSON_AddArrayToObject(m, "mutations");
+		data = cJSON_AddItemToArray(data, cJSON_CreateObject()) ? data->child : NULL;
+		if (data != NULL) {
+			cJSON_AddStringToObject(data, "mutation-id", "m-1");
+			cJSON_AddStringToObject(data, "state", "failed");
+			cJSON_AddStringToObject(data, "error", "permission-denied");
+		}
 		echo_send(c, m);
 		break;
 	case IPC_OP_RETRY_MUTATION:
