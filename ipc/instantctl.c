@@ -26,6 +26,8 @@ static struct {
 	const char *socket;
 	const char *app_id;
 	const char *api_uri;
+	const char *server;
+	const char *profile;
 	const char *token;
 	bool json;
 	int timeout_ms;
@@ -62,8 +64,11 @@ static const char ctl_usage_main[] =
 "  -s, --socket PATH     Daemon socket (default $INSTANTD_SOCKET, else\n"
 "                        $XDG_RUNTIME_DIR/instantd/socket)\n"
 "  -a, --app APP_ID      InstantDB app id (default $INSTANT_APP_ID)\n"
-"  -u, --api-uri URL     Instant server, e.g. https://api.instantdb.com or a\n"
-"      --server URL      self-hosted one (default: the daemon's configuration)\n"
+"  -p, --profile NAME    A profile from the daemon's configuration (instead of\n"
+"                        --app)\n"
+"  -u, --api-uri URL     The Instant server's HTTP API, e.g. https://api.instantdb.com\n"
+"                        or a self-hosted one (default: the daemon's configuration)\n"
+"      --server URL      Its sync WebSocket, e.g. wss://api.instantdb.com/runtime/session\n"
 "      --token-env VAR   Take a refresh token from environment variable VAR\n"
 "  -j, --json            Machine output: each daemon message as one JSON line\n"
 "  -t, --timeout MS      How long to wait for an answer (default 30000)\n"
@@ -224,8 +229,11 @@ ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 	cJSON *m, *reply = NULL;
 	int r;
 
-	if ((opt.app_id == NULL || opt.app_id[0] == '\0') && !allow_no_app) {
-		fprintf(stderr, "instantctl: no app id: pass --app APP_ID or set INSTANT_APP_ID\n");
+	bool have_app = (opt.app_id != NULL && opt.app_id[0] != '\0') || opt.profile != NULL;
+
+	if (!have_app && !allow_no_app) {
+		fprintf(stderr, "instantctl: no app id: pass --app APP_ID (or --profile NAME) "
+		    "or set INSTANT_APP_ID\n");
 		return EXIT_USAGE;
 	}
 	if (opt.token != NULL) {
@@ -249,15 +257,20 @@ ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 		free(path);
 		return EXIT_UNREACHABLE;
 	}
-	if (opt.app_id == NULL || opt.app_id[0] == '\0') {
+	if (!have_app) {
 		*ret = c;	/* status of every profile, no init */
 		return EXIT_OK;
 	}
 	m = cJSON_CreateObject();
 	cJSON_AddStringToObject(m, "op", "init");
-	cJSON_AddStringToObject(m, "app-id", opt.app_id);
+	if (opt.app_id != NULL && opt.app_id[0] != '\0')
+		cJSON_AddStringToObject(m, "app-id", opt.app_id);
+	if (opt.profile != NULL)
+		cJSON_AddStringToObject(m, "profile", opt.profile);
 	if (opt.api_uri != NULL)
 		cJSON_AddStringToObject(m, "api-uri", opt.api_uri);
+	if (opt.server != NULL)
+		cJSON_AddStringToObject(m, "server", opt.server);
 	if (token != NULL)
 		cJSON_AddStringToObject(m, "refresh-token", token);
 	cJSON_AddStringToObject(m, "client-name", "instantctl");
@@ -932,7 +945,8 @@ main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "app", required_argument, NULL, 'a' },
 		{ "api-uri", required_argument, NULL, 'u' },
-		{ "server", required_argument, NULL, 'u' },
+		{ "server", required_argument, NULL, 'S' },
+		{ "profile", required_argument, NULL, 'p' },
 		{ "token-env", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -955,7 +969,7 @@ main(int argc, char **argv)
 	int ch;
 
 	opt.app_id = getenv("INSTANT_APP_ID");
-	while ((ch = getopt_long(argc, argv, "+s:a:u:jt:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+s:a:p:u:jt:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			opt.socket = optarg;
@@ -965,6 +979,12 @@ main(int argc, char **argv)
 			break;
 		case 'u':
 			opt.api_uri = optarg;
+			break;
+		case 'S':
+			opt.server = optarg;
+			break;
+		case 'p':
+			opt.profile = optarg;
 			break;
 		case 'T':
 			opt.token = optarg;

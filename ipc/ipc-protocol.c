@@ -193,7 +193,10 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 
 	switch (op) {
 	case IPC_OP_INIT:
-		FIELD("app-id", F_STRING, true);
+		/* A configured profile may be named instead of giving an app id. */
+		FIELD("profile", F_STRING, false);
+		FIELD("app-id", F_STRING, r == 0);
+		FIELD("server", F_STRING, false);
 		FIELD("api-uri", F_STRING, false);
 		FIELD("refresh-token", F_STRING, false);
 		FIELD("client-name", F_STRING, false);

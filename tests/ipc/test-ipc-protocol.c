@@ -71,6 +71,10 @@ main(void)
 	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"\"}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"init\",\"app-id\":5}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\"}"), 0);
+	CHECK_INT(check("{\"op\":\"init\",\"profile\":\"work\"}"), 0);
+	CHECK_INT(check("{\"op\":\"init\",\"profile\":3}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"server\":\"wss://x\"}"), 0);
+	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"server\":1}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"api-uri\":\"http://x\",\"refresh-token\":\"t\",\"client-name\":\"n\"}"), 0);
 	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"api-uri\":7}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"refresh-token\":{}}"), -EINVAL);
