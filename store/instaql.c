@@ -941,6 +941,7 @@ ctx_push(struct ctxs *c, const uint32_t *row)
 struct tlist {
 	uint32_t *v;
 	size_t n, cap;
+	bool on_stack;		/* v is the caller's buffer */
 };
 
 static int
@@ -948,12 +949,19 @@ tl_push(struct tlist *l, uint32_t x)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		uint32_t *nv = realloc(l->v, cap * sizeof(*nv));
+		uint32_t *nv;
 
+		if (l->on_stack) {
+			nv = malloc(cap * sizeof(*nv));
+			if (nv && l->n)
+				memcpy(nv, l->v, l->n * sizeof(*nv));
+		} else
+			nv = realloc(l->v, cap * sizeof(*nv));
 		if (nv == NULL)
 			return -ENOMEM;
 		l->v = nv;
 		l->cap = cap;
+		l->on_stack = false;
 	}
 	l->v[l->n++] = x;
 	return 0;
@@ -1217,8 +1225,9 @@ run_pat(const struct tstore *s, const struct pat *p, uint32_t param, struct ctxs
 	int r = 0;
 
 	if (p->kind == PK_TRIPLE) {
-		struct tlist tl = {0};
-		uint32_t *row = malloc(in->stride * sizeof(*row) + 1);
+		uint32_t tlbuf[64], rowbuf[64];
+		struct tlist tl = { .v = tlbuf, .cap = ELEMENTSOF(tlbuf), .on_stack = true };
+		uint32_t *row = in->stride <= ELEMENTSOF(rowbuf) ? rowbuf : malloc(in->stride * sizeof(*row));
 
 		if (row == NULL)
 			return -ENOMEM;
@@ -1239,8 +1248,10 @@ run_pat(const struct tstore *s, const struct pat *p, uint32_t param, struct ctxs
 					r = ctx_push(out, row);
 			}
 		}
-		free(tl.v);
-		free(row);
+		if (!tl.on_stack)
+			free(tl.v);
+		if (row != rowbuf)
+			free(row);
 		return r;
 	}
 	if (p->kind == PK_OR) {
@@ -1285,17 +1296,15 @@ run_plist(const struct tstore *s, const struct plist *pl, uint32_t param, struct
 			r = ctx_push(out, &in->v[i * in->stride]);
 		return r;
 	}
-	for (size_t i = 0; i < in->n && r == 0; i++)
-		r = ctx_push(&cur, &in->v[i * in->stride]);
+	/* the first pattern reads `in`, the last writes `out` */
 	for (uint32_t k = 0; k < pl->n && r == 0; k++) {
 		struct ctxs next = { .stride = in->stride };
+		bool last = k + 1 == pl->n;
 
-		r = run_pat(s, &pl->v[k], param, &cur, &next);
+		r = run_pat(s, &pl->v[k], param, k == 0 ? in : &cur, last ? out : &next);
 		free(cur.v);
 		cur = next;
 	}
-	for (size_t i = 0; i < cur.n && r == 0; i++)
-		r = ctx_push(out, &cur.v[i * cur.stride]);
 	free(cur.v);
 	return r;
 }

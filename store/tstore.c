@@ -1271,26 +1271,77 @@ tstore_set(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, boo
 	return triple_index(s, ti, ref);
 }
 
-static int
-tstore_add_one(struct tstore *s, const cJSON *tj)
+/* Server triples come grouped by entity: remember the last entity, time
+ * and a few attrs rather than hashing them again for every triple. */
+struct add_cache {
+	const char *e_str;
+	uint32_t e_vid;
+	double t_num;
+	uint32_t t_vid;
+	struct {
+		char id[40];
+		const struct tattr *at;
+	} attrs[8];
+	unsigned next;
+};
+
+static const struct tattr *
+cached_attr(struct tstore *s, struct add_cache *c, const char *id)
 {
-	const cJSON *e = cJSON_GetArrayItem(tj, 0), *a = cJSON_GetArrayItem(tj, 1);
-	const cJSON *v = cJSON_GetArrayItem(tj, 2), *t = cJSON_GetArrayItem(tj, 3);
 	const struct tattr *at;
-	uint32_t ev, avid, vv, tv;
+	size_t len = strlen(id);
+
+	for (unsigned i = 0; i < ELEMENTSOF(c->attrs); i++)
+		if (c->attrs[i].at && strcmp(c->attrs[i].id, id) == 0)
+			return c->attrs[i].at;
+	at = tstore_attr(s, tstore_tv_find_str(s, id));
+	if (at && len < sizeof(c->attrs[0].id)) {
+		unsigned k = c->next++ % ELEMENTSOF(c->attrs);
+
+		memcpy(c->attrs[k].id, id, len + 1);
+		c->attrs[k].at = at;
+	}
+	return at;
+}
+
+static int
+tstore_add_one(struct tstore *s, const cJSON *tj, struct add_cache *c)
+{
+	const cJSON *e, *a, *v = NULL, *t = NULL;
+	const struct tattr *at;
+	uint32_t ev, vv, tv;
 	int r;
 
-	if (!cJSON_IsArray(tj) || !cJSON_IsString(a) || e == NULL)
+	if (!cJSON_IsArray(tj) || (e = tj->child) == NULL || (a = e->next) == NULL || !cJSON_IsString(a))
 		return 0;
-	avid = tstore_tv_find_str(s, a->valuestring);
-	at = tstore_attr(s, avid);
+	if ((v = a->next) != NULL)
+		t = v->next;
+	at = cached_attr(s, c, a->valuestring);
 	if (at == NULL)
 		return 0;	/* unknown attr: skipped, as createStore does */
-	if ((r = tv_intern_json(s, e, &ev)) < 0 ||
-	    (r = v ? tv_intern_json(s, v, &vv) : (vv = VID_UNDEF, 0)) < 0 ||
-	    (r = t ? tv_intern_json(s, t, &tv) : (tv = VID_UNDEF, 0)) < 0)
+	if (cJSON_IsString(e) && c->e_str && strcmp(c->e_str, e->valuestring) == 0)
+		ev = c->e_vid;
+	else {
+		if ((r = tv_intern_json(s, e, &ev)) < 0)
+			return r;
+		if (cJSON_IsString(e)) {
+			c->e_str = e->valuestring;
+			c->e_vid = ev;
+		}
+	}
+	if (t && cJSON_IsNumber(t) && c->t_vid && t->valuedouble == c->t_num)
+		tv = c->t_vid;
+	else {
+		if ((r = t ? tv_intern_json(s, t, &tv) : (tv = VID_UNDEF, 0)) < 0)
+			return r;
+		if (t && cJSON_IsNumber(t)) {
+			c->t_num = t->valuedouble;
+			c->t_vid = tv;
+		}
+	}
+	if ((r = v ? tv_intern_json(s, v, &vv) : (vv = VID_UNDEF, 0)) < 0)
 		return r;
-	return tstore_set(s, ev, avid, vv, tv, at->ref);
+	return tstore_set(s, ev, at->id, vv, tv, at->ref);
 }
 
 int
@@ -1312,9 +1363,13 @@ tstore_add_triples(struct tstore *s, const cJSON *triples)
 		    (r = grow((void **)&s->cells, &s->capcells, s->ncells + n, sizeof(*s->cells))) < 0)
 			return r;
 	}
-	cJSON_ArrayForEach(t, triples)
-		if ((r = tstore_add_one(s, t)) < 0)
-			return r;
+	{
+		struct add_cache c = {0};
+
+		cJSON_ArrayForEach(t, triples)
+			if ((r = tstore_add_one(s, t, &c)) < 0)
+				return r;
+	}
 	return 0;
 }
 
