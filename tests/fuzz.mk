@@ -34,7 +34,7 @@ fuzz_replay_instaml_SOURCES = fuzz/fuzz-instaml.c fuzz/replay.c $(FUZZ_COMMON)
 fuzz_replay_instaml_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_replay_instaml_LDADD = $(STORE_LIBS)
 
-EXTRA_DIST += fuzz/run-fuzz.sh fuzz/corpus fuzz/crashes fuzz/dict
+EXTRA_DIST += fuzz/run-fuzz.sh fuzz/make-seeds.mjs fuzz/corpus fuzz/crashes fuzz/dict
 
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined
