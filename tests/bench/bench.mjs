@@ -23,11 +23,16 @@ const NODE = process.env.NODE || process.execPath;
 const APP = DEFAULT_APP_ID;
 const COPIES = Number(opt('--copies', 40));
 const N_REPLAY = Number(opt('--replay', QUICK ? 1000 : 10000));
+// --only f,a,b,c,g,d,e runs some parts; --daemon-only skips the JS side of d and e (for profiling runs).
+const ONLY = opt('--only', null)?.split(',');
+const want = (part) => !ONLY || ONLY.includes(part);
+const DAEMON_ONLY = argv.includes('--daemon-only');
 const now = () => process.hrtime.bigint();
 const ms = (a, b) => Number(b - a) / 1e6;
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
 const log = (...a) => console.error('[bench]', ...a);
 
+const loadAtStart = os.loadavg()[0];
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'instantd-bench-'));
 const children = [];
 process.on('exit', () => {
@@ -165,7 +170,11 @@ async function startJS(mock) {
 	readline.createInterface({ input: proc.stdout }).on('line', (l) => {
 		let ev;
 		try { ev = JSON.parse(l); } catch { return; }
-		if (ev.ev === 'error') log('js-client error:', ev.message);
+		if (ev.ev === 'error') {
+			log('js-client error:', ev.message);
+			for (const w of waiters.splice(0)) w.reject(new Error(`js-client: ${ev.message}`));
+			return;
+		}
 		events.push(ev);
 		for (const w of waiters.slice()) if (w.pred(ev)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(ev); }
 	});
@@ -174,7 +183,7 @@ async function startJS(mock) {
 		waitEv(name) {
 			const i = events.findIndex((e) => e.ev === name);
 			if (i >= 0) return Promise.resolve(events.splice(i, 1)[0]);
-			return new Promise((resolve) => waiters.push({ pred: (e) => e.ev === name && (events.splice(events.indexOf(e), 1), true), resolve }));
+			return new Promise((resolve, reject) => waiters.push({ pred: (e) => e.ev === name && (events.splice(events.indexOf(e), 1), true), resolve, reject }));
 		},
 		async cmd(c, reply) {
 			const p = reply ? js.waitEv(reply) : null;
@@ -275,7 +284,7 @@ let js = await startJS(mock);
 const meta = { triples: data.triples.length };
 
 // f. memory with 100 subscriptions (fresh processes, before anything else grew them)
-{
+if (want('f')) {
 	log('f: 100 subscriptions');
 	const p = await new Program(daemon.socket).connect();
 	await p.init();
@@ -301,7 +310,7 @@ await prog.init();
 const subSmall = await prog.subscribe(smallQ('d'));
 await prog.subscribe(LARGE_Q);
 await js.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')], ['large', LARGE_Q]] }, 'subscribed');
-for (const [name, q, n] of [['small', smallQ('d'), QUICK ? 50 : 400], ['large', LARGE_Q, QUICK ? 10 : 60]]) {
+for (const [name, q, n] of want('a') ? [['small', smallQ('d'), QUICK ? 50 : 400], ['large', LARGE_Q, QUICK ? 10 : 60]] : []) {
 	log(`a: ${name}`);
 	const times = [];
 	let size = 0;
@@ -320,7 +329,7 @@ for (const [name, q, n] of [['small', smallQ('d'), QUICK ? 50 : 400], ['large', 
 }
 
 // b. a refresh arriving upstream until the subscriber has it
-{
+if (want('b')) {
 	log('b: upstream refresh');
 	const n = QUICK ? 10 : 40;
 	const dt = [];
@@ -345,7 +354,7 @@ for (const [name, q, n] of [['small', smallQ('d'), QUICK ? 50 : 400], ['large', 
 }
 
 // c. optimistic latency: a local write until the writer's own subscription shows it
-{
+if (want('c')) {
 	log('c: optimistic');
 	const n = QUICK ? 20 : 200;
 	const dt = [];
@@ -365,7 +374,7 @@ for (const [name, q, n] of [['small', smallQ('d'), QUICK ? 50 : 400], ['large', 
 }
 
 // g. cold start: existing state, server refusing, until the first cached result
-{
+if (want('g')) {
 	log('g: cold start');
 	prog.close();
 	await daemon.stop();
@@ -431,7 +440,7 @@ async function daemonWrites(nprog, per) {
 	for (const p of progs) p.close();
 	return (nprog * per) / (el / 1000);
 }
-{
+if (want('d')) {
 	log('d: writes');
 	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
 	// New attrs on the first write of each side, outside the measurement.
@@ -450,16 +459,16 @@ async function daemonWrites(nprog, per) {
 		await c.exit();
 		return r;
 	};
-	const j1r = await jsWrites(n1, 1);
-	const j16r = await jsWrites(16 * n16 / 4, 16);
-	const j1 = n1 / (j1r.ms / 1000);
-	const j16 = (16 * n16 / 4) / (j16r.ms / 1000);
+	const j1r = DAEMON_ONLY ? null : await jsWrites(n1, 1);
+	const j16r = DAEMON_ONLY ? null : await jsWrites(16 * n16 / 4, 16);
+	const j1 = j1r && n1 / (j1r.ms / 1000);
+	const j16 = j16r && (16 * n16 / 4) / (j16r.ms / 1000);
 	row('d', `acknowledged writes/s, 1 program (window ${W})`, d1, j1, 'writes/s', null, 'higher');
 	row('d', `acknowledged writes/s, 16 programs (window ${W} each; JS: 16 concurrent)`, d16, j16, 'writes/s', { abs: 20000 }, 'higher');
 }
 
 // e. 10,000 writes queued offline, replayed after reconnect until all are confirmed
-{
+if (want('e')) {
 	log(`e: replay of ${N_REPLAY}`);
 	const p = await new Program(daemon.socket).connect();
 	await p.init();
@@ -488,14 +497,17 @@ async function daemonWrites(nprog, per) {
 	});
 	p.close();
 
-	await js.exit();
-	js = await startJS(mock);
-	await js.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: Array.from({ length: 10 }, () => randomUUID()) }, 'writes');
-	await js.cmd({ cmd: 'offline' }, 'offline');
-	const jq = await js.cmd({ cmd: 'queue', etype: 'benchw', ids: Array.from({ length: N_REPLAY }, () => randomUUID()) }, 'queued');
-	log(`e: JS queued ${N_REPLAY} in ${jq.ms.toFixed(0)} ms (${jq.statuses})`);
-	const jr = await js.cmd({ cmd: 'replay', n: N_REPLAY }, 'replayed');
-	row('e', `${N_REPLAY.toLocaleString('en-US')} queued writes: reconnect → all confirmed`, dms, jr.ms, 'ms', { ratio: 1 });
+	let jr = null;
+	if (!DAEMON_ONLY) {
+		await js.exit();
+		js = await startJS(mock);
+		await js.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: Array.from({ length: 10 }, () => randomUUID()) }, 'writes');
+		await js.cmd({ cmd: 'offline' }, 'offline');
+		const jq = await js.cmd({ cmd: 'queue', etype: 'benchw', ids: Array.from({ length: N_REPLAY }, () => randomUUID()) }, 'queued');
+		log(`e: JS queued ${N_REPLAY} in ${jq.ms.toFixed(0)} ms (${jq.statuses})`);
+		jr = await js.cmd({ cmd: 'replay', n: N_REPLAY }, 'replayed');
+	}
+	row('e', `${N_REPLAY.toLocaleString('en-US')} queued writes: reconnect → all confirmed`, dms, jr?.ms, 'ms', { ratio: 1 });
 }
 
 await js.exit();
@@ -506,7 +518,8 @@ await mock.stop();
 
 const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) || [])[1] || 'unknown';
 const memKb = Number((fs.readFileSync('/proc/meminfo', 'utf8').match(/^MemTotal:\s+(\d+)/m) || [])[1]);
-const machine = `${os.cpus().length} CPUs (nproc), ${cpu}, ${(memKb / 1048576).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}`;
+const machine = `${os.cpus().length} CPUs (nproc), ${cpu}, ${(memKb / 1048576).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}; ` +
+	`1-minute load average ${loadAtStart.toFixed(2)} at the start and ${os.loadavg()[0].toFixed(2)} at the end (other work on the machine makes the figures noisier)`;
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const head = ['', 'measure', 'instantd', '@instantdb/core', 'ratio', 'unit', 'target', 'met'];
 const body = rows.map((r) => [r.id, r.what, fmt(r.d), fmt(r.j), fmt(r.ratio, 3), r.unit, r.tdesc || '—',

@@ -38,9 +38,11 @@ let status = null;
 const statusWaiters = [];
 db.subscribeConnectionStatus((s) => {
 	status = s;
-	for (const w of statusWaiters.splice(0)) w();
+	for (const w of statusWaiters.slice()) if (w()) statusWaiters.splice(statusWaiters.indexOf(w), 1);
 });
 const now = () => process.hrtime.bigint();
+const authenticated = () => (status === 'authenticated' ? Promise.resolve() :
+	new Promise((r) => statusWaiters.push(() => status === 'authenticated' && (r(), true))));
 
 // Count transact-ok confirmations: a transact made offline resolves at once as 'enqueued'.
 let synced = 0;
@@ -139,6 +141,7 @@ async function run(c) {
 	}
 	case 'writes': {
 		// Writes acknowledged per second: db.transact resolves when the server confirms it.
+		await authenticated();
 		let next = 0;
 		const t0 = now();
 		const worker = async () => {
