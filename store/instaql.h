@@ -21,12 +21,11 @@
  * On an invalid query returns -EINVAL and *ret_err (malloc'd, caller frees;
  * ret_err may be NULL) names the part of the query at fault, e.g.
  * "users.$.where.handle: null is not a valid where value" or
- * "users.bookshelves.$.where: path handle.foo goes through handle, which is not a link".
+ * "users.$.where.handle.foo: handle is not a link of users (attr ... is not a ref)".
  * A query whose joins would produce more than 4 million intermediate rows
  * also fails with -EINVAL ("query too large ...").
  * -ENOMEM otherwise. Outputs are written only on success.
- * Evaluation does not change the store (s is not const because lookups may
- * cache derived attr tables). */
+ * Evaluation does not change the store's contents. */
 int instaql_eval(struct tstore *s, const cJSON *q, cJSON **ret_data,
     cJSON **ret_page_info, char **ret_err);
 
@@ -37,10 +36,12 @@ struct instaql_opts {
 	 * wire form, keyed by top-level query key:
 	 * {"goals": {"start-cursor": [e,a,v,t], "end-cursor": [...],
 	 *            "has-next-page?": b, "has-previous-page?": b}}.
-	 * It does two things, as in the JS client: a non-leading top-level
+	 * It does three things, as in the JS client: a non-leading top-level
 	 * namespace (one with offset, before or after) is [] without its
 	 * start-cursor and is limited to the entities between the cursors with
-	 * it; and *ret_page_info becomes its camelCase form
+	 * it (the values of offset/before/after themselves are not used); the
+	 * start cursor's attr becomes the order attr, leading or not; and
+	 * *ret_page_info becomes its camelCase form
 	 * {"goals": {"startCursor", "endCursor", "hasNextPage", "hasPreviousPage"}}. */
 	const cJSON *page_info;
 	/* The server's "aggregate" map: its top-level keys with a truthy value are
