@@ -207,9 +207,13 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 		break;
 	case IPC_OP_REMOVE_QUERY:
 		FIELD("q", F_OBJECT, false);
-		if (r == 0 && member(msg, "client-event-id") == NULL)
-			return fail(-EINVAL, ret_err,
-			    "%s: needs \"q\" or the add-query's \"client-event-id\"", name);
+		if (r == 0) {
+			FIELD("query-event-id", F_STRING, false);
+			if (r == 0 && member(msg, "client-event-id") == NULL)
+				return fail(-EINVAL, ret_err, "%s: needs \"q\" or the add-query's "
+				    "client-event-id (as \"client-event-id\" or \"query-event-id\")",
+				    name);
+		}
 		break;
 	case IPC_OP_QUERY_ONCE:
 		FIELD("q", F_OBJECT, true);

@@ -20,3 +20,6 @@ instantctl_LDADD = libinstantd.la $(CJSON_LIBS)
 noinst_PROGRAMS = example-watch
 example_watch_SOURCES = example-watch.c
 example_watch_LDADD = libinstantd.la $(CJSON_LIBS)
+
+# The protocol reference (installed and distributed).
+dist_doc_DATA = PROTOCOL.md

@@ -86,6 +86,8 @@ main(void)
 	CHECK_INT(check("{\"op\":\"remove-query\"}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"remove-query\",\"client-event-id\":\"q1\"}"), 0);
 	CHECK_INT(check("{\"op\":\"remove-query\",\"q\":{}}"), 0);
+	CHECK_INT(check("{\"op\":\"remove-query\",\"query-event-id\":\"q1\"}"), 0);
+	CHECK_INT(check("{\"op\":\"remove-query\",\"query-event-id\":1}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"remove-query\",\"q\":\"x\"}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{}}"), 0);
 	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"policy\":\"cache-first\"}"), 0);
