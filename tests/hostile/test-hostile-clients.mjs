@@ -213,6 +213,7 @@ await scenario('hostile local clients', async () => {
 	check(mem.hwm < RSS_LIMIT_KB, `peak RSS ${mem.hwm} kB under ${RSS_LIMIT_KB} kB`);
 	good.close();
 	q.close();
+	check(await daemon.stop() === 0, 'a clean exit (no sanitizer or leak report)');
 }, { daemons: [daemon], timeoutMs: 170000 });
 
 await daemon.stop();
