@@ -494,7 +494,10 @@ ctl_stream_message(struct instantd_client *c, const cJSON *msg, void *ud)
 		if (opt.json)
 			ctl_print_json_line(msg);
 		else if (strcmp(op, "refresh-presence") == 0) {
-			const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+			const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "peers");
+
+			if (data == NULL)
+				data = cJSON_GetObjectItemCaseSensitive(msg, "data");
 
 			const cJSON *room = cJSON_GetObjectItemCaseSensitive(msg, "room-id");
 

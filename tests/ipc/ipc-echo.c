@@ -4,7 +4,7 @@
  * tested without the sync core.
  *
  * usage: ipc-echo SOCKET [--max-message N] [--max-depth N] [--max-output N]
- *                        [--max-conns N] [--chmod OCTAL]
+ *                        [--max-conns N] [--chmod OCTAL] [--nofile N]
  * Extra request fields understood on any op:
  *   "flood": N, "pad": "..."  — also send N status messages carrying pad;
  *   "shutdown": true          — stop the loop and exit 0 (after replying). */
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <libwebsockets.h>
@@ -174,8 +175,9 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 		m = cJSON_CreateObject();
 		cJSON_AddStringToObject(m, "op", IPC_REPLY_REFRESH_PRESENCE);
 		echo_copy(m, req, "room-id");
-		data = cJSON_AddObjectToObject(m, "data");
-		cJSON_AddItemToObject(data, "peer-1", cJSON_CreateObject());
+		data = cJSON_AddObjectToObject(m, "peers");
+		data = cJSON_AddObjectToObject(data, "peer-1");
+		cJSON_AddBoolToObject(data, "self", 1);
 		echo_send(c, m);
 		break;
 	case IPC_OP_LEAVE_ROOM:
@@ -255,6 +257,15 @@ main(int argc, char **argv)
 			lim.max_conns = v;
 		else if (strcmp(argv[i], "--chmod") == 0)
 			chmod_mode = argv[i + 1];
+		else if (strcmp(argv[i], "--nofile") == 0) {
+			/* A tiny fd limit (soft = hard) to drive accept into EMFILE. */
+			struct rlimit rl = { .rlim_cur = v, .rlim_max = v };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+				perror("ipc-echo: setrlimit");
+				return 1;
+			}
+		}
 		else {
 			fprintf(stderr, "ipc-echo: unknown option %s\n", argv[i]);
 			return 2;

@@ -80,6 +80,7 @@ grep -q "not-found" "$dir/err" || { echo "FAIL: error type not shown"; fail=1; }
 check 0 "mutations discard" -- $C mutations discard m-1
 check 0 "rooms join" -- $C rooms join room-1 --presence '{"name":"me"}' --count 1
 grep_out "rooms join" "presence in room-1"
+grep_out "rooms join peers" "peer-1"
 check 0 "rooms broadcast" -- $C rooms broadcast room-1 hello '{"a":1}'
 
 # The daemon goes away: exit 3 while watching.

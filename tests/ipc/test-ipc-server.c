@@ -461,6 +461,41 @@ test_max_conns(void)
 	CHECK_INT(it_echo_stop(&e), 0);
 }
 
+/* Out of fds: accept pauses instead of spinning, and the connections that
+ * waited in the backlog are served once fds are free again. */
+static void
+test_emfile(void)
+{
+	enum { N = 60 };
+	const char *opts[] = { "--nofile", "40", NULL };
+	struct it_echo e;
+	int fds[N], served = 0;
+
+	CHECK(it_echo_start(&e, opts) == 0);
+	for (int i = 0; i < N; i++) {
+		fds[i] = it_connect(e.path);	/* the backlog takes them all */
+		CHECK(fds[i] >= 0);
+		(void)it_send_str(fds[i], "{\"op\":\"status\",\"client-event-id\":\"e\"}\n");
+	}
+	/* Read in order; free each fd as soon as it was served, so the ones
+	 * still in the backlog get their turn after the pause. */
+	for (int i = 0; i < N; i++) {
+		struct it_reader r;
+		cJSON *j;
+
+		it_reader_init(&r, fds[i]);
+		j = it_read_json(&r);
+		if (j != NULL && it_str(j, "client-event-id") != NULL)
+			served++;
+		cJSON_Delete(j);
+		it_reader_free(&r);
+		close(fds[i]);
+	}
+	CHECK_INT(served, N);
+	CHECK(alive(e.path));
+	CHECK_INT(it_echo_stop(&e), 0);
+}
+
 static void
 test_peercred(void)
 {
@@ -572,6 +607,7 @@ main(void)
 
 	test_slow_reader();
 	test_max_conns();
+	test_emfile();
 	test_peercred();
 	test_shutdown_with_open_conns();
 	return tap_done();
