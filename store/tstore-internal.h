@@ -30,8 +30,10 @@ struct tval {
 	cJSON *json;		/* TV_JSON: owned copy */
 };
 
+struct slab;
+
 struct u32vec {
-	uint32_t n, cap;	/* cap's top bit: storage in the store's pool */
+	uint32_t n, cap;	/* cap's top bit: storage in the store's slab */
 	uint32_t *v;
 };
 
@@ -107,7 +109,7 @@ struct tstore {
 	uint32_t nents, capents;
 	struct u32vec *vecs;	/* pool for aev / ave / vae lists */
 	uint32_t nvecs, capvecs;
-	uint32_t *pool;		/* vector storage of a tstore_dup copy, one block */
+	struct slab *slab;	/* storage of the vectors, freed with the store */
 
 	struct hmap ent_by_e;	/* e -> ent */
 	struct hmap cell_by_ea;	/* (e, a) -> cell */

@@ -20,29 +20,68 @@
 
 /* ---- small helpers ---- */
 
-/* A vector whose storage lives in its store's pool (a tstore_dup copy):
- * never realloc'd or freed on its own. */
+/* Vector storage comes from its store's slab (bump-allocated blocks freed
+ * with the store), so building a store makes no allocation per vector. A
+ * vector with VEC_POOLED set never reallocs or frees its storage; one
+ * without it (a temporary) is plain heap memory. */
 #define VEC_POOLED 0x80000000u
+#define SLAB_MIN 16384u
+
+struct slab {
+	struct slab *next;
+	size_t used, size;
+	uint32_t data[];
+};
+
+static uint32_t *
+slab_alloc(struct tstore *s, uint32_t n)
+{
+	struct slab *b = s->slab;
+
+	if (b == NULL || b->used + n > b->size) {
+		size_t size = n > SLAB_MIN ? n : SLAB_MIN;
+
+		b = malloc(sizeof(*b) + size * sizeof(uint32_t));
+		if (b == NULL)
+			return NULL;
+		b->size = size;
+		b->used = 0;
+		b->next = s->slab;
+		s->slab = b;
+	}
+	b->used += n;
+	return &b->data[b->used - n];
+}
+
+static void
+slab_free(struct slab *b)
+{
+	while (b) {
+		struct slab *n = b->next;
+
+		free(b);
+		b = n;
+	}
+}
 
 static int
-vec_push(struct u32vec *v, uint32_t x)
+vec_push(struct tstore *s, struct u32vec *v, uint32_t x)
 {
 	uint32_t cap = v->cap & ~VEC_POOLED;
 
 	if (v->n == cap) {
 		uint32_t *nv;
 
-		cap = cap ? cap * 2 : 2;
-		if (v->cap & VEC_POOLED) {
-			nv = malloc(cap * sizeof(*nv));
-			if (nv && v->n)
-				memcpy(nv, v->v, v->n * sizeof(*nv));
-		} else
-			nv = realloc(v->v, cap * sizeof(*nv));
+		cap = cap ? cap * 2 : 1;
+		nv = slab_alloc(s, cap);
 		if (nv == NULL)
 			return -ENOMEM;
+		if (v->n)
+			memcpy(nv, v->v, v->n * sizeof(*nv));
+		if (!(v->cap & VEC_POOLED))
+			free(v->v);
 		v->v = nv;
-		v->cap = cap;
+		v->cap = cap | VEC_POOLED;
 	}
 	v->v[v->n++] = x;
 	return 0;
@@ -722,7 +761,7 @@ tstore_index_attrs(struct tstore *s)
 						if ((r = tstore_hmap_put(&s->blob_list, t->fwd_etype, 0, 0, vi)) < 0)
 							return r;
 					}
-					if ((r = vec_push(&s->vecs[vi], t->fwd_label)) < 0)
+					if ((r = vec_push(s, &s->vecs[vi], t->fwd_label)) < 0)
 						return r;
 				}
 			}
@@ -902,8 +941,8 @@ tstore_free_data(struct tstore *s)
 		vec_free(&s->ents[i].cells);
 	for (uint32_t i = 1; i < s->nvecs; i++)
 		vec_free(&s->vecs[i]);
-	free(s->pool);
-	s->pool = NULL;
+	slab_free(s->slab);
+	s->slab = NULL;
 	free(s->tr);
 	free(s->cells);
 	free(s->ents);
@@ -1003,8 +1042,8 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 			total += s->ents[i].cells.n;
 		for (uint32_t i = 0; i < s->nvecs; i++)
 			total += s->vecs[i].n;
-		d->pool = p = malloc((total + 1) * sizeof(*d->pool));
-		if (d->pool == NULL)
+		p = slab_alloc(d, (uint32_t)total + 1);
+		if (p == NULL)
 			goto fail;
 		for (uint32_t i = 0; i < s->ncells; i++) {
 			d->cells[i] = s->cells[i];
@@ -1118,8 +1157,8 @@ cell_get_or_new(struct tstore *s, uint32_t e, uint32_t a, uint32_t *ret)
 		return r;
 	c = s->ncells++;
 	s->cells[c] = (struct cell){ .e = e, .a = a, .ent = ei, .aseq = aev->n, .live = true };
-	if ((r = vec_push(aev, c)) < 0 ||
-	    (r = vec_push(&s->ents[ei].cells, c)) < 0 ||
+	if ((r = vec_push(s, aev, c)) < 0 ||
+	    (r = vec_push(s, &s->ents[ei].cells, c)) < 0 ||
 	    (r = tstore_hmap_put(&s->cell_by_ea, e, a, 0, c)) < 0)
 		return r;
 	*ret = c;
@@ -1215,11 +1254,11 @@ triple_index(struct tstore *s, uint32_t ti, bool ref)
 	if ((r = tstore_hmap_put(&s->tr_by_eav, t->e, t->a, t->v, ti)) < 0)
 		return r;
 	if ((r = vec_get_or_new(s, &s->ave, t->a, t->v, &v)) < 0 ||
-	    (r = vec_push(v, ti)) < 0)
+	    (r = vec_push(s, v, ti)) < 0)
 		return r;
 	if (ref) {
 		if ((r = vec_get_or_new(s, &s->vae, t->v, 0, &v)) < 0 ||
-		    (r = vec_push(v, ti)) < 0)
+		    (r = vec_push(s, v, ti)) < 0)
 			return r;
 	}
 	return 0;
@@ -1258,15 +1297,15 @@ tstore_set(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, boo
 						vv->v[i] = ti;
 						found = true;
 					}
-				if (!found && (r = vec_push(vv, ti)) < 0)
+				if (!found && (r = vec_push(s, vv, ti)) < 0)
 					return r;
 			} else if ((r = vec_get_or_new(s, &s->vae, v, 0, &vv)) < 0 ||
-			    (r = vec_push(vv, ti)) < 0)
+			    (r = vec_push(s, vv, ti)) < 0)
 				return r;
 		}
 		return 0;
 	}
-	if ((r = vec_push(&s->cells[c].tr, ti)) < 0)
+	if ((r = vec_push(s, &s->cells[c].tr, ti)) < 0)
 		return r;
 	return triple_index(s, ti, ref);
 }
@@ -1444,7 +1483,7 @@ tstore_reindex(struct tstore *s, uint32_t drop_attr)
 	s->nvecs = s->capvecs = 0;
 	s->nlive = 0;
 	s->ent_by_e = s->cell_by_ea = s->tr_by_eav = s->aev = s->ave = s->vae = s->blob_list = (struct hmap){0};
-	s->pool = NULL;
+	s->slab = NULL;
 	r = tstore_init_arrays(s);
 	if (r == 0)
 		r = tstore_index_attrs(s);
@@ -1626,7 +1665,7 @@ step_add_triple(struct tstore *s, const cJSON *step)
 		triple_remove(s, s->cells[c].tr.v[s->cells[c].tr.n - 1]);
 	if ((r = triple_new(s, e, at->id, v, t, c, &ti)) < 0)
 		return r;
-	if ((r = vec_push(&s->cells[c].tr, ti)) < 0)
+	if ((r = vec_push(s, &s->cells[c].tr, ti)) < 0)
 		return r;
 	return triple_index(s, ti, at->ref);
 }
@@ -1719,7 +1758,7 @@ step_merge_triple(struct tstore *s, const cJSON *step)
 		triple_remove(s, s->cells[c].tr.v[s->cells[c].tr.n - 1]);
 	if ((r = triple_new(s, e, at->id, v, t, c, &ti)) < 0)
 		return r;
-	if ((r = vec_push(&s->cells[c].tr, ti)) < 0)
+	if ((r = vec_push(s, &s->cells[c].tr, ti)) < 0)
 		return r;
 	return triple_index(s, ti, false);
 }

@@ -52,7 +52,9 @@ int tstore_add_result(struct tstore *s, const cJSON *result);
  * the store is unchanged in that case (steps are checked before any is
  * applied). Also -EINVAL, with the store partly changed, for a delete-entity
  * cascade deeper than 10000 entities. -ENOMEM otherwise (the store may then
- * be partly changed). Apply to a tstore_dup copy when the original matters. */
+ * be partly changed). Apply to a tstore_dup copy when the original matters;
+ * a store that takes steps for a long time keeps the storage of what the
+ * steps replaced until it is freed, so layer on short-lived copies. */
 int tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err);
 
 /* For InstaML's mode decision: does eid have any triple whose attr's forward
