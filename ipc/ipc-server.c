@@ -519,6 +519,11 @@ ipc_conn_handle_line(struct ipc_conn *c, const char *line, size_t len)
 	if (i == len)
 		return;		/* blank lines are keep-alives */
 
+	/* cJSON would cut strings at a NUL and JSON text never contains one. */
+	if (memchr(line, '\0', len) != NULL) {
+		ipc_conn_fatal(c, IPC_ERR_INVALID_JSON, "the request contains a NUL byte");
+		return;
+	}
 	if (!ipc_utf8_valid((const unsigned char *)line, len)) {
 		ipc_conn_fatal(c, IPC_ERR_INVALID_UTF8, "the request is not valid UTF-8");
 		return;

@@ -76,7 +76,9 @@ int ipc_server_inherited_fd(int *ret_fd);
 int ipc_server_new(struct lws_vhost *vh, int listen_fd, const struct ipc_limits *lim,
     const struct ipc_callbacks *cb, void *ud, struct ipc_server **ret);
 /* Closes the listener and every conn (on_close is called for each).
- * NULL-safe. Must not be called from inside one of this server's callbacks. */
+ * NULL-safe. Must not be called from inside one of this server's callbacks.
+ * Call it before lws_context_destroy(); otherwise lws closes the conns
+ * itself during the destroy and on_close runs from there. */
 void ipc_server_free(struct ipc_server *s);
 size_t ipc_server_conn_count(const struct ipc_server *s);
 /* The effective limits (defaults filled in). */

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -326,6 +327,10 @@ main(int argc, char **argv)
 			break;
 
 	ipc_server_free(echo_server);
+	if (fcntl(fd, F_GETFD) >= 0) {
+		fprintf(stderr, "ipc-echo: the listener fd is still open after ipc_server_free\n");
+		return 3;
+	}
 	lws_context_destroy(echo_ctx);
 	unlink(path);
 	return 0;

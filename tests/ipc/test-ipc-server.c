@@ -210,6 +210,7 @@ test_errors(const struct it_echo *e)
 
 	/* Fatal: error, then the connection is closed. */
 	expect_fatal(e->path, "{nope\n", 6, "invalid-json");
+	expect_fatal(e->path, "{\"op\":\"status\",\"x\":\"a\0b\"}\n", 26, "invalid-json");
 	expect_fatal(e->path, "{\"op\":\"status\"} trailing\n", 25, "invalid-json");
 	expect_fatal(e->path, "{\"op\":\"status\",\"x\":\"\xff\"}\n", 24, "invalid-utf8");
 	expect_fatal(e->path, "{\"op\":\"status\",\"x\":\"\xc0\xaf\"}\n", 25, "invalid-utf8");
