@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <grp.h>
+#include <sys/resource.h>
 
 #include "tests/tap.h"
 #include "tests/ipc/ipc-test.h"
@@ -595,6 +596,15 @@ main(void)
 	struct it_echo e;
 
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* 1,000 client fds in this process need more than a 1024 soft limit leaves. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	CHECK(it_echo_start(&e, NULL) == 0);
 	test_modes(&e);
 	test_framing(&e);
