@@ -10,7 +10,43 @@
 struct attrs {
 	cJSON **v;	/* owned copies */
 	size_t n, cap;
+	size_t *slots;	/* owned: open-addressed id index, entries are index + 1 */
+	size_t nslots;	/* a power of two, at least twice n; 0 before the first add */
 };
+
+static size_t
+hash_str(const char *s)
+{
+	size_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+/* Rebuild the id index for the current array (after growth or removal). */
+static int
+attrs_reindex(struct attrs *a, size_t want)
+{
+	size_t n = 16, *slots;
+
+	while (n < want * 2)
+		n *= 2;
+	slots = calloc(n, sizeof(*slots));
+	if (slots == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < a->n; i++) {
+		size_t h = hash_str(attr_id(a->v[i])) & (n - 1);
+
+		while (slots[h])
+			h = (h + 1) & (n - 1);
+		slots[h] = i + 1;
+	}
+	free(a->slots);
+	a->slots = slots;
+	a->nslots = n;
+	return 0;
+}
 
 struct attrs *
 attrs_new(void)
@@ -24,6 +60,8 @@ attrs_clear(struct attrs *a)
 	for (size_t i = 0; i < a->n; i++)
 		cJSON_Delete(a->v[i]);
 	a->n = 0;
+	if (a->slots)
+		memset(a->slots, 0, a->nslots * sizeof(*a->slots));
 }
 
 void
@@ -33,18 +71,21 @@ attrs_free(struct attrs *a)
 		return;
 	attrs_clear(a);
 	free(a->v);
+	free(a->slots);
 	free(a);
 }
 
 static ssize_t
 attrs_index(const struct attrs *a, const char *id)
 {
-	if (id == NULL)
-		return -1;
-	for (size_t i = 0; i < a->n; i++) {
-		const char *x = attr_id(a->v[i]);
+	size_t h;
 
-		if (x && strcmp(x, id) == 0)
+	if (id == NULL || a->nslots == 0)
+		return -1;
+	for (h = hash_str(id) & (a->nslots - 1); a->slots[h]; h = (h + 1) & (a->nslots - 1)) {
+		size_t i = a->slots[h] - 1;
+
+		if (strcmp(attr_id(a->v[i]), id) == 0)
 			return (ssize_t)i;
 	}
 	return -1;
@@ -79,6 +120,18 @@ attrs_add(struct attrs *a, const cJSON *attr)
 		a->cap = cap;
 	}
 	a->v[a->n++] = copy;
+	if (a->n * 2 > a->nslots) {
+		if (attrs_reindex(a, a->n) < 0) {
+			cJSON_Delete(a->v[--a->n]);
+			return -ENOMEM;
+		}
+	} else {
+		size_t h = hash_str(attr_id(copy)) & (a->nslots - 1);
+
+		while (a->slots[h])
+			h = (h + 1) & (a->nslots - 1);
+		a->slots[h] = a->n;
+	}
 	return 0;
 }
 
@@ -152,7 +205,8 @@ attrs_remove(struct attrs *a, const char *id)
 	cJSON_Delete(a->v[i]);
 	memmove(&a->v[i], &a->v[i + 1], (a->n - (size_t)i - 1) * sizeof(*a->v));
 	a->n--;
-	return 0;
+	/* Indexes after i moved: rebuild (removal is rare: delete-attr). */
+	return attrs_reindex(a, a->n);
 }
 
 size_t

@@ -8,3 +8,8 @@ test_db_crash_SOURCES = test-db-crash.c
 test_db_crash_LDADD = $(STORE_LIBS)
 test_db_recover_SOURCES = test-db-recover.c
 test_db_recover_LDADD = $(STORE_LIBS)
+# The attr registry.
+check_PROGRAMS += test-attrs
+TESTS += test-attrs
+test_attrs_SOURCES = test-attrs.c
+test_attrs_LDADD = $(STORE_LIBS)
