@@ -116,7 +116,8 @@ replay_path(const char *path, bool must_exist)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 1)	/* qsort(NULL, 0, ...) is undefined, and UBSan says so */
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (r == 0 && stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
 			r = replay_file(names[i]);
