@@ -6,6 +6,9 @@
  * instantd_wants_write()), call instantd_dispatch() when readable and
  * instantd_flush() when writable. Callbacks run from instantd_dispatch()
  * (or the blocking helpers). Messages are cJSON trees lent for the call.
+ * A callback may send requests (instantd_send and the helpers) but must not
+ * call instantd_dispatch(), instantd_wait(), instantd_request_sync() (they
+ * return -EBUSY there) or instantd_free().
  * Functions returning int return 0 (or a count) on success and a negative
  * errno on failure. Not thread-safe; use one client per thread. */
 #ifndef INSTANTD_H

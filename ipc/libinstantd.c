@@ -33,6 +33,7 @@ struct instantd_client {
 
 	bool closed;
 	int close_reason;
+	bool in_callback;	/* dispatching: re-entering the reader is refused */
 
 	/* instantd_request_sync() in progress: the id it waits for and the
 	 * reply once seen (owned). */
@@ -172,8 +173,13 @@ instantd_mark_closed(struct instantd_client *c, int reason)
 		return;
 	c->closed = true;
 	c->close_reason = reason;
-	if (c->cb.on_disconnect != NULL)
+	if (c->cb.on_disconnect != NULL) {
+		bool was = c->in_callback;
+
+		c->in_callback = true;
 		c->cb.on_disconnect(c, reason, c->ud);
+		c->in_callback = was;
+	}
 }
 
 /* ---- output ---- */
@@ -376,7 +382,9 @@ instantd_handle_line(struct instantd_client *c, const char *line, size_t len)
 			return 1;
 		}
 	}
+	c->in_callback = true;
 	instantd_deliver(c, msg);
+	c->in_callback = false;
 	cJSON_Delete(msg);
 	return 0;
 }
@@ -436,6 +444,8 @@ instantd_dispatch(struct instantd_client *c)
 {
 	int count = 0, r;
 
+	if (c->in_callback)
+		return -EBUSY;
 	if (c->closed)
 		return c->close_reason;
 	/* Lines left over after a sync reply come first. */
@@ -489,6 +499,8 @@ instantd_wait(struct instantd_client *c, int timeout_ms)
 	struct pollfd pfd;
 	int r;
 
+	if (c->in_callback)
+		return -EBUSY;
 	if (c->closed)
 		return c->close_reason;
 	if (instantd_has_line(c))
@@ -528,8 +540,9 @@ instantd_request_sync(struct instantd_client *c, const cJSON *msg, int timeout_m
 	char *id = NULL;
 	int r;
 
-	if (c->sync_id != NULL)
-		return -EBUSY;	/* called from a callback during another sync request */
+	/* From a callback: the reader is in the middle of its buffer. */
+	if (c->sync_id != NULL || c->in_callback)
+		return -EBUSY;
 	r = instantd_send(c, msg, &id);
 	if (r < 0)
 		return r;

@@ -40,6 +40,12 @@ static void
 on_reply(struct instantd_client *c, const char *id, const char *op, const cJSON *msg, void *ud)
 {
 	struct seen *s = ud;
+	cJSON *reply = NULL;
+
+	/* Re-entering the reader from a callback is refused, sending is fine. */
+	CHECK_INT(instantd_dispatch(c), -EBUSY);
+	CHECK_INT(instantd_wait(c, 0), -EBUSY);
+	CHECK_INT(instantd_request_sync(c, msg, 10, &reply), -EBUSY);
 
 	s->replies++;
 	copy(s->last_reply_op, op);
