@@ -59,6 +59,8 @@ static const char ctl_usage_main[] =
 "                              Join a room and print presence and broadcasts\n"
 "  rooms broadcast ROOM TOPIC JSON\n"
 "                              Send a broadcast to a room\n"
+"  auth send-code EMAIL | sign-in ... | sign-out | whoami\n"
+"                              Sign the app's profile in or out\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH     Daemon socket (default $INSTANTD_SOCKET, else\n"
@@ -941,6 +943,68 @@ ctl_rooms(int argc, char **argv)
 	return r;
 }
 
+/* ---- auth ---- */
+
+static const char ctl_usage_auth[] =
+"Usage: instantctl [OPTIONS] auth send-code EMAIL\n"
+"       instantctl [OPTIONS] auth sign-in code EMAIL CODE\n"
+"       instantctl [OPTIONS] auth sign-in guest\n"
+"       instantctl [OPTIONS] auth sign-in token      (reads the refresh token from stdin)\n"
+"       instantctl [OPTIONS] auth sign-out\n"
+"       instantctl [OPTIONS] auth whoami\n"
+"\n"
+"Sign the app's profile in or out. The daemon keeps the refresh token; it\n"
+"never appears in output.\n";
+
+static int
+ctl_auth(int argc, char **argv)
+{
+	cJSON *req;
+
+	if (ctl_wants_help(argc, argv)) {
+		fputs(ctl_usage_auth, stdout);
+		return EXIT_OK;
+	}
+	if (argc == 3 && strcmp(argv[1], "send-code") == 0) {
+		req = ctl_req("send-magic-code");
+		cJSON_AddStringToObject(req, "email", argv[2]);
+		return ctl_simple(req, ctl_print_ok);
+	}
+	if (argc == 2 && strcmp(argv[1], "sign-out") == 0)
+		return ctl_simple(ctl_req("sign-out"), ctl_print_ok);
+	if (argc == 2 && strcmp(argv[1], "whoami") == 0)
+		return ctl_simple(ctl_req("whoami"), ctl_print_fields);
+	if (argc >= 3 && strcmp(argv[1], "sign-in") == 0) {
+		req = ctl_req("sign-in");
+		if (argc == 5 && strcmp(argv[2], "code") == 0) {
+			cJSON_AddStringToObject(req, "method", "magic-code");
+			cJSON_AddStringToObject(req, "email", argv[3]);
+			cJSON_AddStringToObject(req, "code", argv[4]);
+		} else if (argc == 3 && strcmp(argv[2], "guest") == 0) {
+			cJSON_AddStringToObject(req, "method", "guest");
+		} else if (argc == 3 && strcmp(argv[2], "token") == 0) {
+			char *tok = ctl_read_stdin();
+			size_t n = tok != NULL ? strcspn(tok, "\r\n") : 0;
+
+			if (tok == NULL || n == 0) {
+				free(tok);
+				cJSON_Delete(req);
+				return ctl_usage_error("%s", "auth sign-in token reads a token from stdin");
+			}
+			tok[n] = '\0';
+			cJSON_AddStringToObject(req, "method", "token");
+			cJSON_AddStringToObject(req, "refresh-token", tok);
+			free(tok);
+		} else {
+			cJSON_Delete(req);
+			return ctl_usage_error("%s", "usage: auth sign-in code EMAIL CODE | guest | token");
+		}
+		return ctl_simple(req, ctl_print_fields);
+	}
+	return ctl_usage_error("%s", "usage: auth send-code | sign-in | sign-out | whoami "
+	    "(see 'instantctl auth --help')");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -967,6 +1031,7 @@ main(int argc, char **argv)
 		{ "transact", ctl_transact },
 		{ "mutations", ctl_mutations },
 		{ "rooms", ctl_rooms },
+		{ "auth", ctl_auth },
 	};
 	struct sigaction sa = { .sa_handler = ctl_on_signal };
 	int ch;

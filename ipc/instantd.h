@@ -125,6 +125,14 @@ int instantd_set_presence(struct instantd_client *c, const char *room_id, const 
     char **ret_id);
 int instantd_broadcast(struct instantd_client *c, const char *room_id, const char *topic,
     const cJSON *data, char **ret_id);
+/* Signing in (after init); the daemon keeps the refresh token. */
+int instantd_send_magic_code(struct instantd_client *c, const char *email, char **ret_id);
+int instantd_sign_in_magic_code(struct instantd_client *c, const char *email, const char *code,
+    char **ret_id);
+int instantd_sign_in_guest(struct instantd_client *c, char **ret_id);
+int instantd_sign_in_token(struct instantd_client *c, const char *refresh_token, char **ret_id);
+int instantd_sign_out(struct instantd_client *c, char **ret_id);
+int instantd_whoami(struct instantd_client *c, char **ret_id);
 int instantd_status(struct instantd_client *c, char **ret_id);
 int instantd_watch_status(struct instantd_client *c, bool enabled, char **ret_id);
 

@@ -818,3 +818,63 @@ instantd_watch_status(struct instantd_client *c, bool enabled, char **ret_id)
 	BUILD_OR_FAIL(m, cJSON_AddBoolToObject(m, "enabled", enabled) != NULL);
 	return instantd_build_send(c, m, ret_id);
 }
+
+int
+instantd_send_magic_code(struct instantd_client *c, const char *email, char **ret_id)
+{
+	cJSON *m = instantd_req("send-magic-code");
+
+	if (email == NULL) {
+		cJSON_Delete(m);
+		return -EINVAL;
+	}
+	BUILD_OR_FAIL(m, instantd_add_str(m, "email", email));
+	return instantd_build_send(c, m, ret_id);
+}
+
+static int
+instantd_sign_in(struct instantd_client *c, const char *method, const char *email,
+    const char *code, const char *token, char **ret_id)
+{
+	cJSON *m = instantd_req("sign-in");
+
+	BUILD_OR_FAIL(m, instantd_add_str(m, "method", method) &&
+	    instantd_add_str(m, "email", email) && instantd_add_str(m, "code", code) &&
+	    instantd_add_str(m, "refresh-token", token));
+	return instantd_build_send(c, m, ret_id);
+}
+
+int
+instantd_sign_in_magic_code(struct instantd_client *c, const char *email, const char *code,
+    char **ret_id)
+{
+	if (email == NULL || code == NULL)
+		return -EINVAL;
+	return instantd_sign_in(c, "magic-code", email, code, NULL, ret_id);
+}
+
+int
+instantd_sign_in_guest(struct instantd_client *c, char **ret_id)
+{
+	return instantd_sign_in(c, "guest", NULL, NULL, NULL, ret_id);
+}
+
+int
+instantd_sign_in_token(struct instantd_client *c, const char *refresh_token, char **ret_id)
+{
+	if (refresh_token == NULL)
+		return -EINVAL;
+	return instantd_sign_in(c, "token", NULL, NULL, refresh_token, ret_id);
+}
+
+int
+instantd_sign_out(struct instantd_client *c, char **ret_id)
+{
+	return instantd_build_send(c, instantd_req("sign-out"), ret_id);
+}
+
+int
+instantd_whoami(struct instantd_client *c, char **ret_id)
+{
+	return instantd_build_send(c, instantd_req("whoami"), ret_id);
+}

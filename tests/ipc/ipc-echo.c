@@ -195,6 +195,33 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 		echo_copy(m, req, "data");
 		echo_send(c, m);
 		break;
+	case IPC_OP_SEND_MAGIC_CODE:
+		m = echo_reply(req, IPC_REPLY_SEND_MAGIC_CODE_OK);
+		cJSON_AddBoolToObject(m, "sent", 1);
+		echo_send(c, m);
+		break;
+	case IPC_OP_SIGN_IN:
+	case IPC_OP_WHOAMI:
+		if (cJSON_GetObjectItemCaseSensitive(req, "code") != NULL &&
+		    strcmp(cJSON_GetObjectItemCaseSensitive(req, "code")->valuestring, "000000") == 0) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "client-event-id");
+
+			(void)ipc_conn_send_error(c, cJSON_IsString(id) ? id->valuestring : NULL,
+			    IPC_ERR_AUTH_FAILED, "the code is wrong");
+			break;
+		}
+		m = echo_reply(req, ipc_op_from_string(opname) == IPC_OP_SIGN_IN ?
+		    IPC_REPLY_SIGN_IN_OK : IPC_REPLY_WHOAMI);
+		data = cJSON_AddObjectToObject(m, "user");
+		cJSON_AddStringToObject(data, "id", "u-1");
+		echo_copy(data, req, "email");
+		echo_send(c, m);
+		break;
+	case IPC_OP_SIGN_OUT:
+		m = echo_reply(req, IPC_REPLY_SIGN_OUT_OK);
+		cJSON_AddBoolToObject(m, "server-signed-out", 1);
+		echo_send(c, m);
+		break;
 	case IPC_OP_STATUS:
 	case IPC_OP_WATCH_STATUS:
 	default:

@@ -40,7 +40,7 @@ done
 C="$ctl --socket $sock --app app-1"
 check 0 "help" -- "$ctl" --help
 grep_out "help" "Exit status"
-for cmd in status query watch transact mutations rooms; do
+for cmd in status query watch transact mutations rooms auth; do
 	check 0 "$cmd --help" -- "$ctl" "$cmd" --help
 	grep_out "$cmd --help" "Usage: instantctl"
 done
@@ -82,6 +82,21 @@ check 0 "rooms join" -- $C rooms join room-1 --presence '{"name":"me"}' --count 
 grep_out "rooms join" "presence in room-1"
 grep_out "rooms join peers" "peer-1"
 check 0 "rooms broadcast" -- $C rooms broadcast room-1 hello '{"a":1}'
+
+check 0 "auth send-code" -- $C auth send-code ada@example.com
+check 0 "auth sign-in code" -- $C auth sign-in code ada@example.com 123456
+grep_out "auth sign-in code" "user.email: ada@example.com"
+check 1 "auth sign-in wrong code" -- $C auth sign-in code ada@example.com 000000
+grep -q "auth-failed" "$dir/err" || { echo "FAIL: auth-failed not shown"; fail=1; }
+check 0 "auth sign-in guest" -- $C auth sign-in guest
+echo "tok-123" >"$dir/tok"
+check 0 "auth sign-in token" -- sh -c "$C auth sign-in token <$dir/tok"
+if grep -q "tok-123" "$dir/out" "$dir/err"; then echo "FAIL: token echoed"; fail=1; fi
+check 0 "auth whoami" -- $C auth whoami
+grep_out "auth whoami" "user.id: u-1"
+check 0 "auth sign-out" -- $C auth sign-out
+check 2 "auth nonsense" -- $C auth frob
+check 0 "auth --help" -- $C auth --help
 
 # The daemon goes away: exit 3 while watching.
 kill "$echo_pid"; wait "$echo_pid" 2>/dev/null; echo_pid=

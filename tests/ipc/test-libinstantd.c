@@ -211,6 +211,19 @@ test_flow(const struct it_echo *e)
 	pump(c, &s.replies, before + 5);
 	CHECK_STR(s.last_reply_op, "status");
 
+	/* Signing in. */
+	CHECK(instantd_send_magic_code(c, "a@b.c", NULL) == 0);
+	CHECK(instantd_sign_in_magic_code(c, "a@b.c", "123456", NULL) == 0);
+	CHECK(instantd_sign_in_guest(c, NULL) == 0);
+	CHECK(instantd_sign_in_token(c, "t", NULL) == 0);
+	CHECK(instantd_whoami(c, NULL) == 0);
+	CHECK(instantd_sign_out(c, NULL) == 0);
+	before = s.replies;
+	pump(c, &s.replies, before + 6);
+	CHECK_INT(s.replies, before + 6);
+	CHECK_STR(s.last_reply_op, "sign-out-ok");
+	CHECK_INT(instantd_sign_in_token(c, NULL, NULL), -EINVAL);
+
 	/* Bad arguments are refused locally. */
 	CHECK_INT(instantd_set_presence(c, "r", NULL, NULL), -EINVAL);
 	CHECK_INT(instantd_init(c, NULL, NULL, NULL, NULL), -EINVAL);
