@@ -296,17 +296,17 @@ static void *
 worker(void *arg)
 {
 	struct auth_request *r = arg;
-	int e = http_post(r);
+	int e = http_post(r), wfd = r->wfd;
 	char one = 1;
 
 	if (e < 0)
 		r->status = e;
 	ERR_clear_error();
-	/* After this write the loop owns r again. */
-	if (write(r->wfd, &one, 1) < 0) {
+	/* After this write the loop owns r again (and may free it at once). */
+	if (write(wfd, &one, 1) < 0) {
 		/* The loop side is gone; nothing can be reported. */
 	}
-	close(r->wfd);
+	close(wfd);
 	return NULL;
 }
 
