@@ -106,6 +106,7 @@ struct profile {
 	char *session_id;		/* owned, may be NULL */
 	char *last_error;		/* owned, may be NULL */
 	bool signed_out;		/* the server no longer accepts the token */
+	char *recovered_from;		/* owned: where a corrupt database was moved, or NULL */
 	int64_t last_sync_ms;
 	struct query_list queries;
 	struct mutation_list outbox;	/* seq order: pending, sent, confirmed, failed */
@@ -286,8 +287,8 @@ profile_status_json(struct profile *p)
 	cJSON_AddNumberToObject(o, "subscriptions", (double)nq);
 	if (db_query_bytes(p->db, &bytes) == 0)
 		cJSON_AddNumberToObject(o, "cache-bytes", (double)bytes);
-	if (db_recovered_from(p->db))
-		cJSON_AddStringToObject(o, "recovered-from", db_recovered_from(p->db));
+	if (p->recovered_from)
+		cJSON_AddStringToObject(o, "recovered-from", p->recovered_from);
 	up = p->up ? upstream_status_json(p->up) : NULL;
 	if (up)
 		cJSON_AddItemToObject(o, "connection", up);
@@ -925,6 +926,34 @@ profile_prune_cb(lws_sorted_usec_list_t *sul)
 	profile_status_changed(p);
 }
 
+/* After a transact-ok only m can have become removable (the others change
+ * on a refresh or with time, which profile_prune handles), so a stream of
+ * confirmations does not rescan the whole outbox each time. */
+static void
+profile_prune_confirmed(struct profile *p, struct mutation *m)
+{
+	struct query *q;
+	int64_t min_ptx = INT64_MAX;
+	int r;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_has_result(q) && q->processed_tx_id < min_ptx)
+			min_ptx = q->processed_tx_id;
+	if (m->m->tx_id > min_ptx) {
+		if (lws_dll2_is_detached(&p->prune.list))
+			lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
+		return;
+	}
+	r = db_outbox_remove(p->db, m->m->mutation_id);
+	if (r < 0) {
+		log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
+		return;
+	}
+	TAILQ_REMOVE(&p->outbox, m, entry);
+	mutation_free(m);
+	profile_schedule_push(p);
+}
+
 static struct client *
 mutation_origin(struct mutation *m)
 {
@@ -964,7 +993,7 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		cJSON_AddItemToObject(out, "tx-id", json_new_int64(tx_id));
 		client_send(m->origin, out);
 	}
-	profile_prune(p);
+	profile_prune_confirmed(p, m);
 	profile_schedule_push(p);
 	profile_status_changed(p);
 }
@@ -1512,6 +1541,7 @@ profile_free(struct profile *p)
 	free(p->app_status);
 	free(p->session_id);
 	free(p->last_error);
+	free(p->recovered_from);
 	free(p);
 }
 
@@ -1576,6 +1606,21 @@ api_uri_for(const char *server)
 	return out;
 }
 
+/* A database found corrupt at open was moved aside: say so once in the log,
+ * and remember it in the new database so status keeps showing it. */
+static void
+note_recovery(struct db *db, const char *name)
+{
+	const char *from = db_recovered_from(db);
+
+	if (from == NULL)
+		return;
+	log_error("%s: the database was unreadable; moved aside to %s and its readable queued writes carried over",
+	    name, from);
+	if (db_meta_set(db, "recovered-from", from) < 0)
+		log_warn("%s: cannot record the recovery", name);
+}
+
 static int
 profile_open(struct sync *s, const char *name, const char *app_id, const char *server,
     const char *api_uri, const char *token, const char *ca_file, struct profile **ret)
@@ -1636,9 +1681,8 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 		profile_free(p);
 		return r;
 	}
-	if (db_recovered_from(p->db))
-		log_error("%s: the database was unreadable; moved aside to %s and its queued writes carried over",
-		    p->name, db_recovered_from(p->db));
+	note_recovery(p->db, p->name);
+	(void)db_meta_get(p->db, "recovered-from", &p->recovered_from);
 	if (p->token == NULL && (r = profile_read_token(p->db_path, &p->token)) < 0)
 		log_warn("%s: cannot read the stored token: %s", p->name, strerror(-r));
 	if ((r = db_meta_set(p->db, "server", p->server)) < 0 ||
@@ -2493,6 +2537,7 @@ sync_open_queued(struct sync *s)
 			break;
 		if (db_open(path, &db) < 0)
 			continue;
+		note_recovery(db, de->d_name);
 		r = db_outbox_counts(db, counts);
 		if (r == 0 && counts[DB_MUT_PENDING] + counts[DB_MUT_SENT] > 0) {
 			(void)db_meta_get(db, "server", &server);

@@ -161,5 +161,62 @@ print("python ok")
 	}
 }, { timeoutMs: 90000 });
 
+await scenario('1,000 programs with a subscription each are served', async () => {
+	const daemon = new Daemon({ server: mock.url });
+	await daemon.start();
+	try {
+		const N = Number(process.env.E2E_CONNECTIONS || 1000);
+		const clients = [];
+		for (let i = 0; i < N; i++) clients.push(await new Client(daemon.socket).connect());
+		const subs = clients.map((c, i) => {
+			c.send({ op: 'init', 'app-id': APP });
+			return c.send({ op: 'add-query', q: { crowd: { $: { where: { n: i % 10 } } } } });
+		});
+		await Promise.all(clients.map((c, i) => c.next((m) => m['client-event-id'] === subs[i] && m.op === 'add-query-ok',
+			`result ${i}`, 60000)));
+		check((await upstreamQueries()).length === 10, '1,000 subscriptions, 10 distinct queries upstream');
+		const w = clients[0].send({ op: 'transact', ops: [['update', 'crowd', randomUUID(), { n: 3 }]] });
+		await clients[0].next((m) => m['client-event-id'] === w && m.op === 'transact-queued', 'the write');
+		const watchers = clients.filter((_, i) => i % 10 === 3);
+		await Promise.all(watchers.map((c, k) => c.next((m) => m.op === 'refresh-ok' && m.data.crowd.length === 1,
+			`update ${k}`, 60000)));
+		for (const c of clients) c.close();
+	} finally {
+		await daemon.stop();
+	}
+}, { timeoutMs: 120000 });
+
+await scenario('a corrupt database is moved aside, its queued writes carried over, and status says so', async () => {
+	const daemon = new Daemon({ server: mock.url });
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	await daemon.start();
+	try {
+		let c = await new Client(daemon.socket).connect();
+		await c.init(APP);
+		const id = randomUUID();
+		await c.request({ op: 'transact', ops: [['update', 'saved', id, { v: 1 }]] }, (m) => m.op === 'transact-queued');
+		c.close();
+		await daemon.stop();
+		const db = fs.readdirSync(daemon.stateDir).find((f) => f.endsWith('.sqlite'));
+		const file = path.join(daemon.stateDir, db);
+		const fd = fs.openSync(file, 'r+');
+		fs.writeSync(fd, Buffer.alloc(100, 0x5a), 0, 100, 0);	// clobber the header
+		fs.closeSync(fd);
+		await daemon.start();
+		c = await new Client(daemon.socket).connect();
+		const init = await c.init(APP);
+		check(init.status['recovered-from'] && init.status['recovered-from'].startsWith(file + '.corrupt-'),
+			`status names the moved-aside file: ${JSON.stringify(init.status)}`);
+		check(fs.existsSync(init.status['recovered-from']), 'the damaged file is kept, not deleted');
+		const list = await c.request({ op: 'list-mutations' });
+		check(list.mutations.some((m) => JSON.stringify(m['tx-steps']).includes(id)), 'the queued write was carried over');
+		check(/moved aside/.test(daemon.log), 'the event is logged');
+		c.close();
+	} finally {
+		await mock.ctl('refuse', { ms: 0 });
+		await daemon.stop();
+	}
+}, { timeoutMs: 60000 });
+
 check(srcdir, 'srcdir');
 await mock.stop();
