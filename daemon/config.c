@@ -139,6 +139,7 @@ config_defaults(struct instantd_config *c)
 	c->max_connections = 4096;
 	c->max_subscriptions_per_connection = 1000;
 	c->cache_budget_bytes = 256 << 20;
+	c->max_database_bytes = 0;
 	c->backoff_base_ms = 500;
 	c->backoff_cap_ms = 30000;
 	c->ping_interval_s = 20;
@@ -384,6 +385,10 @@ config_set_global(struct instantd_config *c, const struct config_ctx *x,
 		if ((r = config_set_size(x, key, v, 4096, 1ull << 34, &n)) < 0)
 			return r;
 		c->max_output_bytes = (size_t)n;
+	} else if (strcmp(key, "max-database-bytes") == 0) {
+		if ((r = config_set_size(x, key, v, 0, 1ull << 50, &n)) < 0)
+			return r;
+		c->max_database_bytes = (int64_t)n;
 	} else if (strcmp(key, "cache-budget-bytes") == 0) {
 		if ((r = config_set_size(x, key, v, 0, 1ull << 50, &n)) < 0)
 			return r;
@@ -450,7 +455,7 @@ config_set_profile(struct profile_config *p, const struct config_ctx *x,
 static const char *const config_global_keys[] = {
 	"socket", "state-dir", "server", "api-uri", "ca-file", "log-level",
 	"max-message-bytes", "max-json-depth", "max-output-bytes", "max-connections",
-	"max-subscriptions-per-connection", "cache-budget-bytes", "backoff-base-ms",
+	"max-subscriptions-per-connection", "cache-budget-bytes", "max-database-bytes", "backoff-base-ms",
 	"backoff-cap-ms", "ping-interval", "idle-timeout", "transact-timeout",
 	"unsubscribe-grace-ms", NULL,
 };

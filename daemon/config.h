@@ -48,6 +48,7 @@ struct instantd_config {
 	int max_connections;			/* 4096 */
 	size_t max_subscriptions_per_connection;	/* 1000 */
 	int64_t cache_budget_bytes;		/* 256 MiB */
+	int64_t max_database_bytes;		/* 0: no limit but the disk's */
 	int backoff_base_ms;			/* 500 */
 	int backoff_cap_ms;			/* 30000 */
 	int ping_interval_s;			/* 20 */

@@ -307,6 +307,7 @@ run(void)
 	so.transact_timeout_s = D.cfg->transact_timeout_s;
 	so.unsubscribe_grace_ms = D.cfg->unsubscribe_grace_ms;
 	so.cache_budget_bytes = D.cfg->cache_budget_bytes;
+	so.max_database_bytes = D.cfg->max_database_bytes;
 	so.max_subs_per_conn = D.cfg->max_subscriptions_per_connection;
 	so.profiles = popts;
 	so.n_profiles = D.cfg->n_profiles;

@@ -1682,6 +1682,8 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 		return r;
 	}
 	note_recovery(p->db, p->name);
+	if (s->opt.max_database_bytes > 0 && (r = db_set_size_limit(p->db, s->opt.max_database_bytes)) < 0)
+		log_warn("%s: cannot limit the database size: %s", p->name, strerror(-r));
 	(void)db_meta_get(p->db, "recovered-from", &p->recovered_from);
 	if (p->token == NULL && (r = profile_read_token(p->db_path, &p->token)) < 0)
 		log_warn("%s: cannot read the stored token: %s", p->name, strerror(-r));

@@ -30,6 +30,7 @@ struct sync_options {
 	int ping_interval_s, idle_timeout_s, transact_timeout_s;
 	int unsubscribe_grace_ms;
 	int64_t cache_budget_bytes;
+	int64_t max_database_bytes;	/* 0: unlimited */
 	size_t max_subs_per_conn;
 	const struct sync_profile_option *profiles;
 	size_t n_profiles;

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, INSTANTD, check, scenario, sleep, tmpdir, waitFor } from './lib.mjs';
+import { Client, Daemon, FAST_CONFIG, INSTANTD, check, scenario, sleep, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const srcdir = process.env.srcdir || path.resolve('.');
@@ -217,6 +217,41 @@ await scenario('a corrupt database is moved aside, its queued writes carried ove
 		await daemon.stop();
 	}
 }, { timeoutMs: 60000 });
+
+await scenario('a full database refuses writes with storage-full, keeps the queue, and accepts writes again', async () => {
+	const daemon = new Daemon({ server: mock.url, config: FAST_CONFIG + 'max-database-bytes = 400K\n' });
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	await daemon.start();
+	try {
+		const c = await new Client(daemon.socket).connect();
+		await c.init(APP);
+		const big = 'x'.repeat(20000);
+		const queued = [];
+		let full = null;
+		for (let i = 0; i < 100 && !full; i++) {
+			const r = await c.request({ op: 'transact', ops: [['update', 'blobs', randomUUID(), { i, big }]] },
+				(m) => m.op === 'transact-queued' || m.op === 'error');
+			if (r.op === 'error') full = r;
+			else queued.push(r['mutation-id']);
+		}
+		check(full && full.type === 'storage-full', `a clear storage-full error: ${JSON.stringify(full)}`);
+		check(queued.length > 3, `earlier writes were accepted (${queued.length})`);
+		const list = await c.request({ op: 'list-mutations' });
+		check(queued.every((id) => list.mutations.some((m) => m['mutation-id'] === id && m.state === 'pending')),
+			'every acknowledged write is intact');
+		for (const id of queued.slice(0, 3))
+			await c.request({ op: 'discard-mutation', 'mutation-id': id });
+		const again = await c.request({ op: 'transact', ops: [['update', 'blobs', randomUUID(), { i: -1, big }]] },
+			(m) => m.op === 'transact-queued' || m.op === 'error');
+		check(again.op === 'transact-queued', `writes work again once there is room: ${JSON.stringify(again)}`);
+		await mock.ctl('refuse', { ms: 0 });
+		await waitFor(async () => (await c.request({ op: 'list-mutations' })).mutations.length === 0, 'the queue drains');
+		c.close();
+	} finally {
+		await mock.ctl('refuse', { ms: 0 });
+		await daemon.stop();
+	}
+}, { timeoutMs: 90000 });
 
 check(srcdir, 'srcdir');
 await mock.stop();
