@@ -17,6 +17,7 @@ mkdir -p "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME/instantd"
 printf 'backoff-base-ms = 100\nbackoff-cap-ms = 1000\n' > "$XDG_CONFIG_HOME/instantd/instantd.conf"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+status() { "$ctl" status | grep -E '^(state|app-status|last-error|queue\.pending|queue\.failed):' | sed 's/^/   /'; }
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
@@ -38,13 +39,17 @@ start_daemon() {
 
 say "starting instantd (socket $XDG_RUNTIME_DIR/instantd/socket)"
 start_daemon
-"$ctl" status
+status
 
-say "program A subscribes to {\"todos\":{}} (results stream below)"
-"$ctl" watch '{"todos":{}}' > "$work/watch.out" 2>&1 &
-wpid=$!
-pids="$pids $wpid"
-sleep 1
+watch() {
+	"$ctl" watch '{"todos":{}}' > "$work/watch.out" 2>&1 &
+	wpid=$!
+	pids="$pids $wpid"
+	sleep 1
+}
+
+say "program A subscribes to {\"todos\":{}}"
+watch
 
 say "writing one todo while online"
 "$ctl" transact '[["update","todos","6f1c8c2e-1f0a-4b4e-9c55-0a1b2c3d4e5f",{"text":"buy milk","done":false}]]'
@@ -53,7 +58,7 @@ sleep 1
 say "the network goes away (the mock refuses connections)"
 $mockctl "$cport" refuse '{"ms":-1,"drop":true}' > /dev/null
 sleep 1
-"$ctl" status
+status
 
 say "three writes while offline: each is acknowledged once it is on disk"
 "$ctl" transact '[["update","todos","6f1c8c2e-1f0a-4b4e-9c55-0a1b2c3d4e5f",{"done":true}]]'
@@ -65,7 +70,9 @@ say "instantd is killed with SIGKILL and started again, still offline"
 kill -9 "$dpid"; wait "$dpid" 2>/dev/null || true
 start_daemon
 "$ctl" mutations
-"$ctl" query '{"todos":{}}' --policy cache-only
+say "reads still work: the cached result with the pending writes layered on top"
+"$ctl" query --policy cache-only '{"todos":{}}'
+watch
 
 say "the network comes back"
 $mockctl "$cport" refuse '{"ms":0}' > /dev/null
@@ -74,7 +81,7 @@ while "$ctl" --json mutations | grep -q mutation-id; do
 	i=$((i + 1)); [ $i -lt 100 ] || { echo "writes did not land"; exit 1; }
 	sleep 0.2
 done
-"$ctl" status
+status
 
 say "what the server has now"
 $mockctl "$cport" dump '{}' | node -e '
@@ -82,7 +89,8 @@ let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s);
 const lab=Object.fromEntries(d.attrs.map(a=>[a.id,a["forward-identity"].slice(1).join(".")]));
 for(const t of d.triples) if((lab[t[1]]||"").startsWith("todos.")) console.log(t[0].slice(0,8), lab[t[1]], JSON.stringify(t[2]));})'
 
-say "what program A saw (one line per result)"
+say "what program A sees now: the server's result, no pending writes"
+sleep 1
 kill "$wpid" 2>/dev/null || true
-cat "$work/watch.out"
+awk 'BEGIN{RS="# "} END{print "# " $0}' "$work/watch.out"
 say "done: every offline write landed, in order, after a kill -9"
