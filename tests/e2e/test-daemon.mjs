@@ -253,5 +253,25 @@ await scenario('a full database refuses writes with storage-full, keeps the queu
 	}
 }, { timeoutMs: 90000 });
 
+await scenario('subscriptions per connection are bounded', async () => {
+	const daemon = new Daemon({ server: mock.url, config: FAST_CONFIG + 'max-subscriptions-per-connection = 3\n' });
+	await daemon.start();
+	try {
+		const c = await new Client(daemon.socket).connect();
+		await c.init(APP);
+		for (let i = 0; i < 3; i++) {
+			const r = await c.request({ op: 'add-query', q: { bounded: { $: { where: { i } } } } });
+			check(r.op === 'add-query-ok', `subscription ${i}: ${JSON.stringify(r)}`);
+		}
+		const over = await c.request({ op: 'add-query', q: { bounded: { $: { where: { i: 3 } } } } });
+		check(over.op === 'error' && over.type === 'too-many-subscriptions', `the 4th is refused: ${JSON.stringify(over)}`);
+		const once = await c.request({ op: 'query-once', q: { bounded: {} }, policy: 'network-only' });
+		check(once.op === 'query-ok', 'a one-shot query still works');
+		c.close();
+	} finally {
+		await daemon.stop();
+	}
+}, { timeoutMs: 60000 });
+
 check(srcdir, 'srcdir');
 await mock.stop();
