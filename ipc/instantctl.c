@@ -200,6 +200,8 @@ ctl_print_fields_prefix(const cJSON *obj, const char *prefix)
 		if (cJSON_IsObject(f) && f->child != NULL) {
 			ctl_print_fields_prefix(f, name);
 		} else if (cJSON_IsArray(f) && strcmp(f->string, "profiles") == 0) {
+			if (f->child == NULL)
+				printf("profiles: none (no program has sent init yet)\n");
 			for (const cJSON *e = f->child; e != NULL; e = e->next) {
 				ctl_print_fields_prefix(e, "");
 				printf("\n");
