@@ -393,6 +393,7 @@ query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_p
 {
 	struct instaql_opts opts = { .page_info = q->page_info };
 	struct tstore *base, *ts = NULL;
+	struct pending_write *w;
 	struct mutation *m;
 	bool pending = false;
 	int r;
@@ -409,6 +410,14 @@ query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_p
 		if (!mutation_applies(m, q->processed_tx_id))
 			continue;
 		if (tstore_apply_steps(ts, m->m->steps, &err) >= 0)
+			pending = true;
+	}
+	/* Writes waiting for the group commit show at once too (they are not
+	 * acknowledged yet: if the commit fails they vanish from results again). */
+	TAILQ_FOREACH(w, &q->p->writes, entry) {
+		_cleanup_free_ char *err = NULL;
+
+		if (tstore_apply_steps(ts, w->m->steps, &err) >= 0)
 			pending = true;
 	}
 	r = instaql_eval_opts(ts, q->q, &opts, ret_data, ret_page_info, ret_err);
@@ -1405,6 +1414,7 @@ fail:
 			    "the write could not be stored: %s", strerror(-r));
 		pending_write_free(w);
 	}
+	profile_schedule_push(p);
 	log_error("%s: storing writes failed: %s", p->name, strerror(-r));
 }
 
@@ -2027,6 +2037,7 @@ op_transact(struct client *c, const cJSON *msg, const char *ceid)
 	w->origin = c;
 	w->ceid = xstrdup(ceid);
 	TAILQ_INSERT_TAIL(&p->writes, w, entry);
+	profile_schedule_push(p);
 	if (!p->flush_armed) {
 		/* Zero delay: runs after the loop has read every request that is ready. */
 		lws_sul_schedule(c->s->ctx, 0, &p->flush, profile_flush_cb, 1);

@@ -225,16 +225,22 @@ await scenario('a full database refuses writes with storage-full, keeps the queu
 	try {
 		const c = await new Client(daemon.socket).connect();
 		await c.init(APP);
+		const sub = c.send({ op: 'add-query', q: { blobs: {} } });
 		const big = 'x'.repeat(20000);
 		const queued = [];
-		let full = null;
+		let full = null, refusedId = null;
 		for (let i = 0; i < 100 && !full; i++) {
-			const r = await c.request({ op: 'transact', ops: [['update', 'blobs', randomUUID(), { i, big }]] },
+			const id = randomUUID();
+			const r = await c.request({ op: 'transact', ops: [['update', 'blobs', id, { i, big }]] },
 				(m) => m.op === 'transact-queued' || m.op === 'error');
-			if (r.op === 'error') full = r;
+			if (r.op === 'error') { full = r; refusedId = id; }
 			else queued.push(r['mutation-id']);
 		}
 		check(full && full.type === 'storage-full', `a clear storage-full error: ${JSON.stringify(full)}`);
+		await waitFor(() => {
+			const last = c.messages.filter((m) => m['client-event-id'] === sub).pop();
+			return last && last.data.blobs.length === queued.length && !last.data.blobs.some((b) => b.id === refusedId);
+		}, 'the refused write to vanish from the subscription');
 		check(queued.length > 3, `earlier writes were accepted (${queued.length})`);
 		const list = await c.request({ op: 'list-mutations' });
 		check(queued.every((id) => list.mutations.some((m) => m['mutation-id'] === id && m.state === 'pending')),
