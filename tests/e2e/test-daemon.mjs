@@ -220,12 +220,13 @@ await scenario('a corrupt database is moved aside, its queued writes carried ove
 
 await scenario('a full database refuses writes with storage-full, keeps the queue, and accepts writes again', async () => {
 	const daemon = new Daemon({ server: mock.url, config: FAST_CONFIG + 'max-database-bytes = 400K\n' });
-	await mock.ctl('refuse', { ms: -1, drop: true });
 	await daemon.start();
 	try {
 		const c = await new Client(daemon.socket).connect();
 		await c.init(APP);
 		const sub = c.send({ op: 'add-query', q: { blobs: {} } });
+		await c.next((m) => m['client-event-id'] === sub && m.op === 'add-query-ok', 'subscribed while online');
+		await mock.ctl('refuse', { ms: -1, drop: true });
 		const big = 'x'.repeat(20000);
 		const queued = [];
 		let full = null, refusedId = null;
