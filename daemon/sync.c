@@ -1261,6 +1261,8 @@ handle_init_ok(struct profile *p, const cJSON *msg)
 	TAILQ_FOREACH(q, &p->queries, entry)
 		if (!LIST_EMPTY(&q->listeners))
 			query_subscribe(q);
+	/* Writes confirmed before a restart may be retired now. */
+	profile_prune(p);
 	profile_pump(p);
 	profile_schedule_push(p);
 	profile_status_changed(p);
@@ -1574,6 +1576,9 @@ profile_load_outbox(struct profile *p)
 			return -ENOMEM;
 		}
 		m->m = list[i];
+		/* Confirmed before a restart: keep layering it until results catch up. */
+		if (m->m->state == DB_MUT_CONFIRMED)
+			m->confirmed_us = mono_us();
 		/* A send may have reached the server before a crash: replay as such. */
 		if (m->m->state == DB_MUT_SENT) {
 			m->ever_sent = true;

@@ -83,8 +83,14 @@ await scenario(`torture: ${KILLS} SIGKILLs, ${PROGRAMS} writers, a flaky server`
 
 	const c = await new Client(daemon.socket).connect();
 	await c.init(APP);
-	await waitFor(async () => (await c.request({ op: 'list-mutations' })).mutations.length === 0,
-		'the outbox to drain', 120000, 200);
+	let last = [];
+	try {
+		await waitFor(async () => (last = (await c.request({ op: 'list-mutations' })).mutations).length === 0,
+			'the outbox to drain', 120000, 200);
+	} catch (e) {
+		const st = await c.request({ op: 'status' });
+		throw new Error(`${e.message}: ${last.length} left, states ${JSON.stringify(last.slice(0, 3))}, status ${JSON.stringify(st.status)}`);
+	}
 	const dump = await mock.ctl('dump', {});
 	const labelOf = new Map(dump.attrs.map((a) => [a.id, a['forward-identity'].slice(1).join('.')]));
 	const seqOf = new Map();
