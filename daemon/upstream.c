@@ -103,6 +103,7 @@ struct upstream {
 	struct upstream_frame *txq_head, *txq_tail;
 	size_t txq_bytes;
 	struct upstream_pending_tx *ptx_head;
+	struct upstream_pending_tx **ptx_tailp;	/* the last next field: appends stay O(1) */
 	bool close_requested;
 	bool ws_open;			/* the wsi is a WebSocket (Close can be sent) */
 	bool close_reason_set;		/* a specific Close code is already set on it */
@@ -319,6 +320,7 @@ upstream_ptx_clear(struct upstream *u)
 		u->ptx_head = p->next;
 		free(p);
 	}
+	u->ptx_tailp = &u->ptx_head;
 }
 
 static int
@@ -750,6 +752,8 @@ upstream_ptx_remove(struct upstream *u, const char *ceid)
 	for (pp = &u->ptx_head; (p = *pp); pp = &p->next)
 		if (strcmp(p->ceid, ceid) == 0) {
 			*pp = p->next;
+			if (p->next == NULL)
+				u->ptx_tailp = pp;
 			free(p);
 			return;
 		}
@@ -1473,7 +1477,7 @@ upstream_send(struct upstream *u, const cJSON *msg)
 	op = json_get_string(msg, "op");
 	ceid = json_get_string(msg, "client-event-id");
 	if (op && ceid && strcmp(op, "transact") == 0) {
-		struct upstream_pending_tx *p, **pp;
+		struct upstream_pending_tx *p;
 		size_t l = strlen(ceid);
 
 		p = malloc(sizeof(*p) + l + 1);
@@ -1482,9 +1486,10 @@ upstream_send(struct upstream *u, const cJSON *msg)
 		p->next = NULL;
 		p->sent_us = mono_us();
 		memcpy(p->ceid, ceid, l + 1);
-		for (pp = &u->ptx_head; *pp; pp = &(*pp)->next)
-			;
-		*pp = p;
+		if (u->ptx_head == NULL)
+			u->ptx_tailp = &u->ptx_head;
+		*u->ptx_tailp = p;
+		u->ptx_tailp = &p->next;
 	}
 	r = upstream_queue_text(u, text);
 	if (r < 0)
