@@ -253,6 +253,8 @@ run(void)
 		return 1;
 	}
 
+	/* lws sizes its fd table from the soft limit when the context is made. */
+	ipc_raise_nofile_limit();
 	lws_set_log_level(log_lws_mask(log_get_level()), log_lws_emit);
 	memset(&ci, 0, sizeof(ci));
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;

@@ -2446,14 +2446,10 @@ sync_on_request(void *ud, struct ipc_conn *conn, const cJSON *msg)
 	struct client *c = ipc_conn_get_data(conn);
 	const char *op = json_get_string(msg, "op");
 	const char *ceid = json_get_string(msg, "client-event-id");
-	_cleanup_free_ char *err = NULL;
 
+	/* ipc-server has checked the request's shape (ipc_protocol_check). */
 	if (c == NULL || op == NULL)
 		return;
-	if (ipc_protocol_check(msg, &err) < 0) {
-		client_error(c, ceid, "invalid-request", "%s", err ? err : "malformed request");
-		return;
-	}
 	if (strcmp(op, "init") == 0) {
 		op_init(c, msg, ceid);
 		return;

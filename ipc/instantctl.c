@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +60,10 @@ static const char ctl_usage_main[] =
 "                              Join a room and print presence and broadcasts\n"
 "  rooms broadcast ROOM TOPIC JSON\n"
 "                              Send a broadcast to a room\n"
+"  login --email ADDRESS [--code C] | --guest | --token-file FILE\n"
+"                              Sign the app's profile in\n"
+"  logout                      Sign out on the server and forget the token\n"
+"  whoami                      Who the profile is signed in as\n"
 "  auth send-code EMAIL | sign-in ... | sign-out | whoami\n"
 "                              Sign the app's profile in or out\n"
 "\n"
@@ -825,6 +830,24 @@ ctl_print_ok(const cJSON *reply)
 	fflush(stdout);
 }
 
+static void
+ctl_print_nothing(const cJSON *reply)
+{
+}
+
+static void
+ctl_print_signed_in(const cJSON *reply)
+{
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(reply, "user");
+	const cJSON *email = cJSON_GetObjectItemCaseSensitive(u, "email");
+
+	if (cJSON_IsString(email))
+		printf("signed in as %s\n", email->valuestring);
+	else
+		printf("signed in as a guest\n");
+	fflush(stdout);
+}
+
 static int
 ctl_mutations(int argc, char **argv)
 {
@@ -1007,6 +1030,145 @@ ctl_auth(int argc, char **argv)
 	    "(see 'instantctl auth --help')");
 }
 
+/* ---- login, logout, whoami: the sign-in story in one command each ---- */
+
+static const char ctl_usage_login[] =
+"Usage: instantctl [OPTIONS] login --email ADDRESS [--code CODE]\n"
+"       instantctl [OPTIONS] login --guest\n"
+"       instantctl [OPTIONS] login --token-file FILE\n"
+"\n"
+"Sign the app's profile in (--app or $INSTANT_APP_ID names the app).\n"
+"  --email ADDRESS    the server mails a code; give it with --code, or type it\n"
+"                     when asked (it is read from standard input)\n"
+"  --guest            sign in as a guest; a later --email login upgrades the\n"
+"                     guest and keeps its data\n"
+"  --token-file FILE  adopt an existing refresh token (a file only you can\n"
+"                     read) once the server has accepted it\n"
+"The daemon keeps the refresh token in a 0600 file of its state directory; the\n"
+"token never appears on a command line or in any output.\n";
+
+/* A token file must be ours alone, like the daemon's own. */
+static char *
+ctl_read_token_file(const char *path)
+{
+	struct stat st;
+	char buf[512];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "instantctl: cannot open %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		fprintf(stderr, "instantctl: %s must be a regular file that only you can read "
+		    "(chmod 600 %s)\n", path, path);
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n \t")] = '\0';
+	if (buf[0] == '\0') {
+		fprintf(stderr, "instantctl: %s holds no token\n", path);
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+static int
+ctl_login(int argc, char **argv)
+{
+	const char *email = NULL, *code = NULL, *token_file = NULL;
+	bool guest = false;
+	char line[64];
+	cJSON *req;
+	int r;
+
+	if (ctl_wants_help(argc, argv)) {
+		fputs(ctl_usage_login, stdout);
+		return EXIT_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--guest") == 0)
+			guest = true;
+		else if (strcmp(argv[i], "--email") == 0 && i + 1 < argc)
+			email = argv[++i];
+		else if (strcmp(argv[i], "--code") == 0 && i + 1 < argc)
+			code = argv[++i];
+		else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
+			token_file = argv[++i];
+		else
+			return ctl_usage_error("login: unexpected '%s' (see 'instantctl login --help')", argv[i]);
+	}
+	if ((email != NULL) + guest + (token_file != NULL) != 1 || (code && !email))
+		return ctl_usage_error("%s", "login needs exactly one of --email, --guest, --token-file");
+	req = ctl_req("sign-in");
+	if (guest) {
+		cJSON_AddStringToObject(req, "method", "guest");
+	} else if (token_file) {
+		char *tok = ctl_read_token_file(token_file);
+
+		if (tok == NULL) {
+			cJSON_Delete(req);
+			return EXIT_USAGE;
+		}
+		cJSON_AddStringToObject(req, "method", "token");
+		cJSON_AddStringToObject(req, "refresh-token", tok);
+		explicit_bzero(tok, strlen(tok));
+		free(tok);
+	} else {
+		if (code == NULL) {
+			cJSON *send = ctl_req("send-magic-code");
+
+			cJSON_AddStringToObject(send, "email", email);
+			r = ctl_simple(send, ctl_print_nothing);
+			if (r != EXIT_OK) {
+				cJSON_Delete(req);
+				return r;
+			}
+			fprintf(stderr, "A code was sent to %s. Code: ", email);
+			fflush(stderr);
+			if (fgets(line, sizeof(line), stdin) == NULL) {
+				cJSON_Delete(req);
+				return ctl_usage_error("%s", "login: no code was given");
+			}
+			line[strcspn(line, "\r\n \t")] = '\0';
+			code = line;
+		}
+		cJSON_AddStringToObject(req, "method", "magic-code");
+		cJSON_AddStringToObject(req, "email", email);
+		cJSON_AddStringToObject(req, "code", code);
+	}
+	return ctl_simple(req, ctl_print_signed_in);
+}
+
+static int
+ctl_logout(int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv)) {
+		fputs("Usage: instantctl [OPTIONS] logout\n\nSign the app's profile out on the server "
+		    "and forget its token.\n", stdout);
+		return EXIT_OK;
+	}
+	if (argc != 1)
+		return ctl_usage_error("logout takes no arguments (got '%s')", argv[1]);
+	return ctl_simple(ctl_req("sign-out"), ctl_print_ok);
+}
+
+static int
+ctl_whoami(int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv)) {
+		fputs("Usage: instantctl [OPTIONS] whoami\n\nWho the app's profile is signed in as.\n", stdout);
+		return EXIT_OK;
+	}
+	if (argc != 1)
+		return ctl_usage_error("whoami takes no arguments (got '%s')", argv[1]);
+	return ctl_simple(ctl_req("whoami"), ctl_print_fields);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1034,6 +1196,9 @@ main(int argc, char **argv)
 		{ "mutations", ctl_mutations },
 		{ "rooms", ctl_rooms },
 		{ "auth", ctl_auth },
+		{ "login", ctl_login },
+		{ "logout", ctl_logout },
+		{ "whoami", ctl_whoami },
 	};
 	struct sigaction sa = { .sa_handler = ctl_on_signal };
 	int ch;
