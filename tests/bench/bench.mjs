@@ -207,7 +207,7 @@ const PERF_DIR = opt('--perf-dir', process.cwd());
 async function profiled(phase, fn) {
 	if (!PERF.includes(phase)) return fn();
 	const out = path.join(PERF_DIR, `perf-${phase}.data`);
-	const perf = spawn('perf', ['record', '-g', '-F', '2000', '-o', out, '-p', String(daemon.pid)], { stdio: ['ignore', 'ignore', 'inherit'] });
+	const perf = spawn('perf', ['record', '-g', '-F', '499', '-o', out, '-p', String(daemon.pid)], { stdio: ['ignore', 'ignore', 'inherit'] });
 	await sleep(300);
 	try {
 		return await fn();
