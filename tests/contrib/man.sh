@@ -49,14 +49,26 @@ for k in $keys; do
 done
 [ "$n" -ge 23 ] || fail "only $n keys found in daemon/config.c"
 
-# instantctl(1) names every command and exit status of the task.
-for c in status query watch transact mutations rooms broadcast; do
-	grep -q "^\.B $c\$\|^\.BI $c \|^\.BR $c " "$mandir/instantctl.1" ||
+# instantctl(1) describes every command and global option instantctl has
+# (the tagged paragraph heading after .TP names it).
+tp=$(awk 'prev == ".TP" { print } { prev = $0 }' "$mandir/instantctl.1")
+for c in status query watch transact mutations rooms login logout whoami auth; do
+	printf '%s\n' "$tp" | grep -q "^\.B[IR]\? \"\?$c\( \|\"\|\$\)" ||
 		fail "instantctl(1) does not describe the command '$c'"
 done
-for o in socket app server json; do
-	grep -q "^\.BI\? \\\\-\\\\-$o" "$mandir/instantctl.1" ||
+for sc in "rooms join" "rooms broadcast" "mutations retry" "mutations discard"; do
+	printf '%s\n' "$tp" | grep -q "^\.B[IR]\? \"$sc\"" ||
+		fail "instantctl(1) does not describe '$sc'"
+done
+for o in socket app profile api\\\\-uri server token\\\\-env json timeout help version; do
+	printf '%s\n' "$tp" | grep -q "^\.B[IR]\? .*\\\\-\\\\-$o\( \|\$\)" ||
 		fail "instantctl(1) does not describe --$o"
+done
+# ... and nothing it does not have.
+for gone in '^\.BI\? broadcast' '^\.B \\-\\-wait$'; do
+	if printf '%s\n' "$tp" | grep -q "$gone"; then
+		fail "instantctl(1) describes something instantctl lacks ($gone)"
+	fi
 done
 for o in config socket state\\\\-dir verbose help version foreground; do
 	grep -q "\\\\-\\\\-$o" "$mandir/instantd.8" || fail "instantd(8) does not describe --$o"
