@@ -23,15 +23,43 @@ out=$(XDG_CONFIG_HOME=$tmp bash --norc --noprofile -c '
 	c instantctl mutations ""
 	c instantctl --j
 	c instantctl --app ""
+	c instantctl --profile ""
+	c instantctl -p n
 	c instantctl status ""
+	c instantctl --profile notes rooms ""
+	c instantctl rooms join main --
+	c instantctl rooms join main --presence ""
+	c instantctl auth ""
+	c instantctl auth sign-in ""
+	c instantctl login --
+	c instantctl query -p ""
+	c instantctl query --policy cache-o
+	c instantctl transact --
+	c instantctl --timeout 5 w
+	c instantctl broad
+	c instantctl --w
 	complete -p instantctl
 ' sh "$f") || fail "sourcing $f failed"
 
-expect='status query watch transact mutations rooms broadcast
+expect='status query watch transact mutations rooms login logout whoami auth
 mutations
 list retry discard
 --json
+
 notes work
+notes
+
+join broadcast
+--type --presence --count --help
+
+send-code sign-in sign-out whoami
+code guest token
+--email --code --guest --token-file --help
+cache-first network-only cache-only
+cache-only
+--steps --wait --help
+watch whoami
+
 
 complete -F _instantctl instantctl'
 if [ "$out" != "$expect" ]; then
