@@ -1,6 +1,6 @@
 # tests/bench.mk: `make bench` runs instantd and @instantdb/core side by side against the mock server
 # (tests/bench/bench.mjs) and rewrites tests/bench/RESULTS.md; never part of `make check`.
-BENCH_FILES = bench/bench.mjs bench/gen.mjs bench/js-client.mjs bench/RESULTS.md
+BENCH_FILES = bench/bench.mjs bench/gen.mjs bench/js-client.mjs bench/RESULTS.md bench/PROFILE.md
 EXTRA_DIST += $(BENCH_FILES)
 
 bench:

@@ -72,7 +72,10 @@ async function startDaemon(dir, server) {
 	const socket = path.join(dir, 'run', 'instantd', 'socket');
 	try { fs.unlinkSync(socket); } catch { /* not there */ }
 	const t0 = now();
-	const proc = spawn(INSTANTD, ['--socket', socket, '--state-dir', path.join(dir, 'state'), '--server', server],
+	// BENCH_DAEMON_WRAPPER, e.g. "valgrind --tool=massif --massif-out-file=/tmp/m.out", for profiling runs.
+	const wrap = (process.env.BENCH_DAEMON_WRAPPER || '').split(' ').filter(Boolean);
+	const proc = spawn(wrap[0] || INSTANTD, [...wrap.slice(1), ...(wrap.length ? [INSTANTD] : []),
+		'--socket', socket, '--state-dir', path.join(dir, 'state'), '--server', server],
 		{ env: daemonEnv(dir), stdio: ['ignore', 'ignore', 'pipe'] });
 	children.push(proc);
 	let err = '';
@@ -201,13 +204,15 @@ async function startJS(mock) {
 	return js;
 }
 
-// --perf PHASE[,PHASE] --perf-dir DIR: `perf record -g` on the daemon during those phases (a, b, c, d1, d16, e).
+// --perf PHASE[,PHASE] --perf-dir DIR [--perf-callgraph fp|dwarf]: `perf record` on the daemon during those
+// phases (a-small, a-large, b, c, d1, d16, e).
 const PERF = (opt('--perf', '') || '').split(',').filter(Boolean);
 const PERF_DIR = opt('--perf-dir', process.cwd());
 async function profiled(phase, fn) {
 	if (!PERF.includes(phase)) return fn();
 	const out = path.join(PERF_DIR, `perf-${phase}.data`);
-	const perf = spawn('perf', ['record', '-g', '-F', '499', '-o', out, '-p', String(daemon.pid)], { stdio: ['ignore', 'ignore', 'inherit'] });
+	const perf = spawn('perf', ['record', '--call-graph', opt('--perf-callgraph', 'fp'), '-F', '499', '-o', out, '-p', String(daemon.pid)],
+		{ stdio: ['ignore', 'ignore', 'inherit'] });
 	await sleep(300);
 	try {
 		return await fn();
