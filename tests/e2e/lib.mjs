@@ -174,6 +174,20 @@ export class Client {
 	}
 }
 
+// Run a command without blocking this process's event loop: a daemon whose stderr
+// this process reads would otherwise block on a full pipe (spawnSync deadlocks).
+export function run(cmd, args, { input = '', timeout = 60000, env } = {}) {
+	return new Promise((resolve) => {
+		const p = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+		let stdout = '', stderr = '';
+		const t = setTimeout(() => p.kill('SIGKILL'), timeout);
+		p.stdout.on('data', (d) => { stdout += d; });
+		p.stderr.on('data', (d) => { stderr += d; });
+		p.on('close', (status) => { clearTimeout(t); resolve({ status, stdout, stderr }); });
+		p.stdin.end(input);
+	});
+}
+
 export function check(cond, msg) {
 	if (!cond) throw new Error(`check failed: ${msg}`);
 }

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { spawn, spawnSync } from 'node:child_process';
-import { Client, Daemon, INSTANTCTL, check, scenario, tmpdir, waitFor } from './lib.mjs';
+import { spawn } from 'node:child_process';
+import { Client, Daemon, INSTANTCTL, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const mock = await startMock(['--port', '0']);
@@ -111,13 +111,12 @@ await scenario('rate limits, sign-out, and no token in any reply or log line', a
 }, { daemons: [daemon] });
 
 await scenario('instantctl login, whoami and logout', async () => {
-	const ctl = (args, input = '') => spawnSync(INSTANTCTL, ['--socket', daemon.socket, '--app', APP, ...args],
-		{ input, encoding: 'utf8', timeout: 30000 });
-	let r = ctl(['login', '--guest']);
+	const ctl = (args, input = '') => run(INSTANTCTL, ['--socket', daemon.socket, '--app', APP, ...args], { input });
+	let r = await ctl(['login', '--guest']);
 	check(r.status === 0 && /signed in as a guest/.test(r.stdout), `login --guest: ${r.status} ${r.stdout} ${r.stderr}`);
-	r = ctl(['whoami']);
+	r = await ctl(['whoami']);
 	check(r.status === 0 && /isGuest: true/.test(r.stdout), `whoami as guest: ${r.stdout} ${r.stderr}`);
-	r = ctl(['login', '--email', 'c@example.com', '--code', '000000']);
+	r = await ctl(['login', '--email', 'c@example.com', '--code', '000000']);
 	check(r.status === 1, `a wrong code fails with exit 1: ${r.status} ${r.stderr}`);
 	// Without --code the code is asked for and typed at the prompt; the guest is upgraded.
 	await mock.ctl('magic-code', { email: 'c@example.com' }).catch(() => null);
@@ -133,10 +132,10 @@ await scenario('instantctl login, whoami and logout', async () => {
 	child.stdin.end(`${code}\n`);
 	const status = await new Promise((res) => child.once('exit', res));
 	check(status === 0 && /signed in as c@example.com/.test(out), `login --email at the prompt: ${status} ${out} ${err}`);
-	r = ctl(['whoami']);
+	r = await ctl(['whoami']);
 	check(/email: c@example.com/.test(r.stdout), `whoami: ${r.stdout}`);
 	await mock.ctl('rate-limit', { on: true });
-	r = ctl(['login', '--email', 'c@example.com']);
+	r = await ctl(['login', '--email', 'c@example.com']);
 	check(r.status === 1 && /rate-limited|Too many/.test(r.stderr), `rate-limited: ${r.status} ${r.stderr}`);
 	await mock.ctl('rate-limit', { on: false });
 	const dir = tmpdir();
@@ -144,18 +143,18 @@ await scenario('instantctl login, whoami and logout', async () => {
 	secrets.push(tok);
 	fs.writeFileSync(path.join(dir, 'tok'), `${tok}\n`, { mode: 0o644 });
 	fs.chmodSync(path.join(dir, 'tok'), 0o644);
-	r = ctl(['login', '--token-file', path.join(dir, 'tok')]);
+	r = await ctl(['login', '--token-file', path.join(dir, 'tok')]);
 	check(r.status === 2 && /chmod 600/.test(r.stderr), `a readable token file is refused: ${r.status} ${r.stderr}`);
 	fs.chmodSync(path.join(dir, 'tok'), 0o600);
-	r = ctl(['login', '--token-file', path.join(dir, 'tok')]);
+	r = await ctl(['login', '--token-file', path.join(dir, 'tok')]);
 	check(r.status === 0 && /d@example.com/.test(r.stdout), `login --token-file: ${r.stdout} ${r.stderr}`);
 	await mock.ctl('revoke-token', { 'refresh-token': tok });
 	await mock.ctl('drop', {});
-	await waitFor(() => /state: signed-out/.test(ctl(['whoami']).stdout), 'whoami shows signed-out after a revoked token');
-	r = ctl(['logout']);
+	await waitFor(async () => /state: signed-out/.test((await ctl(['whoami'])).stdout), 'whoami shows signed-out after a revoked token');
+	r = await ctl(['logout']);
 	check(r.status === 0, `logout: ${r.stderr}`);
-	r = ctl(['whoami']);
-	check(/signed-in: false/.test(r.stdout), `signed out: ${r.stdout}`);
+	r = await ctl(['whoami']);
+	check(/signed-in: false/.test(r.stdout), `signed out: ${r.status} ${r.stdout} ${r.stderr}`);
 	for (const t of secrets) check(!daemon.log.includes(t), 'no token in the log');
 }, { daemons: [daemon] });
 

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, FAST_CONFIG, INSTANTD, check, scenario, sleep, tmpdir, waitFor } from './lib.mjs';
+import { Client, Daemon, FAST_CONFIG, INSTANTD, check, run, scenario, sleep, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const srcdir = process.env.srcdir || path.resolve('.');
@@ -136,7 +136,7 @@ await scenario('the Python client subscribes, writes and reads status against th
 	const daemon = new Daemon({ server: mock.url });
 	await daemon.start();
 	try {
-		const py = spawnSync('python3', ['-c', `
+		const py = await run('python3', ['-c', `
 import sys, uuid
 sys.path.insert(0, sys.argv[1])
 import instantd
@@ -154,7 +154,7 @@ with instantd.connect(sys.argv[2]) as c:
     st = c.status()
     assert st["status"]["app-id"] == sys.argv[3], st
 print("python ok")
-`, path.join(topsrc, 'contrib', 'python'), daemon.socket, APP], { encoding: 'utf8', timeout: 60000 });
+`, path.join(topsrc, 'contrib', 'python'), daemon.socket, APP], { timeout: 60000 });
 		check(py.status === 0 && py.stdout.includes('python ok'), `python client: ${py.stdout} ${py.stderr}`);
 	} finally {
 		await daemon.stop();
