@@ -63,7 +63,8 @@ struct listener {
 	char *ceid;			/* owned: the add-query's client-event-id */
 	bool answered;			/* add-query-ok sent */
 	int once;			/* 0, or the query-once policy it waits for */
-	char *last;			/* owned: canonical form of the last result sent */
+	bool sent_any;			/* last_hash is valid */
+	uint64_t last_hash;		/* of the last result sent, to skip unchanged ones */
 };
 LIST_HEAD(listener_list, listener);
 
@@ -460,7 +461,6 @@ listener_free(struct listener *l)
 	if (!l->once && l->c)
 		l->c->nsubs--;
 	free(l->ceid);
-	free(l->last);
 	free(l);
 }
 
@@ -468,13 +468,46 @@ static void query_maybe_release(struct query *q);
 
 /* Send each listener what it has not seen yet: the first answer, or a
  * refresh when the result (or its freshness) changed. */
+static uint64_t
+hash_text(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h * 1099511628211ULL;	/* separates consecutive fields */
+}
+
+/* One result message as text, built from parts printed once per push so a
+ * result shared by many programs is serialised once, not once per program. */
+static int
+result_text(const char *op, const struct listener *l, const char *q_text, const char *data_text,
+    const char *pi_text, bool pending, char **ret)
+{
+	_cleanup_free_ char *ceid = NULL;
+	cJSON tmp = { .type = cJSON_String, .valuestring = l->ceid };
+	char ptx[48] = "";
+
+	if (l->ceid && (ceid = json_print(&tmp)) == NULL)
+		return -ENOMEM;
+	if (l->q->processed_tx_id)
+		snprintf(ptx, sizeof(ptx), ",\"processed-tx-id\":%" PRId64, l->q->processed_tx_id);
+	if (asprintf(ret, "{\"op\":\"%s\"%s%s,\"q\":%s,\"data\":%s%s%s,\"from-cache\":%s,"
+	    "\"has-pending-writes\":%s%s}", op, ceid ? ",\"client-event-id\":" : "", ceid ? ceid : "",
+	    q_text, data_text, pi_text ? ",\"page-info\":" : "", pi_text ? pi_text : "",
+	    l->q->fresh ? "false" : "true", pending ? "true" : "false", ptx) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Send each listener what it has not seen yet: the first answer, or a
+ * refresh when the result (or its freshness) changed. */
 static void
 query_push(struct query *q)
 {
 	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
-	_cleanup_free_ char *err = NULL, *canon = NULL;
+	_cleanup_free_ char *err = NULL, *q_text = NULL, *data_text = NULL, *pi_text = NULL;
 	struct listener *l, *next;
 	bool pending = false;
+	uint64_t h;
 	int r;
 
 	if (LIST_EMPTY(&q->listeners) || !query_has_result(q))
@@ -486,39 +519,42 @@ query_push(struct query *q)
 			    err ? err : strerror(-r));
 		return;
 	}
-	{
-		_cleanup_json_ cJSON *k = cJSON_CreateObject();
-
-		cJSON_AddItemToObject(k, "d", cJSON_Duplicate(data, 1));
-		if (pi)
-			cJSON_AddItemToObject(k, "p", cJSON_Duplicate(pi, 1));
-		cJSON_AddBoolToObject(k, "f", q->fresh);
-		cJSON_AddBoolToObject(k, "w", pending);
-		canon = json_canonical(k);
+	q_text = json_print(q->q);
+	data_text = json_print(data);
+	pi_text = pi ? json_print(pi) : NULL;
+	if (!q_text || !data_text || (pi && !pi_text)) {
+		log_warn("%s: out of memory sending a result", q->p->name);
+		return;
 	}
+	/* The engine is deterministic, so equal results print equally. */
+	h = hash_text(hash_text(1469598103934665603ULL, data_text), pi_text);
+	h = hash_text(h, q->fresh ? "f" : "c");
+	h = hash_text(h, pending ? "w" : "-");
 	for (l = LIST_FIRST(&q->listeners); l; l = next) {
+		_cleanup_free_ char *text = NULL;
+		const char *op;
+
 		next = LIST_NEXT(l, by_query);
 		if (l->once) {
-			_cleanup_json_ cJSON *msg = NULL;
-
 			if (l->once == ONCE_NETWORK_ONLY && !q->fresh)
 				continue;
-			msg = result_msg("query-ok", l, data, pi, pending);
-			client_send(l->c, msg);
+			op = "query-ok";
+		} else if (l->sent_any && l->last_hash == h)
+			continue;
+		else
+			op = l->answered ? "refresh-ok" : "add-query-ok";
+		if (result_text(op, l, q_text, data_text, pi_text, pending, &text) < 0)
+			continue;
+		r = ipc_conn_send_text(l->c->conn, text, strlen(text));
+		if (r < 0 && r != -ENOBUFS)
+			log_debug("send to program failed: %s", strerror(-r));
+		if (l->once) {
 			listener_free(l);
 			continue;
 		}
-		if (l->last && canon && strcmp(l->last, canon) == 0)
-			continue;
-		{
-			_cleanup_json_ cJSON *msg = result_msg(l->answered ? "refresh-ok" : "add-query-ok",
-			    l, data, pi, pending);
-
-			client_send(l->c, msg);
-		}
 		l->answered = true;
-		free(l->last);
-		l->last = canon ? strdup(canon) : NULL;
+		l->sent_any = true;
+		l->last_hash = h;
 	}
 	query_maybe_release(q);
 }
