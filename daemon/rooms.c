@@ -63,6 +63,20 @@ online(struct rooms *r)
 	return upstream_get_state(r->up) == UPSTREAM_AUTHENTICATED;
 }
 
+static bool
+connecting(struct rooms *r)
+{
+	switch (upstream_get_state(r->up)) {
+	case UPSTREAM_DISCONNECTED:
+	case UPSTREAM_RESOLVING:
+	case UPSTREAM_CONNECTING:
+	case UPSTREAM_OPENED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void
 reply(struct rooms *r, const char *op, const char *ceid, const char *room_id, bool connected)
 {
@@ -129,8 +143,15 @@ on_state(void *ud, enum upstream_state st, const char *detail)
 
 	if (st == UPSTREAM_AUTHENTICATED)
 		return;		/* init-ok re-joins, see on_message */
-	LIST_FOREACH(rm, &r->list, entry)
+	LIST_FOREACH(rm, &r->list, entry) {
 		rm->joined = false;
+		/* A join waiting for the session gets its answer: not connected (yet). */
+		if (rm->join_ceid && !connecting(r)) {
+			reply(r, "join-room-ok", rm->join_ceid, rm->id, false);
+			free(rm->join_ceid);
+			rm->join_ceid = NULL;
+		}
+	}
 }
 
 static void
@@ -282,6 +303,10 @@ rooms_request(struct rooms *r, const char *op, const cJSON *msg, const char *cei
 		if (online(r)) {
 			rm->join_ceid = ceid ? strdup(ceid) : NULL;
 			join(r, rm);
+		} else if (connecting(r)) {
+			/* The program's presence session is still coming up: answer
+			 * when the server has joined it, or when that fails. */
+			rm->join_ceid = ceid ? strdup(ceid) : NULL;
 		} else {
 			/* Joined for real when the session comes up. */
 			reply(r, "join-room-ok", ceid, id, false);

@@ -905,11 +905,50 @@ ctl_rooms(int argc, char **argv)
 		data = ctl_parse_json("the broadcast data", argv[4]);
 		if (data == NULL)
 			return EXIT_USAGE;
-		req = ctl_req("client-broadcast");
-		cJSON_AddStringToObject(req, "room-id", argv[2]);
-		cJSON_AddStringToObject(req, "topic", argv[3]);
-		cJSON_AddItemToObject(req, "data", data);
-		return ctl_simple(req, ctl_print_ok);
+		/* The daemon relays broadcasts only from a program in the room: join
+		 * on this connection first (closing it leaves again). */
+		r = ctl_connect(&c);
+		if (r != EXIT_OK) {
+			cJSON_Delete(data);
+			return r;
+		}
+		for (int step = 0; step < 2; step++) {
+			cJSON *reply = NULL;
+
+			req = ctl_req(step == 0 ? "join-room" : "client-broadcast");
+			cJSON_AddStringToObject(req, "room-id", argv[2]);
+			if (step == 1) {
+				cJSON_AddStringToObject(req, "topic", argv[3]);
+				cJSON_AddItemToObject(req, "data", data);
+			}
+			r = instantd_request_sync(c, req, opt.timeout_ms, &reply);
+			cJSON_Delete(req);
+			if (r < 0) {
+				if (step == 0)
+					cJSON_Delete(data);
+				instantd_free(c);
+				return ctl_exit_for(r);
+			}
+			if (instantd_is_error(reply)) {
+				r = ctl_report_error(reply);
+				cJSON_Delete(reply);
+				if (step == 0)
+					cJSON_Delete(data);
+				instantd_free(c);
+				return r;
+			}
+			cJSON_Delete(reply);
+		}
+		instantd_free(c);
+		if (opt.json) {
+			cJSON *ok = ctl_req("client-broadcast-ok");
+
+			cJSON_AddStringToObject(ok, "room-id", argv[2]);
+			ctl_print_json_line(ok);
+			cJSON_Delete(ok);
+		} else
+			printf("ok\n");
+		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "join") != 0)
 		return ctl_usage_error("unknown rooms command '%s' (join, broadcast)", argv[1]);

@@ -1,6 +1,6 @@
 // End to end: presence and broadcast for local programs, beside a real @instantdb/core peer.
 import { startMock, spawnPeer, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, check, scenario } from './lib.mjs';
+import { Client, Daemon, INSTANTCTL, check, run, scenario } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const mock = await startMock(['--port', '0']);
@@ -39,6 +39,10 @@ await scenario('two local programs and a JS client see each other in a room', as
 	check(bc.op === 'client-broadcast-ok', `broadcast accepted: ${JSON.stringify(bc)}`);
 	await b.next((m) => m.op === 'server-broadcast' && m.topic === 'emoji' && m.data.data.e === 'x', 'B gets the broadcast');
 	await peer.waitFor((e) => e.ev === 'broadcast' && e.data.e === 'x', { what: 'the JS client gets the broadcast' });
+	const ctl = await run(INSTANTCTL, ['--socket', daemon.socket, '--app', APP, 'rooms', 'broadcast', 'r1', 'emoji',
+		'{"e":"from-instantctl"}']);
+	check(ctl.status === 0, `instantctl rooms broadcast: ${ctl.status} ${ctl.stdout} ${ctl.stderr}`);
+	await b.next((m) => m.op === 'server-broadcast' && m.data.data.e === 'from-instantctl', 'B gets instantctl\'s broadcast');
 	peer.send({ cmd: 'broadcast', room: 'r1', topic: 'emoji', data: { e: 'from-js' } });
 	await a.next((m) => m.op === 'server-broadcast' && m.data.data.e === 'from-js', 'A gets the JS client\'s broadcast');
 
