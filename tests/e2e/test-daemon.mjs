@@ -280,5 +280,55 @@ await scenario('subscriptions per connection are bounded', async () => {
 	}
 }, { timeoutMs: 60000 });
 
+await scenario('a program that disconnects in the middle of each op', async () => {
+	const daemon = new Daemon({ server: mock.url });
+	await daemon.start();
+	try {
+		const ids = [];
+		const ops = [
+			{ op: 'add-query', q: { midway: {} } },
+			{ op: 'query-once', q: { midway: {} }, policy: 'network-only' },
+			{ op: 'remove-query', q: { midway: {} } },
+			{ op: 'list-mutations' },
+			{ op: 'retry-mutation', 'mutation-id': randomUUID() },
+			{ op: 'discard-mutation', 'mutation-id': randomUUID() },
+			{ op: 'join-room', 'room-id': 'midway', data: { x: 1 } },
+			{ op: 'set-presence', 'room-id': 'midway', data: { x: 2 } },
+			{ op: 'client-broadcast', 'room-id': 'midway', topic: 't', data: {} },
+			{ op: 'leave-room', 'room-id': 'midway' },
+			{ op: 'status' },
+			{ op: 'watch-status' },
+			{ op: 'whoami' },
+			{ op: 'send-magic-code', email: 'm@example.com' },
+			{ op: 'sign-in', method: 'guest' },
+		];
+		for (let round = 0; round < 3; round++) {
+			for (const req of [...ops, { op: 'transact', ops: [['update', 'midway', 'ID', { round }]] }]) {
+				const c = await new Client(daemon.socket).connect();
+				c.send({ op: 'init', 'app-id': APP });
+				const r = JSON.parse(JSON.stringify(req).replace('"ID"', JSON.stringify(randomUUID())));
+				if (r.op === 'transact') ids.push(r.ops[0][2]);
+				c.send(r);
+				if (round === 1) await sleep(5);
+				c.close();
+			}
+		}
+		// The daemon is up, and the writes sent just before each disconnect were kept.
+		const d = await new Client(daemon.socket).connect();
+		await d.init(APP);
+		await waitFor(async () => {
+			const l = await d.request({ op: 'list-mutations' });
+			return l.mutations.length === 0;
+		}, 'the writes of vanished programs to land');
+		const dump = await mock.ctl('dump', {});
+		for (const id of ids) check(dump.triples.some((t) => t[0] === id), `write ${id} landed`);
+		const st = await d.request({ op: 'status' });
+		check(st.op === 'status', 'still serving');
+		d.close();
+	} finally {
+		await daemon.stop();
+	}
+}, { timeoutMs: 90000 });
+
 check(srcdir, 'srcdir');
 await mock.stop();
