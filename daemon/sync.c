@@ -2174,7 +2174,7 @@ op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool r
 }
 
 static void
-op_status(struct client *c, const char *ceid, bool watch)
+op_status(struct client *c, const cJSON *msg, const char *ceid, bool watch)
 {
 	_cleanup_json_ cJSON *out = reply_new("status", ceid);
 
@@ -2187,8 +2187,8 @@ op_status(struct client *c, const char *ceid, bool watch)
 		TAILQ_FOREACH(p, &c->s->profiles_list, entry)
 			cJSON_AddItemToArray(all, profile_status_json(p));
 	}
-	if (watch)
-		c->watch_status = true;
+	if (watch)	/* "enabled": false stops the pushes again */
+		c->watch_status = !cJSON_IsFalse(json_get(msg, "enabled"));
 	client_send(c, out);
 }
 
@@ -2491,7 +2491,7 @@ sync_on_request(void *ud, struct ipc_conn *conn, const cJSON *msg)
 		return;
 	}
 	if (strcmp(op, "status") == 0 || strcmp(op, "watch-status") == 0) {
-		op_status(c, ceid, strcmp(op, "watch-status") == 0);
+		op_status(c, msg, ceid, strcmp(op, "watch-status") == 0);
 		return;
 	}
 	if (c->p == NULL) {

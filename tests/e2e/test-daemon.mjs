@@ -73,6 +73,15 @@ while True:
 		await waitFor(() => lines.includes('RELOADING=1'), 'RELOADING=1 on SIGHUP');
 		const st = await c.request({ op: 'status' });
 		check(st.op === 'status' && !c.closed, 'the program stays connected across a reload');
+		const w = await c.request({ op: 'watch-status' });
+		check(w.op === 'status', 'watch-status answers with the status');
+		const pushes = () => c.messages.filter((m) => m.op === 'status' && !m['client-event-id']).length;
+		// The server keeps refusing, so each retry changes the state's detail and is pushed.
+		await waitFor(() => pushes() > 0, 'a status push while watching');
+		await c.request({ op: 'watch-status', enabled: false });
+		const n = pushes();
+		await sleep(1500);
+		check(pushes() === n, 'no pushes after "enabled": false');
 		const t0 = Date.now();
 		const code = await daemon.stop();
 		check(code === 0, `SIGTERM exits 0 (got ${code})`);
