@@ -124,6 +124,70 @@ begin_stop(void)
 	sync_shutdown(D.sync, stopped, NULL);
 }
 
+static void free_options(struct sync_profile_option *popts, size_t n);
+
+/* The core's view of a configuration; token files are read here. *ret_popts
+ * (tokens inside: free with free_options) backs so->profiles. */
+static int
+build_options(const struct instantd_config *cfg, struct sync_options *so,
+    struct sync_profile_option **ret_popts)
+{
+	struct sync_profile_option *popts = calloc(cfg->n_profiles ? cfg->n_profiles : 1, sizeof(*popts));
+
+	if (popts == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_profiles; i++) {
+		const struct profile_config *pc = &cfg->profiles[i];
+		_cleanup_free_ char *err = NULL;
+		char *token = NULL;
+		int r;
+
+		if (pc->token_file) {
+			r = config_read_token(pc->token_file, &token, &err);
+			if (r < 0) {
+				log_error("profile %s: %s", pc->name, err ? err : strerror(-r));
+				free_options(popts, i);
+				return r;
+			}
+			(void)log_add_secret(token);
+		}
+		popts[i] = (struct sync_profile_option){
+			.name = pc->name, .app_id = pc->app_id, .server = pc->server,
+			.api_uri = pc->api_uri, .token = token, .ca_file = pc->ca_file,
+		};
+	}
+	*so = (struct sync_options){
+		.state_dir = cfg->state_dir,
+		.default_server = cfg->server,
+		.default_api_uri = cfg->api_uri,
+		.ca_file = cfg->ca_file,
+		.backoff_base_ms = cfg->backoff_base_ms,
+		.backoff_cap_ms = cfg->backoff_cap_ms,
+		.ping_interval_s = cfg->ping_interval_s,
+		.idle_timeout_s = cfg->idle_timeout_s,
+		.transact_timeout_s = cfg->transact_timeout_s,
+		.unsubscribe_grace_ms = cfg->unsubscribe_grace_ms,
+		.cache_budget_bytes = cfg->cache_budget_bytes,
+		.max_database_bytes = cfg->max_database_bytes,
+		.max_subs_per_conn = cfg->max_subscriptions_per_connection,
+		.profiles = popts,
+		.n_profiles = cfg->n_profiles,
+	};
+	*ret_popts = popts;
+	return 0;
+}
+
+static void
+free_options(struct sync_profile_option *popts, size_t n)
+{
+	for (size_t i = 0; popts && i < n; i++)
+		if (popts[i].token) {
+			explicit_bzero((char *)popts[i].token, strlen(popts[i].token));
+			free((char *)popts[i].token);
+		}
+	free(popts);
+}
+
 /* Command-line options win over the file, on start and on every reload. */
 static int
 apply_overrides(struct instantd_config *cfg, char **ret_err)
@@ -154,11 +218,24 @@ reload(void)
 		log_error("reload failed, keeping the old configuration: %s", err ? err : strerror(-r));
 		config_free(cfg);
 	} else {
-		/* Logging follows at once; profiles and limits apply to new profiles. */
-		log_set_level(cfg->log_level);
-		config_free(D.cfg);
-		D.cfg = cfg;
-		log_notice("configuration reloaded");
+		struct sync_profile_option *popts = NULL;
+		struct sync_options so;
+
+		/* Logging follows at once; servers, profiles and limits apply to
+		 * profiles opened from now on; nobody is disconnected. */
+		r = build_options(cfg, &so, &popts);
+		if (r >= 0)
+			r = sync_set_options(D.sync, &so);
+		free_options(popts, cfg->n_profiles);
+		if (r < 0) {
+			log_error("reload failed, keeping the old configuration: %s", strerror(-r));
+			config_free(cfg);
+		} else {
+			log_set_level(cfg->log_level);
+			config_free(D.cfg);
+			D.cfg = cfg;
+			log_notice("configuration reloaded");
+		}
 	}
 	notify_ready(NULL);
 }
@@ -277,49 +354,11 @@ run(void)
 		return 1;
 	}
 
-	popts = calloc(D.cfg->n_profiles ? D.cfg->n_profiles : 1, sizeof(*popts));
-	if (popts == NULL)
+	r = build_options(D.cfg, &so, &popts);
+	if (r < 0)
 		return 1;
-	for (size_t i = 0; i < D.cfg->n_profiles; i++) {
-		const struct profile_config *pc = &D.cfg->profiles[i];
-		_cleanup_free_ char *err = NULL;
-		char *token = NULL;
-
-		if (pc->token_file) {
-			r = config_read_token(pc->token_file, &token, &err);
-			if (r < 0) {
-				log_error("profile %s: %s", pc->name, err ? err : strerror(-r));
-				return 1;
-			}
-			(void)log_add_secret(token);
-		}
-		popts[i] = (struct sync_profile_option){
-			.name = pc->name, .app_id = pc->app_id, .server = pc->server,
-			.api_uri = pc->api_uri, .token = token, .ca_file = pc->ca_file,
-		};
-	}
-	so.state_dir = D.cfg->state_dir;
-	so.default_server = D.cfg->server;
-	so.default_api_uri = D.cfg->api_uri;
-	so.ca_file = D.cfg->ca_file;
-	so.backoff_base_ms = D.cfg->backoff_base_ms;
-	so.backoff_cap_ms = D.cfg->backoff_cap_ms;
-	so.ping_interval_s = D.cfg->ping_interval_s;
-	so.idle_timeout_s = D.cfg->idle_timeout_s;
-	so.transact_timeout_s = D.cfg->transact_timeout_s;
-	so.unsubscribe_grace_ms = D.cfg->unsubscribe_grace_ms;
-	so.cache_budget_bytes = D.cfg->cache_budget_bytes;
-	so.max_database_bytes = D.cfg->max_database_bytes;
-	so.max_subs_per_conn = D.cfg->max_subscriptions_per_connection;
-	so.profiles = popts;
-	so.n_profiles = D.cfg->n_profiles;
 	r = sync_new(D.ctx, D.vh, &so, &D.sync);
-	for (size_t i = 0; i < D.cfg->n_profiles; i++)
-		if (popts[i].token) {
-			explicit_bzero((char *)popts[i].token, strlen(popts[i].token));
-			free((char *)popts[i].token);
-		}
-	free(popts);
+	free_options(popts, D.cfg->n_profiles);
 	if (r < 0) {
 		log_error("cannot start: %s", strerror(-r));
 		return 1;

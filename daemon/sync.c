@@ -2527,6 +2527,63 @@ const struct ipc_callbacks sync_ipc_callbacks = {
 
 /* ---- lifecycle ---- */
 
+static void
+sync_options_clear(struct sync *s)
+{
+	for (size_t i = 0; s->profiles && i < s->opt.n_profiles; i++) {
+		struct sync_profile_option *po = &s->profiles[i];
+
+		free((char *)po->name);
+		free((char *)po->app_id);
+		free((char *)po->server);
+		free((char *)po->api_uri);
+		if (po->token)
+			explicit_bzero((char *)po->token, strlen(po->token));
+		free((char *)po->token);
+		free((char *)po->ca_file);
+	}
+	free(s->profiles);
+	free((char *)s->opt.state_dir);
+	free((char *)s->opt.default_server);
+	free((char *)s->opt.default_api_uri);
+	free((char *)s->opt.ca_file);
+	s->profiles = NULL;
+	s->opt.n_profiles = 0;
+}
+
+/* New options (a reload) apply to profiles opened from now on and to the
+ * configured profiles programs name; open sessions keep what they have. */
+int
+sync_set_options(struct sync *s, const struct sync_options *opt)
+{
+	struct sync n = { .opt = *opt };
+
+	n.opt.state_dir = xstrdup(opt->state_dir);
+	n.opt.default_server = xstrdup(opt->default_server);
+	n.opt.default_api_uri = xstrdup(opt->default_api_uri);
+	n.opt.ca_file = xstrdup(opt->ca_file);
+	n.profiles = calloc(opt->n_profiles ? opt->n_profiles : 1, sizeof(*n.profiles));
+	n.opt.n_profiles = n.profiles ? opt->n_profiles : 0;
+	for (size_t i = 0; n.profiles && i < opt->n_profiles; i++) {
+		const struct sync_profile_option *po = &opt->profiles[i];
+
+		n.profiles[i] = (struct sync_profile_option){
+			.name = xstrdup(po->name), .app_id = xstrdup(po->app_id),
+			.server = xstrdup(po->server), .api_uri = xstrdup(po->api_uri),
+			.token = xstrdup(po->token), .ca_file = xstrdup(po->ca_file),
+		};
+	}
+	if (!n.opt.state_dir || !n.opt.default_server || !n.opt.default_api_uri || !n.profiles) {
+		sync_options_clear(&n);
+		return -ENOMEM;
+	}
+	n.opt.profiles = n.profiles;
+	sync_options_clear(s);
+	s->opt = n.opt;
+	s->profiles = n.profiles;
+	return 0;
+}
+
 int
 sync_new(struct lws_context *ctx, struct lws_vhost *vh, const struct sync_options *opt,
     struct sync **ret)
@@ -2537,29 +2594,13 @@ sync_new(struct lws_context *ctx, struct lws_vhost *vh, const struct sync_option
 		return -ENOMEM;
 	s->ctx = ctx;
 	s->vh = vh;
-	s->opt = *opt;
 	TAILQ_INIT(&s->profiles_list);
 	TAILQ_INIT(&s->clients);
 	LIST_INIT(&s->auth_calls);
-	s->opt.state_dir = xstrdup(opt->state_dir);
-	s->opt.default_server = xstrdup(opt->default_server);
-	s->opt.default_api_uri = xstrdup(opt->default_api_uri);
-	s->opt.ca_file = xstrdup(opt->ca_file);
-	s->profiles = calloc(opt->n_profiles ? opt->n_profiles : 1, sizeof(*s->profiles));
-	if (!s->opt.state_dir || !s->opt.default_server || !s->profiles) {
+	if (sync_set_options(s, opt) < 0) {
 		sync_free(s);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < opt->n_profiles; i++) {
-		const struct sync_profile_option *po = &opt->profiles[i];
-
-		s->profiles[i] = (struct sync_profile_option){
-			.name = xstrdup(po->name), .app_id = xstrdup(po->app_id),
-			.server = xstrdup(po->server), .api_uri = xstrdup(po->api_uri),
-			.token = xstrdup(po->token), .ca_file = xstrdup(po->ca_file),
-		};
-	}
-	s->opt.profiles = s->profiles;
 	*ret = s;
 	return 0;
 }
@@ -2638,23 +2679,7 @@ sync_free(struct sync *s)
 		TAILQ_REMOVE(&s->profiles_list, p, entry);
 		profile_free(p);
 	}
-	for (size_t i = 0; s->profiles && i < s->opt.n_profiles; i++) {
-		struct sync_profile_option *po = &s->profiles[i];
-
-		free((char *)po->name);
-		free((char *)po->app_id);
-		free((char *)po->server);
-		free((char *)po->api_uri);
-		if (po->token)
-			explicit_bzero((char *)po->token, strlen(po->token));
-		free((char *)po->token);
-		free((char *)po->ca_file);
-	}
-	free(s->profiles);
-	free((char *)s->opt.state_dir);
-	free((char *)s->opt.default_server);
-	free((char *)s->opt.default_api_uri);
-	free((char *)s->opt.ca_file);
+	sync_options_clear(s);
 	free(s);
 }
 

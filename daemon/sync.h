@@ -44,7 +44,10 @@ int sync_new(struct lws_context *ctx, struct lws_vhost *vh, const struct sync_op
 /* Opens the profiles that have queued writes (so they replay without any program) and
  * the configured ones. Call once the loop can run. */
 int sync_start(struct sync *s);
-void sync_free(struct sync *s);		/* NULL-safe; closes upstream sessions abruptly */
+void sync_free(struct sync *s);
+/* New options (SIGHUP): they apply to profiles opened from now on; open
+ * sessions and programs stay connected. 0 or -ENOMEM (old options kept). */
+int sync_set_options(struct sync *s, const struct sync_options *opt);		/* NULL-safe; closes upstream sessions abruptly */
 /* Graceful: close every upstream session (Close 1000), then call done. */
 void sync_shutdown(struct sync *s, void (*done)(void *ud), void *ud);
 

@@ -69,10 +69,17 @@ while True:
 		await c.init(APP);
 		await waitFor(() => /STATUS=.*queued/.test(lines), 'a STATUS line with the queue depth');
 		await waitFor(() => (lines.match(/WATCHDOG=1/g) || []).length >= 2, 'WATCHDOG=1 pings from the loop');
+		fs.writeFileSync(path.join(dir, 'config', 'instantd', 'instantd.conf'),
+			FAST_CONFIG + 'max-subscriptions-per-connection = 1\n');
 		daemon.proc.kill('SIGHUP');
 		await waitFor(() => lines.includes('RELOADING=1'), 'RELOADING=1 on SIGHUP');
+		await waitFor(() => /configuration reloaded/.test(daemon.log), 'the reload');
 		const st = await c.request({ op: 'status' });
 		check(st.op === 'status' && !c.closed, 'the program stays connected across a reload');
+		c.send({ op: 'add-query', q: { reloaded: { $: { where: { n: 1 } } } } });	// offline: no answer yet
+		const over = await c.request({ op: 'add-query', q: { reloaded: { $: { where: { n: 2 } } } } },
+			(m) => m.op === 'error');
+		check(over.type === 'too-many-subscriptions', 'the reloaded limit applies');
 		const w = await c.request({ op: 'watch-status' });
 		check(w.op === 'status', 'watch-status answers with the status');
 		const pushes = () => c.messages.filter((m) => m.op === 'status' && !m['client-event-id']).length;
