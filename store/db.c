@@ -800,13 +800,14 @@ attr_put(struct db *db, sqlite3_stmt *s, const cJSON *a, int64_t ord)
 	return db_run(db, s);
 }
 
+/* The one integer a single-row statement (MAX, SUM, ...) answers. */
 static int
-attr_max_ord(struct db *db, int64_t *ret)
+stmt_int64(struct db *db, int which, int64_t *ret)
 {
 	_cleanup_reset_ sqlite3_stmt *s = NULL;
 	int r, rc;
 
-	r = db_stmt(db, STMT_ATTR_MAX_ORD, &s);
+	r = db_stmt(db, which, &s);
 	if (r < 0)
 		return s = NULL, r;
 	rc = sqlite3_step(s);
@@ -858,7 +859,7 @@ db_attrs_add_local(struct db *db, const cJSON *attrs)
 	r = db_begin(db, true);
 	if (r < 0)
 		return r;
-	r = attr_max_ord(db, &ord);
+	r = stmt_int64(db, STMT_ATTR_MAX_ORD, &ord);
 	cJSON_ArrayForEach(a, attrs) {
 		if (r < 0)
 			break;
@@ -1039,28 +1040,12 @@ db_query_remove(struct db *db, const char *qkey)
 	return db_end(db, r);
 }
 
-static int
-query_total(struct db *db, int64_t *ret)
-{
-	_cleanup_reset_ sqlite3_stmt *s = NULL;
-	int r, rc;
-
-	r = db_stmt(db, STMT_Q_TOTAL, &s);
-	if (r < 0)
-		return s = NULL, r;
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW)
-		return db_fail(db, rc);
-	*ret = sqlite3_column_int64(s, 0);
-	return 0;
-}
-
 int
 db_query_bytes(struct db *db, int64_t *ret_bytes)
 {
 	if (ret_bytes == NULL)
 		return -EINVAL;
-	return query_total(db, ret_bytes);
+	return stmt_int64(db, STMT_Q_TOTAL, ret_bytes);
 }
 
 /* Collect the least recently used unused keys whose removal brings total
@@ -1106,7 +1091,7 @@ db_query_evict(struct db *db, int64_t budget_bytes, int *ret_evicted)
 	r = db_stmt(db, STMT_Q_REMOVE, &s);
 	if (r < 0)
 		return r;
-	r = query_total(db, &total);
+	r = stmt_int64(db, STMT_Q_TOTAL, &total);
 	if (r < 0)
 		return r;
 	if (total <= budget_bytes) {
@@ -1118,7 +1103,7 @@ db_query_evict(struct db *db, int64_t budget_bytes, int *ret_evicted)
 	if (r < 0)
 		return r;
 	/* Recount inside the transaction: that is the state we delete from. */
-	r = query_total(db, &total);
+	r = stmt_int64(db, STMT_Q_TOTAL, &total);
 	if (r == 0)
 		r = query_victims(db, total, budget_bytes, &keys);
 	if (r == 0)
