@@ -68,7 +68,7 @@ struct listener {
 };
 LIST_HEAD(listener_list, listener);
 
-enum once_policy { ONCE_NONE, ONCE_CACHE_FIRST, ONCE_NETWORK_ONLY };
+enum once_policy { ONCE_NONE, ONCE_CACHE_FIRST, ONCE_NETWORK_ONLY, ONCE_CACHE_ONLY };
 
 /* A distinct query of a profile, shared by all its listeners and by one
  * upstream subscription. */
@@ -87,7 +87,6 @@ struct query {
 	char ceid[37];			/* upstream client-event-id, kept across reconnects */
 	struct listener_list listeners;
 	lws_sorted_usec_list_t grace;	/* pending upstream remove-query */
-	cJSON *error;			/* owned: last server error for this query, if any */
 };
 TAILQ_HEAD(query_list, query);
 
@@ -430,25 +429,15 @@ query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_p
 }
 
 static bool
+profile_online(const struct profile *p)
+{
+	return p->up && upstream_get_state(p->up) == UPSTREAM_AUTHENTICATED;
+}
+
+static bool
 query_has_result(const struct query *q)
 {
 	return q->triples != NULL;
-}
-
-static cJSON *
-result_msg(const char *op, struct listener *l, cJSON *data, cJSON *pi, bool pending)
-{
-	cJSON *msg = reply_new(op, l->ceid);
-
-	cJSON_AddItemToObject(msg, "q", cJSON_Duplicate(l->q->q, 1));
-	cJSON_AddItemToObject(msg, "data", cJSON_Duplicate(data, 1));
-	if (pi)
-		cJSON_AddItemToObject(msg, "page-info", cJSON_Duplicate(pi, 1));
-	cJSON_AddBoolToObject(msg, "from-cache", !l->q->fresh);
-	cJSON_AddBoolToObject(msg, "has-pending-writes", pending);
-	if (l->q->processed_tx_id)
-		cJSON_AddItemToObject(msg, "processed-tx-id", json_new_int64(l->q->processed_tx_id));
-	return msg;
 }
 
 static void
@@ -594,8 +583,7 @@ query_subscribe(struct query *q)
 	_cleanup_json_ cJSON *msg = NULL;
 	struct profile *p = q->p;
 
-	if (q->subscribed || p->up == NULL ||
-	    upstream_get_state(p->up) != UPSTREAM_AUTHENTICATED)
+	if (q->subscribed || !profile_online(p))
 		return;
 	if (p->app_status && strcmp(p->app_status, "disabled") == 0)
 		return;
@@ -669,7 +657,6 @@ query_free(struct query *q)
 	cJSON_Delete(q->q);
 	cJSON_Delete(q->triples);
 	cJSON_Delete(q->page_info);
-	cJSON_Delete(q->error);
 	tstore_free(q->base);
 	free(q);
 }
@@ -831,8 +818,6 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	q->processed_tx_id = processed_tx_id;
 	q->fresh = true;
 	query_mark_dirty(q);
-	cJSON_Delete(q->error);
-	q->error = NULL;
 	p->last_sync_ms = now_ms();
 }
 
@@ -888,7 +873,7 @@ steps_for_replay(const cJSON *steps)
 static bool
 profile_can_write(struct profile *p)
 {
-	return p->up && upstream_get_state(p->up) == UPSTREAM_AUTHENTICATED &&
+	return profile_online(p) &&
 	    (p->app_status == NULL || strcmp(p->app_status, "active") == 0);
 }
 
@@ -999,12 +984,6 @@ profile_prune_confirmed(struct profile *p, struct mutation *m)
 	profile_schedule_push(p);
 }
 
-static struct client *
-mutation_origin(struct mutation *m)
-{
-	return m->origin;
-}
-
 static void
 handle_transact_ok(struct profile *p, const cJSON *msg)
 {
@@ -1031,7 +1010,7 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 	lf.mutation_id = m->m->mutation_id;
 	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
-	if (mutation_origin(m)) {
+	if (m->origin) {
 		_cleanup_json_ cJSON *out = reply_new("transact-ok", m->origin_ceid);
 
 		cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
@@ -1865,7 +1844,7 @@ parse_policy(const char *s)
 	if (strcmp(s, "network-only") == 0)
 		return ONCE_NETWORK_ONLY;
 	if (strcmp(s, "cache-only") == 0)
-		return 3;
+		return ONCE_CACHE_ONLY;
 	return -1;
 }
 
@@ -1899,32 +1878,17 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		client_error(c, ceid, "internal", "%s", strerror(-r));
 		return;
 	}
-	if (once && policy == 3) {
-		/* cache-only: answer from the mirror or say it is not there. */
-		struct listener tmp = { .q = q, .c = c, .ceid = (char *)ceid };
-		_cleanup_json_ cJSON *data = NULL, *pi = NULL, *out = NULL;
-		_cleanup_free_ char *e2 = NULL;
-		bool pending = false;
-
-		if (!query_has_result(q))
-			client_error(c, ceid, "not-found", "this query is not in the cache");
-		else if ((r = query_eval(q, &data, &pi, &pending, &e2)) < 0)
-			client_error(c, ceid, "invalid-query", "%s", e2 ? e2 : strerror(-r));
-		else {
-			out = result_msg("query-ok", &tmp, data, pi, pending);
-			client_send(c, out);
-		}
+	if (once && policy == ONCE_CACHE_ONLY && !query_has_result(q)) {
+		client_error(c, ceid, "not-found", "this query is not in the cache");
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_NETWORK_ONLY &&
-	    !(c->p->up && upstream_get_state(c->p->up) == UPSTREAM_AUTHENTICATED)) {
+	if (once && policy == ONCE_NETWORK_ONLY && !profile_online(c->p)) {
 		client_error(c, ceid, "offline", "the server is not reachable now");
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_CACHE_FIRST && !query_has_result(q) &&
-	    !(c->p->up && upstream_get_state(c->p->up) == UPSTREAM_AUTHENTICATED)) {
+	if (once && policy == ONCE_CACHE_FIRST && !query_has_result(q) && !profile_online(c->p)) {
 		client_error(c, ceid, "offline", "this query is not cached and the server is not reachable");
 		query_maybe_release(q);
 		return;
@@ -1943,7 +1907,8 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	LIST_INSERT_HEAD(&c->listeners, l, by_client);
 	if (!once)
 		c->nsubs++;
-	query_subscribe(q);
+	if (policy != ONCE_CACHE_ONLY)	/* cache-only never asks the server */
+		query_subscribe(q);
 	if (query_has_result(q) && !(once && policy == ONCE_NETWORK_ONLY))
 		query_push(q);
 }
