@@ -1473,28 +1473,24 @@ profile_write_token(struct profile *p)
 	return 0;
 }
 
+/* The stored token, with the same checks as a configured token file (ours
+ * alone, regular, not empty). 0 and *ret NULL when there is none. */
 static int
 profile_read_token(const char *db_path, char **ret)
 {
-	_cleanup_free_ char *path = NULL;
-	char buf[512];
-	ssize_t n;
-	int fd;
+	_cleanup_free_ char *path = NULL, *err = NULL;
+	int r;
 
 	if (asprintf(&path, "%s.token", db_path) < 0)
 		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return -EIO;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = '\0';
-	*ret = n ? strdup(buf) : NULL;
-	return 0;
+	r = config_read_token(path, ret, &err);
+	if (r == -ENOENT) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0)
+		log_warn("%s", err ? err : strerror(-r));
+	return r;
 }
 
 /* Sign the profile in with another token (NULL: sign out). The cache and the
@@ -1715,8 +1711,8 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	if (s->opt.max_database_bytes > 0 && (r = db_set_size_limit(p->db, s->opt.max_database_bytes)) < 0)
 		log_warn("%s: cannot limit the database size: %s", p->name, strerror(-r));
 	(void)db_meta_get(p->db, "recovered-from", &p->recovered_from);
-	if (p->token == NULL && (r = profile_read_token(p->db_path, &p->token)) < 0)
-		log_warn("%s: cannot read the stored token: %s", p->name, strerror(-r));
+	if (p->token == NULL)
+		(void)profile_read_token(p->db_path, &p->token);	/* it logs why not */
 	if ((r = db_meta_set(p->db, "server", p->server)) < 0 ||
 	    (r = db_meta_set(p->db, "app-id", p->app_id)) < 0 ||
 	    (r = db_meta_set(p->db, "name", p->name)) < 0 ||

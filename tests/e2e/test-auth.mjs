@@ -65,6 +65,13 @@ await scenario('guest sign-in, then a magic code upgrades the guest and keeps ca
 	const who = await c.request({ op: 'whoami' });
 	check(who.user && who.user.email === 'a@example.com' && who['signed-in'] === true, `whoami: ${JSON.stringify(who)}`);
 	c.close();
+	// The token is kept across a restart of the daemon (read back from its 0600 file).
+	await daemon.stop();
+	await daemon.start();
+	const c2 = await new Client(daemon.socket).connect();
+	await c2.init(APP);
+	await waitFor(async () => (await state(c2)).user?.email === 'a@example.com', 'signed in again after a restart');
+	c2.close();
 }, { daemons: [daemon] });
 
 await scenario('a revoked token: signed-out, programs told, writes kept; signing in resumes the replay', async () => {
