@@ -22,6 +22,7 @@ struct room {
 	cJSON *presence;	/* owned: the program's latest presence */
 	cJSON *peers;		/* owned: peer id -> record, as the server last said */
 	char *join_ceid;	/* owned: the program's join-room, until answered */
+	cJSON *broadcasts;	/* owned: {upstream client-event-id: the program's} awaiting the server */
 	bool joined;		/* join-room-ok on the current session */
 };
 
@@ -54,6 +55,7 @@ room_free(struct room *rm)
 	cJSON_Delete(rm->presence);
 	cJSON_Delete(rm->peers);
 	free(rm->join_ceid);
+	cJSON_Delete(rm->broadcasts);
 	free(rm);
 }
 
@@ -144,7 +146,15 @@ on_state(void *ud, enum upstream_state st, const char *detail)
 	if (st == UPSTREAM_AUTHENTICATED)
 		return;		/* init-ok re-joins, see on_message */
 	LIST_FOREACH(rm, &r->list, entry) {
+		cJSON *b;
+
 		rm->joined = false;
+		/* Broadcasts the server did not confirm are lost with the session: say so. */
+		cJSON_ArrayForEach(b, rm->broadcasts)
+			ipc_conn_send_error(r->conn, b->valuestring, IPC_ERR_OFFLINE,
+			    "the connection to the server was lost before it took the broadcast");
+		cJSON_Delete(rm->broadcasts);
+		rm->broadcasts = NULL;
 		/* A join waiting for the session gets its answer: not connected (yet). */
 		if (rm->join_ceid && !connecting(r)) {
 			reply(r, "join-room-ok", rm->join_ceid, rm->id, false);
@@ -191,6 +201,14 @@ on_message(void *ud, const cJSON *msg)
 		if (rooms_apply_edits(rm->peers, json_get(msg, "edits")) < 0)
 			log_debug("ignoring a malformed presence patch for room %s", rm->id);
 		push_presence(r, rm);
+	} else if (strcmp(op, "client-broadcast-ok") == 0) {
+		const char *bceid = json_get_string(msg, "client-event-id");
+		cJSON *b = bceid ? cJSON_DetachItemFromObjectCaseSensitive(rm->broadcasts, bceid) : NULL;
+
+		if (b) {
+			reply(r, "client-broadcast-ok", b->valuestring, rm->id, true);
+			cJSON_Delete(b);
+		}
 	} else if (strcmp(op, "server-broadcast") == 0) {
 		_cleanup_json_ cJSON *m = cJSON_Duplicate(msg, 1);
 
@@ -349,8 +367,15 @@ rooms_request(struct rooms *r, const char *op, const cJSON *msg, const char *cei
 			cJSON_AddStringToObject(m, "topic", json_get_string(msg, "topic"));
 		if (json_get(msg, "data"))
 			cJSON_AddItemToObject(m, "data", cJSON_Duplicate(json_get(msg, "data"), 1));
-		(void)upstream_send(r->up, m);
-		reply(r, "client-broadcast-ok", ceid, id, true);
+		/* Answered when the server has taken it (its client-broadcast-ok), so a
+		 * program may disconnect right after the answer without losing it. */
+		if (rm->broadcasts == NULL)
+			rm->broadcasts = cJSON_CreateObject();
+		if (rm->broadcasts == NULL || upstream_send(r->up, m) < 0) {
+			ipc_conn_send_error(r->conn, ceid, IPC_ERR_OFFLINE, "the broadcast could not be sent");
+			return;
+		}
+		cJSON_AddStringToObject(rm->broadcasts, bceid, ceid ? ceid : "");
 	}
 }
 
