@@ -25,4 +25,4 @@ contribpythondir = $(pkgdatadir)/python
 dist_contribpython_DATA = python/instantd.py
 
 examplesdir = $(docdir)/examples
-dist_examples_DATA = instantd.conf.example
+dist_examples_DATA = instantd.conf.example instantd-sandbox.conf

@@ -69,6 +69,7 @@ fi
 # What the daemon and the docs depend on.
 need() { grep -qx "$2" "$1" || fail "$(basename "$1") lacks '$2'"; }
 for line in 'Type=notify' 'NotifyAccess=main' 'Restart=on-failure' 'WatchdogSec=30s' \
+	'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
 	'Requires=instantd.socket' 'After=instantd.socket' 'UMask=0077' 'NoNewPrivileges=yes' \
 	'Also=instantd.socket' 'WantedBy=default.target'; do
 	need "$tmp/units/instantd.service" "$line"
@@ -83,7 +84,31 @@ if grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|ReadWritePath
 	fail "a unit uses a setting that needs a system manager or namespaces"
 fi
 
-# The hardening score, for the log (scored as a system unit: --user needs a
-# running manager).
-systemd-analyze security --offline=true "$tmp/units/instantd.service" 2>/dev/null | tail -1 || true
+# The drop-in's [Service] section appended to the unit: verified like the unit.
+cat "$tmp/units/instantd.service" "$top_srcdir/contrib/instantd-sandbox.conf" \
+	> "$tmp/units/instantd-sandboxed.service"
+(
+	cd "$tmp/units"
+	XDG_RUNTIME_DIR=$tmp/runtime XDG_CONFIG_HOME=$tmp/config MANPATH=$tmp/man \
+	SYSTEMD_LOG_LEVEL=notice \
+		systemd-analyze --user verify "$tmp/units/instantd-sandboxed.service"
+) >"$tmp/verify2.out" 2>&1 || { cat "$tmp/verify2.out" >&2; fail "the unit with instantd-sandbox.conf does not verify"; }
+[ -s "$tmp/verify2.out" ] && { cat "$tmp/verify2.out" >&2; fail "the unit with instantd-sandbox.conf has problems"; }
+# Settings that make a user unit fail at start with 218/CAPABILITIES.
+if grep -Eq '^(CapabilityBoundingSet|AmbientCapabilities)=' "$tmp/units/instantd-sandboxed.service"; then
+	fail "capability settings kill a user unit (218/CAPABILITIES)"
+fi
+
+# The exposure scores, as the user manager would rate them (offline: no
+# running manager needed).
+exposure() {
+	XDG_RUNTIME_DIR=$tmp/runtime systemd-analyze security --user --offline=true "$1" 2>/dev/null |
+		sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p'
+}
+base=$(exposure "$tmp/units/instantd.service")
+boxed=$(exposure "$tmp/units/instantd-sandboxed.service")
+echo "units: systemd-analyze security --user: instantd.service $base, with instantd-sandbox.conf $boxed"
+[ -n "$base" ] && [ -n "$boxed" ] || fail "systemd-analyze security printed no exposure level"
+# The drop-in must be worth installing.
+awk -v a="$boxed" 'BEGIN { exit !(a <= 4.0) }' || fail "exposure with the drop-in is $boxed, above 4.0"
 echo "units: ok"

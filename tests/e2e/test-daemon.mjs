@@ -34,8 +34,15 @@ await scenario('identical queries share one upstream subscription, removed after
 		check((await upstreamQueries()).length === 1, 'one upstream subscription for both programs');
 		const r = await a.request({ op: 'remove-query', q: qa });
 		check(r.op === 'remove-query-ok', `remove: ${JSON.stringify(r)}`);
-		await sleep(600);
-		check((await upstreamQueries()).length === 1, 'kept while B still listens');
+		// A barrier instead of a sleep: a query A subscribes and drops after its own
+		// removal has a grace period that ends after the shared one's would have.
+		const qc = { barrier: {} };
+		const sc = a.send({ op: 'add-query', q: qc });
+		await a.next((m) => m['client-event-id'] === sc && m.op === 'add-query-ok', 'barrier result');
+		await a.request({ op: 'remove-query', q: qc });
+		await waitFor(async () => !(await upstreamQueries()).some((q) => JSON.stringify(q).includes('barrier')),
+			'the barrier query removed upstream after its grace period');
+		check((await upstreamQueries()).length === 1, 'the shared query is kept past its grace period while B still listens');
 		b.close();
 		await waitFor(async () => (await upstreamQueries()).length === 0, 'the upstream remove-query after the grace period');
 		a.close();
@@ -87,8 +94,14 @@ while True:
 		await waitFor(() => pushes() > 0, 'a status push while watching');
 		await c.request({ op: 'watch-status', enabled: false });
 		const n = pushes();
-		await sleep(1500);
-		check(pushes() === n, 'no pushes after "enabled": false');
+		// A second watcher sees the retries go on; the first, unsubscribed, gets none of them.
+		const w2 = await new Client(daemon.socket).connect();
+		await w2.init(APP);
+		await w2.request({ op: 'watch-status' });
+		const pushes2 = () => w2.messages.filter((m) => m.op === 'status' && !m['client-event-id']).length;
+		await waitFor(() => pushes2() >= 2, 'two status pushes to a second watcher');
+		check(pushes() === n, `no pushes after "enabled": false (${pushes() - n} while the other watcher got ${pushes2()})`);
+		w2.close();
 		const t0 = Date.now();
 		const code = await daemon.stop();
 		check(code === 0, `SIGTERM exits 0 (got ${code})`);

@@ -436,7 +436,7 @@ test_max_conns(void)
 	const char *opts[] = { "--max-conns", "3", NULL };
 	struct it_echo e;
 	struct it_reader r;
-	int fds[3], fd;
+	int fds[3], fd, n = -1;
 	cJSON *j;
 
 	CHECK(it_echo_start(&e, opts) == 0);
@@ -452,12 +452,14 @@ test_max_conns(void)
 	it_reader_free(&r);
 	close(fd);
 	close(fds[0]);
-	/* The slot frees once the server has seen the close. */
-	for (int i = 0; i < 1000; i++) {
-		if (status_num(e.path, "conns") >= 1)
-			break;
-		usleep(10000);
+	/* The slot frees once the server has seen the close: a status request is
+	 * served again, and counts fds[1], fds[2] and itself. */
+	for (int i = 0; i < 1000 && n < 0; i++) {
+		n = status_num(e.path, "conns");
+		if (n < 0)
+			usleep(10000);
 	}
+	CHECK_INT(n, 3);
 	close(fds[1]);
 	close(fds[2]);
 	CHECK_INT(it_echo_stop(&e), 0);

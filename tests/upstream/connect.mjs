@@ -106,7 +106,9 @@ const srv = await startServer();
   srv.broadcast({ op: 'app-status-changed', status: 'active' });
   await until(() => srv.connections > before, 'reconnect after leaving disabled');
   await h.waitState('authenticated');
-  check(true, 'leaving disabled restarts the session');
+  const st3 = await h.status();
+  check(st3['app-status'] === 'active' && st3['session-id'] !== st['session-id'],
+    `leaving disabled restarts the session (app-status ${st3['app-status']})`);
 
   // graceful close: the server sees 1000
   const closesBefore = srv.closes.length;

@@ -170,6 +170,7 @@ export function startHarness(args, { prefix = (process.env.UPSTREAM_TEST_WRAPPER
       if (!h.exited) { child.kill('SIGKILL'); fail('harness did not quit'); }
     }
     if (h.exited.code !== 0) fail(`harness exit ${JSON.stringify(h.exited)}\n${h.stderr}`);
+    return h.exited;
   };
   return h;
 }

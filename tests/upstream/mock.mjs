@@ -24,14 +24,20 @@ try {
 
   // a query round trip
   h.cmd('send {"op":"add-query","client-event-id":"q1","q":{"goals":{}}}');
-  await h.waitFor((e) => e.ev === 'msg' && e.msg.op === 'add-query-ok' && e.msg['client-event-id'] === 'q1', 'add-query-ok');
-  check(true, 'add-query answered through the session');
+  const aq = await h.waitFor((e) => e.ev === 'msg' && e.msg.op === 'add-query-ok' && e.msg['client-event-id'] === 'q1', 'add-query-ok');
+  check(Array.isArray(aq.msg.result) && JSON.stringify(aq.msg.q) === '{"goals":{}}',
+    'add-query answered through the session with a result for our query');
 
   // drop
   await mock.ctl('drop');
   let e = await h.waitState('backoff');
   await h.waitState('authenticated');
-  check(true, `reconnected after drop (${e.detail})`);
+  {
+    const s = await h.status();
+    sessions = (await mock.ctl('sessions')).sessions;
+    check(s['session-id'] !== st['session-id'] && sessions.some((x) => x['session-id'] === s['session-id'] && x.inited),
+      `reconnected after drop with a new session the mock sees inited (${e.detail})`);
+  }
 
   // refuse upgrades until cleared
   await mock.ctl('refuse', { ms: -1, drop: true });
@@ -46,9 +52,14 @@ try {
 
   // restart with a refusal window
   await mock.ctl('restart', { 'refuse-ms': 500 });
-  await h.waitState('backoff');
+  e = await h.waitState('backoff');
   await h.waitState('authenticated');
-  check(true, 'reconnected after a server restart');
+  {
+    const s = await h.status();
+    sessions = (await mock.ctl('sessions')).sessions;
+    check(s.state === 'authenticated' && sessions.some((x) => x['session-id'] === s['session-id'] && x.inited),
+      `reconnected after a server restart (${e.detail})`);
+  }
 
   // hostile frames: arrays, unknown ops, malformed frames
   await mock.ctl('hostile', { mode: 'array-frames' });

@@ -25,7 +25,11 @@ srv.closeAll(4001, 'go away');
 e = await h.waitState('backoff');
 check(/4001 go away/.test(e.detail || ''), `close code and reason in detail: ${e.detail}`);
 await h.waitState('authenticated');
-check(true, 'reconnected after server close');
+{
+  const s = await h.status();
+  check(s.state === 'authenticated' && s['session-id'] !== st['session-id'] && s.attempts === 0,
+    'reconnected after server close with a new session');
+}
 
 // 3. refuse connections for a while: repeated backoff with growing attempts, within bounds
 await srv.refuse();
@@ -51,7 +55,7 @@ h.cmd('reconnect');
 await h.waitState('authenticated');
 check(srv.connections === n + 1, 'reconnect_now opened a new connection');
 await until(() => srv.closes.length > 0 && srv.closes.at(-1).code === 1001, 'old connection closed with 1001');
-check(true, 'the replaced connection was closed with 1001 going away');
+check(srv.sockets.size === 1, `only the new connection stays open (${srv.sockets.size})`);
 
 // 5. sending while not connected is refused (the daemon keeps its outbox)
 await srv.refuse();

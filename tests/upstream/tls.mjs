@@ -17,7 +17,8 @@ try {
     const e = await h.waitState('backoff');
     check(/certificate|issuer|verify/i.test(e.detail), `untrusted certificate reported: ${e.detail}`);
     await h.waitState('backoff');
-    check(true, 'retried with backoff');
+    const s = await h.status();
+    check(s.state === 'backoff' && s.attempts >= 2, `retried with backoff (attempts ${s.attempts})`);
     check(srv.inits.length === 0, 'no init sent over an unverified connection');
     await h.quit();
   }
