@@ -179,6 +179,7 @@ static void replay_begin(struct profile *p);
 static int profile_db_path(struct sync *s, const char *app_id, const char *server, char **ret);
 static bool store_op(struct client *c, const char *op, const cJSON *msg, const char *ceid);
 static void status_add_unopened(struct sync *s, cJSON *all);
+static cJSON *mutations_attr_names(struct profile *p);
 
 static char *
 xstrdup(const char *s)
@@ -317,7 +318,8 @@ profile_status_changed(struct profile *p)
 	TAILQ_FOREACH(c, &p->s->clients, entry) {
 		_cleanup_json_ cJSON *msg = NULL;
 
-		if (!c->watch_status || c->p != p)
+		/* A watcher bound to no profile follows every profile. */
+		if (!c->watch_status || (c->p != p && c->p != NULL))
 			continue;
 		msg = reply_new("status", NULL);
 		cJSON_AddItemToObject(msg, "status", profile_status_json(p));
@@ -2096,6 +2098,8 @@ op_list_mutations(struct client *c, const cJSON *msg, const char *ceid)
 
 	TAILQ_FOREACH(m, &c->p->outbox, entry)
 		cJSON_AddItemToArray(arr, mutation_json(m));
+	if (cJSON_IsTrue(json_get(msg, "attr-names")))
+		cJSON_AddItemToObject(out, "attr-names", mutations_attr_names(c->p));
 	client_send(c, out);
 }
 
@@ -2463,6 +2467,34 @@ profile_db_path(struct sync *s, const char *app_id, const char *server, char **r
 	if (asprintf(ret, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+/* {attr-id: "etype.label"} for the attrs the outbox's tx-steps name, so a
+ * person reads what a write does. */
+static cJSON *
+mutations_attr_names(struct profile *p)
+{
+	cJSON *names = cJSON_CreateObject();
+	struct mutation *m;
+	const cJSON *st;
+
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		cJSON_ArrayForEach(st, m->m->steps) {
+			const cJSON *aid = cJSON_GetArrayItem(st, 2);
+			const cJSON *attr;
+			char *name = NULL;
+
+			if (!cJSON_IsString(aid) || json_get(names, aid->valuestring))
+				continue;
+			attr = attrs_by_id(p->attrs, aid->valuestring);
+			if (attr == NULL || !attr_fwd_etype(attr) || !attr_fwd_label(attr) ||
+			    asprintf(&name, "%s.%s", attr_fwd_etype(attr),
+			    attr_fwd_label(attr)) < 0)
+				continue;
+			cJSON_AddStringToObject(names, aid->valuestring, name);
+			free(name);
+		}
+	return names;
 }
 
 /* One profile with data or configuration, open or not. */

@@ -255,6 +255,7 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 		break;
 	}
 	case IPC_OP_LIST_MUTATIONS:
+		FIELD("attr-names", F_BOOL, false);
 		break;
 	case IPC_OP_RETRY_MUTATION:
 	case IPC_OP_DISCARD_MUTATION:
