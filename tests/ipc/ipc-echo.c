@@ -107,6 +107,9 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 		cJSON_AddNumberToObject(m, "protocol-version", IPC_PROTOCOL_VERSION);
 		echo_copy(m, req, "app-id");
 		echo_copy(m, req, "api-uri");
+		echo_copy(m, req, "profile");
+		echo_copy(m, req, "server");
+		echo_copy(m, req, "client-name");
 		cJSON_AddStringToObject(m, "connection", "offline");
 		echo_send(c, m);
 		break;
