@@ -20,9 +20,13 @@ BASH_COMPLETION_PC_DIR = $(shell $(PKG_CONFIG) --define-variable=prefix='$(prefi
 bashcompletiondir = $(if $(BASH_COMPLETION_PC_DIR),$(BASH_COMPLETION_PC_DIR),$(datadir)/bash-completion/completions)
 dist_bashcompletion_DATA = bash-completion/instantctl
 
-# The Python client module, for PYTHONPATH=$(pkgdatadir)/python.
-contribpythondir = $(pkgdatadir)/python
-dist_contribpython_DATA = python/instantd.py
+# The Python client module, in the prefix's site-packages (pythondir, from
+# AM_PATH_PYTHON), so that `import instantd` works with no path set.
+if HAVE_PYTHON
+python_PYTHON = python/instantd.py
+else
+EXTRA_DIST += python/instantd.py
+endif
 
 examplesdir = $(docdir)/examples
 dist_examples_DATA = instantd.conf.example
