@@ -2425,6 +2425,8 @@ replay_begin(struct profile *p)
 	struct mutation *m;
 	size_t n = 0;
 
+	if (!profile_can_write(p))
+		return;		/* nothing is sent: no progress to show */
 	TAILQ_FOREACH(m, &p->outbox, entry)
 		if (!m->replaying && (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)) {
 			m->replaying = true;
