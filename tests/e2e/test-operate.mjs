@@ -46,15 +46,22 @@ await scenario('status --watch follows changes; a replay shows progress and logs
 	const a = await new Client(daemon.socket).connect();
 	await a.request({ op: 'init', profile: 'notes' });
 	// A watcher bound to no profile follows every profile.
-	const watch = spawn(INSTANTCTL, ['--socket', daemon.socket, 'status', '--watch', '--count', '1'],
-		{ env: { ...process.env, INSTANT_APP_ID: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-	let wout = '';
-	watch.stdout.on('data', (d) => { wout += d; });
-	const exited = new Promise((r) => watch.once('exit', r));
-	await waitFor(() => /^notes$/m.test(wout), 'the watcher\'s first answer');
+	const watcher = (args) => {
+		const p = spawn(INSTANTCTL, ['--socket', daemon.socket, 'status', '--watch', ...args],
+			{ env: { ...process.env, INSTANT_APP_ID: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+		const w = { out: '', exited: new Promise((r) => p.once('exit', r)), proc: p };
+		p.stdout.on('data', (d) => { w.out += d; });
+		return w;
+	};
+	const one = watcher(['--count', '1']);
+	const all = watcher([]);
+	await waitFor(() => /^notes$/m.test(one.out) && /^notes$/m.test(all.out), 'the watchers\' first answers');
 	await mock.ctl('refuse', { ms: -1, drop: true });
-	check(await exited === 0, `watch exits after one change: ${wout}`);
-	check(/^\[\d\d:\d\d:\d\d\] notes: offline/m.test(wout), `the change in words: ${wout}`);
+	check(await one.exited === 0, `--count 1 exits after one change: ${one.out}`);
+	check((one.out.match(/^\[\d\d:\d\d:\d\d\] notes: /mg) || []).length === 1, `one change line: ${one.out}`);
+	await waitFor(() => /^\[\d\d:\d\d:\d\d\] notes: offline[^;]*; 0 pending, 0 failed$/m.test(all.out), 'the change to offline in words');
+	all.proc.kill('SIGTERM');
+	check(await all.exited === 0, 'interrupting --watch exits 0');
 
 	const N = 3;
 	for (let k = 0; k < N; k++) {
@@ -64,7 +71,7 @@ await scenario('status --watch follows changes; a replay shows progress and logs
 	}
 	const st = await ctl('status');
 	check(/queue: +3 pending, 0 sent, 0 failed/.test(st.stdout), `3 pending offline: ${st.stdout}`);
-	await mock.ctl('delay', { ms: 400, ops: ['transact-ok'] });
+	await mock.ctl('delay', { ms: 2000, ops: ['transact-ok'] });
 	await mock.ctl('refuse', { ms: 0 });
 	await waitFor(async () => /replay: +replaying [0-2] of 3/.test((await ctl('status')).stdout), 'replay progress in status');
 	await waitFor(() => /notes: replay finished: 3 writes in \d+\.\d s/.test(daemon.log), 'the log line when the replay finished');
@@ -174,5 +181,8 @@ print("python ok")
 	check(py.status === 0 && py.stdout.includes('python ok'), `python: ${py.stdout} ${py.stderr}`);
 }, { daemons: [daemon] });
 
-await daemon.stop();
+await scenario('the daemon exits cleanly after all that', async () => {
+	const code = await daemon.stop();
+	check(code === 0, `instantd exited with ${code}`);
+}, { daemons: [daemon] });
 await mock.stop();
