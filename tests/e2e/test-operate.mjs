@@ -94,6 +94,19 @@ await scenario('mutations in words: age, state, what it does, the server\'s mess
 	check(line && /\d+ s ago +failed +update goals [0-9a-f-]{36}: title, done {2}-- rejected: Permission denied: not perms-pass\?/.test(line) &&
 		line.includes(g), `one line in words: ${r.stdout}`);
 	check(!line.includes('{'), `no raw JSON: ${line}`);
+	// Raw tx-steps name attrs by id: the line names them as etype.label.
+	const exp = await a.request({ op: 'export-cache', profile: 'notes' });
+	const title = exp.attrs.find((x) => x['forward-identity'][1] === 'goals' && x['forward-identity'][2] === 'title');
+	check(title, `the goals.title attr: ${JSON.stringify(exp.attrs.map((x) => x['forward-identity']))}`);
+	await mock.ctl('reject-transacts', { count: 1, message: 'Validation failed for steps' });
+	const e2 = randomUUID();
+	const w2 = a.send({ op: 'transact', 'tx-steps': [['add-triple', e2, title.id, 'raw'], ['add-triple', e2, title.id, 'again']] });
+	await a.next((m) => m['client-event-id'] === w2 && m.op === 'error', 'the second rejection');
+	const r2 = await ctl('--profile', 'notes', 'mutations');
+	check(new RegExp(`failed +add-triple ${e2}: goals\\.title, goals\\.title {2}-- rejected: Validation failed for steps \\(permission-denied\\)`).test(r2.stdout),
+		`tx-steps in words: ${r2.stdout}`);
+	const mid2 = r2.stdout.split('\n').find((l) => l.includes(e2)).split(' ')[0];
+	check((await ctl('--profile', 'notes', 'mutations', 'discard', mid2)).status === 0, 'discard the second');
 	const j = await ctl('--profile', 'notes', '--json', 'mutations');
 	const raw = JSON.parse(j.stdout);
 	check(raw.mutations.some((m) => m['mutation-id'] === failedId && m.error.type === 'permission-denied'),

@@ -40,10 +40,13 @@ done
 C="$ctl --socket $sock --app app-1"
 check 0 "help" -- "$ctl" --help
 grep_out "help" "Exit status"
-for cmd in status query watch transact mutations rooms auth; do
+for cmd in status profiles forget cache query watch transact mutations rooms auth; do
 	check 0 "$cmd --help" -- "$ctl" "$cmd" --help
 	grep_out "$cmd --help" "Usage: instantctl"
 done
+check 2 "forget without a profile" -- "$ctl" --socket "$sock" forget
+check 2 "cache without an action" -- "$ctl" --socket "$sock" cache notes
+check 2 "status --watch --count 0" -- "$ctl" --socket "$sock" status --watch --count 0
 check 2 "no command" -- "$ctl"
 check 2 "unknown command" -- $C frob
 check 2 "no app id" -- env -u INSTANT_APP_ID "$ctl" --socket "$sock" mutations
