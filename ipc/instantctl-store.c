@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,9 +180,10 @@ ctl_forget(int argc, char **argv)
 
 		if (queued > 0 && !opt.json) {
 			fprintf(stderr, "instantctl: %s has %s %s the server has not taken; forgetting it "
-			    "would lose them.\nSend them first (instantctl mutations), or run "
-			    "'instantctl forget --discard-queued %s' to drop them.\n", name,
-			    ctl_words_count(n, sizeof(n), queued), queued == 1 ? "write" : "writes", name);
+			    "would lose them.\nSee them with 'instantctl --profile %s mutations'; let the "
+			    "daemon send them, or run 'instantctl forget --discard-queued %s' to drop "
+			    "them.\n", name, ctl_words_count(n, sizeof(n), queued),
+			    queued == 1 ? "write" : "writes", name, name);
 			r = EXIT_FAILED;
 		} else
 			r = ctl_report_error(reply);
@@ -366,6 +368,20 @@ describe_steps(char *buf, size_t len, const cJSON *steps, const cJSON *names)
 	}
 }
 
+/* Whether the message already says the type ("Permission denied" for
+ * permission-denied): case and '-' against ' ' do not count. */
+static bool
+says_type(const char *msg, const char *type)
+{
+	char t[64];
+
+	snprintf(t, sizeof(t), "%s", type);
+	for (char *p = t; *p; p++)
+		if (*p == '-')
+			*p = ' ';
+	return strcasestr(msg, t) != NULL;
+}
+
 /* The server's error in words: its message, and its type when that adds. */
 static void
 describe_error(char *buf, size_t len, const cJSON *err)
@@ -374,7 +390,7 @@ describe_error(char *buf, size_t len, const cJSON *err)
 	const char *type = str(err, "type");
 
 	add(buf, len, "  -- rejected: %s%s", msg ? msg : "the server gave no reason", NULL);
-	if (type != NULL && (msg == NULL || strstr(msg, type) == NULL))
+	if (type != NULL && (msg == NULL || !says_type(msg, type)))
 		add(buf, len, " (%s)%s", type, NULL);
 }
 
