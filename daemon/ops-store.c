@@ -53,10 +53,13 @@ store_summary(struct db *db, const char *path, cJSON *o)
 	cJSON_AddNumberToObject(o, "queries", cJSON_GetArraySize(list));
 	cJSON_AddNumberToObject(o, "cache-bytes", (double)bytes);
 	{
+		/* As status counts them: "pending" includes the sent ones. */
 		cJSON *q = cJSON_AddObjectToObject(o, "queue");
 
-		for (int i = 0; i < DB_MUT_STATE_MAX; i++)
-			cJSON_AddNumberToObject(q, db_mut_state_to_string(i), (double)counts[i]);
+		cJSON_AddNumberToObject(q, "pending", (double)(counts[DB_MUT_PENDING] + counts[DB_MUT_SENT]));
+		cJSON_AddNumberToObject(q, "sent", (double)counts[DB_MUT_SENT]);
+		cJSON_AddNumberToObject(q, "confirmed", (double)counts[DB_MUT_CONFIRMED]);
+		cJSON_AddNumberToObject(q, "failed", (double)counts[DB_MUT_FAILED]);
 	}
 	if (newest)
 		cJSON_AddNumberToObject(o, "last-stored", (double)newest);

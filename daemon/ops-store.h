@@ -11,7 +11,8 @@
 /* Add to o (borrowed) what is stored for the profile whose database is db
  * (borrowed; NULL when there is no database file yet) at path:
  * "database-bytes" (the file with its -wal and -shm), "queries" (cached
- * results), "cache-bytes", "queue" {pending, sent, confirmed, failed} and
+ * results), "cache-bytes", "queue" {pending (sent ones included, as in
+ * status), sent, confirmed, failed} and
  * "last-stored" (ms since the epoch of the newest cached result, or null). */
 int store_summary(struct db *db, const char *path, cJSON *o);
 

@@ -2704,7 +2704,8 @@ op_list_profiles(struct client *c, const cJSON *msg, const char *ceid, struct st
 		db_close(tmp);
 		if (v[i].p) {
 			/* The loop's view is newer than the database's. */
-			cJSON_ReplaceItemInObjectCaseSensitive(o, "queue", profile_queue_json(v[i].p));
+			cJSON_DeleteItemFromObjectCaseSensitive(o, "queue");
+			cJSON_AddItemToObject(o, "queue", profile_queue_json(v[i].p));
 			if (v[i].p->last_sync_ms)
 				cJSON_AddNumberToObject(o, "last-sync", (double)v[i].p->last_sync_ms);
 		}

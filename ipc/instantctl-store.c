@@ -118,7 +118,7 @@ ctl_profiles(int argc, char **argv)
 			snprintf(size, sizeof(size), "no data");
 		if (cJSON_IsObject(q))
 			snprintf(queue, sizeof(queue), "%s pending, %s failed",
-			    ctl_words_count(n1, sizeof(n1), num(q, "pending") + (open ? 0 : num(q, "sent"))),
+			    ctl_words_count(n1, sizeof(n1), num(q, "pending")),
 			    ctl_words_count(n2, sizeof(n2), num(q, "failed")));
 		else
 			snprintf(queue, sizeof(queue), "-");
