@@ -1,4 +1,4 @@
-# contrib/contrib.mk: systemd user units, man pages, bash completion, the
+# contrib/contrib.mk: systemd user units, man pages, bash, zsh and fish completion, the
 # Python client and the example configuration; all installed and in the dist.
 
 # The service names the installed binary, so it is generated with the final bindir.
@@ -20,9 +20,22 @@ BASH_COMPLETION_PC_DIR = $(shell $(PKG_CONFIG) --define-variable=prefix='$(prefi
 bashcompletiondir = $(if $(BASH_COMPLETION_PC_DIR),$(BASH_COMPLETION_PC_DIR),$(datadir)/bash-completion/completions)
 dist_bashcompletion_DATA = bash-completion/instantctl
 
-# The Python client module, for PYTHONPATH=$(pkgdatadir)/python.
-contribpythondir = $(pkgdatadir)/python
-dist_contribpython_DATA = python/instantd.py
+# zsh looks in $(datadir)/zsh/site-functions (on its default fpath for a zsh
+# of the same prefix); fish in the vendor directory its pkg-config file names.
+zshcompletiondir = $(datadir)/zsh/site-functions
+dist_zshcompletion_DATA = zsh-completion/_instantctl
+FISH_COMPLETION_PC_DIR = $(shell $(PKG_CONFIG) --define-variable=prefix='$(prefix)' \
+	--define-variable=datadir='$(datadir)' --variable=completionsdir fish 2>/dev/null)
+fishcompletiondir = $(if $(FISH_COMPLETION_PC_DIR),$(FISH_COMPLETION_PC_DIR),$(datadir)/fish/vendor_completions.d)
+dist_fishcompletion_DATA = fish-completion/instantctl.fish
+
+# The Python client module, in the prefix's site-packages (pythondir, from
+# AM_PATH_PYTHON), so that `import instantd` works with no path set.
+if HAVE_PYTHON
+python_PYTHON = python/instantd.py
+else
+EXTRA_DIST += python/instantd.py
+endif
 
 examplesdir = $(docdir)/examples
 dist_examples_DATA = instantd.conf.example instantd-sandbox.conf

@@ -17,6 +17,7 @@
 #include "daemon/auth.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "daemon/ops-store.h"
 #include "daemon/rooms.h"
 #include "daemon/sync.h"
 #include "daemon/upstream.h"
@@ -42,6 +43,7 @@ struct mutation {
 	int64_t confirmed_us;		/* monotonic time of transact-ok */
 	struct client *origin;		/* borrowed; cleared when that program goes */
 	char *origin_ceid;		/* owned: the app's client-event-id of the transact */
+	bool replaying;			/* part of the backlog counted by profile.replay_total */
 };
 TAILQ_HEAD(mutation_list, mutation);
 
@@ -117,6 +119,10 @@ struct profile {
 	lws_sorted_usec_list_t persist;	/* write-behind of query results to the mirror */
 	lws_sorted_usec_list_t prune;	/* retires confirmed writes no result ever reflects */
 	unsigned nclients;
+	int64_t state_since_ms;		/* wall clock of the last change of the shown state */
+	const char *state_shown;	/* borrowed static name: the state state_since_ms is for */
+	size_t replay_total, replay_done;	/* the backlog replayed since connecting; 0 = none */
+	int64_t replay_start_us;
 };
 TAILQ_HEAD(profile_list, profile);
 
@@ -167,6 +173,13 @@ static void query_free(struct query *q);
 static void query_persist(struct query *q);
 static int profile_set_token(struct profile *p, const char *token);
 static int profile_read_token(const char *db_path, char **ret);
+static void profile_status_extra(struct profile *p, cJSON *o);
+static void replay_resolved(struct profile *p, struct mutation *m);
+static void replay_begin(struct profile *p);
+static int profile_db_path(struct sync *s, const char *app_id, const char *server, char **ret);
+static bool store_op(struct client *c, const char *op, const cJSON *msg, const char *ceid);
+static void status_add_unopened(struct sync *s, cJSON *all);
+static cJSON *mutations_attr_names(struct profile *p);
 
 static char *
 xstrdup(const char *s)
@@ -292,6 +305,7 @@ profile_status_json(struct profile *p)
 	up = p->up ? upstream_status_json(p->up) : NULL;
 	if (up)
 		cJSON_AddItemToObject(o, "connection", up);
+	profile_status_extra(p, o);
 	return o;
 }
 
@@ -300,10 +314,12 @@ profile_status_changed(struct profile *p)
 {
 	struct client *c;
 
+	profile_status_extra(p, NULL);	/* notes a change of state */
 	TAILQ_FOREACH(c, &p->s->clients, entry) {
 		_cleanup_json_ cJSON *msg = NULL;
 
-		if (!c->watch_status || c->p != p)
+		/* A watcher bound to no profile follows every profile. */
+		if (!c->watch_status || (c->p != p && c->p != NULL))
 			continue;
 		msg = reply_new("status", NULL);
 		cJSON_AddItemToObject(msg, "status", profile_status_json(p));
@@ -1010,6 +1026,7 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 	lf.mutation_id = m->m->mutation_id;
 	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
+	replay_resolved(p, m);
 	if (m->origin) {
 		_cleanup_json_ cJSON *out = reply_new("transact-ok", m->origin_ceid);
 
@@ -1037,6 +1054,7 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	free(m->m->error);
 	m->m->error = etext ? strdup(etext) : NULL;
 	m->sent = false;
+	replay_resolved(p, m);
 	log_structured(LOG_NOTICE, &lf, "the server rejected a write: %s",
 	    json_get_string(err, "message") ? json_get_string(err, "message") : "no message");
 	if (m->origin) {
@@ -1278,6 +1296,7 @@ handle_init_ok(struct profile *p, const cJSON *msg)
 			query_subscribe(q);
 	/* Writes confirmed before a restart may be retired now. */
 	profile_prune(p);
+	replay_begin(p);
 	profile_pump(p);
 	profile_schedule_push(p);
 	profile_status_changed(p);
@@ -1654,7 +1673,6 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	_cleanup_free_ char *key = NULL, *derived = NULL;
 	struct upstream_config ucfg = { 0 };
 	struct profile *p;
-	char digest[17];
 	int r;
 
 	if (!server)
@@ -1679,7 +1697,6 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 			*ret = p;
 			return 0;
 		}
-	hex_digest(key, digest);
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
@@ -1697,7 +1714,7 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	p->server_attrs = attrs_new();
 	p->attrs = attrs_new();
 	if (!p->app_id || !p->name || !p->server || !p->server_attrs || !p->attrs ||
-	    asprintf(&p->db_path, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0) {
+	    profile_db_path(s, app_id, server, &p->db_path) < 0) {
 		profile_free(p);
 		return -ENOMEM;
 	}
@@ -2081,6 +2098,8 @@ op_list_mutations(struct client *c, const cJSON *msg, const char *ceid)
 
 	TAILQ_FOREACH(m, &c->p->outbox, entry)
 		cJSON_AddItemToArray(arr, mutation_json(m));
+	if (cJSON_IsTrue(json_get(msg, "attr-names")))
+		cJSON_AddItemToObject(out, "attr-names", mutations_attr_names(c->p));
 	client_send(c, out);
 }
 
@@ -2126,6 +2145,7 @@ op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool r
 	cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
 	client_send(c, out);
 	if (!retry) {
+		replay_resolved(p, m);
 		TAILQ_REMOVE(&p->outbox, m, entry);
 		mutation_free(m);
 	}
@@ -2147,6 +2167,7 @@ op_status(struct client *c, const cJSON *msg, const char *ceid, bool watch)
 
 		TAILQ_FOREACH(p, &c->s->profiles_list, entry)
 			cJSON_AddItemToArray(all, profile_status_json(p));
+		status_add_unopened(c->s, all);
 	}
 	if (watch)	/* "enabled": false stops the pushes again */
 		c->watch_status = !cJSON_IsFalse(json_get(msg, "enabled"));
@@ -2372,6 +2393,510 @@ op_auth(struct client *c, const char *op, const cJSON *msg, const char *ceid)
 		auth_done(a, r, NULL);
 }
 
+/* ---- state, replay progress, and managing what is stored ---- */
+
+/* With o: add what status shows beyond the session (since when the state
+ * holds, replay progress). Without: only note a change of state. */
+static void
+profile_status_extra(struct profile *p, cJSON *o)
+{
+	const char *st = profile_state(p);
+
+	if (p->state_shown == NULL || strcmp(p->state_shown, st) != 0) {
+		p->state_shown = st;
+		p->state_since_ms = now_ms();
+	}
+	if (o == NULL)
+		return;
+	cJSON_AddNumberToObject(o, "state-since", (double)p->state_since_ms);
+	if (p->replay_total) {
+		cJSON *r = cJSON_AddObjectToObject(o, "replay");
+
+		cJSON_AddNumberToObject(r, "done", (double)p->replay_done);
+		cJSON_AddNumberToObject(r, "total", (double)p->replay_total);
+	}
+}
+
+/* A session is up: the writes waiting to be sent are the backlog it replays
+ * (a reconnect during a replay adds what is not counted yet). */
+static void
+replay_begin(struct profile *p)
+{
+	struct mutation *m;
+	size_t n = 0;
+
+	if (!profile_can_write(p))
+		return;		/* nothing is sent: no progress to show */
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (!m->replaying && (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)) {
+			m->replaying = true;
+			n++;
+		}
+	if (n == 0)
+		return;
+	if (p->replay_total == 0) {
+		p->replay_done = 0;
+		p->replay_start_us = mono_us();
+	}
+	p->replay_total += n;
+	log_info("%s: replaying %zu queued writes", p->name, p->replay_total - p->replay_done);
+}
+
+/* m was confirmed, rejected or discarded: one more of the backlog is done. */
+static void
+replay_resolved(struct profile *p, struct mutation *m)
+{
+	if (!m->replaying)
+		return;
+	m->replaying = false;
+	if (++p->replay_done < p->replay_total)
+		return;
+	log_info("%s: replay finished: %zu writes in %.1f s", p->name, p->replay_total,
+	    (double)(mono_us() - p->replay_start_us) / 1e6);
+	p->replay_total = p->replay_done = 0;
+}
+
+/* The database of (server, app id); the same name whoever opens it. */
+static int
+profile_db_path(struct sync *s, const char *app_id, const char *server, char **ret)
+{
+	_cleanup_free_ char *key = NULL;
+	char digest[17];
+
+	if (asprintf(&key, "%s\n%s", server, app_id) < 0)
+		return -ENOMEM;
+	hex_digest(key, digest);
+	if (asprintf(ret, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* {attr-id: "etype.label"} for the attrs the outbox's tx-steps name, so a
+ * person reads what a write does. */
+static cJSON *
+mutations_attr_names(struct profile *p)
+{
+	cJSON *names = cJSON_CreateObject();
+	struct mutation *m;
+	const cJSON *st;
+
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		cJSON_ArrayForEach(st, m->m->steps) {
+			const cJSON *aid = cJSON_GetArrayItem(st, 2);
+			const cJSON *attr;
+			char *name = NULL;
+
+			if (!cJSON_IsString(aid) || json_get(names, aid->valuestring))
+				continue;
+			attr = attrs_by_id(p->attrs, aid->valuestring);
+			if (attr == NULL || !attr_fwd_etype(attr) || !attr_fwd_label(attr) ||
+			    asprintf(&name, "%s.%s", attr_fwd_etype(attr),
+			    attr_fwd_label(attr)) < 0)
+				continue;
+			cJSON_AddStringToObject(names, aid->valuestring, name);
+			free(name);
+		}
+	return names;
+}
+
+/* One profile with data or configuration, open or not. */
+struct stored {
+	struct profile *p;		/* borrowed: the open profile, or NULL */
+	char *name, *app_id, *server, *path;	/* owned */
+	bool configured;
+};
+
+static void
+stored_free(struct stored *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].app_id);
+		free(v[i].server);
+		free(v[i].path);
+	}
+	free(v);
+}
+
+static int
+stored_add(struct stored **v, size_t *n, struct profile *p, const char *name, const char *app_id,
+    const char *server, char *path, bool configured)
+{
+	struct stored *nv;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*v)[i].path, path) == 0) {
+			(*v)[i].configured |= configured;
+			free(path);
+			return 0;
+		}
+	nv = realloc(*v, (*n + 1) * sizeof(**v));
+	if (nv == NULL) {
+		free(path);
+		return -ENOMEM;
+	}
+	*v = nv;
+	nv[*n] = (struct stored){ .p = p, .name = xstrdup(name ? name : app_id),
+	    .app_id = xstrdup(app_id), .server = xstrdup(server), .path = path,
+	    .configured = configured };
+	(*n)++;
+	return nv[*n - 1].name && nv[*n - 1].app_id && nv[*n - 1].server ? 0 : -ENOMEM;
+}
+
+/* Every profile: the open ones, the configured ones, and every database in
+ * the state directory (named by what it recorded when it was last open). */
+static int
+stored_collect(struct sync *s, struct stored **ret, size_t *ret_n)
+{
+	struct stored *v = NULL;
+	size_t n = 0;
+	struct profile *p;
+	DIR *d;
+	int r = 0;
+
+	TAILQ_FOREACH(p, &s->profiles_list, entry)
+		if (r == 0)
+			r = stored_add(&v, &n, p, p->name, p->app_id, p->server, xstrdup(p->db_path), false);
+	for (size_t i = 0; r == 0 && i < s->opt.n_profiles; i++) {
+		const struct sync_profile_option *po = &s->profiles[i];
+		const char *server = po->server ? po->server : s->opt.default_server;
+		char *path = NULL;
+
+		r = profile_db_path(s, po->app_id, server, &path);
+		if (r == 0)
+			r = stored_add(&v, &n, NULL, po->name, po->app_id, server, path, true);
+	}
+	d = r == 0 ? opendir(s->opt.state_dir) : NULL;
+	for (struct dirent *de; d && r == 0 && (de = readdir(d));) {
+		_cleanup_free_ char *server = NULL, *app = NULL, *name = NULL;
+		size_t len = strlen(de->d_name);
+		struct db *db = NULL;
+		char *path = NULL;
+		bool known = false;
+
+		if (len < 8 || strcmp(de->d_name + len - 7, ".sqlite") != 0)
+			continue;
+		if (asprintf(&path, "%s/%s", s->opt.state_dir, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		for (size_t i = 0; i < n && !known; i++)
+			known = strcmp(v[i].path, path) == 0;
+		if (known || db_open(path, &db) < 0) {
+			free(path);
+			continue;
+		}
+		(void)db_meta_get(db, "server", &server);
+		(void)db_meta_get(db, "app-id", &app);
+		(void)db_meta_get(db, "name", &name);
+		db_close(db);
+		if (server && app)
+			r = stored_add(&v, &n, NULL, name, app, server, path, false);
+		else
+			free(path);
+	}
+	if (d)
+		closedir(d);
+	if (r < 0) {
+		stored_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* The entry a request's "profile" names (a name, else an app id); NULL after
+ * answering the request with the error. */
+static struct stored *
+stored_find(struct client *c, struct stored *v, size_t n, const char *ceid, const char *name)
+{
+	struct stored *hit = NULL;
+	size_t hits = 0;
+
+	for (int pass = 0; pass < 2 && hits == 0; pass++)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(pass == 0 ? v[i].name : v[i].app_id, name) == 0) {
+				hit = &v[i];
+				hits++;
+			}
+	if (hits == 1)
+		return hit;
+	if (hits == 0)
+		client_error(c, ceid, "not-found", "no profile named %s (instantctl profiles lists them)",
+		    name);
+	else
+		client_error(c, ceid, "invalid-request", "%zu profiles are named %s; name one by its "
+		    "app id", hits, name);
+	return NULL;
+}
+
+/* The database of v: the open profile's, or *tmp opened for this request
+ * (NULL when there is no file). */
+static int
+stored_db(const struct stored *v, struct db **tmp, struct db **ret)
+{
+	struct stat st;
+	int r;
+
+	*tmp = NULL;
+	if (v->p) {
+		*ret = v->p->db;
+		return 0;
+	}
+	*ret = NULL;
+	if (stat(v->path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = db_open(v->path, tmp);
+	if (r < 0)
+		return r;
+	*ret = *tmp;
+	return 0;
+}
+
+/* Configured profiles that are not open: in status too, so a person sees
+ * every profile they set up. */
+static void
+status_add_unopened(struct sync *s, cJSON *all)
+{
+	for (size_t i = 0; i < s->opt.n_profiles; i++) {
+		const struct sync_profile_option *po = &s->profiles[i];
+		const char *server = po->server ? po->server : s->opt.default_server;
+		bool open = false;
+		struct profile *p;
+		cJSON *o;
+
+		TAILQ_FOREACH(p, &s->profiles_list, entry)
+			open |= strcmp(p->app_id, po->app_id) == 0 && strcmp(p->server, server) == 0;
+		if (open)
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "profile", po->name);
+		cJSON_AddStringToObject(o, "app-id", po->app_id);
+		cJSON_AddStringToObject(o, "server", server);
+		cJSON_AddStringToObject(o, "state", "unopened");
+		cJSON_AddItemToArray(all, o);
+	}
+}
+
+static void
+op_list_profiles(struct client *c, const cJSON *msg, const char *ceid, struct stored *v, size_t n)
+{
+	_cleanup_json_ cJSON *out = reply_new("profiles", ceid);
+	cJSON *arr = cJSON_AddArrayToObject(out, "profiles");
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		struct db *tmp = NULL, *db = NULL;
+		int r;
+
+		cJSON_AddStringToObject(o, "profile", v[i].name);
+		cJSON_AddStringToObject(o, "app-id", v[i].app_id);
+		cJSON_AddStringToObject(o, "server", v[i].server);
+		cJSON_AddStringToObject(o, "database", v[i].path);
+		cJSON_AddBoolToObject(o, "open", v[i].p != NULL);
+		cJSON_AddBoolToObject(o, "configured", v[i].configured);
+		r = stored_db(&v[i], &tmp, &db);
+		if (r == 0)
+			r = store_summary(db, v[i].path, o);
+		if (r < 0)
+			cJSON_AddStringToObject(o, "error", strerror(-r));
+		db_close(tmp);
+		if (v[i].p) {
+			/* The loop's view is newer than the database's. */
+			cJSON_DeleteItemFromObjectCaseSensitive(o, "queue");
+			cJSON_AddItemToObject(o, "queue", profile_queue_json(v[i].p));
+			if (v[i].p->last_sync_ms)
+				cJSON_AddNumberToObject(o, "last-sync", (double)v[i].p->last_sync_ms);
+		}
+		cJSON_AddItemToArray(arr, o);
+	}
+	client_send(c, out);
+}
+
+/* Close an open profile for good: its programs are disconnected (they would
+ * otherwise write into a database that is gone), its sign-in calls end. */
+static void
+profile_close(struct profile *p)
+{
+	struct sync *s = p->s;
+	struct auth_call *a, *an;
+	struct client *c;
+
+	TAILQ_FOREACH(c, &s->clients, entry) {
+		struct listener *l;
+
+		if (c->p != p)
+			continue;
+		while ((l = LIST_FIRST(&c->listeners)))
+			listener_free(l);
+		rooms_free(c->rooms);
+		c->rooms = NULL;
+		c->p = NULL;
+		ipc_conn_close(c->conn);
+	}
+	for (a = LIST_FIRST(&s->auth_calls); a; a = an) {
+		an = LIST_NEXT(a, entry);
+		if (a->p != p)
+			continue;
+		auth_cancel(a->req);
+		auth_call_free(a);
+	}
+	TAILQ_REMOVE(&s->profiles_list, p, entry);
+	profile_free(p);
+}
+
+static void
+op_forget_profile(struct client *c, const cJSON *msg, const char *ceid, struct stored *v, size_t n)
+{
+	struct stored *t = stored_find(c, v, n, ceid, json_get_string(msg, "profile"));
+	_cleanup_json_ cJSON *out = NULL;
+	size_t queued = 0;
+	int r;
+
+	if (t == NULL)
+		return;
+	if (t->p && c->p == t->p) {
+		client_error(c, ceid, "invalid-request", "this connection uses %s; forget it from "
+		    "a connection that did not init it", t->name);
+		return;
+	}
+	if (t->p) {
+		struct mutation *m;
+		struct pending_write *w;
+
+		TAILQ_FOREACH(m, &t->p->outbox, entry)
+			queued += m->m->state != DB_MUT_CONFIRMED;
+		TAILQ_FOREACH(w, &t->p->writes, entry)
+			queued++;
+	} else {
+		struct db *tmp = NULL, *db = NULL;
+		size_t counts[DB_MUT_STATE_MAX] = { 0 };
+
+		r = stored_db(t, &tmp, &db);
+		if (r == 0 && db)
+			r = db_outbox_counts(db, counts);
+		db_close(tmp);
+		if (r < 0) {
+			client_error(c, ceid, "internal", "cannot read %s: %s", t->path, strerror(-r));
+			return;
+		}
+		queued = counts[DB_MUT_PENDING] + counts[DB_MUT_SENT] + counts[DB_MUT_FAILED];
+	}
+	if (queued && !cJSON_IsTrue(json_get(msg, "discard-queued"))) {
+		out = reply_new("error", ceid);
+		cJSON_AddStringToObject(out, "type", "invalid-request");
+		cJSON_AddStringToObject(out, "message", "the profile has writes the server has not "
+		    "taken; they would be lost (pass discard-queued to drop them)");
+		cJSON_AddNumberToObject(out, "queued", (double)queued);
+		client_send(c, out);
+		return;
+	}
+	if (t->p) {
+		profile_close(t->p);
+		t->p = NULL;
+	}
+	r = store_remove_files(t->path);
+	if (r < 0) {
+		client_error(c, ceid, "internal", "cannot remove %s: %s", t->path, strerror(-r));
+		return;
+	}
+	log_notice("%s: its stored data was removed on request (%zu queued writes dropped)",
+	    t->name, queued);
+	out = reply_new("forget-profile-ok", ceid);
+	cJSON_AddStringToObject(out, "profile", t->name);
+	cJSON_AddNumberToObject(out, "discarded", (double)queued);
+	cJSON_AddBoolToObject(out, "configured", t->configured);
+	client_send(c, out);
+}
+
+static void
+op_cache(struct client *c, const cJSON *msg, const char *ceid, struct stored *v, size_t n,
+    bool clear)
+{
+	struct stored *t = stored_find(c, v, n, ceid, json_get_string(msg, "profile"));
+	_cleanup_json_ cJSON *out = NULL, *data = NULL;
+	struct db *tmp = NULL, *db = NULL;
+	int r, removed = 0;
+
+	if (t == NULL)
+		return;
+	if (t->p) {
+		struct query *q;
+
+		/* Results waiting for the write-behind belong in the export and must
+		 * not come back after a clear. */
+		TAILQ_FOREACH(q, &t->p->queries, entry) {
+			if (!clear)
+				query_persist(q);
+			q->dirty = false;
+		}
+	}
+	r = stored_db(t, &tmp, &db);
+	if (r == 0 && db)
+		r = clear ? store_clear_cache(db, &removed) : store_export(db, &data);
+	db_close(tmp);
+	if (r < 0) {
+		client_error(c, ceid, "internal", "cannot read %s: %s", t->path, strerror(-r));
+		return;
+	}
+	out = reply_new(clear ? "clear-cache-ok" : "cache", ceid);
+	cJSON_AddStringToObject(out, "profile", t->name);
+	if (clear) {
+		cJSON_AddNumberToObject(out, "removed", removed);
+	} else {
+		cJSON_AddItemToObject(out, "attrs", data ? cJSON_DetachItemFromObject(data, "attrs") :
+		    cJSON_CreateArray());
+		cJSON_AddItemToObject(out, "queries", data ? cJSON_DetachItemFromObject(data, "queries") :
+		    cJSON_CreateArray());
+	}
+	client_send(c, out);
+}
+
+static void
+op_export_cache(struct client *c, const cJSON *msg, const char *ceid, struct stored *v, size_t n)
+{
+	op_cache(c, msg, ceid, v, n, false);
+}
+
+static void
+op_clear_cache(struct client *c, const cJSON *msg, const char *ceid, struct stored *v, size_t n)
+{
+	op_cache(c, msg, ceid, v, n, true);
+}
+
+/* The ops that manage stored profiles; they name a profile, so need no init. */
+static bool
+store_op(struct client *c, const char *op, const cJSON *msg, const char *ceid)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(struct client *, const cJSON *, const char *, struct stored *, size_t);
+	} ops[] = {
+		{ "list-profiles", op_list_profiles },
+		{ "forget-profile", op_forget_profile },
+		{ "export-cache", op_export_cache },
+		{ "clear-cache", op_clear_cache },
+	};
+	struct stored *v = NULL;
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strcmp(op, ops[i].name) != 0)
+			continue;
+		r = stored_collect(c->s, &v, &n);
+		if (r < 0) {
+			client_error(c, ceid, "internal", "cannot list the profiles: %s", strerror(-r));
+			return true;
+		}
+		ops[i].fn(c, msg, ceid, v, n);
+		stored_free(v, n);
+		return true;
+	}
+	return false;
+}
+
 /* ---- ipc callbacks ---- */
 
 static void
@@ -2455,6 +2980,8 @@ sync_on_request(void *ud, struct ipc_conn *conn, const cJSON *msg)
 		op_status(c, msg, ceid, strcmp(op, "watch-status") == 0);
 		return;
 	}
+	if (store_op(c, op, msg, ceid))
+		return;
 	if (c->p == NULL) {
 		client_error(c, ceid, "not-initialized", "send init first");
 		return;

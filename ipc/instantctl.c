@@ -14,27 +14,11 @@
 #include <unistd.h>
 
 #include "ipc/instantd.h"
+#include "ipc/instantctl.h"
 
-enum {
-	EXIT_OK = 0,
-	EXIT_FAILED = 1,	/* the daemon answered with an error */
-	EXIT_USAGE = 2,
-	EXIT_UNREACHABLE = 3,	/* no daemon, or it went away */
-	EXIT_TIMEOUT = 4,
-};
+struct ctl_options opt = { .timeout_ms = 30000 };
 
-static struct {
-	const char *socket;
-	const char *app_id;
-	const char *api_uri;
-	const char *server;
-	const char *profile;
-	const char *token;
-	bool json;
-	int timeout_ms;
-} opt = { .timeout_ms = 30000 };
-
-static volatile sig_atomic_t ctl_interrupted;
+volatile sig_atomic_t ctl_interrupted;
 
 static void
 ctl_on_signal(int sig)
@@ -48,12 +32,16 @@ static const char ctl_usage_main[] =
 "Talk to instantd, the local InstantDB cache daemon.\n"
 "\n"
 "Commands:\n"
-"  status                      Connection state, server, queue depth, cache size\n"
+"  status [--watch]            Each profile's state, since when, server, user, queue\n"
+"  profiles                    Every profile with its database size, queries, queue\n"
+"  forget [--discard-queued] PROFILE\n"
+"                              Remove a profile's stored data\n"
+"  cache export|clear PROFILE  Write the mirrored data as JSON, or drop it\n"
 "  query [--policy P] QUERY    Run an InstaQL query once and print the result\n"
 "  watch [--count N] QUERY     Subscribe to a query and print every new result\n"
 "  transact [--steps] [--wait] [OPS]\n"
 "                              Queue a write (InstaML ops JSON, or stdin)\n"
-"  mutations [list]            Show pending and failed writes\n"
+"  mutations [list]            Show each queued or failed write and what it does\n"
 "  mutations retry ID          Send a failed write again\n"
 "  mutations discard ID        Drop a pending or failed write\n"
 "  rooms join ROOM [--presence JSON] [--count N]\n"
@@ -84,7 +72,7 @@ static const char ctl_usage_main[] =
 "Exit status: 0 ok, 1 the daemon reported an error, 2 usage error,\n"
 "3 daemon unreachable, 4 timed out.\n";
 
-static int
+int
 ctl_usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "instantctl: ");
@@ -133,7 +121,7 @@ ctl_read_stdin(void)
 	return buf;
 }
 
-static int
+int
 ctl_exit_for(int r)
 {
 	if (r == -ETIMEDOUT) {
@@ -144,7 +132,7 @@ ctl_exit_for(int r)
 	return EXIT_UNREACHABLE;
 }
 
-static void
+void
 ctl_print_json_line(const cJSON *msg)
 {
 	char *s = cJSON_PrintUnformatted(msg);
@@ -156,7 +144,7 @@ ctl_print_json_line(const cJSON *msg)
 	fflush(stdout);
 }
 
-static void
+void
 ctl_print_pretty(const cJSON *v)
 {
 	char *s = cJSON_Print(v);
@@ -169,7 +157,7 @@ ctl_print_pretty(const cJSON *v)
 }
 
 /* Report an error reply; returns EXIT_FAILED. */
-static int
+int
 ctl_report_error(const cJSON *msg)
 {
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg, "type");
@@ -230,7 +218,7 @@ ctl_print_fields(const cJSON *msg)
 }
 
 /* Connect and send init; *ret is ready for requests. */
-static int
+int
 ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 {
 	struct instantd_client *c;
@@ -345,7 +333,7 @@ ctl_simple(cJSON *req, void (*print)(const cJSON *reply))
 	return ctl_simple_opt(req, print, false);
 }
 
-static cJSON *
+cJSON *
 ctl_req(const char *op)
 {
 	cJSON *m = cJSON_CreateObject();
@@ -355,7 +343,7 @@ ctl_req(const char *op)
 }
 
 /* Command-local option parsing: only --help plus what `longopts` adds. */
-static bool
+bool
 ctl_wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -365,27 +353,6 @@ ctl_wants_help(int argc, char **argv)
 			return true;
 	}
 	return false;
-}
-
-/* ---- status ---- */
-
-static const char ctl_usage_status[] =
-"Usage: instantctl [OPTIONS] status\n"
-"\n"
-"Print the daemon's view of this app: connection state, server, signed-in\n"
-"user, pending and failed writes, last sync, cache size. Without an app id\n"
-"(--app or $INSTANT_APP_ID) it shows every profile the daemon serves.\n";
-
-static int
-ctl_status(int argc, char **argv)
-{
-	if (ctl_wants_help(argc, argv)) {
-		fputs(ctl_usage_status, stdout);
-		return EXIT_OK;
-	}
-	if (argc > 1)
-		return ctl_usage_error("status takes no arguments (got '%s')", argv[1]);
-	return ctl_simple_opt(ctl_req("status"), ctl_print_fields, true);
 }
 
 /* ---- query ---- */
@@ -793,37 +760,6 @@ static const char ctl_usage_mutations[] =
 "rejected (failed); send a failed one again; or drop one for good.\n";
 
 static void
-ctl_print_mutation_list(const char *title, const cJSON *list)
-{
-	printf("%s: %d\n", title, cJSON_GetArraySize(list));
-	for (const cJSON *e = list ? list->child : NULL; e != NULL; e = e->next) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "mutation-id");
-		const cJSON *state = cJSON_GetObjectItemCaseSensitive(e, "state");
-		const cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "error");
-		char *es = err != NULL ? cJSON_PrintUnformatted(err) : NULL;
-
-		printf("  %s  %s%s%s\n", cJSON_IsString(id) ? id->valuestring : "?",
-		    cJSON_IsString(state) ? state->valuestring : "",
-		    es != NULL ? "  error: " : "", es != NULL ? es : "");
-		cJSON_free(es);
-	}
-}
-
-static void
-ctl_print_mutations(const cJSON *reply)
-{
-	const cJSON *all = cJSON_GetObjectItemCaseSensitive(reply, "mutations");
-
-	if (cJSON_IsArray(all))
-		ctl_print_mutation_list("mutations", all);
-	else {
-		ctl_print_mutation_list("pending", cJSON_GetObjectItemCaseSensitive(reply, "pending"));
-		ctl_print_mutation_list("failed", cJSON_GetObjectItemCaseSensitive(reply, "failed"));
-	}
-	fflush(stdout);
-}
-
-static void
 ctl_print_ok(const cJSON *reply)
 {
 	printf("ok\n");
@@ -858,7 +794,7 @@ ctl_mutations(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (argc == 1 || (argc == 2 && strcmp(argv[1], "list") == 0))
-		return ctl_simple(ctl_req("list-mutations"), ctl_print_mutations);
+		return ctl_mutations_list();
 	if (argc == 3 && (strcmp(argv[1], "retry") == 0 || strcmp(argv[1], "discard") == 0)) {
 		req = ctl_req(strcmp(argv[1], "retry") == 0 ? "retry-mutation" : "discard-mutation");
 		cJSON_AddStringToObject(req, "mutation-id", argv[2]);
@@ -1238,6 +1174,9 @@ main(int argc, char **argv)
 		{ "login", ctl_login },
 		{ "logout", ctl_logout },
 		{ "whoami", ctl_whoami },
+		{ "profiles", ctl_profiles },
+		{ "forget", ctl_forget },
+		{ "cache", ctl_cache },
 	};
 	struct sigaction sa = { .sa_handler = ctl_on_signal };
 	int ch;

@@ -93,6 +93,18 @@ int instantd_send(struct instantd_client *c, const cJSON *msg, char **ret_id);
  * -EPIPE, ... otherwise. */
 int instantd_request_sync(struct instantd_client *c, const cJSON *msg, int timeout_ms,
     cJSON **ret_reply);
+/* A new random UUID (version 4) in out, 36 characters and a NUL: entity ids
+ * for transact, client-event-ids. 0, or a negative errno from getrandom. */
+int instantd_uuid(char out[37]);
+
+/* A query result's parts (add-query-ok, refresh-ok, query-ok): its result
+ * tree (borrowed from msg; NULL when absent), and its flags (false when
+ * absent): the result came from the local mirror before the server answered
+ * for it in this session; unconfirmed local writes contributed to it. */
+const cJSON *instantd_result_data(const cJSON *msg);
+bool instantd_result_from_cache(const cJSON *msg);
+bool instantd_result_has_pending_writes(const cJSON *msg);
+
 /* True when msg is {"op":"error",...}. */
 bool instantd_is_error(const cJSON *msg);
 /* Convenience accessors; NULL when absent or not a string. */
@@ -103,6 +115,19 @@ const char *instantd_msg_id(const cJSON *msg);
  * in *ret_id (malloc'd; may be NULL). Optional string arguments may be NULL. */
 int instantd_init(struct instantd_client *c, const char *app_id, const char *api_uri,
     const char *refresh_token, char **ret_id);
+/* init with every choice: a configured profile by name, or an app id, and
+ * optionally the server's sync URL (ws:// or wss://). Fields may be NULL;
+ * app_id or profile is required (-EINVAL otherwise). Strings are borrowed. */
+struct instantd_init_options {
+	const char *app_id;
+	const char *profile;
+	const char *server;
+	const char *api_uri;
+	const char *refresh_token;
+	const char *client_name;
+};
+int instantd_init_with(struct instantd_client *c, const struct instantd_init_options *o,
+    char **ret_id);
 int instantd_add_query(struct instantd_client *c, const cJSON *q, char **ret_id);
 /* Ends the subscription made by the add-query whose id was `query_id`. */
 int instantd_remove_query(struct instantd_client *c, const char *query_id, char **ret_id);

@@ -30,6 +30,10 @@ static const char *const ipc_protocol_op_names[_IPC_OP_MAX] = {
 	[IPC_OP_SIGN_IN] = IPC_OP_NAME_SIGN_IN,
 	[IPC_OP_SIGN_OUT] = IPC_OP_NAME_SIGN_OUT,
 	[IPC_OP_WHOAMI] = IPC_OP_NAME_WHOAMI,
+	[IPC_OP_LIST_PROFILES] = IPC_OP_NAME_LIST_PROFILES,
+	[IPC_OP_FORGET_PROFILE] = IPC_OP_NAME_FORGET_PROFILE,
+	[IPC_OP_EXPORT_CACHE] = IPC_OP_NAME_EXPORT_CACHE,
+	[IPC_OP_CLEAR_CACHE] = IPC_OP_NAME_CLEAR_CACHE,
 };
 
 const char *const ipc_protocol_error_types[] = {
@@ -51,6 +55,7 @@ const char *const ipc_protocol_reply_names[] = {
 	IPC_REPLY_SET_PRESENCE_OK, IPC_REPLY_CLIENT_BROADCAST_OK, IPC_REPLY_REFRESH_PRESENCE,
 	IPC_REPLY_SERVER_BROADCAST, IPC_REPLY_STATUS, IPC_REPLY_ERROR,
 	IPC_REPLY_SEND_MAGIC_CODE_OK, IPC_REPLY_SIGN_IN_OK, IPC_REPLY_SIGN_OUT_OK, IPC_REPLY_WHOAMI,
+	IPC_REPLY_PROFILES, IPC_REPLY_FORGET_PROFILE_OK, IPC_REPLY_CACHE, IPC_REPLY_CLEAR_CACHE_OK,
 	NULL,
 };
 
@@ -250,6 +255,7 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 		break;
 	}
 	case IPC_OP_LIST_MUTATIONS:
+		FIELD("attr-names", F_BOOL, false);
 		break;
 	case IPC_OP_RETRY_MUTATION:
 	case IPC_OP_DISCARD_MUTATION:
@@ -297,6 +303,15 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 		break;
 	case IPC_OP_SIGN_OUT:
 	case IPC_OP_WHOAMI:
+	case IPC_OP_LIST_PROFILES:
+		break;
+	case IPC_OP_FORGET_PROFILE:
+		FIELD("profile", F_STRING, true);
+		FIELD("discard-queued", F_BOOL, false);
+		break;
+	case IPC_OP_EXPORT_CACHE:
+	case IPC_OP_CLEAR_CACHE:
+		FIELD("profile", F_STRING, true);
 		break;
 	default:
 		return fail(-EOPNOTSUPP, ret_err, "unknown op \"%.64s\"", name);

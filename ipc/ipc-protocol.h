@@ -32,6 +32,10 @@ enum ipc_op {
 	IPC_OP_SIGN_IN,
 	IPC_OP_SIGN_OUT,
 	IPC_OP_WHOAMI,
+	IPC_OP_LIST_PROFILES,
+	IPC_OP_FORGET_PROFILE,
+	IPC_OP_EXPORT_CACHE,
+	IPC_OP_CLEAR_CACHE,
 	_IPC_OP_MAX,
 	_IPC_OP_INVALID = -1,
 };
@@ -54,6 +58,10 @@ enum ipc_op {
 #define IPC_OP_NAME_SIGN_IN		"sign-in"
 #define IPC_OP_NAME_SIGN_OUT		"sign-out"
 #define IPC_OP_NAME_WHOAMI		"whoami"
+#define IPC_OP_NAME_LIST_PROFILES	"list-profiles"
+#define IPC_OP_NAME_FORGET_PROFILE	"forget-profile"
+#define IPC_OP_NAME_EXPORT_CACHE	"export-cache"
+#define IPC_OP_NAME_CLEAR_CACHE		"clear-cache"
 
 /* Replies and pushes (daemon → app). */
 #define IPC_REPLY_INIT_OK		"init-ok"
@@ -77,6 +85,10 @@ enum ipc_op {
 #define IPC_REPLY_SIGN_IN_OK		"sign-in-ok"
 #define IPC_REPLY_SIGN_OUT_OK		"sign-out-ok"
 #define IPC_REPLY_WHOAMI		"whoami"
+#define IPC_REPLY_PROFILES		"profiles"
+#define IPC_REPLY_FORGET_PROFILE_OK	"forget-profile-ok"
+#define IPC_REPLY_CACHE			"cache"
+#define IPC_REPLY_CLEAR_CACHE_OK	"clear-cache-ok"
 #define IPC_REPLY_ERROR			"error"
 
 /* Error types ("type" of an "error" message). */

@@ -14,7 +14,7 @@ libinstantd_la_LIBADD = $(CJSON_LIBS)
 libinstantd_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0
 
 bin_PROGRAMS += instantctl
-instantctl_SOURCES = instantctl.c
+instantctl_SOURCES = instantctl.c instantctl.h instantctl-status.c instantctl-store.c
 instantctl_LDADD = libinstantd.la $(CJSON_LIBS)
 
 noinst_PROGRAMS = example-watch

@@ -649,6 +649,48 @@ instantd_init(struct instantd_client *c, const char *app_id, const char *api_uri
 }
 
 int
+instantd_init_with(struct instantd_client *c, const struct instantd_init_options *o,
+    char **ret_id)
+{
+	cJSON *m;
+
+	if (o == NULL || (o->app_id == NULL && o->profile == NULL))
+		return -EINVAL;
+	m = instantd_req("init");
+	BUILD_OR_FAIL(m, instantd_add_str(m, "app-id", o->app_id) &&
+	    instantd_add_str(m, "profile", o->profile) &&
+	    instantd_add_str(m, "server", o->server) &&
+	    instantd_add_str(m, "api-uri", o->api_uri) &&
+	    instantd_add_str(m, "refresh-token", o->refresh_token) &&
+	    instantd_add_str(m, "client-name", o->client_name));
+	return instantd_build_send(c, m, ret_id);
+}
+
+int
+instantd_uuid(char out[37])
+{
+	return instantd_new_id(out);
+}
+
+const cJSON *
+instantd_result_data(const cJSON *msg)
+{
+	return cJSON_GetObjectItemCaseSensitive(msg, "data");
+}
+
+bool
+instantd_result_from_cache(const cJSON *msg)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "from-cache"));
+}
+
+bool
+instantd_result_has_pending_writes(const cJSON *msg)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "has-pending-writes"));
+}
+
+int
 instantd_add_query(struct instantd_client *c, const cJSON *q, char **ret_id)
 {
 	cJSON *m = instantd_req("add-query");

@@ -7,7 +7,7 @@ daemon echoes in its replies and later pushes.
     import instantd
 
     with instantd.connect() as c:
-        c.init("8f3a2b1c-4d5e-4f60-9a7b-1c2d3e4f5a6b")
+        c.init(profile="notes")     # a configured profile, or init("APP-ID", server=...)
         print(c.query_once({"goals": {}})["data"])
         queued = c.transact([["update", "goals", some_uuid, {"title": "x"}]])
         print(queued["mutation-id"])
@@ -28,6 +28,9 @@ import uuid
 __all__ = [
     "Client",
     "Subscription",
+    "Room",
+    "from_cache",
+    "has_pending_writes",
     "InstantdError",
     "DaemonUnreachable",
     "connect",
@@ -74,6 +77,17 @@ def default_socket_path():
     if runtime and os.path.isabs(runtime):
         return os.path.join(runtime, "instantd", "socket")
     return "/run/user/%d/instantd/socket" % os.getuid()
+
+
+def from_cache(result):
+    """True when a query result came from the local mirror and the server has
+    not answered for the query in this session yet."""
+    return result.get("from-cache") is True
+
+
+def has_pending_writes(result):
+    """True when unconfirmed local writes contributed to a query result."""
+    return result.get("has-pending-writes") is True
 
 
 def connect(path=None, timeout=30.0):
@@ -133,6 +147,42 @@ class Subscription:
 _RESULT_OPS = ("add-query-ok", "refresh-ok")
 
 
+class Room:
+    """A joined room: read its presence changes and broadcasts. Pushes for
+    the room are kept until read; leave() (or leaving a with block) leaves."""
+
+    def __init__(self, client, room_id, joined):
+        self._client = client
+        self.room_id = room_id
+        self.joined = joined        # the join-room-ok message
+
+    def next_presence(self, timeout=None):
+        """The next refresh-presence of this room ("peers" maps peer ids to
+        their entries); raises TimeoutError."""
+        return self._client._next_push("refresh-presence", self.room_id, timeout)
+
+    def next_broadcast(self, timeout=None):
+        """The next server-broadcast to this room ("topic", "data")."""
+        return self._client._next_push("server-broadcast", self.room_id, timeout)
+
+    def set_presence(self, data):
+        return self._client.set_presence(self.room_id, data)
+
+    def broadcast(self, topic, data):
+        return self._client.broadcast(self.room_id, topic, data)
+
+    def leave(self):
+        return self._client.leave_room(self.room_id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._client._sock is not None:
+            self.leave()
+        return False
+
+
 class Client:
     """One connection to instantd."""
 
@@ -180,9 +230,20 @@ class Client:
 
     # -- requests -----------------------------------------------------------
 
-    def init(self, app_id, api_uri=None, refresh_token=None, client_name=None, **extra):
-        """The first request: choose the app (and server, user). Returns init-ok."""
-        msg = {"op": "init", "app-id": app_id}
+    def init(self, app_id=None, api_uri=None, refresh_token=None, client_name=None,
+             profile=None, server=None, **extra):
+        """The first request: choose the app by its id or a configured profile
+        by name (and optionally the server's sync URL, ws:// or wss://).
+        Returns init-ok."""
+        if app_id is None and profile is None:
+            raise ValueError("give app_id or profile")
+        msg = {"op": "init"}
+        if app_id is not None:
+            msg["app-id"] = app_id
+        if profile is not None:
+            msg["profile"] = profile
+        if server is not None:
+            msg["server"] = server
         if api_uri is not None:
             msg["api-uri"] = api_uri
         if refresh_token is not None:
@@ -242,6 +303,61 @@ class Client:
     def discard_mutation(self, mutation_id):
         return self._request({"op": "discard-mutation", "mutation-id": mutation_id},
                              ("discard-mutation-ok",))
+
+    # -- signing in (after init; the daemon keeps the refresh token) ---------
+
+    def send_magic_code(self, email):
+        """Ask the server to mail a sign-in code to email."""
+        return self._request({"op": "send-magic-code", "email": email}, ("send-magic-code-ok",))
+
+    def sign_in_magic_code(self, email, code):
+        """Sign in with the mailed code; sign-in-ok with "user"."""
+        return self._request({"op": "sign-in", "method": "magic-code", "email": email,
+                              "code": code}, ("sign-in-ok",))
+
+    def sign_in_guest(self):
+        """Sign in as a guest (a later magic-code sign-in upgrades it)."""
+        return self._request({"op": "sign-in", "method": "guest"}, ("sign-in-ok",))
+
+    def sign_in_token(self, refresh_token):
+        """Adopt an existing refresh token once the server accepts it."""
+        return self._request({"op": "sign-in", "method": "token",
+                              "refresh-token": refresh_token}, ("sign-in-ok",))
+
+    def sign_out(self):
+        """Sign out on the server; the token is forgotten locally in any case."""
+        return self._request({"op": "sign-out"}, ("sign-out-ok",))
+
+    def whoami(self):
+        """{"user", "signed-in", "state"}, answered without asking the server."""
+        return self._request({"op": "whoami"}, ("whoami",))
+
+    # -- rooms ----------------------------------------------------------------
+
+    def join_room(self, room_id, room_type=None, presence=None):
+        """Join room_id as a peer of this connection: a Room to read its
+        presence and broadcasts from."""
+        msg = {"op": "join-room", "room-id": room_id}
+        if room_type is not None:
+            msg["room-type"] = room_type
+        if presence is not None:
+            msg["data"] = presence
+        self._active.add(None)      # keep the room's pushes for Room's readers
+        return Room(self, room_id, self._request(msg, ("join-room-ok",)))
+
+    def leave_room(self, room_id):
+        return self._request({"op": "leave-room", "room-id": room_id}, ("leave-room-ok",))
+
+    def set_presence(self, room_id, data):
+        """Merge data into this peer's presence in room_id."""
+        return self._request({"op": "set-presence", "room-id": room_id, "data": data},
+                             ("set-presence-ok",))
+
+    def broadcast(self, room_id, topic, data):
+        """Send data to the other peers of room_id under topic (not queued:
+        raises InstantdError "offline" when the room is not connected)."""
+        return self._request({"op": "client-broadcast", "room-id": room_id, "topic": topic,
+                              "data": data}, ("client-broadcast-ok",))
 
     def request(self, msg, reply_ops):
         """Send any request dict and return the first reply whose op is in
@@ -304,6 +420,25 @@ class Client:
                                     msg.get("hint"), msg)
             if op in ops:
                 return msg
+
+    def _next_push(self, op, room_id, timeout=None):
+        """The next push (no client-event-id) with this op for room_id; other
+        pushes stay queued for their readers."""
+        while True:
+            q = self._pending.get(None)
+            for i, msg in enumerate(q or ()):
+                if msg.get("op") == op and msg.get("room-id") == room_id:
+                    del q[i]
+                    return msg
+            msg = self._read(timeout)
+            key = msg.get("client-event-id")
+            if key is None and msg.get("op") == "error":
+                raise InstantdError(msg.get("type", "error"), msg.get("message", ""),
+                                    msg.get("hint"), msg)
+            if key is None and msg.get("op") == op and msg.get("room-id") == room_id:
+                return msg
+            if key in self._active:
+                self._pending[key].append(msg)
 
     def _read(self, timeout=None):
         if self._sock is None:

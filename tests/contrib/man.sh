@@ -52,11 +52,11 @@ done
 # instantctl(1) describes every command and global option instantctl has
 # (the tagged paragraph heading after .TP names it).
 tp=$(awk 'prev == ".TP" { print } { prev = $0 }' "$mandir/instantctl.1")
-for c in status query watch transact mutations rooms login logout whoami auth; do
+for c in status profiles forget query watch transact mutations rooms login logout whoami auth; do
 	printf '%s\n' "$tp" | grep -q "^\.B[IR]\? \"\?$c\( \|\"\|\$\)" ||
 		fail "instantctl(1) does not describe the command '$c'"
 done
-for sc in "rooms join" "rooms broadcast" "mutations retry" "mutations discard"; do
+for sc in "rooms join" "rooms broadcast" "mutations retry" "mutations discard" "cache export" "cache clear"; do
 	printf '%s\n' "$tp" | grep -q "^\.B[IR]\? \"$sc\"" ||
 		fail "instantctl(1) does not describe '$sc'"
 done

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <libwebsockets.h>
 
@@ -77,6 +78,26 @@ echo_status(const cJSON *req)
 	cJSON_AddNumberToObject(m, "closed", echo_closed);
 	cJSON_AddNumberToObject(m, "pending-mutations", 0);
 	cJSON_AddNumberToObject(m, "failed-mutations", 0);
+	{
+		/* A profile's status as the daemon reports it, for instantctl's words. */
+		cJSON *st = cJSON_AddObjectToObject(m, "status"), *q;
+
+		cJSON_AddStringToObject(st, "profile", "echo");
+		cJSON_AddStringToObject(st, "app-id", "app-1");
+		cJSON_AddStringToObject(st, "server", "ws://echo.invalid/runtime/session");
+		cJSON_AddStringToObject(st, "state", "backoff");
+		cJSON_AddNumberToObject(st, "state-since", (double)time(NULL) * 1000 - 180000);
+		cJSON_AddNullToObject(st, "user");
+		q = cJSON_AddObjectToObject(st, "queue");
+		cJSON_AddNumberToObject(q, "pending", 1500);
+		cJSON_AddNumberToObject(q, "sent", 300);
+		cJSON_AddNumberToObject(q, "confirmed", 0);
+		cJSON_AddNumberToObject(q, "failed", 1);
+		q = cJSON_AddObjectToObject(st, "replay");
+		cJSON_AddNumberToObject(q, "done", 300);
+		cJSON_AddNumberToObject(q, "total", 1200);
+		cJSON_AddNullToObject(st, "last-sync");
+	}
 	return m;
 }
 
@@ -107,6 +128,9 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 		cJSON_AddNumberToObject(m, "protocol-version", IPC_PROTOCOL_VERSION);
 		echo_copy(m, req, "app-id");
 		echo_copy(m, req, "api-uri");
+		echo_copy(m, req, "profile");
+		echo_copy(m, req, "server");
+		echo_copy(m, req, "client-name");
 		cJSON_AddStringToObject(m, "connection", "offline");
 		echo_send(c, m);
 		break;
@@ -150,6 +174,9 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 			cJSON_AddStringToObject(data, "mutation-id", "m-1");
 			cJSON_AddStringToObject(data, "state", "failed");
 			cJSON_AddStringToObject(data, "error", "permission-denied");
+			cJSON_AddNumberToObject(data, "created", (double)time(NULL) * 1000 - 120000);
+			cJSON_AddItemToObject(data, "ops", cJSON_Parse("[[\"update\",\"goals\",\"g-1\","
+			    "{\"title\":\"x\",\"done\":true}],[\"link\",\"goals\",\"g-1\",{\"todos\":\"t-1\"}]]"));
 		}
 		echo_send(c, m);
 		break;

@@ -40,10 +40,13 @@ done
 C="$ctl --socket $sock --app app-1"
 check 0 "help" -- "$ctl" --help
 grep_out "help" "Exit status"
-for cmd in status query watch transact mutations rooms auth; do
+for cmd in status profiles forget cache query watch transact mutations rooms auth; do
 	check 0 "$cmd --help" -- "$ctl" "$cmd" --help
 	grep_out "$cmd --help" "Usage: instantctl"
 done
+check 2 "forget without a profile" -- "$ctl" --socket "$sock" forget
+check 2 "cache without an action" -- "$ctl" --socket "$sock" cache notes
+check 2 "status --watch --count 0" -- "$ctl" --socket "$sock" status --watch --count 0
 check 2 "no command" -- "$ctl"
 check 2 "unknown command" -- $C frob
 check 2 "no app id" -- env -u INSTANT_APP_ID "$ctl" --socket "$sock" mutations
@@ -54,7 +57,10 @@ check 2 "ops not an array" -- $C transact '{}'
 check 3 "unreachable" -- "$ctl" --socket "$dir/none" --app a status
 
 check 0 "status" -- $C status
-grep_out "status" "connection: offline"
+grep_out "status" "state:      offline, retrying for 3 min (since "
+grep_out "status" "queue:      1,200 pending, 300 sent, 1 failed"
+grep_out "status" "replay:     replaying 300 of 1,200"
+grep_out "status" "user:       not signed in"
 check 0 "status from env" -- env INSTANT_APP_ID=app-2 INSTANTD_SOCKET="$sock" "$ctl" status
 check 0 "status --json" -- $C --json status
 grep_out "status --json" '"op":"status"'
@@ -73,7 +79,7 @@ grep_out "transact --wait" "confirmed: tx 42"
 echo '[["add-triple","e","a","v"]]' >"$dir/steps"
 check 0 "transact --steps from stdin" -- sh -c "$C transact --steps <$dir/steps"
 check 0 "mutations" -- $C mutations
-grep_out "mutations" "m-1  failed  error"
+grep_out "mutations" "m-1  2 min ago    failed    update goals g-1: title, done; link goals g-1: todos  -- rejected: permission-denied"
 check 0 "mutations retry" -- $C mutations retry m-1
 check 1 "mutations retry missing" -- $C mutations retry missing
 grep -q "not-found" "$dir/err" || { echo "FAIL: error type not shown"; fail=1; }

@@ -47,7 +47,7 @@ main(void)
 		n = 0;
 		for (const char *const *p = ipc_protocol_reply_names; *p != NULL; p++)
 			n++;
-		CHECK_INT(n, 22);
+		CHECK_INT(n, 26);
 	}
 	CHECK_STR(ipc_protocol_error_type(-EBADMSG), "invalid-op");
 	CHECK_STR(ipc_protocol_error_type(-EOPNOTSUPP), "invalid-op");
@@ -142,5 +142,19 @@ main(void)
 	CHECK_INT(check("{\"op\":\"sign-in\",\"method\":\"password\"}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"sign-out\"}"), 0);
 	CHECK_INT(check("{\"op\":\"whoami\"}"), 0);
+
+	/* Managing stored profiles. */
+	CHECK_INT(check("{\"op\":\"list-profiles\"}"), 0);
+	CHECK_INT(check("{\"op\":\"forget-profile\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"forget-profile\",\"profile\":\"\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"forget-profile\",\"profile\":\"notes\"}"), 0);
+	CHECK_INT(check("{\"op\":\"forget-profile\",\"profile\":\"notes\",\"discard-queued\":1}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"forget-profile\",\"profile\":\"notes\",\"discard-queued\":true}"), 0);
+	CHECK_INT(check("{\"op\":\"export-cache\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"export-cache\",\"profile\":\"notes\"}"), 0);
+	CHECK_INT(check("{\"op\":\"clear-cache\",\"profile\":7}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"clear-cache\",\"profile\":\"notes\"}"), 0);
+	CHECK_INT(check("{\"op\":\"list-mutations\",\"attr-names\":true}"), 0);
+	CHECK_INT(check("{\"op\":\"list-mutations\",\"attr-names\":\"yes\"}"), -EINVAL);
 	return tap_done();
 }

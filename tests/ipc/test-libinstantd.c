@@ -308,6 +308,68 @@ test_timeout_and_disconnect(void)
 	CHECK(instantd_connect("/nonexistent/instantd/socket", &c) == -ENOENT);
 }
 
+static void
+keep_last(struct instantd_client *c, const cJSON *msg, void *ud)
+{
+	cJSON **last = ud;
+
+	cJSON_Delete(*last);
+	*last = cJSON_Duplicate(msg, 1);
+}
+
+/* init by profile or server, UUIDs, and the result flags without cJSON. */
+static void
+test_helpers(const struct it_echo *e)
+{
+	const struct instantd_init_options o = { .profile = "notes",
+	    .server = "wss://example.test/runtime/session", .client_name = "t" };
+	const struct instantd_init_options none = { .server = "wss://example.test/runtime/session" };
+	const struct instantd_callbacks cb = { .on_message = keep_last };
+	struct instantd_client *c = NULL;
+	cJSON *q, *m, *last = NULL, *reply = NULL;
+	char a[37], b[37];
+
+	CHECK(instantd_uuid(a) == 0 && instantd_uuid(b) == 0);
+	CHECK(strlen(a) == 36 && a[8] == '-' && a[13] == '-' && a[14] == '4' && a[18] == '-' &&
+	    strchr("89ab", a[19]) != NULL && a[23] == '-');
+	CHECK(strcmp(a, b) != 0);
+
+	CHECK(instantd_connect(e->path, &c) == 0);
+	if (c == NULL)
+		return;
+	instantd_set_callbacks(c, &cb, &last);
+	CHECK_INT(instantd_init_with(c, &none, NULL), -EINVAL);	/* no app and no profile */
+	CHECK_INT(instantd_init_with(c, NULL, NULL), -EINVAL);
+	CHECK(instantd_init_with(c, &o, NULL) == 0);
+	while (last == NULL && instantd_wait(c, IT_TIMEOUT_MS) > 0)
+		;
+	CHECK_STR(instantd_msg_op(last), "init-ok");
+	/* The echo returns what init carried. */
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "profile")), "notes");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "server")),
+	    "wss://example.test/runtime/session");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "client-name")), "t");
+	CHECK(cJSON_GetObjectItemCaseSensitive(last, "app-id") == NULL);
+	cJSON_Delete(last);
+
+	/* The echo answers from the "cache". */
+	q = cJSON_Parse("{\"goals\":{}}");
+	m = cJSON_CreateObject();
+	cJSON_AddStringToObject(m, "op", "query-once");
+	cJSON_AddItemToObject(m, "q", q);
+	CHECK(instantd_request_sync(c, m, IT_TIMEOUT_MS, &reply) == 0);
+	cJSON_Delete(m);
+	CHECK(instantd_result_from_cache(reply));
+	CHECK(!instantd_result_has_pending_writes(reply));
+	CHECK(cJSON_IsObject(instantd_result_data(reply)));
+	cJSON_Delete(reply);
+	reply = cJSON_Parse("{\"op\":\"refresh-ok\",\"has-pending-writes\":true}");
+	CHECK(!instantd_result_from_cache(reply) && instantd_result_has_pending_writes(reply));
+	CHECK(instantd_result_data(reply) == NULL);
+	cJSON_Delete(reply);
+	instantd_free(c);
+}
+
 int
 main(void)
 {
@@ -317,6 +379,7 @@ main(void)
 	test_default_path();
 	CHECK(it_echo_start(&e, NULL) == 0);
 	test_flow(&e);
+	test_helpers(&e);
 	CHECK_INT(it_echo_stop(&e), 0);
 	test_timeout_and_disconnect();
 	return tap_done();
