@@ -57,6 +57,9 @@ usage(FILE *f)
 	    "  -S, --server URL      default sync server, ws:// or wss:// URL of /runtime/session\n"
 	    "                        (default wss://api.instantdb.com/runtime/session)\n"
 	    "  -v, --verbose         log more; repeat for more detail\n"
+	    "      --check-config    read the configuration, print it as resolved (defaults,\n"
+	    "                        paths and overrides applied) and exit: 0 when it is\n"
+	    "                        valid, 1 with FILE:LINE: the problem when not\n"
 	    "  -f, --foreground      accepted for compatibility: instantd never forks\n"
 	    "  -h, --help            show this help and exit\n"
 	    "  -V, --version         show the version and exit\n"
@@ -67,6 +70,54 @@ usage(FILE *f)
 	    "\n"
 	    "Signals: SIGTERM/SIGINT stop cleanly (exit 0); SIGHUP reloads the configuration.\n"
 	    "Exit status: 0 clean stop, 1 start-up failure, 2 usage error.\n");
+}
+
+/* --check-config: the configuration as the daemon would run with it, in the
+ * file's own syntax, so a user sees what each line resolved to. */
+static void
+print_config(FILE *f, const struct instantd_config *c)
+{
+	const struct { const char *key; const char *val; } strs[] = {
+		{ "socket", c->socket_path }, { "state-dir", c->state_dir },
+		{ "server", c->server }, { "api-uri", c->api_uri }, { "ca-file", c->ca_file },
+		{ "log-level", log_level_to_string(c->log_level) },
+	};
+	const struct { const char *key; long long val; const char *unit; } nums[] = {
+		{ "max-message-bytes", (long long)c->max_message_bytes, "" },
+		{ "max-json-depth", c->max_json_depth, "" },
+		{ "max-output-bytes", (long long)c->max_output_bytes, "" },
+		{ "max-connections", c->max_connections, "" },
+		{ "max-subscriptions-per-connection", (long long)c->max_subscriptions_per_connection, "" },
+		{ "cache-budget-bytes", (long long)c->cache_budget_bytes, "" },
+		{ "max-database-bytes", (long long)c->max_database_bytes, "" },
+		{ "backoff-base-ms", c->backoff_base_ms, "" },
+		{ "backoff-cap-ms", c->backoff_cap_ms, "" },
+		{ "ping-interval", c->ping_interval_s, "s" },
+		{ "idle-timeout", c->idle_timeout_s, "s" },
+		{ "transact-timeout", c->transact_timeout_s, "s" },
+		{ "unsubscribe-grace-ms", c->unsubscribe_grace_ms, "" },
+	};
+
+	fprintf(f, "# instantd %s: configuration from %s\n", PACKAGE_VERSION,
+	    c->path != NULL ? c->path : "built-in defaults (no file)");
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+		if (strs[i].val != NULL)
+			fprintf(f, "%s = %s\n", strs[i].key, strs[i].val);
+	for (size_t i = 0; i < ELEMENTSOF(nums); i++)
+		fprintf(f, "%s = %lld%s\n", nums[i].key, nums[i].val, nums[i].unit);
+	for (size_t i = 0; i < c->n_profiles; i++) {
+		const struct profile_config *p = &c->profiles[i];
+
+		fprintf(f, "\n[profile %s]\napp-id = %s\n", p->name, p->app_id);
+		fprintf(f, "server = %s\n", p->server != NULL ? p->server : c->server);
+		fprintf(f, "api-uri = %s\n", p->api_uri != NULL ? p->api_uri : c->api_uri);
+		if (p->token_file != NULL)
+			fprintf(f, "token-file = %s\n", p->token_file);
+		else
+			fprintf(f, "# no token-file: a guest unless a program signs in\n");
+		if (p->ca_file != NULL || c->ca_file != NULL)
+			fprintf(f, "ca-file = %s\n", p->ca_file != NULL ? p->ca_file : c->ca_file);
+	}
 }
 
 static void
@@ -425,9 +476,11 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check-config", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	_cleanup_free_ char *err = NULL;
+	bool check_only = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:S:vfhV", opts, NULL)) != -1) {
@@ -438,6 +491,7 @@ main(int argc, char **argv)
 		case 'S': D.opt_server = optarg; break;
 		case 'v': D.verbose++; break;
 		case 'f': break;	/* always in the foreground; systemd does the rest */
+		case 'C': check_only = true; break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -462,7 +516,12 @@ main(int argc, char **argv)
 	r = apply_overrides(D.cfg, &err);
 	if (r < 0) {
 		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
-		return 2;
+		return check_only ? 1 : 2;
+	}
+	if (check_only) {
+		print_config(stdout, D.cfg);
+		config_free(D.cfg);
+		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	r = log_init("instantd", D.cfg->log_level);
 	if (r < 0)

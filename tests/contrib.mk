@@ -1,6 +1,7 @@
 # tests/contrib.mk: tests of contrib/: the systemd units (systemd-analyze
 # verify), the man pages (groff -ww), the bash completion and the Python client
 # (against a fake daemon written in Python).
-TESTS += contrib/units.sh contrib/man.sh contrib/completion.sh contrib/python-client.sh
+TESTS += contrib/units.sh contrib/man.sh contrib/completion.sh contrib/python-client.sh \
+	contrib/readme-config.sh
 EXTRA_DIST += contrib/units.sh contrib/man.sh contrib/completion.sh \
-	contrib/python-client.sh contrib/python-client.py
+	contrib/python-client.sh contrib/python-client.py contrib/readme-config.sh
