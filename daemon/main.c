@@ -18,6 +18,7 @@
 #include "daemon/notify.h"
 #include "daemon/sync.h"
 #include "daemon/upstream.h"
+#include "ipc/ipc-protocol.h"
 #include "ipc/ipc-server.h"
 #include "store/util.h"
 
@@ -30,6 +31,7 @@ struct daemon {
 	int verbose;
 	struct sync *sync;		/* owned */
 	struct ipc_server *ipc;		/* owned */
+	struct ipc_callbacks ipc_cb;	/* sync's, with the daemon's own ops in front */
 	int sigfd;			/* owned by lws once adopted */
 	lws_sorted_usec_list_t watchdog;
 	lws_sorted_usec_list_t status;
@@ -291,6 +293,68 @@ reload(void)
 	notify_ready(NULL);
 }
 
+/* ---- requests the daemon answers itself (no profile involved) ---- */
+
+static void
+op_set_log_level(struct ipc_conn *c, const cJSON *msg, const char *ceid)
+{
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "level"));
+	int level, previous = log_get_level();
+	cJSON *m;
+
+	/* ipc_protocol_check has made sure it is one of the five names. */
+	if (log_level_from_string(name, &level) < 0) {
+		(void)ipc_conn_send_error(c, ceid, IPC_ERR_INVALID_REQUEST, "unknown log level");
+		return;
+	}
+	log_set_level(level);
+	lws_set_log_level(log_lws_mask(level), log_lws_emit);
+	/* At notice so that the change itself shows at the default level. */
+	log_notice("log level set to %s (was %s) by pid %d; a reload or restart "
+	    "goes back to the configuration's", log_level_to_string(level),
+	    log_level_to_string(previous), (int)ipc_conn_pid(c));
+	m = cJSON_CreateObject();
+	if (m == NULL || !cJSON_AddStringToObject(m, "op", IPC_REPLY_SET_LOG_LEVEL_OK) ||
+	    (ceid != NULL && !cJSON_AddStringToObject(m, "client-event-id", ceid)) ||
+	    !cJSON_AddStringToObject(m, "level", log_level_to_string(level)) ||
+	    !cJSON_AddStringToObject(m, "previous", log_level_to_string(previous))) {
+		cJSON_Delete(m);
+		(void)ipc_conn_send_error(c, ceid, IPC_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	(void)ipc_conn_send(c, m);
+	cJSON_Delete(m);
+}
+
+static const struct {
+	const char *op;
+	void (*fn)(struct ipc_conn *c, const cJSON *msg, const char *ceid);
+} daemon_ops[] = {
+	{ IPC_OP_NAME_SET_LOG_LEVEL, op_set_log_level },
+};
+
+static void
+daemon_on_request(void *ud, struct ipc_conn *c, const cJSON *msg)
+{
+	const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "op"));
+	const char *ceid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg,
+	    "client-event-id"));
+
+	for (size_t i = 0; op != NULL && i < ELEMENTSOF(daemon_ops); i++)
+		if (strcmp(op, daemon_ops[i].op) == 0) {
+			daemon_ops[i].fn(c, msg, ceid);
+			return;
+		}
+	sync_ipc_callbacks.on_request(ud, c, msg);
+}
+
+static void
+daemon_on_refused(void *ud, uid_t uid, pid_t pid)
+{
+	log_warn("refused a connection from uid %u (pid %d): only uid %u may use %s",
+	    (unsigned)uid, (int)pid, (unsigned)geteuid(), D.cfg->socket_path);
+}
+
 static int
 signal_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -426,7 +490,10 @@ run(void)
 	lim.max_output = D.cfg->max_output_bytes;
 	lim.max_conns = (size_t)D.cfg->max_connections;
 	lim.max_subs_per_conn = D.cfg->max_subscriptions_per_connection;
-	r = ipc_server_new(D.vh, listen_fd, &lim, &sync_ipc_callbacks, D.sync, &D.ipc);
+	D.ipc_cb = sync_ipc_callbacks;
+	D.ipc_cb.on_request = daemon_on_request;
+	D.ipc_cb.on_refused = daemon_on_refused;
+	r = ipc_server_new(D.vh, listen_fd, &lim, &D.ipc_cb, D.sync, &D.ipc);
 	if (r < 0) {
 		log_error("cannot serve the socket: %s", strerror(-r));
 		return 1;

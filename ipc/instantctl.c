@@ -66,6 +66,8 @@ static const char ctl_usage_main[] =
 "  whoami                      Who the profile is signed in as\n"
 "  auth send-code EMAIL | sign-in ... | sign-out | whoami\n"
 "                              Sign the app's profile in or out\n"
+"  log-level LEVEL             Set the daemon's log level now (error, warning,\n"
+"                              notice, info, debug)\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH     Daemon socket (default $INSTANTD_SOCKET, else\n"
@@ -1208,6 +1210,51 @@ ctl_whoami(int argc, char **argv)
 	return ctl_simple(ctl_req("whoami"), ctl_print_fields);
 }
 
+/* ---- log-level ---- */
+
+static const char ctl_usage_log_level[] =
+"Usage: instantctl [OPTIONS] log-level LEVEL\n"
+"\n"
+"Change how much the daemon logs, at once and without a restart. LEVEL is\n"
+"error, warning, notice (the default), info or debug. The configuration's\n"
+"log-level applies again after a reload (SIGHUP) or a restart.\n";
+
+static void
+ctl_print_log_level(const cJSON *reply)
+{
+	const char *level = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "level"));
+	const char *prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "previous"));
+
+	printf("log level: %s (was %s)\n", level != NULL ? level : "?", prev != NULL ? prev : "?");
+	fflush(stdout);
+}
+
+static int
+ctl_log_level(int argc, char **argv)
+{
+	static const char *const levels[] = { "error", "warning", "notice", "info", "debug" };
+	cJSON *req;
+
+	if (ctl_wants_help(argc, argv)) {
+		fputs(ctl_usage_log_level, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 2)
+		return ctl_usage_error("%s", "log-level needs one LEVEL (error, warning, notice, "
+		    "info, debug)");
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(argv[1], levels[i]) == 0) {
+			req = ctl_req("set-log-level");
+			cJSON_AddStringToObject(req, "level", argv[1]);
+			/* A daemon-wide setting: no app, no init. */
+			opt.app_id = NULL;
+			opt.profile = NULL;
+			return ctl_simple_opt(req, ctl_print_log_level, true);
+		}
+	return ctl_usage_error("unknown log level '%s' (error, warning, notice, info, debug)",
+	    argv[1]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1238,6 +1285,7 @@ main(int argc, char **argv)
 		{ "login", ctl_login },
 		{ "logout", ctl_logout },
 		{ "whoami", ctl_whoami },
+		{ "log-level", ctl_log_level },
 	};
 	struct sigaction sa = { .sa_handler = ctl_on_signal };
 	int ch;

@@ -30,6 +30,7 @@ static const char *const ipc_protocol_op_names[_IPC_OP_MAX] = {
 	[IPC_OP_SIGN_IN] = IPC_OP_NAME_SIGN_IN,
 	[IPC_OP_SIGN_OUT] = IPC_OP_NAME_SIGN_OUT,
 	[IPC_OP_WHOAMI] = IPC_OP_NAME_WHOAMI,
+	[IPC_OP_SET_LOG_LEVEL] = IPC_OP_NAME_SET_LOG_LEVEL,
 };
 
 const char *const ipc_protocol_error_types[] = {
@@ -51,6 +52,7 @@ const char *const ipc_protocol_reply_names[] = {
 	IPC_REPLY_SET_PRESENCE_OK, IPC_REPLY_CLIENT_BROADCAST_OK, IPC_REPLY_REFRESH_PRESENCE,
 	IPC_REPLY_SERVER_BROADCAST, IPC_REPLY_STATUS, IPC_REPLY_ERROR,
 	IPC_REPLY_SEND_MAGIC_CODE_OK, IPC_REPLY_SIGN_IN_OK, IPC_REPLY_SIGN_OUT_OK, IPC_REPLY_WHOAMI,
+	IPC_REPLY_SET_LOG_LEVEL_OK,
 	NULL,
 };
 
@@ -298,6 +300,20 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 	case IPC_OP_SIGN_OUT:
 	case IPC_OP_WHOAMI:
 		break;
+	case IPC_OP_SET_LOG_LEVEL: {
+		static const char *const levels[] = { "error", "warning", "notice", "info", "debug" };
+		const char *l;
+		bool known = false;
+
+		FIELD("level", F_STRING, true);
+		l = member(msg, "level")->valuestring;
+		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+			known = known || strcmp(l, levels[i]) == 0;
+		if (!known)
+			return fail(-EINVAL, ret_err, "%s: \"level\" must be one of error, warning, "
+			    "notice, info, debug (got \"%.64s\")", name, l);
+		break;
+	}
 	default:
 		return fail(-EOPNOTSUPP, ret_err, "unknown op \"%.64s\"", name);
 	}

@@ -32,6 +32,7 @@ enum ipc_op {
 	IPC_OP_SIGN_IN,
 	IPC_OP_SIGN_OUT,
 	IPC_OP_WHOAMI,
+	IPC_OP_SET_LOG_LEVEL,
 	_IPC_OP_MAX,
 	_IPC_OP_INVALID = -1,
 };
@@ -54,6 +55,7 @@ enum ipc_op {
 #define IPC_OP_NAME_SIGN_IN		"sign-in"
 #define IPC_OP_NAME_SIGN_OUT		"sign-out"
 #define IPC_OP_NAME_WHOAMI		"whoami"
+#define IPC_OP_NAME_SET_LOG_LEVEL	"set-log-level"
 
 /* Replies and pushes (daemon → app). */
 #define IPC_REPLY_INIT_OK		"init-ok"
@@ -77,6 +79,7 @@ enum ipc_op {
 #define IPC_REPLY_SIGN_IN_OK		"sign-in-ok"
 #define IPC_REPLY_SIGN_OUT_OK		"sign-out-ok"
 #define IPC_REPLY_WHOAMI		"whoami"
+#define IPC_REPLY_SET_LOG_LEVEL_OK	"set-log-level-ok"
 #define IPC_REPLY_ERROR			"error"
 
 /* Error types ("type" of an "error" message). */
