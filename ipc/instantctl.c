@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipc/instantctl-doctor.h"
 #include "ipc/instantd.h"
 
 enum {
@@ -66,6 +67,8 @@ static const char ctl_usage_main[] =
 "  whoami                      Who the profile is signed in as\n"
 "  auth send-code EMAIL | sign-in ... | sign-out | whoami\n"
 "                              Sign the app's profile in or out\n"
+"  doctor [PROFILE...]         Check the setup step by step; say what is wrong\n"
+"                              and the command that fixes it\n"
 "  log-level LEVEL             Set the daemon's log level now (error, warning,\n"
 "                              notice, info, debug)\n"
 "\n"
@@ -1494,6 +1497,16 @@ ctl_log_level(int argc, char **argv)
 	    argv[1]);
 }
 
+/* ---- doctor (ipc/instantctl-doctor.c) ---- */
+
+static int
+ctl_doctor(int argc, char **argv)
+{
+	const struct ctl_doctor_options o = { .socket = opt.socket, .timeout_ms = opt.timeout_ms };
+
+	return ctl_doctor_main(argc, argv, &o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1525,6 +1538,7 @@ main(int argc, char **argv)
 		{ "logout", ctl_logout },
 		{ "whoami", ctl_whoami },
 		{ "log-level", ctl_log_level },
+		{ "doctor", ctl_doctor },
 	};
 	struct sigaction sa = { .sa_handler = ctl_on_signal };
 	int ch;
