@@ -13,7 +13,7 @@ bash -n "$f" || fail "syntax error in $f"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/instantd-completion.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 mkdir -p "$tmp/instantd"
-printf '[profile notes]\napp-id = x\n\n[ profile  work ]\napp-id = y\n' > "$tmp/instantd/instantd.conf"
+printf '[profile notes]\napp-id = x\n\n[ profile  work ]   # a comment\napp-id = y\n' > "$tmp/instantd/instantd.conf"
 
 out=$(XDG_CONFIG_HOME=$tmp bash --norc --noprofile -c '
 	. "$1"
@@ -38,10 +38,13 @@ out=$(XDG_CONFIG_HOME=$tmp bash --norc --noprofile -c '
 	c instantctl --timeout 5 w
 	c instantctl broad
 	c instantctl --w
+	c instantctl log-level ""
+	c instantctl log-level d
+	c instantctl doctor ""
 	complete -p instantctl
 ' sh "$f") || fail "sourcing $f failed"
 
-expect='status query watch transact mutations rooms login logout whoami auth
+expect='status query watch transact mutations rooms login logout whoami auth doctor log-level
 mutations
 list retry discard
 --json
@@ -61,6 +64,9 @@ cache-only
 watch whoami
 
 
+error warning notice info debug
+debug
+notes work
 complete -F _instantctl instantctl'
 if [ "$out" != "$expect" ]; then
 	printf 'got:\n%s\nwant:\n%s\n' "$out" "$expect" >&2
