@@ -726,7 +726,30 @@ struct ctl_stream {
 	bool done;
 	long count;		/* stop after this many results/events; 0 = never */
 	long seen;
+	bool explain_wait;	/* say why when the first result is slow (watch) */
 };
+
+static int64_t ctl_now_ms(void);
+
+/* A watch whose query is not cached waits for the server: after a few seconds
+ * without a result, say once why the server is not answering (when it is not). */
+static void
+ctl_stream_explain_wait(struct ctl_stream *st, int64_t started)
+{
+	const char *type, *fix = NULL;
+	char why[1024];
+	bool alive;
+	cJSON *p;
+
+	if (!st->explain_wait || st->seen > 0 || ctl_now_ms() - started < 3000)
+		return;
+	st->explain_wait = false;
+	p = ctl_probe_profile(1000, &alive);
+	if (p != NULL && ctl_explain_profile(p, &type, why, sizeof(why), &fix))
+		fprintf(stderr, "instantctl: waiting for the first result (not cached): %s: %s\n"
+		    "fix: %s\n", type, why, fix);
+	cJSON_Delete(p);
+}
 
 static void
 ctl_stream_message(struct instantd_client *c, const cJSON *msg, void *ud)
@@ -796,6 +819,8 @@ ctl_stream(struct instantd_client *c, struct ctl_stream *st, cJSON *req)
 	};
 	int r;
 
+	int64_t started = ctl_now_ms();
+
 	instantd_set_callbacks(c, &cb, st);
 	r = instantd_send(c, req, NULL);
 	if (r < 0)
@@ -804,6 +829,7 @@ ctl_stream(struct instantd_client *c, struct ctl_stream *st, cJSON *req)
 		r = instantd_wait(c, 1000);
 		if (r < 0 && !st->done)
 			return ctl_exit_for(r);
+		ctl_stream_explain_wait(st, started);
 	}
 	return st->exit_code;
 }
@@ -825,7 +851,7 @@ ctl_watch(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct ctl_stream st = { 0 };
+	struct ctl_stream st = { .explain_wait = true };
 	struct instantd_client *c;
 	cJSON *q, *req;
 	int ch, r;

@@ -1,7 +1,7 @@
 // End to end, instantctl's errors name the cause and the fix: an unknown app, a
 // refused token, a TLS failure, a message too large or too deep, no daemon, and a
 // timeout waiting for the server told apart from one waiting for the daemon.
-import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { startMock, makeTestCA, DEFAULT_APP_ID } from '../mock/harness.mjs';
@@ -37,6 +37,19 @@ await scenario('an unknown app is named as such, not "offline"', async () => {
 	says(r, /^instantctl: app-not-found: /m, 'unknown app');
 	says(r, new RegExp(`does not know app ${UNKNOWN_APP}`), 'unknown app cause');
 	says(r, /^fix: check the app id/m, 'unknown app fix');
+}, { daemons: [daemon] });
+
+await scenario('a watch that waits for an unknown app says why', async () => {
+	const p = spawn(INSTANTCTL, ['--socket', daemon.socket, '--app', UNKNOWN_APP, 'watch', '{"never":{}}'], { stdio: ['ignore', 'ignore', 'pipe'] });
+	let err = '';
+	p.stderr.on('data', (d) => { err += d; });
+	try {
+		await waitFor(() => /^instantctl: waiting for the first result \(not cached\): app-not-found: .* does not know app /m.test(err),
+			`the reason on stderr (got: ${err})`);
+		check(/^fix: check the app id/m.test(err), `fix: ${err}`);
+	} finally {
+		p.kill();
+	}
 }, { daemons: [daemon] });
 
 await scenario('a refused token is named as such, with the sign-in command', async () => {
