@@ -111,7 +111,7 @@ kill $mute 2>/dev/null; wait $mute 2>/dev/null
 
 # Every error type of the protocol has a cause and fix in instantctl's table.
 src=${top_srcdir:-../..}
-types=$(sed -n 's/^| `\([a-z-]*\)` | .*/\1/p' "$src/ipc/PROTOCOL.md")
+types=$(sed -n 's/^| `\([a-z0-9-]*\)` | .*/\1/p' "$src/ipc/PROTOCOL.md")
 [ "$(echo "$types" | wc -w)" -ge 22 ] || { echo "FAIL: no error table in PROTOCOL.md"; fail=1; }
 for t in $types; do
 	grep -q "{ \"$t\", " "$src/ipc/instantctl.c" || { echo "FAIL: instantctl has no text for error type $t"; fail=1; }
