@@ -790,6 +790,10 @@ ctl_doctor_main(int argc, char **argv, const struct ctl_doctor_options *o)
 	bool daemon_up;
 	int r;
 
+	/* Each network step and each wait is bounded; a doctor that hangs helps nobody. */
+	if (eff.timeout_ms > 10000)
+		eff.timeout_ms = 10000;
+
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(doctor_usage, stdout);

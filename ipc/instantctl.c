@@ -417,9 +417,11 @@ ctl_exit_for(int r)
 		cJSON_Delete(st);
 		return EXIT_TIMEOUT;
 	}
-	fprintf(stderr, "instantctl: the daemon closed the connection (%s)\n"
+	/* EPIPE is the daemon closing: its name would only mislead. */
+	fprintf(stderr, "instantctl: the daemon closed the connection%s%s%s\n"
 	    "cause: instantd stopped or restarted meanwhile\n"
-	    "fix: systemctl --user status instantd; to start it: %s\n", strerror(-r), ctl_fix_start);
+	    "fix: systemctl --user status instantd; to start it: %s\n", r == -EPIPE ? "" : " (",
+	    r == -EPIPE ? "" : strerror(-r), r == -EPIPE ? "" : ")", ctl_fix_start);
 	return EXIT_UNREACHABLE;
 }
 

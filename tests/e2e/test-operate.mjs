@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, INSTANTCTL, check, run, scenario, waitFor } from './lib.mjs';
+import { Client, Daemon, INSTANTCTL, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const mock = await startMock(['--port', '0']);
@@ -98,6 +98,15 @@ await scenario('every reconnect logs one notice line naming its reason', async (
 	await waitFor(() => lines(retry).slice(n0 + 1).some((l) => /HTTP 503/.test(l)), 'a line naming the refused upgrade');
 	await mock.ctl('refuse', { ms: 0 });
 	await waitFor(online, 'online after the refusal ends');
+
+	// A sign-in reconnects with the new token, and says so at notice level.
+	const dir = tmpdir();
+	const { 'refresh-token': tok } = await mock.ctl('add-user', { email: 'op@example.com' });
+	fs.writeFileSync(path.join(dir, 'tok'), `${tok}\n`, { mode: 0o600 });
+	const r = await ctl('--app', APP, 'login', '--token-file', path.join(dir, 'tok'));
+	check(r.status === 0, `login: ${r.status} ${r.stderr}`);
+	await waitFor(() => lines(/^instantd: notice: upstream 127\.0\.0\.1: reconnecting now \(new credentials or configuration\)/).length === 1,
+		'the reconnect after sign-in logged with its reason');
 	a.close();
 }, { daemons: [daemon] });
 
