@@ -274,7 +274,7 @@ config_parse_url(const struct config_ctx *x, const char *key, const char *v,
 	for (const char *q = v; *q != '\0'; q++)
 		if (isspace((unsigned char)*q) || iscntrl((unsigned char)*q))
 			return config_errorf(x, -EINVAL, "%s: '%s' is not a URL: it contains a "
-			    "blank (a comment after a value needs a blank before the '#')", key, v);
+			    "blank or a control character", key, v);
 	for (size_t i = 0; schemes[i] != NULL; i++) {
 		size_t n = strlen(schemes[i]);
 
