@@ -271,6 +271,10 @@ config_parse_url(const struct config_ctx *x, const char *key, const char *v,
 {
 	char *p;
 
+	for (const char *q = v; *q != '\0'; q++)
+		if (isspace((unsigned char)*q) || iscntrl((unsigned char)*q))
+			return config_errorf(x, -EINVAL, "%s: '%s' is not a URL: it contains a "
+			    "blank or a control character", key, v);
 	for (size_t i = 0; schemes[i] != NULL; i++) {
 		size_t n = strlen(schemes[i]);
 
@@ -496,6 +500,20 @@ config_trim(char *s)
 	return s;
 }
 
+/* A '#' at the start of a line or after whitespace starts a comment that runs
+ * to the end of the line, so "token-file = x   # note" means "x"; a '#' inside
+ * a word (a URL fragment) is kept. Returns s, cut at the comment. */
+static char *
+config_strip_comment(char *s)
+{
+	for (char *p = s; *p != '\0'; p++)
+		if (*p == '#' && (p == s || *(p - 1) == ' ' || *(p - 1) == '\t')) {
+			*p = '\0';
+			break;
+		}
+	return s;
+}
+
 /* Cross-key checks once everything is read. */
 static int
 config_check(struct instantd_config *c, const struct config_ctx *x0)
@@ -549,8 +567,8 @@ config_parse_file(struct instantd_config *c, FILE *f, const char *path, char **r
 		x.line++;
 		if (len > 0 && buf[len - 1] != '\n' && !feof(f))
 			return config_errorf(&x, -E2BIG, "line is longer than %d bytes", CONFIG_LINE_MAX);
-		line = config_trim(buf);
-		if (*line == '\0' || *line == '#' || *line == ';')
+		line = config_trim(config_strip_comment(buf));
+		if (*line == '\0' || *line == ';')
 			continue;
 
 		if (*line == '[') {

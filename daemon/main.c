@@ -18,6 +18,7 @@
 #include "daemon/notify.h"
 #include "daemon/sync.h"
 #include "daemon/upstream.h"
+#include "ipc/ipc-protocol.h"
 #include "ipc/ipc-server.h"
 #include "store/util.h"
 
@@ -30,6 +31,7 @@ struct daemon {
 	int verbose;
 	struct sync *sync;		/* owned */
 	struct ipc_server *ipc;		/* owned */
+	struct ipc_callbacks ipc_cb;	/* sync's, with the daemon's own ops in front */
 	int sigfd;			/* owned by lws once adopted */
 	lws_sorted_usec_list_t watchdog;
 	lws_sorted_usec_list_t status;
@@ -57,6 +59,9 @@ usage(FILE *f)
 	    "  -S, --server URL      default sync server, ws:// or wss:// URL of /runtime/session\n"
 	    "                        (default wss://api.instantdb.com/runtime/session)\n"
 	    "  -v, --verbose         log more; repeat for more detail\n"
+	    "      --check-config    read the configuration, print it as resolved (defaults,\n"
+	    "                        paths and overrides applied) and exit: 0 when it is\n"
+	    "                        valid, 1 with FILE:LINE: the problem when not\n"
 	    "  -f, --foreground      accepted for compatibility: instantd never forks\n"
 	    "  -h, --help            show this help and exit\n"
 	    "  -V, --version         show the version and exit\n"
@@ -67,6 +72,54 @@ usage(FILE *f)
 	    "\n"
 	    "Signals: SIGTERM/SIGINT stop cleanly (exit 0); SIGHUP reloads the configuration.\n"
 	    "Exit status: 0 clean stop, 1 start-up failure, 2 usage error.\n");
+}
+
+/* --check-config: the configuration as the daemon would run with it, in the
+ * file's own syntax, so a user sees what each line resolved to. */
+static void
+print_config(FILE *f, const struct instantd_config *c)
+{
+	const struct { const char *key; const char *val; } strs[] = {
+		{ "socket", c->socket_path }, { "state-dir", c->state_dir },
+		{ "server", c->server }, { "api-uri", c->api_uri }, { "ca-file", c->ca_file },
+		{ "log-level", log_level_to_string(c->log_level) },
+	};
+	const struct { const char *key; long long val; const char *unit; } nums[] = {
+		{ "max-message-bytes", (long long)c->max_message_bytes, "" },
+		{ "max-json-depth", c->max_json_depth, "" },
+		{ "max-output-bytes", (long long)c->max_output_bytes, "" },
+		{ "max-connections", c->max_connections, "" },
+		{ "max-subscriptions-per-connection", (long long)c->max_subscriptions_per_connection, "" },
+		{ "cache-budget-bytes", (long long)c->cache_budget_bytes, "" },
+		{ "max-database-bytes", (long long)c->max_database_bytes, "" },
+		{ "backoff-base-ms", c->backoff_base_ms, "" },
+		{ "backoff-cap-ms", c->backoff_cap_ms, "" },
+		{ "ping-interval", c->ping_interval_s, "s" },
+		{ "idle-timeout", c->idle_timeout_s, "s" },
+		{ "transact-timeout", c->transact_timeout_s, "s" },
+		{ "unsubscribe-grace-ms", c->unsubscribe_grace_ms, "" },
+	};
+
+	fprintf(f, "# instantd %s: configuration from %s\n", PACKAGE_VERSION,
+	    c->path != NULL ? c->path : "built-in defaults (no file)");
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+		if (strs[i].val != NULL)
+			fprintf(f, "%s = %s\n", strs[i].key, strs[i].val);
+	for (size_t i = 0; i < ELEMENTSOF(nums); i++)
+		fprintf(f, "%s = %lld%s\n", nums[i].key, nums[i].val, nums[i].unit);
+	for (size_t i = 0; i < c->n_profiles; i++) {
+		const struct profile_config *p = &c->profiles[i];
+
+		fprintf(f, "\n[profile %s]\napp-id = %s\n", p->name, p->app_id);
+		fprintf(f, "server = %s\n", p->server != NULL ? p->server : c->server);
+		fprintf(f, "api-uri = %s\n", p->api_uri != NULL ? p->api_uri : c->api_uri);
+		if (p->token_file != NULL)
+			fprintf(f, "token-file = %s\n", p->token_file);
+		else
+			fprintf(f, "# no token-file: a guest unless a program signs in\n");
+		if (p->ca_file != NULL || c->ca_file != NULL)
+			fprintf(f, "ca-file = %s\n", p->ca_file != NULL ? p->ca_file : c->ca_file);
+	}
 }
 
 static void
@@ -240,6 +293,68 @@ reload(void)
 	notify_ready(NULL);
 }
 
+/* ---- requests the daemon answers itself (no profile involved) ---- */
+
+static void
+op_set_log_level(struct ipc_conn *c, const cJSON *msg, const char *ceid)
+{
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "level"));
+	int level, previous = log_get_level();
+	cJSON *m;
+
+	/* ipc_protocol_check has made sure it is one of the five names. */
+	if (log_level_from_string(name, &level) < 0) {
+		(void)ipc_conn_send_error(c, ceid, IPC_ERR_INVALID_REQUEST, "unknown log level");
+		return;
+	}
+	log_set_level(level);
+	lws_set_log_level(log_lws_mask(level), log_lws_emit);
+	/* At notice so that the change itself shows at the default level. */
+	log_notice("log level set to %s (was %s) by pid %d; a reload or restart "
+	    "goes back to the configuration's", log_level_to_string(level),
+	    log_level_to_string(previous), (int)ipc_conn_pid(c));
+	m = cJSON_CreateObject();
+	if (m == NULL || !cJSON_AddStringToObject(m, "op", IPC_REPLY_SET_LOG_LEVEL_OK) ||
+	    (ceid != NULL && !cJSON_AddStringToObject(m, "client-event-id", ceid)) ||
+	    !cJSON_AddStringToObject(m, "level", log_level_to_string(level)) ||
+	    !cJSON_AddStringToObject(m, "previous", log_level_to_string(previous))) {
+		cJSON_Delete(m);
+		(void)ipc_conn_send_error(c, ceid, IPC_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	(void)ipc_conn_send(c, m);
+	cJSON_Delete(m);
+}
+
+static const struct {
+	const char *op;
+	void (*fn)(struct ipc_conn *c, const cJSON *msg, const char *ceid);
+} daemon_ops[] = {
+	{ IPC_OP_NAME_SET_LOG_LEVEL, op_set_log_level },
+};
+
+static void
+daemon_on_request(void *ud, struct ipc_conn *c, const cJSON *msg)
+{
+	const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "op"));
+	const char *ceid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg,
+	    "client-event-id"));
+
+	for (size_t i = 0; op != NULL && i < ELEMENTSOF(daemon_ops); i++)
+		if (strcmp(op, daemon_ops[i].op) == 0) {
+			daemon_ops[i].fn(c, msg, ceid);
+			return;
+		}
+	sync_ipc_callbacks.on_request(ud, c, msg);
+}
+
+static void
+daemon_on_refused(void *ud, uid_t uid, pid_t pid)
+{
+	log_warn("refused a connection from uid %u (pid %d): only uid %u may use %s",
+	    (unsigned)uid, (int)pid, (unsigned)geteuid(), D.cfg->socket_path);
+}
+
 static int
 signal_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -375,7 +490,10 @@ run(void)
 	lim.max_output = D.cfg->max_output_bytes;
 	lim.max_conns = (size_t)D.cfg->max_connections;
 	lim.max_subs_per_conn = D.cfg->max_subscriptions_per_connection;
-	r = ipc_server_new(D.vh, listen_fd, &lim, &sync_ipc_callbacks, D.sync, &D.ipc);
+	D.ipc_cb = sync_ipc_callbacks;
+	D.ipc_cb.on_request = daemon_on_request;
+	D.ipc_cb.on_refused = daemon_on_refused;
+	r = ipc_server_new(D.vh, listen_fd, &lim, &D.ipc_cb, D.sync, &D.ipc);
 	if (r < 0) {
 		log_error("cannot serve the socket: %s", strerror(-r));
 		return 1;
@@ -425,9 +543,11 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check-config", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	_cleanup_free_ char *err = NULL;
+	bool check_only = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:S:vfhV", opts, NULL)) != -1) {
@@ -438,6 +558,7 @@ main(int argc, char **argv)
 		case 'S': D.opt_server = optarg; break;
 		case 'v': D.verbose++; break;
 		case 'f': break;	/* always in the foreground; systemd does the rest */
+		case 'C': check_only = true; break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -462,7 +583,12 @@ main(int argc, char **argv)
 	r = apply_overrides(D.cfg, &err);
 	if (r < 0) {
 		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
-		return 2;
+		return check_only ? 1 : 2;
+	}
+	if (check_only) {
+		print_config(stdout, D.cfg);
+		config_free(D.cfg);
+		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	r = log_init("instantd", D.cfg->log_level);
 	if (r < 0)

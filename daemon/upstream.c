@@ -1530,7 +1530,8 @@ upstream_reconnect_now(struct upstream *u)
 {
 	if (u->stopping || !u->started || u->state == UPSTREAM_STOPPED)
 		return;
-	upstream_log(u, LOG_INFO, "upstream %s: reconnecting now", u->host);
+	upstream_log(u, LOG_NOTICE, "upstream %s: reconnecting now (new credentials or "
+	    "configuration)", u->host);
 	upstream_attempt(u);
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipc/instantctl-doctor.h"
 #include "ipc/instantd.h"
 #include "ipc/instantctl.h"
 
@@ -54,6 +55,10 @@ static const char ctl_usage_main[] =
 "  whoami                      Who the profile is signed in as\n"
 "  auth send-code EMAIL | sign-in ... | sign-out | whoami\n"
 "                              Sign the app's profile in or out\n"
+"  doctor [PROFILE...]         Check the setup step by step; say what is wrong\n"
+"                              and the command that fixes it\n"
+"  log-level LEVEL             Set the daemon's log level now (error, warning,\n"
+"                              notice, info, debug)\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH     Daemon socket (default $INSTANTD_SOCKET, else\n"
@@ -121,16 +126,6 @@ ctl_read_stdin(void)
 	return buf;
 }
 
-int
-ctl_exit_for(int r)
-{
-	if (r == -ETIMEDOUT) {
-		fprintf(stderr, "instantctl: timed out waiting for the daemon\n");
-		return EXIT_TIMEOUT;
-	}
-	fprintf(stderr, "instantctl: lost the connection to the daemon: %s\n", strerror(-r));
-	return EXIT_UNREACHABLE;
-}
 
 void
 ctl_print_json_line(const cJSON *msg)
@@ -156,23 +151,264 @@ ctl_print_pretty(const cJSON *v)
 	fflush(stdout);
 }
 
+/* ---- errors that name the cause and the fix ---- */
+
+/* What each error type of PROTOCOL.md means to a person, and what to do. The
+ * daemon's own message comes first; these add the cause and the fix. */
+static const struct {
+	const char *type;
+	const char *cause;	/* NULL: the daemon's message says it all */
+	const char *fix;	/* NULL: nothing to run */
+} ctl_error_texts[] = {
+	{ "invalid-json", "the daemon could not read the request as JSON",
+	  "a bug in the program that sent it (instantctl: please report it)" },
+	{ "too-large", "the request is longer than the daemon's message limit "
+	  "(max-message-bytes, 16 MiB unless configured)",
+	  "send less at once, or raise max-message-bytes in instantd.conf and reload "
+	  "(systemctl --user reload instantd)" },
+	{ "too-deep", "the JSON nests deeper than the daemon's limit (max-json-depth, 64 "
+	  "unless configured)",
+	  "nest less, or raise max-json-depth in instantd.conf and reload "
+	  "(systemctl --user reload instantd)" },
+	{ "invalid-utf8", "the request is not valid UTF-8", "send UTF-8 text" },
+	{ "too-many-connections", "the daemon already serves its connection limit "
+	  "(max-connections)",
+	  "close idle programs, or raise max-connections in instantd.conf" },
+	{ "invalid-op", NULL, "see instantctl --help and the protocol reference (PROTOCOL.md)" },
+	{ "invalid-request", NULL, NULL },
+	{ "not-initialized", "the request needs an app first", "pass --app APP_ID or --profile NAME" },
+	{ "invalid-query", "the query is not valid InstaQL", NULL },
+	{ "invalid-transaction", "the write cannot be turned into a valid transaction; "
+	  "nothing was queued", NULL },
+	{ "storage-full", "the disk of the daemon's state directory is full (or "
+	  "max-database-bytes is reached); nothing was queued",
+	  "free disk space (df -h ~/.local/state), or raise max-database-bytes" },
+	{ "offline", "the daemon cannot reach the server now",
+	  "writes stay queued and go out when it is back; instantctl doctor tells why" },
+	{ "not-found", NULL, NULL },
+	{ "permission-denied", "the server's permission rules refused it",
+	  "check the app's permission rules, or sign in as a user they allow (instantctl login)" },
+	{ "server-error", "the server refused the request", NULL },
+	{ "auth-failed", "the server did not accept the sign-in or the profile's refresh token",
+	  "sign in again: instantctl --app APP_ID login --email ADDRESS (or --guest)" },
+	{ "rate-limited", "the server refuses sign-in calls this often", "wait a minute, then try again" },
+	{ "app-not-found", "the server does not know this app id",
+	  "check the app id (--app, INSTANT_APP_ID or app-id in instantd.conf) and the server" },
+	{ "app-read-only", "the app accepts no writes now (for example an expired hosted app)",
+	  "queued writes wait; renew the app or point the profile at another server" },
+	{ "too-many-subscriptions", "this connection has the maximum number of subscriptions "
+	  "(max-subscriptions-per-connection)", "remove some, or raise the limit in instantd.conf" },
+	{ "timeout", "the server did not answer in time; a write stays queued",
+	  "instantctl status shows the connection; instantctl doctor tells why" },
+	{ "internal", "an unexpected failure inside the daemon",
+	  "see its log: journalctl --user -u instantd" },
+};
+
+static const char ctl_fix_start[] = "systemctl --user enable --now instantd.socket";
+
+/* The first framing error that answered no request (too-large, too-deep, ...):
+ * the daemon sends it and closes, so it explains the end of the stream. */
+static cJSON *ctl_fatal;
+
+static void
+ctl_on_error(struct instantd_client *c, const char *id, const char *type, const char *message,
+    const cJSON *msg, void *ud)
+{
+	static const char *const fatal[] = { "invalid-json", "too-large", "too-deep",
+	    "invalid-utf8", "too-many-connections" };
+
+	for (size_t i = 0; id == NULL && ctl_fatal == NULL && type != NULL &&
+	    i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		if (strcmp(type, fatal[i]) == 0)
+			ctl_fatal = cJSON_Duplicate(msg, 1);
+}
+
+static const char *
+ctl_str(const cJSON *o, const char *key)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* The daemon's status of the profile this command names, asked on a fresh
+ * connection (the command's own may be gone); NULL when it cannot be had
+ * within timeout_ms. *ret_alive tells whether the daemon answered at all. */
+static cJSON *
+ctl_probe_profile(int timeout_ms, bool *ret_alive)
+{
+	struct instantd_client *c = NULL;
+	cJSON *req, *reply = NULL, *found = NULL;
+	const cJSON *list, *e;
+
+	*ret_alive = false;
+	if (instantd_connect(opt.socket, &c) < 0)
+		return NULL;
+	req = ctl_req("status");
+	if (instantd_request_sync(c, req, timeout_ms, &reply) == 0 && !instantd_is_error(reply)) {
+		*ret_alive = true;
+		list = cJSON_GetObjectItemCaseSensitive(reply, "profiles");
+		cJSON_ArrayForEach(e, list) {
+			const char *app = ctl_str(e, "app-id"), *name = ctl_str(e, "profile");
+			const char *server = ctl_str(e, "server");
+
+			if ((opt.profile != NULL && name != NULL && strcmp(opt.profile, name) == 0) ||
+			    (opt.profile == NULL && opt.app_id != NULL && app != NULL &&
+			    strcmp(opt.app_id, app) == 0 && (opt.server == NULL ||
+			    (server != NULL && strcmp(opt.server, server) == 0)))) {
+				found = cJSON_Duplicate(e, 1);
+				break;
+			}
+		}
+	}
+	cJSON_Delete(req);
+	cJSON_Delete(reply);
+	instantd_free(c);
+	return found;
+}
+
+/* Why a profile is not online, in words, from its status: the type a person
+ * should read (not "offline" when the server refused us), the cause and the fix.
+ * False when the profile looks fine. */
+static bool
+ctl_explain_profile(const cJSON *st, const char **ret_type, char *cause, size_t n,
+    const char **ret_fix)
+{
+	const char *state = ctl_str(st, "state"), *err = ctl_str(st, "last-error");
+	const char *server = ctl_str(st, "server"), *app = ctl_str(st, "app-id");
+
+	if (state == NULL || strcmp(state, "authenticated") == 0)
+		return false;
+	server = server != NULL ? server : "the server";
+	if (strcmp(state, "app-not-found") == 0) {
+		*ret_type = "app-not-found";
+		snprintf(cause, n, "%s does not know app %s (%s)", server, app ? app : "?",
+		    err ? err : "init rejected");
+		*ret_fix = "check the app id (--app, INSTANT_APP_ID or app-id in instantd.conf) "
+		    "and the server it belongs to";
+	} else if (strcmp(state, "auth-failed") == 0 || strcmp(state, "signed-out") == 0) {
+		*ret_type = "auth-failed";
+		snprintf(cause, n, "%s refused this profile's refresh token (%s)", server,
+		    err ? err : "signed out");
+		*ret_fix = "sign in again: instantctl --app APP_ID login --email ADDRESS "
+		    "(or --guest, or --token-file FILE)";
+	} else if (err != NULL && strstr(err, "TLS") != NULL) {
+		*ret_type = "tls-failed";
+		snprintf(cause, n, "the TLS connection to %s failed: %s", server, err);
+		*ret_fix = "for a server with a private CA set ca-file = /path/to/ca.pem in "
+		    "instantd.conf; otherwise fix the server's certificate (or its host name)";
+	} else if (err != NULL && strstr(err, "DNS") != NULL) {
+		*ret_type = "offline";
+		snprintf(cause, n, "the server's name does not resolve: %s", err);
+		*ret_fix = "check the server URL (server = in instantd.conf) and the network";
+	} else {
+		*ret_type = "offline";
+		if (err != NULL)
+			snprintf(cause, n, "cannot reach %s: %s", server, err);
+		else
+			snprintf(cause, n, "cannot reach %s (%s)", server, state);
+		*ret_fix = "writes stay queued and go out when it is back; check the server "
+		    "URL and the network (instantctl doctor)";
+	}
+	return true;
+}
+
+static void
+ctl_print_cause(const char *type, const char *message, const char *cause, const char *fix)
+{
+	fprintf(stderr, "instantctl: %s: %s\n", type, message);
+	if (cause != NULL && strcmp(cause, message) != 0)
+		fprintf(stderr, "cause: %s\n", cause);
+	if (fix != NULL)
+		fprintf(stderr, "fix: %s\n", fix);
+}
+
 /* Report an error reply; returns EXIT_FAILED. */
 int
 ctl_report_error(const cJSON *msg)
 {
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(msg, "type");
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "message");
+	const char *type = ctl_str(msg, "type"), *m = ctl_str(msg, "message");
+	const char *cause = NULL, *fix = NULL;
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(msg, "hint");
+	char why[1024];
 
 	if (opt.json) {
 		ctl_print_json_line(msg);
 		return EXIT_FAILED;
 	}
-	fprintf(stderr, "instantctl: %s: %s\n", cJSON_IsString(t) ? t->valuestring : "error",
-	    cJSON_IsString(m) ? m->valuestring : "(no message)");
-	if (cJSON_IsString(h))
+	type = type != NULL ? type : "error";
+	m = m != NULL ? m : "(no message)";
+	for (size_t i = 0; i < sizeof(ctl_error_texts) / sizeof(ctl_error_texts[0]); i++)
+		if (strcmp(type, ctl_error_texts[i].type) == 0) {
+			cause = ctl_error_texts[i].cause;
+			fix = ctl_error_texts[i].fix;
+		}
+	/* "offline" and "timeout" are what the daemon sees; the profile's state says
+	 * whether the server refused us (unknown app, token) or TLS failed. */
+	if (strcmp(type, "offline") == 0 || strcmp(type, "timeout") == 0) {
+		bool alive;
+		cJSON *st = ctl_probe_profile(2000, &alive);
+		const char *t2;
+
+		if (st != NULL && ctl_explain_profile(st, &t2, why, sizeof(why), &fix)) {
+			if (strcmp(type, "offline") == 0)
+				type = t2;
+			cause = why;
+		}
+		cJSON_Delete(st);
+	}
+	ctl_print_cause(type, m, cause, fix);
+	if (cJSON_IsObject(h)) {
+		char *hs = cJSON_PrintUnformatted(h);
+
+		if (hs != NULL)
+			fprintf(stderr, "hint: %s\n", hs);
+		cJSON_free(hs);
+	} else if (cJSON_IsString(h))
 		fprintf(stderr, "hint: %s\n", h->valuestring);
 	return EXIT_FAILED;
+}
+
+/* A request failed without an answer: the daemon closed, broke, or was silent. */
+int
+ctl_exit_for(int r)
+{
+	char why[1024];
+	bool alive;
+	cJSON *st;
+
+	if (ctl_fatal != NULL) {
+		/* The daemon said why before it closed. */
+		int e = ctl_report_error(ctl_fatal);
+
+		cJSON_Delete(ctl_fatal);
+		ctl_fatal = NULL;
+		return e;
+	}
+	if (r == -ETIMEDOUT) {
+		const char *type, *fix = NULL;
+
+		st = ctl_probe_profile(1000, &alive);
+		if (!alive) {
+			fprintf(stderr, "instantctl: timeout: the daemon did not answer within %d ms\n"
+			    "cause: instantd is stuck or overloaded\n"
+			    "fix: see its log (journalctl --user -u instantd), then "
+			    "systemctl --user restart instantd\n", opt.timeout_ms);
+		} else if (st != NULL && ctl_explain_profile(st, &type, why, sizeof(why), &fix)) {
+			fprintf(stderr, "instantctl: timeout: no answer from the server within %d ms "
+			    "(the daemon is up)\ncause: %s\nfix: %s\n", opt.timeout_ms, why, fix);
+		} else {
+			fprintf(stderr, "instantctl: timeout: no answer from the server within %d ms "
+			    "(the daemon is up and connected)\nfix: try again with a longer "
+			    "--timeout; queued writes are kept\n", opt.timeout_ms);
+		}
+		cJSON_Delete(st);
+		return EXIT_TIMEOUT;
+	}
+	/* EPIPE is the daemon closing: its name would only mislead. */
+	fprintf(stderr, "instantctl: the daemon closed the connection%s%s%s\n"
+	    "cause: instantd stopped or restarted meanwhile\n"
+	    "fix: systemctl --user status instantd; to start it: %s\n", r == -EPIPE ? "" : " (",
+	    r == -EPIPE ? "" : strerror(-r), r == -EPIPE ? "" : ")", ctl_fix_start);
+	return EXIT_UNREACHABLE;
 }
 
 /* Print fields as "key: value" lines, nested objects as "key.sub: value". */
@@ -249,11 +485,18 @@ ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 			    "INSTANTD_SOCKET, or pass --socket\n");
 			return EXIT_UNREACHABLE;
 		}
-		fprintf(stderr, "instantctl: cannot reach instantd at %s: %s\n",
-		    opt.socket != NULL ? opt.socket : path, strerror(-r));
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			fprintf(stderr, "instantctl: instantd is not running: nothing listens on %s (%s)\n"
+			    "fix: %s (or run instantd by hand)\n", opt.socket != NULL ? opt.socket : path,
+			    strerror(-r), ctl_fix_start);
+		else
+			fprintf(stderr, "instantctl: cannot reach instantd at %s: %s%s\n",
+			    opt.socket != NULL ? opt.socket : path, strerror(-r),
+			    r == -EACCES || r == -EPERM ? " (the socket belongs to another user?)" : "");
 		free(path);
 		return EXIT_UNREACHABLE;
 	}
+	instantd_set_callbacks(c, &(const struct instantd_callbacks){ .on_error = ctl_on_error }, NULL);
 	if (!have_app) {
 		*ret = c;	/* status of every profile, no init */
 		return EXIT_OK;
@@ -450,7 +693,30 @@ struct ctl_stream {
 	bool done;
 	long count;		/* stop after this many results/events; 0 = never */
 	long seen;
+	bool explain_wait;	/* say why when the first result is slow (watch) */
 };
+
+static int64_t ctl_now_ms(void);
+
+/* A watch whose query is not cached waits for the server: after a few seconds
+ * without a result, say once why the server is not answering (when it is not). */
+static void
+ctl_stream_explain_wait(struct ctl_stream *st, int64_t started)
+{
+	const char *type, *fix = NULL;
+	char why[1024];
+	bool alive;
+	cJSON *p;
+
+	if (!st->explain_wait || st->seen > 0 || ctl_now_ms() - started < 3000)
+		return;
+	st->explain_wait = false;
+	p = ctl_probe_profile(1000, &alive);
+	if (p != NULL && ctl_explain_profile(p, &type, why, sizeof(why), &fix))
+		fprintf(stderr, "instantctl: waiting for the first result (not cached): %s: %s\n"
+		    "fix: %s\n", type, why, fix);
+	cJSON_Delete(p);
+}
 
 static void
 ctl_stream_message(struct instantd_client *c, const cJSON *msg, void *ud)
@@ -503,7 +769,8 @@ ctl_stream_disconnect(struct instantd_client *c, int reason, void *ud)
 	struct ctl_stream *st = ud;
 
 	if (!st->done) {
-		fprintf(stderr, "instantctl: the daemon closed the connection\n");
+		fprintf(stderr, "instantctl: the daemon closed the connection\n"
+		    "fix: systemctl --user status instantd; to start it: %s\n", ctl_fix_start);
 		st->exit_code = EXIT_UNREACHABLE;
 		st->done = true;
 	}
@@ -519,6 +786,8 @@ ctl_stream(struct instantd_client *c, struct ctl_stream *st, cJSON *req)
 	};
 	int r;
 
+	int64_t started = ctl_now_ms();
+
 	instantd_set_callbacks(c, &cb, st);
 	r = instantd_send(c, req, NULL);
 	if (r < 0)
@@ -527,6 +796,7 @@ ctl_stream(struct instantd_client *c, struct ctl_stream *st, cJSON *req)
 		r = instantd_wait(c, 1000);
 		if (r < 0 && !st->done)
 			return ctl_exit_for(r);
+		ctl_stream_explain_wait(st, started);
 	}
 	return st->exit_code;
 }
@@ -548,7 +818,7 @@ ctl_watch(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct ctl_stream st = { 0 };
+	struct ctl_stream st = { .explain_wait = true };
 	struct instantd_client *c;
 	cJSON *q, *req;
 	int ch, r;
@@ -1144,6 +1414,61 @@ ctl_whoami(int argc, char **argv)
 	return ctl_simple(ctl_req("whoami"), ctl_print_fields);
 }
 
+/* ---- log-level ---- */
+
+static const char ctl_usage_log_level[] =
+"Usage: instantctl [OPTIONS] log-level LEVEL\n"
+"\n"
+"Change how much the daemon logs, at once and without a restart. LEVEL is\n"
+"error, warning, notice (the default), info or debug. The configuration's\n"
+"log-level applies again after a reload (SIGHUP) or a restart.\n";
+
+static void
+ctl_print_log_level(const cJSON *reply)
+{
+	const char *level = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "level"));
+	const char *prev = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "previous"));
+
+	printf("log level: %s (was %s)\n", level != NULL ? level : "?", prev != NULL ? prev : "?");
+	fflush(stdout);
+}
+
+static int
+ctl_log_level(int argc, char **argv)
+{
+	static const char *const levels[] = { "error", "warning", "notice", "info", "debug" };
+	cJSON *req;
+
+	if (ctl_wants_help(argc, argv)) {
+		fputs(ctl_usage_log_level, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 2)
+		return ctl_usage_error("%s", "log-level needs one LEVEL (error, warning, notice, "
+		    "info, debug)");
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(argv[1], levels[i]) == 0) {
+			req = ctl_req("set-log-level");
+			cJSON_AddStringToObject(req, "level", argv[1]);
+			/* A daemon-wide setting: no app, no init. */
+			opt.app_id = NULL;
+			opt.profile = NULL;
+			return ctl_simple_opt(req, ctl_print_log_level, true);
+		}
+	return ctl_usage_error("unknown log level '%s' (error, warning, notice, info, debug)",
+	    argv[1]);
+}
+
+/* ---- doctor (ipc/instantctl-doctor.c) ---- */
+
+static int
+ctl_doctor(int argc, char **argv)
+{
+	const struct ctl_doctor_options o = { .socket = opt.socket, .timeout_ms = opt.timeout_ms };
+
+	return ctl_doctor_main(argc, argv, &o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1177,6 +1502,8 @@ main(int argc, char **argv)
 		{ "profiles", ctl_profiles },
 		{ "forget", ctl_forget },
 		{ "cache", ctl_cache },
+		{ "log-level", ctl_log_level },
+		{ "doctor", ctl_doctor },
 	};
 	struct sigaction sa = { .sa_handler = ctl_on_signal };
 	int ch;

@@ -70,7 +70,10 @@ int instantd_fd(const struct instantd_client *c);
  * -EMSGSIZE when one is too large; on_disconnect has then been called. */
 int instantd_dispatch(struct instantd_client *c);
 /* Write pending output without blocking. 0 when everything went out,
- * -EAGAIN when some is still pending (wait for POLLOUT), or an error. */
+ * -EAGAIN when some is still pending (wait for POLLOUT), or an error. When
+ * the daemon has stopped reading (EPIPE, e.g. after a fatal too-large error)
+ * the output is dropped and 0 returned: reading then delivers the daemon's
+ * last messages and -EPIPE. */
 int instantd_flush(struct instantd_client *c);
 bool instantd_wants_write(const struct instantd_client *c);
 /* True when complete messages are already buffered (left over after

@@ -34,6 +34,7 @@ static const char *const ipc_protocol_op_names[_IPC_OP_MAX] = {
 	[IPC_OP_FORGET_PROFILE] = IPC_OP_NAME_FORGET_PROFILE,
 	[IPC_OP_EXPORT_CACHE] = IPC_OP_NAME_EXPORT_CACHE,
 	[IPC_OP_CLEAR_CACHE] = IPC_OP_NAME_CLEAR_CACHE,
+	[IPC_OP_SET_LOG_LEVEL] = IPC_OP_NAME_SET_LOG_LEVEL,
 };
 
 const char *const ipc_protocol_error_types[] = {
@@ -56,6 +57,7 @@ const char *const ipc_protocol_reply_names[] = {
 	IPC_REPLY_SERVER_BROADCAST, IPC_REPLY_STATUS, IPC_REPLY_ERROR,
 	IPC_REPLY_SEND_MAGIC_CODE_OK, IPC_REPLY_SIGN_IN_OK, IPC_REPLY_SIGN_OUT_OK, IPC_REPLY_WHOAMI,
 	IPC_REPLY_PROFILES, IPC_REPLY_FORGET_PROFILE_OK, IPC_REPLY_CACHE, IPC_REPLY_CLEAR_CACHE_OK,
+	IPC_REPLY_SET_LOG_LEVEL_OK,
 	NULL,
 };
 
@@ -313,6 +315,20 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 	case IPC_OP_CLEAR_CACHE:
 		FIELD("profile", F_STRING, true);
 		break;
+	case IPC_OP_SET_LOG_LEVEL: {
+		static const char *const levels[] = { "error", "warning", "notice", "info", "debug" };
+		const char *l;
+		bool known = false;
+
+		FIELD("level", F_STRING, true);
+		l = member(msg, "level")->valuestring;
+		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+			known = known || strcmp(l, levels[i]) == 0;
+		if (!known)
+			return fail(-EINVAL, ret_err, "%s: \"level\" must be one of error, warning, "
+			    "notice, info, debug (got \"%.64s\")", name, l);
+		break;
+	}
 	default:
 		return fail(-EOPNOTSUPP, ret_err, "unknown op \"%.64s\"", name);
 	}

@@ -36,6 +36,7 @@ enum ipc_op {
 	IPC_OP_FORGET_PROFILE,
 	IPC_OP_EXPORT_CACHE,
 	IPC_OP_CLEAR_CACHE,
+	IPC_OP_SET_LOG_LEVEL,
 	_IPC_OP_MAX,
 	_IPC_OP_INVALID = -1,
 };
@@ -62,6 +63,7 @@ enum ipc_op {
 #define IPC_OP_NAME_FORGET_PROFILE	"forget-profile"
 #define IPC_OP_NAME_EXPORT_CACHE	"export-cache"
 #define IPC_OP_NAME_CLEAR_CACHE		"clear-cache"
+#define IPC_OP_NAME_SET_LOG_LEVEL	"set-log-level"
 
 /* Replies and pushes (daemon → app). */
 #define IPC_REPLY_INIT_OK		"init-ok"
@@ -89,6 +91,7 @@ enum ipc_op {
 #define IPC_REPLY_FORGET_PROFILE_OK	"forget-profile-ok"
 #define IPC_REPLY_CACHE			"cache"
 #define IPC_REPLY_CLEAR_CACHE_OK	"clear-cache-ok"
+#define IPC_REPLY_SET_LOG_LEVEL_OK	"set-log-level-ok"
 #define IPC_REPLY_ERROR			"error"
 
 /* Error types ("type" of an "error" message). */

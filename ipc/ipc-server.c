@@ -705,9 +705,14 @@ ipc_server_accept(struct ipc_server *s)
 			}
 			return;		/* EAGAIN and anything else: wait for the next wakeup */
 		}
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-		    cred.uid != geteuid()) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 			close(fd);
+			continue;
+		}
+		if (cred.uid != geteuid()) {
+			close(fd);
+			if (s->cb->on_refused != NULL)
+				s->cb->on_refused(s->ud, cred.uid, cred.pid);
 			continue;
 		}
 		if (s->n_conns >= s->lim.max_conns) {

@@ -41,6 +41,9 @@ struct ipc_callbacks {
 	void (*on_request)(void *ud, struct ipc_conn *c, const cJSON *msg);
 	/* The conn is about to be freed; do not send to it any more. */
 	void (*on_close)(void *ud, struct ipc_conn *c);
+	/* Optional: a peer running as another uid (SO_PEERCRED) connected and
+	 * was closed at once, unanswered; pid is 0 when unknown. For the log. */
+	void (*on_refused)(void *ud, uid_t uid, pid_t pid);
 };
 
 /* The entries the daemon must put in its vhost's protocols array (in this

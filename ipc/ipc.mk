@@ -14,8 +14,11 @@ libinstantd_la_LIBADD = $(CJSON_LIBS)
 libinstantd_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0
 
 bin_PROGRAMS += instantctl
-instantctl_SOURCES = instantctl.c instantctl.h instantctl-status.c instantctl-store.c
-instantctl_LDADD = libinstantd.la $(CJSON_LIBS)
+instantctl_SOURCES = instantctl.c instantctl.h instantctl-status.c instantctl-store.c \
+	instantctl-doctor.c instantctl-doctor.h
+# doctor does its own DNS, TCP and TLS checks, with the daemon's TLS library.
+instantctl_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) -DSYSTEMD_USER_UNIT_DIR='"$(systemduserunitdir)"'
+instantctl_LDADD = libinstantd.la $(CJSON_LIBS) $(OPENSSL_LIBS)
 
 noinst_PROGRAMS = example-watch
 example_watch_SOURCES = example-watch.c

@@ -198,6 +198,14 @@ instantd_flush(struct instantd_client *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return -EAGAIN;
+			if (errno == EPIPE) {
+				/* The daemon stopped reading, typically after a fatal
+				 * error (too-large) that is waiting unread in our input:
+				 * drop the output and let the reader deliver that error
+				 * and then the end of the stream. */
+				c->out_off = c->out_len = 0;
+				return 0;
+			}
 			instantd_mark_closed(c, -errno);
 			return c->close_reason;
 		}
@@ -473,7 +481,10 @@ instantd_dispatch(struct instantd_client *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return count;
-			instantd_mark_closed(c, -errno);
+			/* A Unix socket reports a close with our data still
+			 * unread as a reset (after the data it did send): to
+			 * the caller that is the daemon closing, as at EOF. */
+			instantd_mark_closed(c, errno == ECONNRESET ? -EPIPE : -errno);
 			return c->close_reason;
 		}
 		if (n == 0) {

@@ -1,7 +1,7 @@
 # fish completion for instantctl(1): global options, commands, and each
 # command's subcommands, options and profile names.
 
-set -l commands status profiles forget cache query watch transact mutations rooms login logout whoami auth
+set -l commands status profiles forget cache query watch transact mutations rooms login logout whoami auth doctor log-level
 
 # Profile names from the configuration file, if there is one.
 function __instantctl_profiles
@@ -34,6 +34,8 @@ complete -c instantctl -n "not __fish_seen_subcommand_from $commands" -a login -
 complete -c instantctl -n "not __fish_seen_subcommand_from $commands" -a logout -d 'Sign out and forget the token'
 complete -c instantctl -n "not __fish_seen_subcommand_from $commands" -a whoami -d 'Who the profile is signed in as'
 complete -c instantctl -n "not __fish_seen_subcommand_from $commands" -a auth -d 'Sign in or out step by step'
+complete -c instantctl -n "not __fish_seen_subcommand_from $commands" -a doctor -d "Check the configuration, the daemon and each profile's server"
+complete -c instantctl -n "not __fish_seen_subcommand_from $commands" -a log-level -d "Change the daemon's log level"
 
 complete -c instantctl -n '__fish_seen_subcommand_from status' -s w -l watch -d 'Follow changes'
 complete -c instantctl -n '__fish_seen_subcommand_from status' -s n -l count -x -d 'Exit after N changes'
@@ -46,6 +48,8 @@ complete -c instantctl -n '__fish_seen_subcommand_from watch' -s n -l count -x -
 complete -c instantctl -n '__fish_seen_subcommand_from transact' -l steps -d 'OPS are raw tx-steps'
 complete -c instantctl -n '__fish_seen_subcommand_from transact' -l wait -d 'Wait for the server'
 complete -c instantctl -n '__fish_seen_subcommand_from mutations; and not __fish_seen_subcommand_from list retry discard' -a 'list retry discard'
+complete -c instantctl -n '__fish_seen_subcommand_from doctor' -a '(__instantctl_profiles)'
+complete -c instantctl -n '__fish_seen_subcommand_from log-level; and not __fish_seen_subcommand_from error warning notice info debug' -a 'error warning notice info debug'
 complete -c instantctl -n '__fish_seen_subcommand_from rooms; and not __fish_seen_subcommand_from join broadcast' -a 'join broadcast'
 complete -c instantctl -n '__fish_seen_subcommand_from rooms; and __fish_seen_subcommand_from join' -l type -x -d 'Room type'
 complete -c instantctl -n '__fish_seen_subcommand_from rooms; and __fish_seen_subcommand_from join' -l presence -x -d 'Presence JSON'

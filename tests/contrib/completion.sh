@@ -17,7 +17,7 @@ bash -n "$f" || fail "syntax error in $f"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/instantd-completion.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 mkdir -p "$tmp/instantd"
-printf '[profile notes]\napp-id = x\n\n[ profile  work ]\napp-id = y\n' > "$tmp/instantd/instantd.conf"
+printf '[profile notes]\napp-id = x\n\n[ profile  work ]   # a comment\napp-id = y\n' > "$tmp/instantd/instantd.conf"
 
 out=$(XDG_CONFIG_HOME=$tmp bash --norc --noprofile -c '
 	. "$1"
@@ -49,10 +49,13 @@ out=$(XDG_CONFIG_HOME=$tmp bash --norc --noprofile -c '
 	c instantctl cache ""
 	c instantctl cache export ""
 	c instantctl cache clear w
+	c instantctl log-level ""
+	c instantctl log-level d
+	c instantctl doctor ""
 	complete -p instantctl
 ' sh "$f") || fail "sourcing $f failed"
 
-commands='status profiles forget cache query watch transact mutations rooms login logout whoami auth'
+commands='status profiles forget cache query watch transact mutations rooms login logout whoami auth doctor log-level'
 expect="$commands
 mutations
 list retry discard
@@ -80,6 +83,9 @@ notes work
 export clear
 notes work
 work
+error warning notice info debug
+debug
+notes work
 complete -F _instantctl instantctl"
 if [ "$out" != "$expect" ]; then
 	printf 'got:\n%s\nwant:\n%s\n' "$out" "$expect" >&2

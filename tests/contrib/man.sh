@@ -52,7 +52,7 @@ done
 # instantctl(1) describes every command and global option instantctl has
 # (the tagged paragraph heading after .TP names it).
 tp=$(awk 'prev == ".TP" { print } { prev = $0 }' "$mandir/instantctl.1")
-for c in status profiles forget query watch transact mutations rooms login logout whoami auth; do
+for c in status profiles forget query watch transact mutations rooms login logout whoami auth doctor log\\\\-level; do
 	printf '%s\n' "$tp" | grep -q "^\.B[IR]\? \"\?$c\( \|\"\|\$\)" ||
 		fail "instantctl(1) does not describe the command '$c'"
 done
@@ -70,7 +70,7 @@ for gone in '^\.BI\? broadcast' '^\.B \\-\\-wait$'; do
 		fail "instantctl(1) describes something instantctl lacks ($gone)"
 	fi
 done
-for o in config socket state\\\\-dir verbose help version foreground; do
+for o in config socket state\\\\-dir verbose help version foreground check\\\\-config; do
 	grep -q "\\\\-\\\\-$o" "$mandir/instantd.8" || fail "instantd(8) does not describe --$o"
 done
 echo "man: ok ($n configuration keys documented)"

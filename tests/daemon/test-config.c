@@ -279,6 +279,20 @@ test_every_key(void)
 	}
 	config_free(c);
 
+	/* A '#' after a blank starts a comment; one inside a word does not. */
+	write_file(path_in_tmp("comment.conf"), "server = ws://127.0.0.1:9/x#frag # the mock\n"
+	    "log-level = debug\t# more\n[profile p]   # the section\n"
+	    "app-id = 8f3a2b1c-4d5e-4f60-9a7b-1c2d3e4f5a6b # an app\n", 0644);
+	CHECK_INT(config_load(path_in_tmp("comment.conf"), &c, &err), 0);
+	if (c != NULL) {
+		CHECK_STR(c->server, "ws://127.0.0.1:9/x#frag");
+		CHECK_INT(c->log_level, LOG_DEBUG);
+		CHECK_INT(c->n_profiles, 1);
+		if (c->n_profiles == 1)
+			CHECK_STR(c->profiles[0].app_id, "8f3a2b1c-4d5e-4f60-9a7b-1c2d3e4f5a6b");
+	}
+	config_free(c);
+
 	/* "~/" expands to HOME. */
 	setenv("HOME", "/home/tilde", 1);
 	write_file(path_in_tmp("tilde.conf"), "state-dir = ~/st\n", 0644);
@@ -324,6 +338,7 @@ static void
 test_errors(void)
 {
 	check_error("log-level = info\nfoo = 1\n", 2, "unknown key 'foo'");
+	check_error("server = ws://h/x#not-a-comment   more\n", 1, "server: 'ws://h/x#not-a-comment   more' is not a URL");
 	check_error("\n\n\nmax-message-bytes = 12X\n", 4, "max-message-bytes: invalid size '12X'");
 	check_error("max-json-depth = 0\n", 1, "max-json-depth: invalid number '0'");
 	check_error("max-connections = ten\n", 1, "max-connections: invalid number 'ten'");

@@ -33,7 +33,9 @@ export const FAST_CONFIG = 'backoff-base-ms = 50\nbackoff-cap-ms = 500\nunsubscr
 
 // One daemon with its own runtime and state directories.
 export class Daemon {
-	constructor({ server, dir = tmpdir(), extraArgs = [], env = {}, config = FAST_CONFIG } = {}) {
+	// verbose: how many -v (2: debug; 0 keeps the default level, notice).
+	constructor({ server, dir = tmpdir(), extraArgs = [], env = {}, config = FAST_CONFIG, verbose = 2 } = {}) {
+		this.verbose = verbose;
 		this.server = server;
 		this.dir = dir;
 		fs.mkdirSync(path.join(dir, 'config', 'instantd'), { recursive: true });
@@ -48,7 +50,7 @@ export class Daemon {
 	}
 
 	async start() {
-		const args = ['--socket', this.socket, '--state-dir', this.stateDir, '-v', '-v'];
+		const args = ['--socket', this.socket, '--state-dir', this.stateDir, ...Array(this.verbose).fill('-v')];
 		if (this.server) args.push('--server', this.server);
 		args.push(...this.extraArgs);
 		const env = { ...process.env };

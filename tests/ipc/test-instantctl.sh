@@ -115,4 +115,12 @@ for i in $(seq 1 100); do [ -S "$dir/mute" ] && break; sleep 0.05; done
 check 4 "timeout" -- "$ctl" --socket "$dir/mute" --app a --timeout 200 status
 kill $mute 2>/dev/null; wait $mute 2>/dev/null
 
+# Every error type of the protocol has a cause and fix in instantctl's table.
+src=${top_srcdir:-../..}
+types=$(sed -n 's/^| `\([a-z0-9-]*\)` | .*/\1/p' "$src/ipc/PROTOCOL.md")
+[ "$(echo "$types" | wc -w)" -ge 22 ] || { echo "FAIL: no error table in PROTOCOL.md"; fail=1; }
+for t in $types; do
+	grep -q "{ \"$t\", " "$src/ipc/instantctl.c" || { echo "FAIL: instantctl has no text for error type $t"; fail=1; }
+done
+
 exit $fail

@@ -47,7 +47,7 @@ main(void)
 		n = 0;
 		for (const char *const *p = ipc_protocol_reply_names; *p != NULL; p++)
 			n++;
-		CHECK_INT(n, 26);
+		CHECK_INT(n, 27);
 	}
 	CHECK_STR(ipc_protocol_error_type(-EBADMSG), "invalid-op");
 	CHECK_STR(ipc_protocol_error_type(-EOPNOTSUPP), "invalid-op");
@@ -156,5 +156,11 @@ main(void)
 	CHECK_INT(check("{\"op\":\"clear-cache\",\"profile\":\"notes\"}"), 0);
 	CHECK_INT(check("{\"op\":\"list-mutations\",\"attr-names\":true}"), 0);
 	CHECK_INT(check("{\"op\":\"list-mutations\",\"attr-names\":\"yes\"}"), -EINVAL);
+	/* set-log-level: one of the five level names */
+	CHECK_INT(check("{\"op\":\"set-log-level\",\"level\":\"debug\"}"), 0);
+	CHECK_INT(check("{\"op\":\"set-log-level\",\"level\":\"warning\"}"), 0);
+	CHECK_INT(check("{\"op\":\"set-log-level\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"set-log-level\",\"level\":\"loud\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"set-log-level\",\"level\":7}"), -EINVAL);
 	return tap_done();
 }
