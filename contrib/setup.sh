@@ -15,7 +15,7 @@ mode=${1:-deps}
 APT_PACKAGES="build-essential autoconf automake libtool pkg-config
 libsqlite3-dev libwebsockets-dev libcjson-dev libssl-dev libsystemd-dev
 systemd sqlite3 openssl ca-certificates nodejs npm clang valgrind python3
-groff-base man-db"
+groff-base man-db zsh fish"
 
 need_pkgs=""
 for p in $APT_PACKAGES; do

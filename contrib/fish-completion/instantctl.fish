@@ -6,7 +6,7 @@ set -l commands status profiles forget cache query watch transact mutations room
 # Profile names from the configuration file, if there is one.
 function __instantctl_profiles
     set -l conf (set -q XDG_CONFIG_HOME; and echo $XDG_CONFIG_HOME; or echo $HOME/.config)/instantd/instantd.conf
-    test -r $conf; and sed -n 's/^[[:space:]]*\[[[:space:]]*profile[[:space:]]\{1,\}\([^]]*[^][:space:]]\)[[:space:]]*\][[:space:]]*$/\1/p' $conf
+    test -r $conf; and sed -n 's/^[[:space:]]*\[[[:space:]]*profile[[:space:]]\{1,\}\([^]]*[^][:space:]]\)[[:space:]]*\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' $conf
 end
 
 complete -c instantctl -f
