@@ -969,9 +969,12 @@ static void profile_flush_cb(lws_sorted_usec_list_t *sul);
  * resend it after the restart as a first send, and a create would fail
  * although it is on the server. The marks of a whole pump go in one commit
  * (writes sent as soon as they are committed are marked in their group
- * commit instead, profile_flush_cb). Treating every entry found at start-up
- * as possibly sent would be simpler but is not equivalent: writes queued
- * offline, never sent, would lose the create check on their first send. */
+ * commit instead, profile_flush_cb). A mark whose send then did not happen
+ * (the session broke, or a crash right after the commit) errs on the safe
+ * side: that write replays after a restart although it was never sent.
+ * Treating every entry found at start-up as possibly sent would be simpler
+ * but is not equivalent: writes queued offline, never sent, would lose the
+ * create check on their first send. */
 static int
 profile_mark_unsent(struct profile *p)
 {
