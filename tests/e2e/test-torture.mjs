@@ -60,11 +60,11 @@ class Program {
 		const alive = [...this.scratch].filter(([, x]) => x.acked && !x.gone).map(([sid]) => sid);
 		const victim = alive.length ? alive[Math.floor(rand() * alive.length)] : null;
 		const f = rand();
-		if (victim && f < 0.3) {
+		if (victim && f < 0.4) {
 			w.touch = victim;
 			w.ops.push(['update', 'scratch', victim, { touched: seq }, { upsert: false }]);
 		}
-		if (victim && (f < 0.15 || (f >= 0.3 && f < 0.45))) {
+		if (victim && (f < 0.08 || (f >= 0.4 && f < 0.5))) {
 			w.del = victim;
 			w.ops.push(['delete', 'scratch', victim]);
 			this.scratch.get(victim).gone = true;
@@ -169,15 +169,17 @@ await scenario(`torture: ${KILLS} SIGKILLs, ${PROGRAMS} writers, a flaky server,
 	const cursorOf = new Map();
 	const links = new Set();
 	const scratch = new Set();
+	const touched = new Map();
 	for (const [e, a, v] of dump.triples) {
 		const label = labelOf.get(a);
 		if (label === 'tortured.seq') seqOf.set(e, v);
 		else if (label === 'cursors.seq') cursorOf.set(e, v);
 		else if (label === 'hubs.members') links.add(`${e} ${v}`);
 		else if (label === 'scratch.id') scratch.add(e);
+		else if (label === 'scratch.touched') touched.set(e, v);
 	}
 	let acked = 0;
-	const counts = { links: 0, unlinks: 0, scratch: 0, deletes: 0 };
+	const counts = { links: 0, unlinks: 0, scratch: 0, updates: 0, deletes: 0 };
 	for (const p of programs) {
 		const unlinkSent = new Set(p.writes.filter((w) => w.unlink !== undefined).map((w) => w.unlink));
 		const deleteSent = new Set(p.writes.filter((w) => w.del).map((w) => w.del));
@@ -198,6 +200,11 @@ await scenario(`torture: ${KILLS} SIGKILLs, ${PROGRAMS} writers, a flaky server,
 				counts.scratch++;
 				check(scratch.has(w.scratch), `program ${p.i} write ${seq}: its scratch entity exists`);
 			}
+			if (w.touch && !deleteSent.has(w.touch)) {
+				counts.updates++;
+				// Writes land in order: the last update to land is this one or a later one.
+				check(touched.get(w.touch) >= seq, `program ${p.i} write ${seq}: its update is on the server`);
+			}
 			if (w.del) {
 				counts.deletes++;
 				check(!scratch.has(w.del), `program ${p.i} write ${seq}: its delete is on the server`);
@@ -212,7 +219,7 @@ await scenario(`torture: ${KILLS} SIGKILLs, ${PROGRAMS} writers, a flaky server,
 	}
 	console.log(`# torture: ${KILLS} kills, ${faults} server faults, ${losses} lost acknowledgements armed, ` +
 		`${programs.reduce((n, p) => n + p.seq, 0)} writes sent, ${acked} acknowledged, all ${acked} on the server ` +
-		`(${counts.links} links, ${counts.unlinks} unlinks, ${counts.scratch} scratch creates, ${counts.deletes} deletes checked), ` +
+		`(${counts.links} links, ${counts.unlinks} unlinks, ${counts.scratch} scratch creates, ${counts.updates} updates, ${counts.deletes} deletes checked), ` +
 		`${replayed} applied twice or more, none failed, outbox empty`);
 	c.close();
 }, { daemons: [daemon], timeoutMs: Math.max(300000, KILLS * 3000) });
