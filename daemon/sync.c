@@ -38,7 +38,8 @@ struct mutation {
 	TAILQ_ENTRY(mutation) entry;
 	struct db_mutation *m;		/* owned */
 	bool sent;			/* sent on the current upstream session */
-	bool ever_sent;			/* sent on some session: a replay may repeat it */
+	bool ever_sent;			/* may have reached the server: a resend is a replay */
+	bool marked;			/* the database knows it may have been sent */
 	int64_t sent_us;		/* monotonic time of the last send */
 	int64_t confirmed_us;		/* monotonic time of transact-ok */
 	struct client *origin;		/* borrowed; cleared when that program goes */
@@ -862,26 +863,104 @@ mutation_find(struct profile *p, const char *mid)
 	return NULL;
 }
 
-/* A replayed create must not fail because its first send committed unseen
- * (the server does not deduplicate, protocol.md 7.4): replays send it as an
- * upsert, which lands the same data either way. */
+/* Entity ids deleted by queued (pending or sent) writes, sorted; the strings
+ * are borrowed from the outbox's steps. Built once per pump, when a replay
+ * first needs it. */
+struct deleted_ids {
+	const char **ids;		/* owned array */
+	size_t n;
+	bool built;
+};
+
+static int
+str_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int
+deleted_ids_build(struct profile *p, struct deleted_ids *d)
+{
+	struct mutation *m;
+	size_t cap = 0;
+
+	TAILQ_FOREACH(m, &p->outbox, entry) {
+		const cJSON *st;
+
+		if (m->m->state != DB_MUT_PENDING && m->m->state != DB_MUT_SENT)
+			continue;
+		cJSON_ArrayForEach(st, m->m->steps) {
+			const cJSON *e = cJSON_GetArrayItem(st, 1);
+			const char *op = cJSON_IsString(cJSON_GetArrayItem(st, 0)) ?
+			    cJSON_GetArrayItem(st, 0)->valuestring : "";
+
+			if (strcmp(op, "delete-entity") != 0 || !cJSON_IsString(e))
+				continue;
+			if (d->n == cap) {
+				size_t ncap = cap ? 2 * cap : 16;
+				const char **ids = reallocarray(d->ids, ncap, sizeof(*ids));
+
+				if (ids == NULL)
+					return -ENOMEM;
+				d->ids = ids;
+				cap = ncap;
+			}
+			d->ids[d->n++] = e->valuestring;
+		}
+	}
+	if (d->n > 1)
+		qsort(d->ids, d->n, sizeof(*d->ids), str_ptr_cmp);
+	d->built = true;
+	return 0;
+}
+
+/* The server does not deduplicate (protocol.md 7.4): a replay runs again in
+ * full if its first send committed unseen, so it must land the same data
+ * whether that happened or not. Per step, a second run:
+ *   - add-triple / deep-merge-triple without mode or with "upsert", links
+ *     (add-triple on a ref), retract-triple (unlink: a missing link is a
+ *     no-op), delete-entity (a missing entity is a no-op), rule-params and
+ *     an identical add-attr converge to the same state: sent unchanged;
+ *   - mode "create" fails ("Creating entities that exist"): sent as an
+ *     upsert, which lands the same data either way;
+ *   - mode "update" fails ("Updating entities that don't exist") when a
+ *     queued delete of that entity (later, or in the same transaction, since
+ *     the server runs add-triples before deletes) ran after the first send:
+ *     for such an entity it is sent as an upsert; the queued delete runs
+ *     again after it, so the entity ends deleted either way. Other updates
+ *     keep the mode, so an update of an entity someone else deleted still
+ *     fails as it would have the first time.
+ * A new copy (caller owns) or NULL when out of memory. */
 static cJSON *
-steps_for_replay(const cJSON *steps)
+steps_for_replay(struct profile *p, const cJSON *steps, struct deleted_ids *dels)
 {
 	cJSON *copy = cJSON_Duplicate(steps, 1), *st;
 
 	if (copy == NULL)
 		return NULL;
 	cJSON_ArrayForEach(st, copy) {
-		cJSON *last;
+		const cJSON *e = cJSON_GetArrayItem(st, 1);
 		const char *mode;
 
 		if (!cJSON_IsArray(st) || cJSON_GetArraySize(st) != 5)
 			continue;
-		last = cJSON_GetArrayItem(st, 4);
-		mode = json_get_string(last, "mode");
-		if (mode && strcmp(mode, "create") == 0)
-			cJSON_DeleteItemFromArray(st, 4);
+		mode = json_get_string(cJSON_GetArrayItem(st, 4), "mode");
+		if (mode == NULL)
+			continue;
+		if (strcmp(mode, "update") == 0) {
+			if (!cJSON_IsString(e))
+				continue;
+			if (!dels->built && deleted_ids_build(p, dels) < 0) {
+				cJSON_Delete(copy);
+				return NULL;
+			}
+			if (dels->n == 0 || bsearch(&e->valuestring, dels->ids, dels->n,
+			    sizeof(*dels->ids), str_ptr_cmp) == NULL)
+				continue;
+		} else if (strcmp(mode, "create") != 0) {
+			continue;
+		}
+		cJSON_DeleteItemFromArray(st, 4);
 	}
 	return copy;
 }
@@ -893,31 +972,99 @@ profile_can_write(struct profile *p)
 	    (p->app_status == NULL || strcmp(p->app_status, "active") == 0);
 }
 
+static bool
+mutation_unsent(const struct mutation *m)
+{
+	return !m->sent && (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT);
+}
+
+static void profile_flush_cb(lws_sorted_usec_list_t *sul);
+
+/* Before an entry is first sent, the database must know that it may reach
+ * the server: otherwise a crash after the send (its transact-ok lost) would
+ * resend it after the restart as a first send, and a create would fail
+ * although it is on the server. The marks of a whole pump go in one commit
+ * (writes sent as soon as they are committed are marked in their group
+ * commit instead, profile_flush_cb). A mark whose send then did not happen
+ * (the session broke, or a crash right after the commit) errs on the safe
+ * side: that write replays after a restart although it was never sent.
+ * Treating every entry found at start-up as possibly sent would be simpler
+ * but is not equivalent: writes queued offline, never sent, would lose the
+ * create check on their first send. */
+static int
+profile_mark_unsent(struct profile *p)
+{
+	_cleanup_free_ const char **ids = NULL;
+	struct mutation *m;
+	size_t n = 0, i = 0;
+	int r;
+
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (mutation_unsent(m) && !m->marked)
+			n++;
+	if (n == 0)
+		return 0;
+	ids = calloc(n, sizeof(*ids));
+	if (ids == NULL)
+		return -ENOMEM;
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (mutation_unsent(m) && !m->marked)
+			ids[i++] = m->m->mutation_id;
+	r = db_outbox_mark_sent(p->db, ids, n);
+	if (r < 0)
+		return r;
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (mutation_unsent(m))
+			m->marked = true;
+	return 0;
+}
+
 /* Send every unsent entry, in outbox order. */
 static void
 profile_pump(struct profile *p)
 {
+	struct deleted_ids dels = { 0 };
 	struct mutation *m;
+	int r;
 
 	if (!profile_can_write(p))
 		return;
+	r = profile_mark_unsent(p);
+	if (r < 0) {
+		/* Nothing is sent unmarked; the flush timer pumps again. */
+		log_warn("%s: cannot record that queued writes are being sent (%s); "
+		    "they stay queued, retrying in a second", p->name, strerror(-r));
+		if (!p->flush_armed) {
+			lws_sul_schedule(p->s->ctx, 0, &p->flush, profile_flush_cb, LWS_US_PER_SEC);
+			p->flush_armed = true;
+		}
+		return;
+	}
 	TAILQ_FOREACH(m, &p->outbox, entry) {
 		_cleanup_json_ cJSON *msg = NULL;
+		cJSON *steps;
 
-		if (m->sent || (m->m->state != DB_MUT_PENDING && m->m->state != DB_MUT_SENT))
+		if (!mutation_unsent(m))
 			continue;
+		steps = m->ever_sent ? steps_for_replay(p, m->m->steps, &dels) :
+		    cJSON_Duplicate(m->m->steps, 1);
 		msg = reply_new("transact", m->m->mutation_id);
-		cJSON_AddItemToObject(msg, "tx-steps", m->ever_sent ?
-		    steps_for_replay(m->m->steps) : cJSON_Duplicate(m->m->steps, 1));
+		if (steps == NULL || msg == NULL) {
+			cJSON_Delete(steps);
+			log_warn("%s: out of memory sending queued writes", p->name);
+			break;
+		}
+		cJSON_AddItemToObject(msg, "tx-steps", steps);
 		cJSON_AddNumberToObject(msg, "created", (double)m->m->created_ms);
 		cJSON_AddItemToObject(msg, "order", json_new_int64(m->m->seq));
 		if (upstream_send(p->up, msg) < 0)
-			return;
+			break;
 		m->sent = true;
 		m->ever_sent = true;
 		m->sent_us = mono_us();
 		m->m->state = DB_MUT_SENT;
 	}
+	free(dels.ids);
 }
 
 /* The server sends refresh-ok only for results that changed, so a confirmed
@@ -1396,21 +1543,31 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 	struct profile *p = lws_container_of(sul, struct profile, flush);
 	struct pending_write *w;
 	struct db_mutation **batch;
+	bool sending;
 	size_t n = 0, i = 0;
 	int r;
 
 	p->flush_armed = false;
 	TAILQ_FOREACH(w, &p->writes, entry)
 		n++;
-	if (n == 0)
+	if (n == 0) {
+		/* Armed by profile_pump to retry after a failed mark. */
+		profile_pump(p);
 		return;
+	}
 	batch = calloc(n, sizeof(*batch));
 	if (batch == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	TAILQ_FOREACH(w, &p->writes, entry)
+	/* Online, profile_pump below sends the batch at once: it is stored as
+	 * sent in this commit, which saves the pump a second fsync. */
+	sending = profile_can_write(p);
+	TAILQ_FOREACH(w, &p->writes, entry) {
 		batch[i++] = w->m;
+		if (sending)
+			w->m->state = DB_MUT_SENT;
+	}
 	r = db_outbox_append(p->db, batch, n);
 	free(batch);
 	if (r < 0)
@@ -1425,6 +1582,8 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 			continue;
 		}
 		m->m = TAKE_PTR(w->m);
+		m->marked = sending;
+		m->m->state = DB_MUT_PENDING;	/* in memory: not sent yet */
 		m->origin = w->origin;
 		m->origin_ceid = TAKE_PTR(w->ceid);
 		TAILQ_INSERT_TAIL(&p->outbox, m, entry);
@@ -1609,11 +1768,16 @@ profile_load_outbox(struct profile *p)
 		/* Confirmed before a restart: keep layering it until results catch up. */
 		if (m->m->state == DB_MUT_CONFIRMED)
 			m->confirmed_us = mono_us();
-		/* A send may have reached the server before a crash: replay as such. */
-		if (m->m->state == DB_MUT_SENT) {
+		/* Sent before the restart (db_outbox_mark_sent), rejected by the
+		 * server (so sent), or set aside by recovery (maybe sent): a resend
+		 * may repeat it, exactly as within one run, where ever_sent
+		 * outlives a rejection. */
+		if (m->m->state == DB_MUT_SENT || m->m->state == DB_MUT_FAILED) {
 			m->ever_sent = true;
-			m->m->state = DB_MUT_PENDING;
+			m->marked = true;
 		}
+		if (m->m->state == DB_MUT_SENT)
+			m->m->state = DB_MUT_PENDING;	/* not sent in this session */
 		TAILQ_INSERT_TAIL(&p->outbox, m, entry);
 		list[i] = NULL;
 	}
@@ -2120,12 +2284,15 @@ op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool r
 			client_error(c, ceid, "invalid-request", "only a failed mutation can be retried");
 			return;
 		}
-		r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_PENDING, 0, NULL);
+		/* Stored as sent when it was: the mark survives the retry. */
+		r = db_outbox_set_state(p->db, m->m->mutation_id,
+		    m->ever_sent ? DB_MUT_SENT : DB_MUT_PENDING, 0, NULL);
 		if (r < 0) {
 			client_error(c, ceid, "internal", "%s", strerror(-r));
 			return;
 		}
 		m->m->state = DB_MUT_PENDING;
+		m->marked = m->ever_sent;
 		m->sent = false;
 		m->origin = c;
 		free(m->origin_ceid);

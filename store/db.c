@@ -39,6 +39,7 @@ enum {
 	STMT_O_INSERT,
 	STMT_O_SET_STATE,
 	STMT_O_SET_STEPS,
+	STMT_O_MARK_SENT,
 	STMT_O_REMOVE,
 	STMT_O_LIST,
 	STMT_O_GET,
@@ -82,6 +83,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
 	[STMT_O_SET_STEPS] = "UPDATE outbox SET steps = ?2, updated_ms = ?3, "
 	    "crc = instantd_crc(mutation_id, ops, ?2, state, tx_id, error, created_ms, ?3, origin) "
 	    "WHERE mutation_id = ?1",
+	/* Only a queued entry: a settled one (confirmed, failed) keeps its state. */
+	[STMT_O_MARK_SENT] = "UPDATE outbox SET state = 1, updated_ms = ?2, "
+	    "crc = instantd_crc(mutation_id, ops, steps, 1, tx_id, error, created_ms, ?2, origin) "
+	    "WHERE mutation_id = ?1 AND state = 0",
 	[STMT_O_REMOVE] = "DELETE FROM outbox WHERE mutation_id = ?1",
 	[STMT_O_LIST] = "SELECT " OUTBOX_COLS " FROM outbox WHERE ((1 << state) & ?1) != 0 ORDER BY seq",
 	[STMT_O_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE mutation_id = ?1",
@@ -1361,6 +1366,37 @@ db_outbox_set_steps(struct db *db, const char *mutation_id, const cJSON *steps)
 	    (r = bind_text(db, s, 2, text)) == 0)
 		r = bind_int64(db, s, 3, now_ms());
 	return outbox_write(db, s, r);
+}
+
+int
+db_outbox_mark_sent(struct db *db, const char *const *mutation_ids, size_t n)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t now;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (mutation_ids == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (mutation_ids[i] == NULL)
+			return -EINVAL;
+	r = db_stmt(db, STMT_O_MARK_SENT, &s);
+	if (r < 0)
+		return r;
+	now = now_ms();
+	r = db_begin(db, true);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if ((r = bind_text(db, s, 1, mutation_ids[i])) == 0 &&
+		    (r = bind_int64(db, s, 2, now)) == 0)
+			r = db_run(db, s);
+		else
+			stmt_resetp(&s);
+	}
+	return db_end(db, r);
 }
 
 int

@@ -141,6 +141,10 @@ int db_query_bytes(struct db *db, int64_t *ret_bytes);
 int db_query_list(struct db *db, cJSON **ret_list);
 
 /* ---- the outbox ---- */
+/* As stored: PENDING = never sent; SENT = sent at least once, so it may have
+ * reached the server (a resend must be safe to repeat); CONFIRMED = the
+ * server committed it; FAILED = the server rejected it (or recovery set it
+ * aside). */
 enum db_mut_state { DB_MUT_PENDING, DB_MUT_SENT, DB_MUT_CONFIRMED, DB_MUT_FAILED };
 #define DB_MUT_STATE_MAX 4
 
@@ -171,6 +175,12 @@ int db_outbox_set_state(struct db *db, const char *mutation_id, enum db_mut_stat
     int64_t tx_id, const char *error);
 /* Replace the steps (borrowed) of one entry (attr-id rewrite). -ENOENT if absent. */
 int db_outbox_set_steps(struct db *db, const char *mutation_id, const cJSON *steps);
+/* Set every entry of mutation_ids[0..n-1] that is still DB_MUT_PENDING to
+ * DB_MUT_SENT ("may have reached the server"), in ONE durable transaction
+ * (one fsync for a whole batch of sends); entries in other states and
+ * unknown ids are left as they are. Call it before the first send, so that
+ * after a crash the entry is known to need a replay. All or nothing. */
+int db_outbox_mark_sent(struct db *db, const char *const *mutation_ids, size_t n);
 /* Delete one entry. -ENOENT if absent. Durable. */
 int db_outbox_remove(struct db *db, const char *mutation_id);
 /* Entries whose state bit (1u << state) is in state_mask, in seq order.

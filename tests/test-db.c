@@ -603,6 +603,51 @@ test_outbox(struct db *db)
 	CHECK(db_mut_state_to_string((enum db_mut_state)4) == NULL);
 }
 
+/* The "may have reached the server" mark: one commit for a batch, only
+ * queued entries change, and it survives a reopen with its checksum. */
+static void
+test_mark_sent(const char *path)
+{
+	struct db *db = NULL;
+	struct db_mutation *m[3], *got = NULL;
+	const char *ids[] = { "s0", "s2", "unknown" };
+	const char *bad[] = { "s0", NULL };
+
+	CHECK_INT(db_open(path, &db), 0);
+	if (db == NULL)
+		return;
+	m[0] = mut_new("s0", "[[\"add-triple\",\"e\",\"a\",1,{\"mode\":\"create\"}]]");
+	m[1] = mut_new("s1", "[]");
+	m[2] = mut_new("s2", "[]");
+	CHECK_INT(db_outbox_append(db, m, 3), 0);
+	CHECK_INT(db_outbox_set_state(db, "s2", DB_MUT_CONFIRMED, 7, NULL), 0);
+	CHECK_INT(db_outbox_mark_sent(db, ids, 3), 0);
+	CHECK_INT(db_outbox_mark_sent(db, ids, 0), 0);
+	CHECK_INT(db_outbox_mark_sent(db, NULL, 1), -EINVAL);
+	CHECK_INT(db_outbox_mark_sent(db, bad, 2), -EINVAL);
+	db_close(db);
+	db = NULL;
+	CHECK_INT(db_open(path, &db), 0);
+	if (db == NULL)
+		goto out;
+	CHECK(db_recovered_from(db) == NULL);
+	CHECK_INT(db_outbox_get(db, "s0", &got), 0);
+	CHECK_INT(got->state, DB_MUT_SENT);
+	CHECK(got->updated_ms >= got->created_ms);
+	db_mutation_free(got);
+	CHECK_INT(db_outbox_get(db, "s1", &got), 0);
+	CHECK_INT(got->state, DB_MUT_PENDING);
+	db_mutation_free(got);
+	CHECK_INT(db_outbox_get(db, "s2", &got), 0);
+	CHECK_INT(got->state, DB_MUT_CONFIRMED);
+	CHECK_INT(got->tx_id, 7);
+	db_mutation_free(got);
+	db_close(db);
+out:
+	for (size_t i = 0; i < 3; i++)
+		db_mutation_free(m[i]);
+}
+
 static int
 count_stmts(struct db *db)
 {
@@ -912,6 +957,9 @@ main(void)
 	test_queries_in_use_reset(p2);
 	p3 = tpath("full.sqlite");
 	test_full(p3);
+	free(p3);
+	p3 = tpath("mark.sqlite");
+	test_mark_sent(p3);
 	test_errno_map();
 	free(p3);
 	p3 = tpath("busy.sqlite");

@@ -506,6 +506,8 @@ export class MockServer {
 		}
 		if (this.faults.dropAfterCommit > 0) {
 			this.faults.dropAfterCommit--;
+			// Refusing from the same moment keeps the client from replaying before the test acts.
+			if (this.faults.dropAfterCommitRefuse) { this.faults.refuseUntil = -1; this.faults.refuseMode = 'http503'; }
 			sess.closed = true;
 			sess.ws.terminate();
 			this.onClose(sess);
@@ -900,6 +902,7 @@ const CONTROL = {
 	},
 	'drop-after-commit'(body) {
 		this.faults.dropAfterCommit = body.count ?? 1;
+		this.faults.dropAfterCommitRefuse = body.refuse === true;
 		return { count: this.faults.dropAfterCommit };
 	},
 	'rate-limit'(body) {

@@ -135,6 +135,17 @@ await runTest('mock faults', async (t) => {
 	const again = await r2.request({ 'client-event-id': 'create-1', op: 'transact', 'tx-steps': steps });
 	t.eq(again.message, `Validation failed for tx-step: Creating entities that exist: ${E}`, 're-sent create fails');
 	t.eq((await mock.ctl('tx-counts')).counts['create-1'], 1, 'tx-counts per client-event-id');
+	// With refuse: upgrades are refused from the drop on, so the client cannot re-send until lifted.
+	await mock.ctl('drop-after-commit', { count: 1, refuse: true });
+	const rd = await rawClient(mock.url);
+	await rd.init();
+	const E2 = id();
+	rd.send({ 'client-event-id': 'create-2', op: 'transact', 'tx-steps': [['add-triple', E2, idAttr, E2, { mode: 'create' }]] });
+	await rd.closedP;
+	t.eq((await mock.ctl('tx-counts')).counts['create-2'], 1, 'applied, then dropped before transact-ok');
+	const refusedAfter = await rawClient(mock.url).then((x) => { x.close(); return false; }, (e) => /503/.test(e.message));
+	t.ok(refusedAfter, 'drop-after-commit with refuse: refused with 503 after the drop');
+	await mock.ctl('refuse', { ms: 0 });
 
 	// app-status: pushed; read-only rejects writes (client locally, server for raw).
 	m = peer.mark();
