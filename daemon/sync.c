@@ -106,6 +106,7 @@ struct profile {
 	char *session_id;		/* owned, may be NULL */
 	char *last_error;		/* owned, may be NULL */
 	bool signed_out;		/* the server no longer accepts the token */
+	bool configured;		/* a [profile NAME] of the configuration (name is that NAME) */
 	char *recovered_from;		/* owned: where a corrupt database was moved, or NULL */
 	int64_t last_sync_ms;
 	struct query_list queries;
@@ -1647,26 +1648,120 @@ note_recovery(struct db *db, const char *name)
 		log_warn("%s: cannot record the recovery", name);
 }
 
-static int
-profile_open(struct sync *s, const char *name, const char *app_id, const char *server,
-    const char *api_uri, const char *token, const char *ca_file, struct profile **ret)
+/* What a profile is made of, as the configuration and a program's init
+ * decide it together. Strings are borrowed from the sync's options or the
+ * init message, except derived_api_uri (owned: free with profile_spec_clear). */
+struct profile_spec {
+	const char *name;	/* the configured profile's name; NULL = unconfigured (named by app id) */
+	const char *app_id, *server, *api_uri, *token, *ca_file;
+	char *derived_api_uri;	/* owned */
+};
+
+static void
+profile_spec_clear(struct profile_spec *sp)
 {
-	_cleanup_free_ char *key = NULL, *derived = NULL;
+	free(sp->derived_api_uri);
+	*sp = (struct profile_spec){ 0 };
+}
+
+/* A configured profile's server: its own, else the default. */
+static const char *
+profile_option_server(const struct sync *s, const struct sync_profile_option *po)
+{
+	return po->server ? po->server : s->opt.default_server;
+}
+
+/* The one resolver from configuration (plus what a program's init brings) to
+ * a profile: init, start-up and reload all go through it, so a configured
+ * profile gets its server, api-uri, token and ca-file whichever way it opens.
+ *   pname set: exactly that configured profile (app_id and server, when
+ *     given, must agree with it);
+ *   else by_app_id: the first configured profile with this app id and, when
+ *     server is given, that server; else an unconfigured profile;
+ *   else: an unconfigured profile (a database found at start-up that no
+ *     configured profile claims).
+ * api_uri and token from the program win over the profile's. 0, -ENOENT (no
+ * such profile), -EINVAL (a conflicting field), -ENOMEM; *ret_err is static text
+ * or NULL, for the program. */
+static int
+profile_resolve(const struct sync *s, const char *pname, bool by_app_id, const char *app_id,
+    const char *server, const char *api_uri, const char *token, struct profile_spec *ret,
+    const char **ret_err)
+{
+	const struct sync_profile_option *po = NULL;
+
+	*ret = (struct profile_spec){ 0 };
+	*ret_err = NULL;
+	if (pname) {
+		for (size_t i = 0; i < s->opt.n_profiles && !po; i++)
+			if (strcmp(s->profiles[i].name, pname) == 0)
+				po = &s->profiles[i];
+		if (po == NULL)
+			return *ret_err = "no profile of that name in the daemon's configuration", -ENOENT;
+		if (app_id && strcmp(app_id, po->app_id) != 0)
+			return *ret_err = "app-id differs from the configured profile's app-id", -EINVAL;
+		if (server && strcmp(server, profile_option_server(s, po)) != 0)
+			return *ret_err = "server differs from the configured profile's server", -EINVAL;
+	} else if (by_app_id) {
+		for (size_t i = 0; i < s->opt.n_profiles && !po; i++)
+			if (strcmp(s->profiles[i].app_id, app_id) == 0 &&
+			    (!server || strcmp(server, profile_option_server(s, &s->profiles[i])) == 0))
+				po = &s->profiles[i];
+	}
+	if (po) {
+		ret->name = po->name;
+		ret->app_id = po->app_id;
+		ret->server = profile_option_server(s, po);
+		ret->api_uri = api_uri ? api_uri : po->api_uri;
+		ret->token = token ? token : po->token;
+		ret->ca_file = po->ca_file ? po->ca_file : s->opt.ca_file;
+	} else {
+		ret->app_id = app_id;
+		ret->server = server ? server : s->opt.default_server;
+		ret->api_uri = api_uri;
+		ret->token = token;
+		ret->ca_file = s->opt.ca_file;
+	}
+	/* Unless an API URI was configured, a server other than Instant's own
+	 * serves its auth endpoints beside the sync socket. */
+	if (!ret->api_uri && strcmp(s->opt.default_api_uri, CONFIG_DEFAULT_API_URI) == 0 &&
+	    strcmp(ret->server, CONFIG_DEFAULT_SERVER) != 0) {
+		if ((ret->derived_api_uri = api_uri_for(ret->server)) == NULL)
+			return -ENOMEM;
+		ret->api_uri = ret->derived_api_uri;
+	}
+	if (!ret->api_uri)
+		ret->api_uri = s->opt.default_api_uri;
+	return 0;
+}
+
+/* Two configured profiles are two profiles even when they share the server
+ * and app id (say, two users); an unconfigured one is its server and app id. */
+static char *
+profile_key(const struct profile_spec *sp)
+{
+	char *key = NULL;
+
+	if (sp->name ? asprintf(&key, "%s\n%s\nprofile %s", sp->server, sp->app_id, sp->name) < 0 :
+	    asprintf(&key, "%s\n%s", sp->server, sp->app_id) < 0)
+		return NULL;
+	return key;
+}
+
+/* Open (or find) the profile sp describes. db_path: the database to use, when
+ * start-up found it; NULL = the profile's own. */
+static int
+profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path, struct profile **ret)
+{
+	_cleanup_free_ char *key = profile_key(sp);
 	struct upstream_config ucfg = { 0 };
+	const char *name = sp->name, *app_id = sp->app_id, *server = sp->server;
+	const char *api_uri = sp->api_uri, *token = sp->token, *ca_file = sp->ca_file;
 	struct profile *p;
 	char digest[17];
 	int r;
 
-	if (!server)
-		server = s->opt.default_server;
-	/* Unless an API URI was configured, a server other than Instant's own
-	 * serves its auth endpoints beside the sync socket. */
-	if (!api_uri && strcmp(s->opt.default_api_uri, CONFIG_DEFAULT_API_URI) == 0 &&
-	    strcmp(server, CONFIG_DEFAULT_SERVER) != 0)
-		api_uri = derived = api_uri_for(server);
-	if (!api_uri)
-		api_uri = s->opt.default_api_uri;
-	if (asprintf(&key, "%s\n%s", server, app_id) < 0)
+	if (key == NULL)
 		return -ENOMEM;
 	TAILQ_FOREACH(p, &s->profiles_list, entry)
 		if (strcmp(p->key, key) == 0) {
@@ -1692,12 +1787,14 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	p->name = strdup(name ? name : app_id);
 	p->server = strdup(server);
 	p->api_uri = xstrdup(api_uri);
-	p->ca_file = xstrdup(ca_file ? ca_file : s->opt.ca_file);
+	p->ca_file = xstrdup(ca_file);
 	p->token = xstrdup(token);
+	p->configured = sp->name != NULL;
 	p->server_attrs = attrs_new();
 	p->attrs = attrs_new();
 	if (!p->app_id || !p->name || !p->server || !p->server_attrs || !p->attrs ||
-	    asprintf(&p->db_path, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0) {
+	    (db_path ? (p->db_path = strdup(db_path)) == NULL :
+	    asprintf(&p->db_path, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0)) {
 		profile_free(p);
 		return -ENOMEM;
 	}
@@ -1770,7 +1867,8 @@ op_init(struct client *c, const cJSON *msg, const char *ceid)
 	const char *server = json_get_string(msg, "server");
 	const char *api_uri = json_get_string(msg, "api-uri");
 	const char *token = json_get_string(msg, "refresh-token");
-	const char *name = NULL, *ca = NULL;
+	const char *pname = json_get_string(msg, "profile"), *why = NULL;
+	struct profile_spec spec = { 0 };
 	_cleanup_json_ cJSON *out = NULL;
 	struct profile *p;
 	int r;
@@ -1779,44 +1877,30 @@ op_init(struct client *c, const cJSON *msg, const char *ceid)
 		client_error(c, ceid, "invalid-request", "init has already run on this connection");
 		return;
 	}
-	if (app_id == NULL) {
-		/* A configured profile may be named instead of an app id. */
-		const char *pname = json_get_string(msg, "profile");
-
-		for (size_t i = 0; pname && i < s->opt.n_profiles; i++)
-			if (strcmp(s->profiles[i].name, pname) == 0)
-				app_id = s->profiles[i].app_id;
-		if (app_id == NULL) {
-			client_error(c, ceid, "invalid-request", "init needs an app-id");
-			return;
-		}
-	}
-	if (!uuid_valid(app_id)) {
-		client_error(c, ceid, "invalid-request", "app-id must be a UUID");
+	if (pname == NULL && app_id == NULL) {
+		client_error(c, ceid, "invalid-request", "init needs an app-id (or a profile)");
 		return;
 	}
-	for (size_t i = 0; i < s->opt.n_profiles; i++) {
-		const struct sync_profile_option *po = &s->profiles[i];
-
-		if (strcmp(po->app_id, app_id) != 0)
-			continue;
-		if (server && po->server && strcmp(server, po->server) != 0)
-			continue;
-		name = po->name;
-		if (!server)
-			server = po->server;
-		if (!api_uri)
-			api_uri = po->api_uri;
-		if (!token)
-			token = po->token;
-		ca = po->ca_file;
-		break;
+	if (app_id && !uuid_valid(app_id)) {
+		client_error(c, ceid, "invalid-request", "app-id must be a UUID");
+		return;
 	}
 	if (server && strncmp(server, "ws://", 5) != 0 && strncmp(server, "wss://", 6) != 0) {
 		client_error(c, ceid, "invalid-request", "server must be a ws:// or wss:// URL");
 		return;
 	}
-	r = profile_open(s, name, app_id, server, api_uri, token, ca, &p);
+	r = profile_resolve(s, pname, true, app_id, server, api_uri, token, &spec, &why);
+	if (r < 0) {
+		if (why)
+			client_error(c, ceid, "invalid-request", "profile '%s': %s", pname ? pname : "",
+			    why);
+		else
+			client_error(c, ceid, "internal", "%s", strerror(-r));
+		profile_spec_clear(&spec);
+		return;
+	}
+	r = profile_open(s, &spec, NULL, &p);
+	profile_spec_clear(&spec);
 	if (r < 0) {
 		client_error(c, ceid, r == -ENOSPC ? "storage-full" : "internal",
 		    "cannot open the profile: %s", strerror(-r));
@@ -2512,12 +2596,84 @@ sync_options_clear(struct sync *s)
 	s->opt.n_profiles = 0;
 }
 
+static const struct sync_profile_option *
+sync_find_profile(const struct sync *s, const char *name)
+{
+	for (size_t i = 0; i < s->opt.n_profiles; i++)
+		if (strcmp(s->profiles[i].name, name) == 0)
+			return &s->profiles[i];
+	return NULL;
+}
+
+static bool
+str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* After a reload, each open configured profile is resolved again: a changed
+ * api-uri or token-file (one whose token changed) applies at once; a changed server or ca-file would
+ * need a new session, so it is logged by name (the open session keeps the
+ * old one until the daemon restarts; a server change makes programs that
+ * init from now on get a new session). */
+static void
+sync_reapply_profiles(struct sync *s, const struct sync *old)
+{
+	struct profile *p;
+
+	TAILQ_FOREACH(p, &s->profiles_list, entry) {
+		const struct sync_profile_option *po, *opo;
+		struct profile_spec spec;
+		const char *why;
+
+		if (!p->configured)
+			continue;
+		po = sync_find_profile(s, p->name);
+		if (po == NULL || strcmp(po->app_id, p->app_id) != 0) {
+			log_notice("profile %s: no longer configured (or its app-id changed); its open "
+			    "session stays until instantd restarts", p->name);
+			continue;
+		}
+		if (profile_resolve(s, p->name, false, NULL, NULL, NULL, NULL, &spec, &why) < 0) {
+			log_warn("profile %s: cannot apply the new configuration: out of memory", p->name);
+			profile_spec_clear(&spec);
+			continue;
+		}
+		if (str_differs(spec.server, p->server))
+			log_notice("profile %s: 'server' changed; programs that init from now on use %s, "
+			    "the open session stays on %s until instantd restarts", p->name, spec.server,
+			    p->server);
+		if (str_differs(spec.ca_file, p->ca_file))
+			log_warn("profile %s: 'ca-file' changed; it takes effect only when instantd restarts",
+			    p->name);
+		if (str_differs(spec.api_uri, p->api_uri)) {
+			char *u = strdup(spec.api_uri);
+
+			if (u) {
+				free(p->api_uri);
+				p->api_uri = u;
+				log_notice("profile %s: 'api-uri' is now %s", p->name, u);
+			}
+		}
+		/* Only a token-file whose token changed: a sign-in since start-up stays. */
+		opo = sync_find_profile(old, p->name);
+		if (spec.token && (opo == NULL || str_differs(spec.token, opo->token)) &&
+		    str_differs(spec.token, p->token)) {
+			if (profile_set_token(p, spec.token) < 0)
+				log_warn("profile %s: cannot apply the new token-file", p->name);
+			else
+				log_notice("profile %s: signed in with the new token-file's token", p->name);
+		}
+		profile_spec_clear(&spec);
+	}
+}
+
 /* New options (a reload) apply to profiles opened from now on and to the
- * configured profiles programs name; open sessions keep what they have. */
+ * configured profiles programs name; for open ones see sync_reapply_profiles. */
 int
 sync_set_options(struct sync *s, const struct sync_options *opt)
 {
-	struct sync n = { .opt = *opt };
+	struct sync n = { .opt = *opt }, old = { 0 };
 
 	n.opt.state_dir = xstrdup(opt->state_dir);
 	n.opt.default_server = xstrdup(opt->default_server);
@@ -2539,9 +2695,12 @@ sync_set_options(struct sync *s, const struct sync_options *opt)
 		return -ENOMEM;
 	}
 	n.opt.profiles = n.profiles;
-	sync_options_clear(s);
+	old.opt = s->opt;
+	old.profiles = s->profiles;
 	s->opt = n.opt;
 	s->profiles = n.profiles;
+	sync_reapply_profiles(s, &old);
+	sync_options_clear(&old);
 	return 0;
 }
 
@@ -2577,6 +2736,9 @@ sync_open_queued(struct sync *s)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		_cleanup_free_ char *path = NULL, *server = NULL, *app = NULL, *name = NULL, *token = NULL;
+		const struct sync_profile_option *cpo;
+		struct profile_spec spec;
+		const char *why;
 		struct db *db = NULL;
 		size_t counts[4] = { 0 };
 		struct profile *p;
@@ -2603,7 +2765,18 @@ sync_open_queued(struct sync *s)
 			continue;
 		log_info("%s: %zu queued writes to replay", name ? name : app,
 		    counts[DB_MUT_PENDING] + counts[DB_MUT_SENT]);
-		(void)profile_open(s, name, app, server, NULL, token, NULL, &p);
+		/* The same resolver as init: a database of a configured profile gets
+		 * that profile's api-uri, ca-file and token-file. */
+		if (name && (cpo = sync_find_profile(s, name)) && strcmp(cpo->app_id, app) == 0 &&
+		    strcmp(profile_option_server(s, cpo), server) == 0)
+			r = profile_resolve(s, name, false, app, server, NULL, NULL, &spec, &why);
+		else
+			r = profile_resolve(s, NULL, false, app, server, NULL, NULL, &spec, &why);
+		if (r == 0 && spec.token == NULL)
+			spec.token = token;
+		if (r == 0)
+			(void)profile_open(s, &spec, path, &p);
+		profile_spec_clear(&spec);
 	}
 	closedir(d);
 	return 0;
