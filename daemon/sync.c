@@ -65,6 +65,7 @@ struct listener {
 	int once;			/* 0, or the query-once policy it waits for */
 	bool sent_any;			/* last_hash is valid */
 	uint64_t last_hash;		/* of the last result sent, to skip unchanged ones */
+	lws_sorted_usec_list_t timeout;	/* a query-once's timeout-ms */
 };
 LIST_HEAD(listener_list, listener);
 
@@ -107,6 +108,8 @@ struct profile {
 	char *last_error;		/* owned, may be NULL */
 	bool signed_out;		/* the server no longer accepts the token */
 	bool configured;		/* a [profile NAME] of the configuration (name is that NAME) */
+	bool unreachable;		/* the last connection attempt failed (or the session dropped):
+					 * a request that needs the server fails instead of waiting */
 	char *recovered_from;		/* owned: where a corrupt database was moved, or NULL */
 	int64_t last_sync_ms;
 	struct query_list queries;
@@ -446,6 +449,7 @@ listener_free(struct listener *l)
 {
 	if (l == NULL)
 		return;
+	lws_sul_cancel(&l->timeout);
 	LIST_REMOVE(l, by_query);
 	LIST_REMOVE(l, by_client);
 	if (!l->once && l->c)
@@ -871,11 +875,12 @@ steps_for_replay(const cJSON *steps)
 	return copy;
 }
 
+static bool profile_app_writable(const struct profile *p);
+
 static bool
 profile_can_write(struct profile *p)
 {
-	return profile_online(p) &&
-	    (p->app_status == NULL || strcmp(p->app_status, "active") == 0);
+	return profile_online(p) && profile_app_writable(p);
 }
 
 /* Send every unsent entry, in outbox order. */
@@ -1059,6 +1064,52 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	profile_status_changed(p);
 }
 
+/* Whether the app takes writes now (NULL: not known yet, so assume it does). */
+static bool
+profile_app_writable(const struct profile *p)
+{
+	return p->app_status == NULL || strcmp(p->app_status, "active") == 0;
+}
+
+/* A write the app cannot take now stays queued (it is sent once the app
+ * accepts writes again, or can be discarded); its writer is told so with an
+ * app-read-only error that carries the mutation-id and "queued": true. */
+static void
+mutation_tell_read_only(struct profile *p, struct mutation *m)
+{
+	_cleanup_json_ cJSON *out = NULL;
+
+	if (m->origin == NULL)
+		return;
+	out = reply_new("error", m->origin_ceid);
+	cJSON_AddStringToObject(out, "type", "app-read-only");
+	cJSON_AddStringToObject(out, "message", p->app_status && strcmp(p->app_status, "disabled") == 0 ?
+	    "the app is disabled and accepts no writes: the write stays queued until it accepts them "
+	    "again (discard-mutation drops it)" :
+	    "the app is read-only: the write stays queued until it accepts writes again "
+	    "(discard-mutation drops it)");
+	cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
+	cJSON_AddBoolToObject(out, "queued", true);
+	client_send(m->origin, out);
+}
+
+/* When the app stops taking writes, every writer with a write still queued
+ * is told (once per change, not on every reconnect). */
+static void
+profile_set_app_status(struct profile *p, const char *st)
+{
+	bool was_writable = profile_app_writable(p);
+	struct mutation *m;
+
+	free(p->app_status);
+	p->app_status = strdup(st);
+	if (!was_writable || profile_app_writable(p))
+		return;
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)
+			mutation_tell_read_only(p, m);
+}
+
 static void
 handle_error(struct profile *p, const cJSON *msg)
 {
@@ -1090,8 +1141,17 @@ handle_error(struct profile *p, const cJSON *msg)
 		return;
 	}
 	if (m) {
-		if (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)
-			mutation_fail(p, m, msg);
+		const char *type = json_get_string(msg, "type");
+
+		if (m->m->state != DB_MUT_PENDING && m->m->state != DB_MUT_SENT)
+			return;
+		if (type && strcmp(type, "app-read-only") == 0) {
+			/* Not a rejection of the write: the app went read-only under it. */
+			m->sent = false;
+			mutation_tell_read_only(p, m);
+			return;
+		}
+		mutation_fail(p, m, msg);
 		return;
 	}
 	q = query_find_ceid(p, ceid);
@@ -1227,6 +1287,60 @@ out:
 
 /* ---- upstream events ---- */
 
+/* States in which the daemon knows the server will not answer for now. */
+static bool
+profile_gave_up(enum upstream_state st)
+{
+	return st == UPSTREAM_BACKOFF || st == UPSTREAM_AUTH_FAILED || st == UPSTREAM_APP_NOT_FOUND ||
+	    st == UPSTREAM_STOPPED;
+}
+
+/* The error a request that needs the server gets while it cannot have it:
+ * the type (a PROTOCOL.md error type) and a message naming the cause. */
+static const char *
+profile_unreachable_error(const struct profile *p, const char **ret_msg)
+{
+	enum upstream_state st = p->up ? upstream_get_state(p->up) : UPSTREAM_STOPPED;
+
+	if (st == UPSTREAM_APP_NOT_FOUND) {
+		*ret_msg = "the server does not know this app id (check the app id and the server)";
+		return "app-not-found";
+	}
+	if (st == UPSTREAM_AUTH_FAILED) {
+		*ret_msg = "the server refused this profile's refresh token (sign in again)";
+		return "auth-failed";
+	}
+	*ret_msg = "the server is not reachable now (the daemon's last connection attempt failed)";
+	return "offline";
+}
+
+/* The session just gave up: every query-once still waiting for the server
+ * gets the reason now instead of its timeout later; an unknown app is also
+ * told to every subscription (which stays, in case the app appears). */
+static void
+profile_fail_waiting(struct profile *p)
+{
+	struct query *q;
+	const char *msg, *type = profile_unreachable_error(p, &msg);
+
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		struct listener *l, *next;
+		bool released = false;
+
+		for (l = LIST_FIRST(&q->listeners); l; l = next) {
+			next = LIST_NEXT(l, by_query);
+			if (l->once) {
+				client_error(l->c, l->ceid, type, "%s", msg);
+				listener_free(l);
+				released = true;
+			} else if (!l->answered && strcmp(type, "app-not-found") == 0)
+				client_error(l->c, l->ceid, type, "%s", msg);
+		}
+		if (released)
+			query_maybe_release(q);
+	}
+}
+
 static void
 profile_on_state(void *ud, enum upstream_state st, const char *detail)
 {
@@ -1239,6 +1353,12 @@ profile_on_state(void *ud, enum upstream_state st, const char *detail)
 		p->last_error = strdup(detail);
 	}
 	log_info("%s: %s%s%s", p->name, upstream_state_name(st), detail ? ": " : "", detail ? detail : "");
+	if (st == UPSTREAM_AUTHENTICATED)
+		p->unreachable = false;
+	else if (profile_gave_up(st)) {
+		p->unreachable = true;
+		profile_fail_waiting(p);
+	}
 	if (st != UPSTREAM_AUTHENTICATED && st != UPSTREAM_OPENED) {
 		/* The server forgot this session: subscriptions and in-flight sends. */
 		TAILQ_FOREACH(q, &p->queries, entry) {
@@ -1269,8 +1389,7 @@ handle_init_ok(struct profile *p, const cJSON *msg)
 	p->session_id = xstrdup(json_get_string(msg, "session-id"));
 	cJSON_Delete(p->user);
 	p->user = cJSON_IsObject(user) ? cJSON_Duplicate(user, 1) : NULL;
-	free(p->app_status);
-	p->app_status = strdup(status ? status : "active");
+	profile_set_app_status(p, status ? status : "active");
 	free(p->last_error);
 	p->last_error = NULL;
 	profile_set_server_attrs(p, json_get(msg, "attrs"), 0, false);
@@ -1348,8 +1467,7 @@ profile_on_message(void *ud, const cJSON *msg)
 		const char *st = json_get_string(msg, "status");
 
 		if (st) {
-			free(p->app_status);
-			p->app_status = strdup(st);
+			profile_set_app_status(p, st);
 			log_notice("%s: app status is now %s", p->name, st);
 			profile_pump(p);
 			profile_status_changed(p);
@@ -1416,6 +1534,8 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 			cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
 			cJSON_AddItemToObject(out, "seq", json_new_int64(m->m->seq));
 			client_send(m->origin, out);
+			if (!profile_app_writable(p))
+				mutation_tell_read_only(p, m);
 		}
 		pending_write_free(w);
 	}
@@ -1928,6 +2048,22 @@ parse_policy(const char *s)
 	return -1;
 }
 
+/* A day: longer is a mistake, and the timer math stays far from overflow. */
+#define QUERY_TIMEOUT_MAX_MS 86400000
+
+/* A query-once whose timeout-ms passed without an answer from the server. */
+static void
+listener_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+	struct listener *l = lws_container_of(sul, struct listener, timeout);
+	struct query *q = l->q;
+
+	client_error(l->c, l->ceid, "timeout", "the server did not answer within timeout-ms "
+	    "(the daemon is %s)", profile_online(q->p) ? "connected" : "still connecting");
+	listener_free(l);
+	query_maybe_release(q);
+}
+
 static void
 op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 {
@@ -1935,6 +2071,7 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	_cleanup_free_ char *err = NULL;
 	struct listener *l;
 	struct query *q;
+	int64_t timeout_ms = 0;
 	int policy = ONCE_NONE, r;
 
 	if (instaql_validate(qj, &err) < 0) {
@@ -1942,12 +2079,20 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		return;
 	}
 	if (once) {
+		const cJSON *t = json_get(msg, "timeout-ms");
+
 		policy = parse_policy(json_get_string(msg, "policy"));
 		if (policy < 0) {
 			client_error(c, ceid, "invalid-request",
 			    "policy must be cache-first, network-only or cache-only");
 			return;
 		}
+		if (t && (!cJSON_IsNumber(t) || t->valuedouble < 1 || t->valuedouble > QUERY_TIMEOUT_MAX_MS)) {
+			client_error(c, ceid, "invalid-request", "timeout-ms must be a number from 1 to %d",
+			    QUERY_TIMEOUT_MAX_MS);
+			return;
+		}
+		timeout_ms = t ? (int64_t)t->valuedouble : 0;
 	} else if (c->nsubs >= c->s->opt.max_subs_per_conn) {
 		client_error(c, ceid, "too-many-subscriptions", "at most %zu subscriptions per connection",
 		    c->s->opt.max_subs_per_conn);
@@ -1963,15 +2108,23 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_NETWORK_ONLY && !profile_online(c->p)) {
-		client_error(c, ceid, "offline", "the server is not reachable now");
+	/* A query-once that needs the server waits while the session is still
+	 * connecting (a fresh daemon, a new profile) and fails only once the
+	 * daemon knows it cannot have an answer: the attempt failed, or timeout-ms. */
+	if (once && !profile_online(c->p) && c->p->unreachable &&
+	    (policy == ONCE_NETWORK_ONLY || (policy == ONCE_CACHE_FIRST && !query_has_result(q)))) {
+		const char *why, *type = profile_unreachable_error(c->p, &why);
+
+		client_error(c, ceid, type, "%s%s", policy == ONCE_CACHE_FIRST && strcmp(type, "offline") == 0 ?
+		    "this query is not cached and " : "", why);
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_CACHE_FIRST && !query_has_result(q) && !profile_online(c->p)) {
-		client_error(c, ceid, "offline", "this query is not cached and the server is not reachable");
-		query_maybe_release(q);
-		return;
+	if (!once && c->p->up && upstream_get_state(c->p->up) == UPSTREAM_APP_NOT_FOUND && !query_has_result(q)) {
+		const char *why, *type = profile_unreachable_error(c->p, &why);
+
+		/* Told, but kept: it is answered if the server later knows the app. */
+		client_error(c, ceid, type, "%s", why);
 	}
 	l = calloc(1, sizeof(*l));
 	if (l == NULL || (ceid && (l->ceid = strdup(ceid)) == NULL)) {
@@ -1985,6 +2138,9 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	l->once = policy;
 	LIST_INSERT_HEAD(&q->listeners, l, by_query);
 	LIST_INSERT_HEAD(&c->listeners, l, by_client);
+	if (timeout_ms > 0)
+		lws_sul_schedule(c->s->ctx, 0, &l->timeout, listener_timeout_cb,
+		    (lws_usec_t)timeout_ms * LWS_US_PER_MS);
 	if (!once)
 		c->nsubs++;
 	if (policy != ONCE_CACHE_ONLY)	/* cache-only never asks the server */
