@@ -110,6 +110,7 @@ struct profile {
 	bool configured;		/* a [profile NAME] of the configuration (name is that NAME) */
 	bool unreachable;		/* the last connection attempt failed (or the session dropped):
 					 * a request that needs the server fails instead of waiting */
+	bool app_missing_told;		/* subscriptions were told app-not-found (once, not every retry) */
 	char *recovered_from;		/* owned: where a corrupt database was moved, or NULL */
 	int64_t last_sync_ms;
 	struct query_list queries;
@@ -1322,7 +1323,10 @@ profile_fail_waiting(struct profile *p)
 {
 	struct query *q;
 	const char *msg, *type = profile_unreachable_error(p, &msg);
+	bool tell_subs = strcmp(type, "app-not-found") == 0 && !p->app_missing_told;
 
+	if (tell_subs)
+		p->app_missing_told = true;
 	TAILQ_FOREACH(q, &p->queries, entry) {
 		struct listener *l, *next;
 		bool released = false;
@@ -1333,7 +1337,7 @@ profile_fail_waiting(struct profile *p)
 				client_error(l->c, l->ceid, type, "%s", msg);
 				listener_free(l);
 				released = true;
-			} else if (!l->answered && strcmp(type, "app-not-found") == 0)
+			} else if (!l->answered && tell_subs)
 				client_error(l->c, l->ceid, type, "%s", msg);
 		}
 		if (released)
@@ -1354,7 +1358,7 @@ profile_on_state(void *ud, enum upstream_state st, const char *detail)
 	}
 	log_info("%s: %s%s%s", p->name, upstream_state_name(st), detail ? ": " : "", detail ? detail : "");
 	if (st == UPSTREAM_AUTHENTICATED)
-		p->unreachable = false;
+		p->unreachable = p->app_missing_told = false;
 	else if (profile_gave_up(st)) {
 		p->unreachable = true;
 		profile_fail_waiting(p);

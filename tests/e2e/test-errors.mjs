@@ -189,6 +189,8 @@ await scenario('every error type in PROTOCOL.md is sent', async () => {
 		'app-not-found': async () => {
 			const x = await fresh({ 'app-id': randomUUID() });
 			const e = await x.request({ op: 'query-once', q: { x: {} } });
+			const sub = await x.request({ op: 'add-query', q: { y: {} } });
+			check(sub.op === 'error' && sub.type === 'app-not-found', `a subscription is told too: ${JSON.stringify(sub)}`);
 			x.close();
 			return e;
 		},
