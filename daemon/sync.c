@@ -1973,8 +1973,10 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	}
 	TAILQ_INSERT_TAIL(&s->profiles_list, p, entry);
 	r = upstream_start(p->up);
-	if (r < 0)
+	if (r < 0) {
 		log_warn("%s: cannot start connecting: %s", p->name, strerror(-r));
+		p->unreachable = true;	/* nothing will answer: do not make queries wait */
+	}
 	upstream_transact_watch(p->up, s->opt.transact_timeout_s);
 	log_info("%s: profile open (%s, app %s)", p->name, p->server, p->app_id);
 	*ret = p;
