@@ -1,6 +1,6 @@
 // End to end, how configuration reaches a profile: init {profile} binds exactly that profile
-// (same app id on two servers, or with two users' tokens); a configured profile's ca-file
-// serves its queued writes at start-up; SIGHUP applies what it can and names what needs a restart.
+// (same app id on two servers, or with two users' tokens); a configured profile's ca-file and
+// api-uri serve its queued writes at start-up; SIGHUP applies what it can and names what needs a restart.
 import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, makeTestCA, DEFAULT_APP_ID } from '../mock/harness.mjs';
@@ -108,6 +108,44 @@ function tokenFile(dir, name, token) {
 	}, { timeoutMs: 60000 });
 	await mock.stop();
 	fs.rmSync(pkiDir, { recursive: true, force: true });
+}
+
+{
+	const sync = await startMock(['--port', '0']);
+	const api = await startMock(['--port', '0']);
+	await scenario('at start-up, a configured profile with queued writes keeps its api-uri', async () => {
+		const dir = tmpdir();
+		// Sync on one server, sign-in calls on another: only the profile's api-uri says so.
+		const config = FAST_CONFIG + `[profile split]\napp-id = ${APP}\nserver = ${sync.url}\napi-uri = ${api.apiURI}\n`;
+		let daemon = new Daemon({ dir, config });
+		await daemon.start();
+		try {
+			const c = await new Client(daemon.socket).connect();
+			await c.init(undefined, { profile: 'split' });
+			await sync.ctl('refuse', { ms: -1, drop: true });
+			const q = await c.request({ op: 'transact', ops: [['update', 'notes', crypto.randomUUID(), { text: 'waits' }]] });
+			check(q.op === 'transact-queued', `queued: ${JSON.stringify(q)}`);
+			c.close();
+		} finally {
+			await daemon.stop();
+		}
+		daemon = new Daemon({ dir, config });
+		await daemon.start();
+		try {
+			await waitFor(() => /queued writes to replay/.test(daemon.log), 'the start-up replay');
+			const c = await new Client(daemon.socket).connect();
+			await c.init(undefined, { profile: 'split' });
+			const r = await c.request({ op: 'send-magic-code', email: 'ada@example.com' });
+			check(r.op === 'send-magic-code-ok', `sent: ${JSON.stringify(r)}`);
+			check((await api.ctl('magic-code', { email: 'ada@example.com' })).code, 'the code went to the profile\'s api-uri');
+			check(!(await sync.ctl('magic-code', { email: 'ada@example.com' })).code, 'not to the sync server');
+			c.close();
+		} finally {
+			await daemon.stop();
+		}
+	}, { timeoutMs: 60000 });
+	await sync.stop();
+	await api.stop();
 }
 
 {
