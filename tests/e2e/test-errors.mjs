@@ -1,12 +1,13 @@
 // End to end, errors a program can act on: a query that needs the server waits for a connecting
 // session and then answers, or fails with `offline` (unreachable) or `timeout` (timeout-ms); and
 // every error type in ipc/PROTOCOL.md's table is really sent, each triggered here from outside.
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, FAST_CONFIG, INSTANTCTL, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
+import { Client, Daemon, FAST_CONFIG, INSTANTCTL, INSTANTD, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const topsrc = process.env.top_srcdir || path.resolve('..');
@@ -44,6 +45,27 @@ await scenario('a query on a fresh daemon waits for the slow server and answers'
 		await mock.ctl('delay', { ms: 0 });
 	}
 }, { daemons });
+
+await scenario('the first command after socket activation waits for the server and answers', async () => {
+	const dir = tmpdir();
+	const sock = path.join(dir, 'activated.sock');
+	const env = { ...process.env, XDG_RUNTIME_DIR: dir, XDG_STATE_HOME: path.join(dir, 'state'),
+		XDG_CONFIG_HOME: path.join(dir, 'config') };
+	delete env.NOTIFY_SOCKET;
+	await mock.ctl('delay', { ms: 500, ops: ['init-ok'] });
+	const act = spawn('systemd-socket-activate', ['-l', sock, '--fdname=ipc', INSTANTD, '--state-dir',
+		path.join(dir, 'state'), '--server', mock.url], { env, stdio: ['ignore', 'ignore', 'ignore'] });
+	try {
+		await waitFor(() => fs.existsSync(sock), 'the activation socket');
+		// The daemon starts on this very connection; its profile opens on the init.
+		const q = await run(INSTANTCTL, ['--socket', sock, '--app', APP, 'query', '{"activated":{}}']);
+		check(q.status === 0 && /activated/.test(q.stdout), `answered: ${q.status} ${q.stdout} ${q.stderr}`);
+	} finally {
+		await mock.ctl('delay', { ms: 0 });
+		act.kill('SIGTERM');
+		await new Promise((r) => act.once('exit', r));
+	}
+});
 
 await scenario('an unreachable server gives offline after the first failed attempt', async () => {
 	const d = await freshDaemon(FAST_CONFIG, { server: UNREACHABLE });
