@@ -166,13 +166,18 @@ function tokenFile(dir, name, token) {
 			await c.init(undefined, { profile: 'me' });
 			check((await authenticated(c)).user?.email === 'ada@example.com', 'signed in from the token-file');
 			fs.writeFileSync(tf, bob['refresh-token'] + '\n', { mode: 0o600 });
-			fs.writeFileSync(confPath, FAST_CONFIG + `max-connections = 7\nmax-message-bytes = 64K\nca-file = ${ca}\n` + profile);
+			fs.writeFileSync(confPath, FAST_CONFIG + `max-connections = 7\nmax-message-bytes = 64K\nca-file = ${ca}\n` + profile +
+				`server = ws://127.0.0.1:1/runtime/session\nca-file = ${ca}\n`);
 			daemon.proc.kill('SIGHUP');
 			await waitFor(() => /configuration reloaded/.test(daemon.log), 'the reload');
 			for (const key of ['max-connections', 'max-message-bytes', 'ca-file'])
 				check(daemon.log.includes(`reload: '${key}' changed; it takes effect only when instantd restarts`),
 					`the reload names ${key}`);
 			check(!/reload: 'socket'/.test(daemon.log), 'an unchanged key is not named');
+			check(daemon.log.includes("profile me: 'ca-file' changed; it takes effect only when instantd restarts"),
+				'the reload names the open profile\'s ca-file');
+			check(daemon.log.includes("profile me: 'server' changed; programs that init from now on use ws://127.0.0.1:1/runtime/session"),
+				'the reload names the open profile\'s server');
 			await waitFor(async () => (await c.request({ op: 'status' })).status.user?.email === 'bob@example.com',
 				'the new token-file applied to the open profile');
 			check(!c.closed, 'the program stayed connected');
