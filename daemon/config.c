@@ -289,6 +289,33 @@ config_parse_url(const struct config_ctx *x, const char *key, const char *v,
 	    schemes[0], schemes[1]);
 }
 
+/* A CA file is read when a session connects, which may be long after start-up:
+ * a missing or unreadable one is reported now, with the line that names it. */
+static int
+config_parse_ca_file(const struct config_ctx *x, const char *v, char **ret)
+{
+	struct stat st;
+	char *p = NULL;
+	int r = config_parse_path(x, "ca-file", v, &p);
+
+	if (r < 0)
+		return r;
+	if (stat(p, &st) < 0 || access(p, R_OK) < 0) {
+		r = -errno;
+		config_errorf(x, r, "ca-file: cannot read '%s': %s (give the PEM file of the CA "
+		    "that signed the server's certificate, or remove the line)", p, strerror(-r));
+		free(p);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_errorf(x, -EINVAL, "ca-file: '%s' is not a regular file (give a PEM file)", p);
+		free(p);
+		return -EINVAL;
+	}
+	*ret = p;
+	return 0;
+}
+
 static const char *const config_ws_schemes[] = { "wss://", "ws://", NULL };
 static const char *const config_http_schemes[] = { "https://", "http://", NULL };
 
@@ -365,7 +392,7 @@ config_set_global(struct instantd_config *c, const struct config_ctx *x,
 			return r;
 		config_replace(&c->state_dir, s);
 	} else if (strcmp(key, "ca-file") == 0) {
-		if ((r = config_parse_path(x, key, v, &s)) < 0)
+		if ((r = config_parse_ca_file(x, v, &s)) < 0)
 			return r;
 		config_replace(&c->ca_file, s);
 	} else if (strcmp(key, "server") == 0) {
@@ -432,6 +459,10 @@ config_set_profile(struct profile_config *p, const struct config_ctx *x,
 	int r;
 
 	if (strcmp(key, "app-id") == 0) {
+		/* Exactly the dashed 8-4-4-4-12 form the server and init accept. */
+		if (!uuid_valid(v))
+			return config_errorf(x, -EINVAL, "app-id: '%s' is not a UUID (the app id "
+			    "from the Instant dashboard, like 0d7d6bda-5c5c-4f3c-9a0f-2b8d6f0a9a11)", v);
 		if ((s = strdup(v)) == NULL)
 			return config_errorf(x, -ENOMEM, "out of memory");
 		config_replace(&p->app_id, s);
@@ -448,7 +479,7 @@ config_set_profile(struct profile_config *p, const struct config_ctx *x,
 			return r;
 		config_replace(&p->token_file, s);
 	} else if (strcmp(key, "ca-file") == 0) {
-		if ((r = config_parse_path(x, key, v, &s)) < 0)
+		if ((r = config_parse_ca_file(x, v, &s)) < 0)
 			return r;
 		config_replace(&p->ca_file, s);
 	} else

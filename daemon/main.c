@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -256,6 +257,60 @@ apply_overrides(struct instantd_config *cfg, char **ret_err)
 	return 0;
 }
 
+/* Keys a reload cannot apply to the running daemon: the socket and the IPC
+ * limits are fixed when the listener is made, the state directory holds the
+ * open databases, and the global ca-file belongs to the network vhost. */
+enum key_kind { KEY_STR, KEY_SIZE, KEY_INT };
+static const struct restart_key {
+	const char *key;
+	enum key_kind kind;
+	size_t offset;
+} restart_keys[] = {
+	{ "socket", KEY_STR, offsetof(struct instantd_config, socket_path) },
+	{ "state-dir", KEY_STR, offsetof(struct instantd_config, state_dir) },
+	{ "ca-file", KEY_STR, offsetof(struct instantd_config, ca_file) },
+	{ "max-message-bytes", KEY_SIZE, offsetof(struct instantd_config, max_message_bytes) },
+	{ "max-output-bytes", KEY_SIZE, offsetof(struct instantd_config, max_output_bytes) },
+	{ "max-json-depth", KEY_INT, offsetof(struct instantd_config, max_json_depth) },
+	{ "max-connections", KEY_INT, offsetof(struct instantd_config, max_connections) },
+};
+
+/* Log each restart-only key that the new configuration changes, by name, and
+ * keep the running value in it, so what the daemon reports stays what it does. */
+static void
+keep_restart_keys(const struct instantd_config *old, struct instantd_config *cfg)
+{
+	for (size_t i = 0; i < ELEMENTSOF(restart_keys); i++) {
+		const struct restart_key *k = &restart_keys[i];
+		const char *o = (const char *)old + k->offset;
+		char *n = (char *)cfg + k->offset;
+		bool differs;
+
+		switch (k->kind) {
+		case KEY_STR: {
+			char **ns = (char **)n, *const *os = (char *const *)o;
+
+			differs = (*os == NULL) != (*ns == NULL) || (*os && strcmp(*os, *ns) != 0);
+			if (differs) {
+				free(*ns);
+				*ns = *os ? strdup(*os) : NULL;
+			}
+			break;
+		}
+		case KEY_SIZE:
+			differs = memcmp(o, n, sizeof(size_t)) != 0;
+			memcpy(n, o, sizeof(size_t));
+			break;
+		default:
+			differs = memcmp(o, n, sizeof(int)) != 0;
+			memcpy(n, o, sizeof(int));
+			break;
+		}
+		if (differs)
+			log_warn("reload: '%s' changed; it takes effect only when instantd restarts", k->key);
+	}
+}
+
 static void
 reload(void)
 {
@@ -276,6 +331,7 @@ reload(void)
 
 		/* Logging follows at once; servers, profiles and limits apply to
 		 * profiles opened from now on; nobody is disconnected. */
+		keep_restart_keys(D.cfg, cfg);
 		r = build_options(cfg, &so, &popts);
 		if (r >= 0)
 			r = sync_set_options(D.sync, &so);

@@ -68,6 +68,7 @@ struct listener {
 	int once;			/* 0, or the query-once policy it waits for */
 	bool sent_any;			/* last_hash is valid */
 	uint64_t last_hash;		/* of the last result sent, to skip unchanged ones */
+	lws_sorted_usec_list_t timeout;	/* a query-once's timeout-ms */
 };
 LIST_HEAD(listener_list, listener);
 
@@ -109,6 +110,10 @@ struct profile {
 	char *session_id;		/* owned, may be NULL */
 	char *last_error;		/* owned, may be NULL */
 	bool signed_out;		/* the server no longer accepts the token */
+	bool configured;		/* a [profile NAME] of the configuration (name is that NAME) */
+	bool unreachable;		/* the last connection attempt failed (or the session dropped):
+					 * a request that needs the server fails instead of waiting */
+	bool app_missing_told;		/* subscriptions were told app-not-found (once, not every retry) */
 	char *recovered_from;		/* owned: where a corrupt database was moved, or NULL */
 	int64_t last_sync_ms;
 	struct query_list queries;
@@ -177,7 +182,9 @@ static int profile_read_token(const char *db_path, char **ret);
 static void profile_status_extra(struct profile *p, cJSON *o);
 static void replay_resolved(struct profile *p, struct mutation *m);
 static void replay_begin(struct profile *p);
-static int profile_db_path(struct sync *s, const char *app_id, const char *server, char **ret);
+static int profile_db_path(struct sync *s, const char *name, const char *app_id, const char *server,
+    char **ret);
+static char *profile_key_of(const char *name, const char *server, const char *app_id);
 static bool store_op(struct client *c, const char *op, const cJSON *msg, const char *ceid);
 static void status_add_unopened(struct sync *s, cJSON *all);
 static cJSON *mutations_attr_names(struct profile *p);
@@ -462,6 +469,7 @@ listener_free(struct listener *l)
 {
 	if (l == NULL)
 		return;
+	lws_sul_cancel(&l->timeout);
 	LIST_REMOVE(l, by_query);
 	LIST_REMOVE(l, by_client);
 	if (!l->once && l->c)
@@ -965,11 +973,12 @@ steps_for_replay(struct profile *p, const cJSON *steps, struct deleted_ids *dels
 	return copy;
 }
 
+static bool profile_app_writable(const struct profile *p);
+
 static bool
 profile_can_write(struct profile *p)
 {
-	return profile_online(p) &&
-	    (p->app_status == NULL || strcmp(p->app_status, "active") == 0);
+	return profile_online(p) && profile_app_writable(p);
 }
 
 static bool
@@ -1223,6 +1232,52 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	profile_status_changed(p);
 }
 
+/* Whether the app takes writes now (NULL: not known yet, so assume it does). */
+static bool
+profile_app_writable(const struct profile *p)
+{
+	return p->app_status == NULL || strcmp(p->app_status, "active") == 0;
+}
+
+/* A write the app cannot take now stays queued (it is sent once the app
+ * accepts writes again, or can be discarded); its writer is told so with an
+ * app-read-only error that carries the mutation-id and "queued": true. */
+static void
+mutation_tell_read_only(struct profile *p, struct mutation *m)
+{
+	_cleanup_json_ cJSON *out = NULL;
+
+	if (m->origin == NULL)
+		return;
+	out = reply_new("error", m->origin_ceid);
+	cJSON_AddStringToObject(out, "type", "app-read-only");
+	cJSON_AddStringToObject(out, "message", p->app_status && strcmp(p->app_status, "disabled") == 0 ?
+	    "the app is disabled and accepts no writes: the write stays queued until it accepts them "
+	    "again (discard-mutation drops it)" :
+	    "the app is read-only: the write stays queued until it accepts writes again "
+	    "(discard-mutation drops it)");
+	cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
+	cJSON_AddBoolToObject(out, "queued", true);
+	client_send(m->origin, out);
+}
+
+/* When the app stops taking writes, every writer with a write still queued
+ * is told (once per change, not on every reconnect). */
+static void
+profile_set_app_status(struct profile *p, const char *st)
+{
+	bool was_writable = profile_app_writable(p);
+	struct mutation *m;
+
+	free(p->app_status);
+	p->app_status = strdup(st);
+	if (!was_writable || profile_app_writable(p))
+		return;
+	TAILQ_FOREACH(m, &p->outbox, entry)
+		if (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)
+			mutation_tell_read_only(p, m);
+}
+
 static void
 handle_error(struct profile *p, const cJSON *msg)
 {
@@ -1254,8 +1309,17 @@ handle_error(struct profile *p, const cJSON *msg)
 		return;
 	}
 	if (m) {
-		if (m->m->state == DB_MUT_PENDING || m->m->state == DB_MUT_SENT)
-			mutation_fail(p, m, msg);
+		const char *type = json_get_string(msg, "type");
+
+		if (m->m->state != DB_MUT_PENDING && m->m->state != DB_MUT_SENT)
+			return;
+		if (type && strcmp(type, "app-read-only") == 0) {
+			/* Not a rejection of the write: the app went read-only under it. */
+			m->sent = false;
+			mutation_tell_read_only(p, m);
+			return;
+		}
+		mutation_fail(p, m, msg);
 		return;
 	}
 	q = query_find_ceid(p, ceid);
@@ -1391,6 +1455,63 @@ out:
 
 /* ---- upstream events ---- */
 
+/* States in which the daemon knows the server will not answer for now. */
+static bool
+profile_gave_up(enum upstream_state st)
+{
+	return st == UPSTREAM_BACKOFF || st == UPSTREAM_AUTH_FAILED || st == UPSTREAM_APP_NOT_FOUND ||
+	    st == UPSTREAM_STOPPED;
+}
+
+/* The error a request that needs the server gets while it cannot have it:
+ * the type (a PROTOCOL.md error type) and a message naming the cause. */
+static const char *
+profile_unreachable_error(const struct profile *p, const char **ret_msg)
+{
+	enum upstream_state st = p->up ? upstream_get_state(p->up) : UPSTREAM_STOPPED;
+
+	if (st == UPSTREAM_APP_NOT_FOUND) {
+		*ret_msg = "the server does not know this app id (check the app id and the server)";
+		return "app-not-found";
+	}
+	if (st == UPSTREAM_AUTH_FAILED) {
+		*ret_msg = "the server refused this profile's refresh token (sign in again)";
+		return "auth-failed";
+	}
+	*ret_msg = "the server is not reachable now (the daemon's last connection attempt failed)";
+	return "offline";
+}
+
+/* The session just gave up: every query-once still waiting for the server
+ * gets the reason now instead of its timeout later; an unknown app is also
+ * told to every subscription (which stays, in case the app appears). */
+static void
+profile_fail_waiting(struct profile *p)
+{
+	struct query *q;
+	const char *msg, *type = profile_unreachable_error(p, &msg);
+	bool tell_subs = strcmp(type, "app-not-found") == 0 && !p->app_missing_told;
+
+	if (tell_subs)
+		p->app_missing_told = true;
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		struct listener *l, *next;
+		bool released = false;
+
+		for (l = LIST_FIRST(&q->listeners); l; l = next) {
+			next = LIST_NEXT(l, by_query);
+			if (l->once) {
+				client_error(l->c, l->ceid, type, "%s", msg);
+				listener_free(l);
+				released = true;
+			} else if (!l->answered && tell_subs)
+				client_error(l->c, l->ceid, type, "%s", msg);
+		}
+		if (released)
+			query_maybe_release(q);
+	}
+}
+
 static void
 profile_on_state(void *ud, enum upstream_state st, const char *detail)
 {
@@ -1403,6 +1524,12 @@ profile_on_state(void *ud, enum upstream_state st, const char *detail)
 		p->last_error = strdup(detail);
 	}
 	log_info("%s: %s%s%s", p->name, upstream_state_name(st), detail ? ": " : "", detail ? detail : "");
+	if (st == UPSTREAM_AUTHENTICATED)
+		p->unreachable = p->app_missing_told = false;
+	else if (profile_gave_up(st)) {
+		p->unreachable = true;
+		profile_fail_waiting(p);
+	}
 	if (st != UPSTREAM_AUTHENTICATED && st != UPSTREAM_OPENED) {
 		/* The server forgot this session: subscriptions and in-flight sends. */
 		TAILQ_FOREACH(q, &p->queries, entry) {
@@ -1433,8 +1560,7 @@ handle_init_ok(struct profile *p, const cJSON *msg)
 	p->session_id = xstrdup(json_get_string(msg, "session-id"));
 	cJSON_Delete(p->user);
 	p->user = cJSON_IsObject(user) ? cJSON_Duplicate(user, 1) : NULL;
-	free(p->app_status);
-	p->app_status = strdup(status ? status : "active");
+	profile_set_app_status(p, status ? status : "active");
 	free(p->last_error);
 	p->last_error = NULL;
 	profile_set_server_attrs(p, json_get(msg, "attrs"), 0, false);
@@ -1513,8 +1639,7 @@ profile_on_message(void *ud, const cJSON *msg)
 		const char *st = json_get_string(msg, "status");
 
 		if (st) {
-			free(p->app_status);
-			p->app_status = strdup(st);
+			profile_set_app_status(p, st);
 			log_notice("%s: app status is now %s", p->name, st);
 			profile_pump(p);
 			profile_status_changed(p);
@@ -1593,6 +1718,8 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 			cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
 			cJSON_AddItemToObject(out, "seq", json_new_int64(m->m->seq));
 			client_send(m->origin, out);
+			if (!profile_app_writable(p))
+				mutation_tell_read_only(p, m);
 		}
 		pending_write_free(w);
 	}
@@ -1830,25 +1957,125 @@ note_recovery(struct db *db, const char *name)
 		log_warn("%s: cannot record the recovery", name);
 }
 
-static int
-profile_open(struct sync *s, const char *name, const char *app_id, const char *server,
-    const char *api_uri, const char *token, const char *ca_file, struct profile **ret)
+/* What a profile is made of, as the configuration and a program's init
+ * decide it together. Strings are borrowed from the sync's options or the
+ * init message, except derived_api_uri (owned: free with profile_spec_clear). */
+struct profile_spec {
+	const char *name;	/* the configured profile's name; NULL = unconfigured (named by app id) */
+	const char *app_id, *server, *api_uri, *token, *ca_file;
+	char *derived_api_uri;	/* owned */
+};
+
+static void
+profile_spec_clear(struct profile_spec *sp)
 {
-	_cleanup_free_ char *key = NULL, *derived = NULL;
+	free(sp->derived_api_uri);
+	*sp = (struct profile_spec){ 0 };
+}
+
+/* A configured profile's server: its own, else the default. */
+static const char *
+profile_option_server(const struct sync *s, const struct sync_profile_option *po)
+{
+	return po->server ? po->server : s->opt.default_server;
+}
+
+/* The one resolver from configuration (plus what a program's init brings) to
+ * a profile: init, start-up and reload all go through it, so a configured
+ * profile gets its server, api-uri, token and ca-file whichever way it opens.
+ *   pname set: exactly that configured profile (app_id and server, when
+ *     given, must agree with it);
+ *   else by_app_id: the first configured profile with this app id and, when
+ *     server is given, that server; else an unconfigured profile;
+ *   else: an unconfigured profile (a database found at start-up that no
+ *     configured profile claims).
+ * api_uri and token from the program win over the profile's. 0, -ENOENT (no
+ * such profile), -EINVAL (a conflicting field), -ENOMEM; *ret_err is static text
+ * or NULL, for the program. */
+static int
+profile_resolve(const struct sync *s, const char *pname, bool by_app_id, const char *app_id,
+    const char *server, const char *api_uri, const char *token, struct profile_spec *ret,
+    const char **ret_err)
+{
+	const struct sync_profile_option *po = NULL;
+
+	*ret = (struct profile_spec){ 0 };
+	*ret_err = NULL;
+	if (pname) {
+		for (size_t i = 0; i < s->opt.n_profiles && !po; i++)
+			if (strcmp(s->profiles[i].name, pname) == 0)
+				po = &s->profiles[i];
+		if (po == NULL)
+			return *ret_err = "no profile of that name in the daemon's configuration", -ENOENT;
+		if (app_id && strcmp(app_id, po->app_id) != 0)
+			return *ret_err = "app-id differs from the configured profile's app-id", -EINVAL;
+		if (server && strcmp(server, profile_option_server(s, po)) != 0)
+			return *ret_err = "server differs from the configured profile's server", -EINVAL;
+	} else if (by_app_id) {
+		for (size_t i = 0; i < s->opt.n_profiles && !po; i++)
+			if (strcmp(s->profiles[i].app_id, app_id) == 0 &&
+			    (!server || strcmp(server, profile_option_server(s, &s->profiles[i])) == 0))
+				po = &s->profiles[i];
+	}
+	if (po) {
+		ret->name = po->name;
+		ret->app_id = po->app_id;
+		ret->server = profile_option_server(s, po);
+		ret->api_uri = api_uri ? api_uri : po->api_uri;
+		ret->token = token ? token : po->token;
+		ret->ca_file = po->ca_file ? po->ca_file : s->opt.ca_file;
+	} else {
+		ret->app_id = app_id;
+		ret->server = server ? server : s->opt.default_server;
+		ret->api_uri = api_uri;
+		ret->token = token;
+		ret->ca_file = s->opt.ca_file;
+	}
+	/* Unless an API URI was configured, a server other than Instant's own
+	 * serves its auth endpoints beside the sync socket. */
+	if (!ret->api_uri && strcmp(s->opt.default_api_uri, CONFIG_DEFAULT_API_URI) == 0 &&
+	    strcmp(ret->server, CONFIG_DEFAULT_SERVER) != 0) {
+		if ((ret->derived_api_uri = api_uri_for(ret->server)) == NULL)
+			return -ENOMEM;
+		ret->api_uri = ret->derived_api_uri;
+	}
+	if (!ret->api_uri)
+		ret->api_uri = s->opt.default_api_uri;
+	return 0;
+}
+
+/* Two configured profiles are two profiles even when they share the server
+ * and app id (say, two users); an unconfigured one is its server and app id. */
+static char *
+profile_key_of(const char *name, const char *server, const char *app_id)
+{
+	char *key = NULL;
+
+	if (name ? asprintf(&key, "%s\n%s\nprofile %s", server, app_id, name) < 0 :
+	    asprintf(&key, "%s\n%s", server, app_id) < 0)
+		return NULL;
+	return key;
+}
+
+static char *
+profile_key(const struct profile_spec *sp)
+{
+	return profile_key_of(sp->name, sp->server, sp->app_id);
+}
+
+/* Open (or find) the profile sp describes. db_path: the database to use, when
+ * start-up found it; NULL = the profile's own. */
+static int
+profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path, struct profile **ret)
+{
+	_cleanup_free_ char *key = profile_key(sp);
 	struct upstream_config ucfg = { 0 };
+	const char *name = sp->name, *app_id = sp->app_id, *server = sp->server;
+	const char *api_uri = sp->api_uri, *token = sp->token, *ca_file = sp->ca_file;
 	struct profile *p;
 	int r;
 
-	if (!server)
-		server = s->opt.default_server;
-	/* Unless an API URI was configured, a server other than Instant's own
-	 * serves its auth endpoints beside the sync socket. */
-	if (!api_uri && strcmp(s->opt.default_api_uri, CONFIG_DEFAULT_API_URI) == 0 &&
-	    strcmp(server, CONFIG_DEFAULT_SERVER) != 0)
-		api_uri = derived = api_uri_for(server);
-	if (!api_uri)
-		api_uri = s->opt.default_api_uri;
-	if (asprintf(&key, "%s\n%s", server, app_id) < 0)
+	if (key == NULL)
 		return -ENOMEM;
 	TAILQ_FOREACH(p, &s->profiles_list, entry)
 		if (strcmp(p->key, key) == 0) {
@@ -1873,12 +2100,14 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	p->name = strdup(name ? name : app_id);
 	p->server = strdup(server);
 	p->api_uri = xstrdup(api_uri);
-	p->ca_file = xstrdup(ca_file ? ca_file : s->opt.ca_file);
+	p->ca_file = xstrdup(ca_file);
 	p->token = xstrdup(token);
+	p->configured = sp->name != NULL;
 	p->server_attrs = attrs_new();
 	p->attrs = attrs_new();
 	if (!p->app_id || !p->name || !p->server || !p->server_attrs || !p->attrs ||
-	    profile_db_path(s, app_id, server, &p->db_path) < 0) {
+	    (db_path ? (p->db_path = strdup(db_path)) == NULL :
+	    profile_db_path(s, sp->name, app_id, server, &p->db_path) < 0)) {
 		profile_free(p);
 		return -ENOMEM;
 	}
@@ -1933,8 +2162,10 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	}
 	TAILQ_INSERT_TAIL(&s->profiles_list, p, entry);
 	r = upstream_start(p->up);
-	if (r < 0)
+	if (r < 0) {
 		log_warn("%s: cannot start connecting: %s", p->name, strerror(-r));
+		p->unreachable = true;	/* nothing will answer: do not make queries wait */
+	}
 	upstream_transact_watch(p->up, s->opt.transact_timeout_s);
 	log_info("%s: profile open (%s, app %s)", p->name, p->server, p->app_id);
 	*ret = p;
@@ -1951,7 +2182,8 @@ op_init(struct client *c, const cJSON *msg, const char *ceid)
 	const char *server = json_get_string(msg, "server");
 	const char *api_uri = json_get_string(msg, "api-uri");
 	const char *token = json_get_string(msg, "refresh-token");
-	const char *name = NULL, *ca = NULL;
+	const char *pname = json_get_string(msg, "profile"), *why = NULL;
+	struct profile_spec spec = { 0 };
 	_cleanup_json_ cJSON *out = NULL;
 	struct profile *p;
 	int r;
@@ -1960,44 +2192,30 @@ op_init(struct client *c, const cJSON *msg, const char *ceid)
 		client_error(c, ceid, "invalid-request", "init has already run on this connection");
 		return;
 	}
-	if (app_id == NULL) {
-		/* A configured profile may be named instead of an app id. */
-		const char *pname = json_get_string(msg, "profile");
-
-		for (size_t i = 0; pname && i < s->opt.n_profiles; i++)
-			if (strcmp(s->profiles[i].name, pname) == 0)
-				app_id = s->profiles[i].app_id;
-		if (app_id == NULL) {
-			client_error(c, ceid, "invalid-request", "init needs an app-id");
-			return;
-		}
-	}
-	if (!uuid_valid(app_id)) {
-		client_error(c, ceid, "invalid-request", "app-id must be a UUID");
+	if (pname == NULL && app_id == NULL) {
+		client_error(c, ceid, "invalid-request", "init needs an app-id (or a profile)");
 		return;
 	}
-	for (size_t i = 0; i < s->opt.n_profiles; i++) {
-		const struct sync_profile_option *po = &s->profiles[i];
-
-		if (strcmp(po->app_id, app_id) != 0)
-			continue;
-		if (server && po->server && strcmp(server, po->server) != 0)
-			continue;
-		name = po->name;
-		if (!server)
-			server = po->server;
-		if (!api_uri)
-			api_uri = po->api_uri;
-		if (!token)
-			token = po->token;
-		ca = po->ca_file;
-		break;
+	if (app_id && !uuid_valid(app_id)) {
+		client_error(c, ceid, "invalid-request", "app-id must be a UUID");
+		return;
 	}
 	if (server && strncmp(server, "ws://", 5) != 0 && strncmp(server, "wss://", 6) != 0) {
 		client_error(c, ceid, "invalid-request", "server must be a ws:// or wss:// URL");
 		return;
 	}
-	r = profile_open(s, name, app_id, server, api_uri, token, ca, &p);
+	r = profile_resolve(s, pname, true, app_id, server, api_uri, token, &spec, &why);
+	if (r < 0) {
+		if (why)
+			client_error(c, ceid, "invalid-request", "profile '%s': %s", pname ? pname : "",
+			    why);
+		else
+			client_error(c, ceid, "internal", "%s", strerror(-r));
+		profile_spec_clear(&spec);
+		return;
+	}
+	r = profile_open(s, &spec, NULL, &p);
+	profile_spec_clear(&spec);
 	if (r < 0) {
 		client_error(c, ceid, r == -ENOSPC ? "storage-full" : "internal",
 		    "cannot open the profile: %s", strerror(-r));
@@ -2025,6 +2243,22 @@ parse_policy(const char *s)
 	return -1;
 }
 
+/* A day: longer is a mistake, and the timer math stays far from overflow. */
+#define QUERY_TIMEOUT_MAX_MS 86400000
+
+/* A query-once whose timeout-ms passed without an answer from the server. */
+static void
+listener_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+	struct listener *l = lws_container_of(sul, struct listener, timeout);
+	struct query *q = l->q;
+
+	client_error(l->c, l->ceid, "timeout", "the server did not answer within timeout-ms "
+	    "(the daemon is %s)", profile_online(q->p) ? "connected" : "still connecting");
+	listener_free(l);
+	query_maybe_release(q);
+}
+
 static void
 op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 {
@@ -2032,6 +2266,7 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	_cleanup_free_ char *err = NULL;
 	struct listener *l;
 	struct query *q;
+	int64_t timeout_ms = 0;
 	int policy = ONCE_NONE, r;
 
 	if (instaql_validate(qj, &err) < 0) {
@@ -2039,12 +2274,20 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		return;
 	}
 	if (once) {
+		const cJSON *t = json_get(msg, "timeout-ms");
+
 		policy = parse_policy(json_get_string(msg, "policy"));
 		if (policy < 0) {
 			client_error(c, ceid, "invalid-request",
 			    "policy must be cache-first, network-only or cache-only");
 			return;
 		}
+		if (t && (!cJSON_IsNumber(t) || t->valuedouble < 1 || t->valuedouble > QUERY_TIMEOUT_MAX_MS)) {
+			client_error(c, ceid, "invalid-request", "timeout-ms must be a number from 1 to %d",
+			    QUERY_TIMEOUT_MAX_MS);
+			return;
+		}
+		timeout_ms = t ? (int64_t)t->valuedouble : 0;
 	} else if (c->nsubs >= c->s->opt.max_subs_per_conn) {
 		client_error(c, ceid, "too-many-subscriptions", "at most %zu subscriptions per connection",
 		    c->s->opt.max_subs_per_conn);
@@ -2060,15 +2303,23 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_NETWORK_ONLY && !profile_online(c->p)) {
-		client_error(c, ceid, "offline", "the server is not reachable now");
+	/* A query-once that needs the server waits while the session is still
+	 * connecting (a fresh daemon, a new profile) and fails only once the
+	 * daemon knows it cannot have an answer: the attempt failed, or timeout-ms. */
+	if (once && !profile_online(c->p) && c->p->unreachable &&
+	    (policy == ONCE_NETWORK_ONLY || (policy == ONCE_CACHE_FIRST && !query_has_result(q)))) {
+		const char *why, *type = profile_unreachable_error(c->p, &why);
+
+		client_error(c, ceid, type, "%s%s", policy == ONCE_CACHE_FIRST && strcmp(type, "offline") == 0 ?
+		    "this query is not cached and " : "", why);
 		query_maybe_release(q);
 		return;
 	}
-	if (once && policy == ONCE_CACHE_FIRST && !query_has_result(q) && !profile_online(c->p)) {
-		client_error(c, ceid, "offline", "this query is not cached and the server is not reachable");
-		query_maybe_release(q);
-		return;
+	if (!once && c->p->up && upstream_get_state(c->p->up) == UPSTREAM_APP_NOT_FOUND && !query_has_result(q)) {
+		const char *why, *type = profile_unreachable_error(c->p, &why);
+
+		/* Told, but kept: it is answered if the server later knows the app. */
+		client_error(c, ceid, type, "%s", why);
 	}
 	l = calloc(1, sizeof(*l));
 	if (l == NULL || (ceid && (l->ceid = strdup(ceid)) == NULL)) {
@@ -2082,6 +2333,9 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	l->once = policy;
 	LIST_INSERT_HEAD(&q->listeners, l, by_query);
 	LIST_INSERT_HEAD(&c->listeners, l, by_client);
+	if (timeout_ms > 0)
+		lws_sul_schedule(c->s->ctx, 0, &l->timeout, listener_timeout_cb,
+		    (lws_usec_t)timeout_ms * LWS_US_PER_MS);
 	if (!once)
 		c->nsubs++;
 	if (policy != ONCE_CACHE_ONLY)	/* cache-only never asks the server */
@@ -2623,14 +2877,16 @@ replay_resolved(struct profile *p, struct mutation *m)
 	p->replay_total = p->replay_done = 0;
 }
 
-/* The database of (server, app id); the same name whoever opens it. */
+/* The database of a profile (see profile_key); the same name whoever opens it.
+ * name: the configured profile's name, NULL for an unconfigured one. */
 static int
-profile_db_path(struct sync *s, const char *app_id, const char *server, char **ret)
+profile_db_path(struct sync *s, const char *name, const char *app_id, const char *server,
+    char **ret)
 {
-	_cleanup_free_ char *key = NULL;
+	_cleanup_free_ char *key = profile_key_of(name, server, app_id);
 	char digest[17];
 
-	if (asprintf(&key, "%s\n%s", server, app_id) < 0)
+	if (key == NULL)
 		return -ENOMEM;
 	hex_digest(key, digest);
 	if (asprintf(ret, "%s/%s-%s.sqlite", s->opt.state_dir, app_id, digest) < 0)
@@ -2729,7 +2985,7 @@ stored_collect(struct sync *s, struct stored **ret, size_t *ret_n)
 		const char *server = po->server ? po->server : s->opt.default_server;
 		char *path = NULL;
 
-		r = profile_db_path(s, po->app_id, server, &path);
+		r = profile_db_path(s, po->name, po->app_id, server, &path);
 		if (r == 0)
 			r = stored_add(&v, &n, NULL, po->name, po->app_id, server, path, true);
 	}
@@ -3206,12 +3462,84 @@ sync_options_clear(struct sync *s)
 	s->opt.n_profiles = 0;
 }
 
+static const struct sync_profile_option *
+sync_find_profile(const struct sync *s, const char *name)
+{
+	for (size_t i = 0; i < s->opt.n_profiles; i++)
+		if (strcmp(s->profiles[i].name, name) == 0)
+			return &s->profiles[i];
+	return NULL;
+}
+
+static bool
+str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* After a reload, each open configured profile is resolved again: a changed
+ * api-uri or token-file (one whose token changed) applies at once; a changed server or ca-file would
+ * need a new session, so it is logged by name (the open session keeps the
+ * old one until the daemon restarts; a server change makes programs that
+ * init from now on get a new session). */
+static void
+sync_reapply_profiles(struct sync *s, const struct sync *old)
+{
+	struct profile *p;
+
+	TAILQ_FOREACH(p, &s->profiles_list, entry) {
+		const struct sync_profile_option *po, *opo;
+		struct profile_spec spec;
+		const char *why;
+
+		if (!p->configured)
+			continue;
+		po = sync_find_profile(s, p->name);
+		if (po == NULL || strcmp(po->app_id, p->app_id) != 0) {
+			log_notice("profile %s: no longer configured (or its app-id changed); its open "
+			    "session stays until instantd restarts", p->name);
+			continue;
+		}
+		if (profile_resolve(s, p->name, false, NULL, NULL, NULL, NULL, &spec, &why) < 0) {
+			log_warn("profile %s: cannot apply the new configuration: out of memory", p->name);
+			profile_spec_clear(&spec);
+			continue;
+		}
+		if (str_differs(spec.server, p->server))
+			log_notice("profile %s: 'server' changed; programs that init from now on use %s, "
+			    "the open session stays on %s until instantd restarts", p->name, spec.server,
+			    p->server);
+		if (str_differs(spec.ca_file, p->ca_file))
+			log_warn("profile %s: 'ca-file' changed; it takes effect only when instantd restarts",
+			    p->name);
+		if (str_differs(spec.api_uri, p->api_uri)) {
+			char *u = strdup(spec.api_uri);
+
+			if (u) {
+				free(p->api_uri);
+				p->api_uri = u;
+				log_notice("profile %s: 'api-uri' is now %s", p->name, u);
+			}
+		}
+		/* Only a token-file whose token changed: a sign-in since start-up stays. */
+		opo = sync_find_profile(old, p->name);
+		if (spec.token && (opo == NULL || str_differs(spec.token, opo->token)) &&
+		    str_differs(spec.token, p->token)) {
+			if (profile_set_token(p, spec.token) < 0)
+				log_warn("profile %s: cannot apply the new token-file", p->name);
+			else
+				log_notice("profile %s: signed in with the new token-file's token", p->name);
+		}
+		profile_spec_clear(&spec);
+	}
+}
+
 /* New options (a reload) apply to profiles opened from now on and to the
- * configured profiles programs name; open sessions keep what they have. */
+ * configured profiles programs name; for open ones see sync_reapply_profiles. */
 int
 sync_set_options(struct sync *s, const struct sync_options *opt)
 {
-	struct sync n = { .opt = *opt };
+	struct sync n = { .opt = *opt }, old = { 0 };
 
 	n.opt.state_dir = xstrdup(opt->state_dir);
 	n.opt.default_server = xstrdup(opt->default_server);
@@ -3233,9 +3561,12 @@ sync_set_options(struct sync *s, const struct sync_options *opt)
 		return -ENOMEM;
 	}
 	n.opt.profiles = n.profiles;
-	sync_options_clear(s);
+	old.opt = s->opt;
+	old.profiles = s->profiles;
 	s->opt = n.opt;
 	s->profiles = n.profiles;
+	sync_reapply_profiles(s, &old);
+	sync_options_clear(&old);
 	return 0;
 }
 
@@ -3271,6 +3602,9 @@ sync_open_queued(struct sync *s)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		_cleanup_free_ char *path = NULL, *server = NULL, *app = NULL, *name = NULL, *token = NULL;
+		const struct sync_profile_option *cpo;
+		struct profile_spec spec;
+		const char *why;
 		struct db *db = NULL;
 		size_t counts[4] = { 0 };
 		struct profile *p;
@@ -3297,7 +3631,18 @@ sync_open_queued(struct sync *s)
 			continue;
 		log_info("%s: %zu queued writes to replay", name ? name : app,
 		    counts[DB_MUT_PENDING] + counts[DB_MUT_SENT]);
-		(void)profile_open(s, name, app, server, NULL, token, NULL, &p);
+		/* The same resolver as init: a database of a configured profile gets
+		 * that profile's api-uri, ca-file and token-file. */
+		if (name && (cpo = sync_find_profile(s, name)) && strcmp(cpo->app_id, app) == 0 &&
+		    strcmp(profile_option_server(s, cpo), server) == 0)
+			r = profile_resolve(s, name, false, app, server, NULL, NULL, &spec, &why);
+		else
+			r = profile_resolve(s, NULL, false, app, server, NULL, NULL, &spec, &why);
+		if (r == 0 && spec.token == NULL)
+			spec.token = token;
+		if (r == 0)
+			(void)profile_open(s, &spec, path, &p);
+		profile_spec_clear(&spec);
 	}
 	closedir(d);
 	return 0;

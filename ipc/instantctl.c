@@ -19,6 +19,13 @@
 
 struct ctl_options opt = { .timeout_ms = 30000 };
 
+/* How long query waits for the server by default: long enough for a fresh
+ * daemon to connect, short enough that a person is not left guessing. */
+#define CTL_QUERY_WAIT_MS 10000
+/* The daemon answers a query-once that timed out itself (naming why): wait
+ * this much longer for that answer than the daemon waits for the server. */
+#define CTL_QUERY_MARGIN_MS 2000
+
 volatile sig_atomic_t ctl_interrupted;
 
 static void
@@ -71,7 +78,8 @@ static const char ctl_usage_main[] =
 "      --server URL      Its sync WebSocket, e.g. wss://api.instantdb.com/runtime/session\n"
 "      --token-env VAR   Take a refresh token from environment variable VAR\n"
 "  -j, --json            Machine output: each daemon message as one JSON line\n"
-"  -t, --timeout MS      How long to wait for an answer (default 30000)\n"
+"  -t, --timeout MS      How long to wait for an answer (default 30000; for\n"
+"                        query, how long the daemon waits for the server: 10000)\n"
 "  -h, --help            This text; COMMAND --help for a command's own\n"
 "\n"
 "Exit status: 0 ok, 1 the daemon reported an error, 2 usage error,\n"
@@ -556,9 +564,13 @@ ctl_simple_opt(cJSON *req, void (*print)(const cJSON *reply), bool allow_no_app)
 		instantd_free(c);
 		return ctl_exit_for(r);
 	}
-	if (instantd_is_error(reply))
+	if (instantd_is_error(reply)) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(reply, "type");
+
 		r = ctl_report_error(reply);
-	else {
+		if (cJSON_IsString(t) && strcmp(t->valuestring, "timeout") == 0)
+			r = EXIT_TIMEOUT;	/* the daemon timed out waiting for the server */
+	} else {
 		if (opt.json)
 			ctl_print_json_line(reply);
 		else
@@ -608,7 +620,11 @@ static const char ctl_usage_query[] =
 "\n"
 "  -p, --policy POLICY   cache-first (default): the mirror if it has the query,\n"
 "                        else the server; network-only: always ask the server;\n"
-"                        cache-only: never ask the server\n";
+"                        cache-only: never ask the server\n"
+"\n"
+"A query that needs the server waits while the daemon connects, up to --timeout\n"
+"(default 10000 ms here). It fails with 'offline' once the daemon knows the\n"
+"server cannot be reached, or with 'timeout' (exit status 4) when the time passes.\n";
 
 static void
 ctl_print_result(const cJSON *reply)
@@ -655,7 +671,7 @@ ctl_query(int argc, char **argv)
 	};
 	const char *policy = NULL;
 	cJSON *q, *req;
-	int ch;
+	int ch, wait_ms;
 
 	optind = 0;	/* 0: glibc re-initialises getopt for the command's own argv */
 	while ((ch = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
@@ -683,6 +699,11 @@ ctl_query(int argc, char **argv)
 	cJSON_AddItemToObject(req, "q", q);
 	if (policy != NULL)
 		cJSON_AddStringToObject(req, "policy", policy);
+	/* The daemon waits for the server (a fresh one may still be connecting)
+	 * and says whether it gave up as offline or as timeout. */
+	wait_ms = opt.timeout_set ? opt.timeout_ms : CTL_QUERY_WAIT_MS;
+	cJSON_AddNumberToObject(req, "timeout-ms", wait_ms);
+	opt.timeout_ms = wait_ms + CTL_QUERY_MARGIN_MS;
 	return ctl_simple(req, ctl_print_result);
 }
 
@@ -1539,6 +1560,7 @@ main(int argc, char **argv)
 			if (*end != '\0' || v <= 0 || v > 86400000)
 				return ctl_usage_error("--timeout needs milliseconds, not '%s'", optarg);
 			opt.timeout_ms = (int)v;
+			opt.timeout_set = true;
 			break;
 		}
 		case 'h':

@@ -27,6 +27,7 @@ struct ctl_options {
 	const char *token;
 	bool json;
 	int timeout_ms;
+	bool timeout_set;	/* --timeout given */
 };
 extern struct ctl_options opt;
 extern volatile sig_atomic_t ctl_interrupted;	/* SIGINT or SIGTERM came */

@@ -12,7 +12,9 @@ E2E_TESTS = \
 	e2e/test-manage.mjs \
 	e2e/test-operate.mjs \
 	e2e/test-errors.mjs \
-	e2e/test-doctor.mjs
+	e2e/test-doctor.mjs \
+	e2e/test-resolve.mjs \
+	e2e/test-error-types.mjs
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 

@@ -16,6 +16,9 @@
 
 static char tmp[256];
 
+/* An app id that passes the UUID check. */
+#define U "0d7d6bda-5c5c-4f3c-9a0f-2b8d6f0a9a11"
+
 static void
 write_file(const char *path, const char *text, mode_t mode)
 {
@@ -166,6 +169,8 @@ test_every_key(void)
 	char *err = NULL, text[4096];
 
 	write_file(path_in_tmp("tok"), "  abc-refresh-token-123\n\n", 0600);
+	write_file(path_in_tmp("ca.pem"), "pem\n", 0644);
+	write_file(path_in_tmp("work.pem"), "pem\n", 0644);
 	snprintf(text, sizeof(text),
 	    "# instantd.conf test\n"
 	    "; another comment\n"
@@ -194,10 +199,10 @@ test_every_key(void)
 	    "server = wss://instant.example.org/runtime/session\n"
 	    "api-uri = https://instant.example.org\n"
 	    "token-file = %s\n"
-	    "ca-file = /etc/ssl/work.pem\n"
+	    "ca-file = %s\n"
 	    "[ profile  guest ]\n"
-	    "  app-id=abc  \n",
-	    path_in_tmp("tok"));
+	    "  app-id=22222222-3333-4444-5555-666666666666  \n",
+	    path_in_tmp("tok"), path_in_tmp("work.pem"));
 	write_file(path_in_tmp("all.conf"), text, 0644);
 	CHECK_INT(config_load(path_in_tmp("all.conf"), &c, &err), 0);
 	if (err != NULL)
@@ -230,13 +235,13 @@ test_every_key(void)
 		CHECK_STR(p->server, "wss://instant.example.org/runtime/session");
 		CHECK_STR(p->api_uri, "https://instant.example.org");
 		CHECK_STR(p->token_file, path_in_tmp("tok"));
-		CHECK_STR(p->ca_file, "/etc/ssl/work.pem");
+		CHECK_STR(p->ca_file, path_in_tmp("work.pem"));
 		CHECK_INT(p->line, 23);
 	}
 	p = config_find_profile(c, "guest");
 	CHECK(p != NULL);
 	if (p != NULL) {
-		CHECK_STR(p->app_id, "abc");
+		CHECK_STR(p->app_id, "22222222-3333-4444-5555-666666666666");
 		CHECK(p->server == NULL && p->api_uri == NULL && p->token_file == NULL &&
 		    p->ca_file == NULL);
 	}
@@ -353,13 +358,27 @@ test_errors(void)
 	check_error("= 3\n", 1, "missing key before '='");
 	check_error("[global]\n", 1, "unknown section '[global]'");
 	check_error("[profile a\n", 1, "malformed section header '[profile a'");
-	check_error("[profile a/b]\napp-id = x\n", 1, "invalid profile name 'a/b'");
-	check_error("[profile a]\napp-id = x\n[profile a]\napp-id = y\n", 3, "duplicate profile 'a'");
-	check_error("app-id = x\n", 1, "key 'app-id' belongs in a [profile NAME] section");
-	check_error("[profile a]\napp-id = x\nlog-level = debug\n", 3,
+	check_error("[profile a/b]\napp-id = " U "\n", 1, "invalid profile name 'a/b'");
+	check_error("[profile a]\napp-id = " U "\n[profile a]\napp-id = " U "\n", 3, "duplicate profile 'a'");
+	check_error("app-id = " U "\n", 1, "key 'app-id' belongs in a [profile NAME] section");
+	check_error("[profile a]\napp-id = " U "\nlog-level = debug\n", 3,
 	    "key 'log-level' is global: put it before the first [profile] section");
-	check_error("[profile a]\napp-id = x\nbogus = 1\n", 3, "unknown key 'bogus'");
+	check_error("[profile a]\napp-id = " U "\nbogus = 1\n", 3, "unknown key 'bogus'");
 	check_error("# c\n[profile a]\nserver = ws://h/runtime/session\n", 2, "profile 'a' has no app-id");
+	/* app-id is exactly the dashed UUID form (not the 32-digit form libsystemd
+	 * also accepts, not braces, not a prefix). */
+	check_error("[profile a]\napp-id = abc\n", 2, "app-id: 'abc' is not a UUID");
+	check_error("[profile a]\napp-id = 0d7d6bda5c5c4f3c9a0f2b8d6f0a9a11\n", 2,
+	    "app-id: '0d7d6bda5c5c4f3c9a0f2b8d6f0a9a11' is not a UUID");
+	check_error("[profile a]\napp-id = {" U "}\n", 2, "app-id: '{" U "}' is not a UUID");
+	check_error("[profile a]\napp-id = " U "0\n", 2, "app-id: '" U "0' is not a UUID");
+	check_error("[profile a]\napp-id = 0d7d6bda-5c5c-4f3c-9a0f-2b8d6f0a9a1g\n", 2, "app-id: '");
+	/* A CA file that is not there fails the load, naming its line. */
+	check_error("log-level = info\nca-file = /nonexistent/ca.pem\n", 2,
+	    "ca-file: cannot read '/nonexistent/ca.pem': No such file or directory");
+	check_error("[profile a]\napp-id = " U "\nca-file = missing-ca.pem\n", 3,
+	    "ca-file: cannot read '");
+	check_error("ca-file = /\n", 1, "ca-file: '/' is not a regular file");
 	check_error("backoff-base-ms = 5000\nbackoff-cap-ms = 1000\n", 0,
 	    "backoff-cap-ms (1000) is less than backoff-base-ms (5000)");
 	check_error("ping-interval = 40\n", 0, "idle-timeout (35 s) must be longer than ping-interval (40 s)");
@@ -423,7 +442,7 @@ test_tokens(void)
 
 	/* The same refusal at load time, naming the profile's section line. */
 	write_file(tf, "secret-refresh-token\n", 0644);
-	snprintf(text, sizeof(text), "\n[profile p]\napp-id = a\ntoken-file = %s\n", tf);
+	snprintf(text, sizeof(text), "\n[profile p]\napp-id = " U "\ntoken-file = %s\n", tf);
 	check_error(text, 2, "profile 'p': ");
 	err = NULL;
 	CHECK(load_text(text, &err) == -EPERM);
@@ -464,6 +483,7 @@ test_example(void)
 	mkdir(path_in_tmp(".config"), 0700);
 	mkdir(path_in_tmp(".config/instantd"), 0700);
 	write_file(path_in_tmp(".config/instantd/notes.token"), "t0ken\n", 0600);
+	write_file(path_in_tmp(".config/instantd/private-ca.pem"), "pem\n", 0644);
 	CHECK_INT(config_load(path_in_tmp("example.conf"), &c, &err), 0);
 	if (err != NULL)
 		fprintf(stderr, "%s\n", err);
