@@ -27,6 +27,8 @@ struct ctl_options opt = { .timeout_ms = 30000 };
 #define CTL_QUERY_MARGIN_MS 2000
 
 volatile sig_atomic_t ctl_interrupted;
+/* The timeout-ms the last query asked the daemon to wait for the server; 0: none. */
+static int ctl_server_wait_ms;
 
 static void
 ctl_on_signal(int sig)
@@ -349,14 +351,26 @@ ctl_report_error(const cJSON *msg)
 			cause = ctl_error_texts[i].cause;
 			fix = ctl_error_texts[i].fix;
 		}
-	/* "offline" and "timeout" are what the daemon sees; the profile's state says
-	 * whether the server refused us (unknown app, token) or TLS failed. */
-	if (strcmp(type, "offline") == 0 || strcmp(type, "timeout") == 0) {
+	/* The daemon was connected and waited for the server: say so, as when
+	 * instantctl's own wait ends (ctl_exit_for). */
+	if (strcmp(type, "timeout") == 0 && ctl_server_wait_ms > 0) {
+		fprintf(stderr, "instantctl: timeout: no answer from the server within %d ms "
+		    "(the daemon is up and connected)\ncause: %s\nfix: try again with a longer "
+		    "--timeout; queued writes are kept\n", ctl_server_wait_ms, m);
+		return EXIT_FAILED;
+	}
+	/* "offline" is what the daemon sees; the profile's state says whether the
+	 * server refused us (unknown app, token) or TLS failed. For a refusal it
+	 * names the server and app the daemon asked. */
+	if (strcmp(type, "offline") == 0 ||
+	    strcmp(type, "app-not-found") == 0 || strcmp(type, "auth-failed") == 0) {
 		bool alive;
 		cJSON *st = ctl_probe_profile(2000, &alive);
 		const char *t2;
 
-		if (st != NULL && ctl_explain_profile(st, &t2, why, sizeof(why), &fix)) {
+		if (st != NULL && ctl_explain_profile(st, &t2, why, sizeof(why), &fix) &&
+		    (strcmp(type, "offline") == 0 || strcmp(type, "timeout") == 0 ||
+		    strcmp(type, t2) == 0)) {
 			if (strcmp(type, "offline") == 0)
 				type = t2;
 			cause = why;
@@ -702,6 +716,7 @@ ctl_query(int argc, char **argv)
 	/* The daemon waits for the server (a fresh one may still be connecting)
 	 * and says whether it gave up as offline or as timeout. */
 	wait_ms = opt.timeout_set ? opt.timeout_ms : CTL_QUERY_WAIT_MS;
+	ctl_server_wait_ms = wait_ms;
 	cJSON_AddNumberToObject(req, "timeout-ms", wait_ms);
 	opt.timeout_ms = wait_ms + CTL_QUERY_MARGIN_MS;
 	return ctl_simple(req, ctl_print_result);
@@ -739,6 +754,26 @@ ctl_stream_explain_wait(struct ctl_stream *st, int64_t started)
 	cJSON_Delete(p);
 }
 
+/* The daemon said the app is unknown while the watch waits for its first result. */
+static void
+ctl_stream_explain_app(struct ctl_stream *st, const cJSON *msg)
+{
+	const char *type = "app-not-found", *fix = NULL, *m = ctl_str(msg, "message");
+	char why[1024];
+	bool alive;
+	cJSON *p = ctl_probe_profile(1000, &alive);
+
+	st->explain_wait = false;
+	for (size_t i = 0; i < sizeof(ctl_error_texts) / sizeof(ctl_error_texts[0]); i++)
+		if (strcmp(type, ctl_error_texts[i].type) == 0)
+			fix = ctl_error_texts[i].fix;
+	if (p == NULL || !ctl_explain_profile(p, &type, why, sizeof(why), &fix))
+		snprintf(why, sizeof(why), "%s", m ? m : "the server does not know this app id");
+	fprintf(stderr, "instantctl: waiting for the first result (not cached): %s: %s\n"
+	    "fix: %s\n", type, why, fix ? fix : "check the app id and the server");
+	cJSON_Delete(p);
+}
+
 static void
 ctl_stream_message(struct instantd_client *c, const cJSON *msg, void *ud)
 {
@@ -747,6 +782,13 @@ ctl_stream_message(struct instantd_client *c, const cJSON *msg, void *ud)
 
 	if (op == NULL)
 		return;
+	/* An unknown app is a notice for a subscription: the daemon keeps it in
+	 * case the app appears, so the watch keeps waiting and says why. */
+	if (instantd_is_error(msg) && !opt.json && st->explain_wait && ctl_str(msg, "type") &&
+	    strcmp(ctl_str(msg, "type"), "app-not-found") == 0) {
+		ctl_stream_explain_app(st, msg);
+		return;
+	}
 	if (instantd_is_error(msg)) {
 		st->exit_code = ctl_report_error(msg);
 		st->done = true;
