@@ -2209,7 +2209,8 @@ user_public(const cJSON *user)
 static void
 auth_reply_error(struct auth_call *a, int status, const cJSON *body)
 {
-	const char *type = status == 429 ? "rate-limited" : status == 400 ? "auth-failed" :
+	const char *type = status == 429 || status == -EAGAIN ? "rate-limited" : status == 400 ? "auth-failed" :
+	    status == -ETIMEDOUT ? "timeout" : status == -EBADMSG || status == -EMSGSIZE ? "server-error" :
 	    status < 0 ? "offline" : "server-error";
 	const char *message = json_get_string(body, "message");
 	char buf[256];
@@ -2217,7 +2218,8 @@ auth_reply_error(struct auth_call *a, int status, const cJSON *body)
 
 	if (message == NULL) {
 		if (status < 0)
-			snprintf(buf, sizeof(buf), "the server could not be reached: %s", strerror(-status));
+			snprintf(buf, sizeof(buf), "%s: %s", a->p->api_uri ? a->p->api_uri : "the server's API",
+			    a->p->api_uri ? auth_strerror(status) : "the profile has no api-uri");
 		else
 			snprintf(buf, sizeof(buf), "the server answered HTTP %d", status);
 		message = buf;
