@@ -1,7 +1,7 @@
 # tests/e2e.mk: end-to-end scenarios driving the real instantd binary, the mock server and
 # local clients (issue: offline-first end to end).
 E2E_TESTS = e2e/test-offline.mjs e2e/test-rooms.mjs e2e/test-sync.mjs e2e/test-torture.mjs \
-	e2e/test-daemon.mjs e2e/test-auth.mjs e2e/test-demo.sh
+	e2e/test-daemon.mjs e2e/test-auth.mjs e2e/test-demo.sh e2e/test-soak.mjs e2e/test-auth-faults.mjs
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 
@@ -9,3 +9,10 @@ EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 torture:
 	TORTURE_KILLS=1000 $(MAKE) $(AM_MAKEFLAGS) check TESTS=e2e/test-torture.mjs
 .PHONY: torture
+
+# The long form of the soak test: thousands of programs over ten minutes (the short form,
+# a few hundred in about 35 s, is part of make check).
+soak:
+	SOAK_PROGRAMS=$${SOAK_PROGRAMS:-6000} SOAK_SECONDS=$${SOAK_SECONDS:-600} SOAK_CONCURRENCY=$${SOAK_CONCURRENCY:-48} \
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS=e2e/test-soak.mjs
+.PHONY: soak
