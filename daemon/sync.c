@@ -1742,6 +1742,7 @@ profile_open(struct sync *s, const char *name, const char *app_id, const char *s
 	ucfg.backoff_cap_ms = s->opt.backoff_cap_ms;
 	ucfg.ping_interval_s = s->opt.ping_interval_s;
 	ucfg.idle_timeout_s = s->opt.idle_timeout_s;
+	ucfg.connect_timeout_s = s->opt.connect_timeout_s;
 	if (p->token)
 		(void)log_add_secret(p->token);
 	r = upstream_new(s->ctx, s->vh, &ucfg, &profile_upstream_cb, p, &p->up);
@@ -2167,6 +2168,7 @@ op_room(struct client *c, const char *op, const cJSON *msg, const char *ceid)
 			.backoff_cap_ms = c->s->opt.backoff_cap_ms,
 			.ping_interval_s = c->s->opt.ping_interval_s,
 			.idle_timeout_s = c->s->opt.idle_timeout_s,
+			.connect_timeout_s = c->s->opt.connect_timeout_s,
 		};
 
 		if (strcmp(op, "join-room") != 0) {
