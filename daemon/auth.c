@@ -1,6 +1,6 @@
-/* HTTP POSTs to the server's auth endpoints on a worker thread: a small
- * blocking HTTP/1.1 client (TLS through OpenSSL) whose answer reaches the
- * loop through a pipe adopted into lws. */
+/* HTTP POSTs to the server's auth endpoints on a worker thread: a small HTTP/1.1
+ * client (TLS through OpenSSL) on a non-blocking socket with one deadline for the
+ * whole call, whose answer reaches the loop through a pipe adopted into lws. */
 #include "config.h"
 
 #include <errno.h>
@@ -217,7 +217,10 @@ conn_write(struct conn *c, const char *buf, size_t len)
 		int e;
 
 		if (c->ssl) {
-			int k = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+			int k;
+
+			errno = 0;	/* SSL_ERROR_SYSCALL reads it */
+			k = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
 
 			if (k <= 0) {
 				if ((e = tls_wait(c, k)) < 0)
@@ -250,7 +253,10 @@ conn_read(struct conn *c, char *buf, size_t len)
 		int e;
 
 		if (c->ssl) {
-			int k = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+			int k;
+
+			errno = 0;
+			k = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
 
 			if (k > 0)
 				return k;
@@ -290,8 +296,16 @@ tls_start(struct conn *c, const struct auth_request *r)
 	SSL_set_tlsext_host_name(c->ssl, r->host);
 	if (SSL_set1_host(c->ssl, r->host) != 1)
 		return -EINVAL;
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* A close without close_notify reads as the end of the stream; the Content-Length
+	 * check then tells a cut answer (-ECONNRESET) from a whole one. */
+	SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
 	SSL_set_fd(c->ssl, c->fd);
-	while ((n = SSL_connect(c->ssl)) != 1) {
+	for (;;) {
+		errno = 0;
+		if ((n = SSL_connect(c->ssl)) == 1)
+			break;
 		if (SSL_get_verify_result(c->ssl) != X509_V_OK)
 			return -EKEYREJECTED;	/* certificate not trusted or wrong host: never ignored */
 		if ((e = tls_wait(c, n)) < 0)

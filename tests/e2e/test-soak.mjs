@@ -181,6 +181,7 @@ async function phase(f, loading) {
 }
 
 async function drained(c) {
+	const t = Date.now();
 	let last = [];
 	try {
 		await waitFor(async () => { alive(); return (last = (await c.request({ op: 'list-mutations' })).mutations).length === 0; },
@@ -189,6 +190,7 @@ async function drained(c) {
 		const st = await c.request({ op: 'status' });
 		throw new Error(`${e.message}: ${last.length} left, e.g. ${JSON.stringify(last.slice(0, 2))}, status ${JSON.stringify(st.status)}`);
 	}
+	console.log(`# soak: the outbox drained in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 }
 
 await scenario(`soak: up to ${PROGRAMS} programs for up to ${SECONDS} s against a flaky server`, async () => {
