@@ -85,6 +85,10 @@ await scenario('auth calls against silent, trickling, cut and resetting API serv
 		reset.request({ op: 'sign-in', method: 'token', 'refresh-token': randomUUID() }, null, BOUND_MS),
 		out.request({ op: 'sign-out' }, null, BOUND_MS),
 	];
+	// Calls beyond the daemon's 32 in flight are refused at once instead of piling up threads.
+	const flood = await program(url('silent'));
+	const floodReplies = Promise.all(Array.from({ length: 40 }, () =>
+		flood.request({ op: 'send-magic-code', email: 'b@example.com' }, null, BOUND_MS)));
 	// The loop is not held up by calls in flight.
 	const who = await silent.request({ op: 'whoami' });
 	check(who.op === 'whoami' && silent.messages.length === 2, `whoami answered while the call hangs: ${JSON.stringify(silent.messages)}`);
@@ -96,6 +100,10 @@ await scenario('auth calls against silent, trickling, cut and resetting API serv
 	expectError(r4, 'offline', /closed the connection before its answer was complete/, 'cut answer');
 	expectError(r5, 'offline', /closed the connection|reset/i, 'reset');
 	check(r6.op === 'sign-out-ok' && r6['server-signed-out'] === false, `sign-out is local when the server hangs: ${JSON.stringify(r6)}`);
+	const fr = await floodReplies;
+	const refused = fr.filter((m) => m.type === 'rate-limited' && /too many sign-in calls/.test(m.message)).length;
+	check(refused > 0 && refused + fr.filter((m) => m.type === 'timeout').length === fr.length,
+		`beyond 32 in flight: rate-limited, the rest time out: ${JSON.stringify(fr.map((m) => m.type))}`);
 	const whoOut = await out.request({ op: 'whoami' });
 	check(whoOut['signed-in'] === false, 'signed out locally');
 
@@ -105,7 +113,7 @@ await scenario('auth calls against silent, trickling, cut and resetting API serv
 	await c0.init(DEFAULT_APP_ID);
 	const g = await c0.request({ op: 'sign-in', method: 'guest' });
 	check(g.op === 'sign-in-ok' && g.user.isGuest === true, `guest sign-in against the mock: ${JSON.stringify(g)}`);
-	for (const c of [silent, tls, trickle, cut, reset, out, c0]) c.close();
+	for (const c of [silent, tls, trickle, cut, reset, out, flood, c0]) c.close();
 }, { daemons: [daemon], timeoutMs: 120000 });
 
 for (const s of sockets) s.destroy();
