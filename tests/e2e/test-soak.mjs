@@ -27,8 +27,9 @@ const APP = DEFAULT_APP_ID;
 
 const mock = await startMock(['--port', '0']);
 // log-level error, raised twice by lib.mjs's -v -v: notices (reconnects and why), no lws debug.
+// A short connect-timeout: an upgrade the server leaves hanging is given up within the run.
 const daemon = new Daemon({ server: mock.url, config: `${FAST_CONFIG}transact-timeout = ${TRANSACT_TIMEOUT_S}s\n` +
-	'log-level = error\n' });
+	'connect-timeout = 3s\nlog-level = error\n' });
 
 // A daemon built with AddressSanitizer keeps freed memory in quarantine, so its RSS says
 // nothing about leaks (LeakSanitizer checks those at exit): the RSS bound is then skipped.
@@ -236,7 +237,9 @@ await scenario(`soak: up to ${PROGRAMS} programs for up to ${SECONDS} s against 
 	console.log(`# soak: ${next} programs in ${loadSecs.toFixed(1)} s of load (${((Date.now() - t0) / 1000).toFixed(1)} s in all): ` +
 		`${JSON.stringify(counts)}; server faults ${JSON.stringify(f.seen)} in the last phase`);
 	const watch = (daemon.log.match(/unanswered for/g) || []).length;
-	console.log(`# soak: ${acked.size} writes acknowledged, ${onServer} on the server; the transact watch fired ${watch} times; daemon ${st.state}`);
+	const hung = (daemon.log.match(/timed out after/g) || []).length;
+	console.log(`# soak: ${acked.size} writes acknowledged, ${onServer} on the server; the transact watch fired ${watch} times, ` +
+		`the connect timeout ${hung} times; daemon ${st.state}`);
 	console.log(`# soak: end: RSS ${end.rssKiB} KiB (${((end.rssKiB / start.rssKiB - 1) * 100).toFixed(1)} % since warm-up), ` +
 		`${end.fds} fds (${end.fds - start.fds >= 0 ? '+' : ''}${end.fds - start.fds})`);
 	check(end.fds <= start.fds + FD_SLACK, `open fds ${end.fds} <= ${start.fds} + ${FD_SLACK} after warm-up`);
