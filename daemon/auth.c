@@ -483,12 +483,14 @@ worker(void *arg)
 	if (e < 0)
 		r->status = e;
 	ERR_clear_error();
+	/* No longer counted before the loop hears of it: a program answered at the limit may
+	 * call again at once. */
+	atomic_fetch_sub(&in_flight, 1);
 	/* The loop reads the answer once this byte arrives. */
 	if (write(wfd, &one, 1) < 0) {
 		/* The loop side is gone (teardown); nothing can be reported. */
 	}
 	close(wfd);
-	atomic_fetch_sub(&in_flight, 1);
 	request_unref(r);
 	return NULL;
 }
