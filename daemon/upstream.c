@@ -673,10 +673,11 @@ upstream_start_resolver(struct upstream *u)
 	r->u = u;
 	memset(&fd, 0, sizeof(fd));
 	fd.filefd = sv[0];
-	/* On failure lws closes the fd itself. */
+	/* lws 4.1.6 closes only sockets when adoption fails, not file descriptors. */
 	r->wsi = lws_adopt_descriptor_vhost(u->vh, LWS_ADOPT_RAW_FILE_DESC, fd,
 	    UPSTREAM_RAW_PROTOCOL, NULL);
 	if (!r->wsi) {
+		close(sv[0]);
 		close(sv[1]);
 		free(job->host);
 		free(job);
@@ -1387,6 +1388,7 @@ upstream_netlink_open(struct upstream *u)
 	    UPSTREAM_RAW_PROTOCOL, NULL);
 	if (!u->netlink.wsi) {
 		upstream_log(u, LOG_WARNING, "upstream: cannot adopt the netlink socket");
+		close(s);	/* adopted as a file: lws does not close it on failure */
 		return;
 	}
 	lws_set_opaque_user_data(u->netlink.wsi, &u->netlink);
