@@ -540,6 +540,7 @@ upstream_connect_addr(struct upstream *u)
 {
 	struct lws_client_connect_info i;
 	struct lws *wsi;
+	int e;
 
 	upstream_set_state(u, UPSTREAM_CONNECTING, NULL);
 	memset(&i, 0, sizeof(i));
@@ -562,10 +563,16 @@ upstream_connect_addr(struct upstream *u)
 	u->upgrade_sent = false;
 	lws_sul_schedule(u->ctx, 0, &u->sul_connect_to, upstream_connect_to_cb,
 	    (lws_usec_t)u->connect_timeout_s * LWS_US_PER_SEC);
-	/* Failures inside this call come back as NULL, not as CONNECTION_ERROR. */
+	/* Failures inside this call come back as NULL, not as CONNECTION_ERROR;
+	 * a connect() that fails at once leaves its errno (lws keeps no other). */
+	errno = 0;
 	wsi = lws_client_connect_via_info(&i);
 	if (!wsi) {
-		upstream_fail(u, "cannot start connection to %s:%d", i.address, u->port);
+		e = errno;
+		upstream_fail(u, "connect to %s (%s:%d) failed at once: %s", u->host, i.address,
+		    u->port, e == ENETUNREACH || e == EHOSTUNREACH || e == EADDRNOTAVAIL ||
+		    e == ECONNREFUSED || e == EACCES || e == EPERM ? strerror(e) :
+		    "no connection could be started (no route, or out of sockets?)");
 		return;
 	}
 	u->wsi = wsi;
@@ -666,10 +673,11 @@ upstream_start_resolver(struct upstream *u)
 	r->u = u;
 	memset(&fd, 0, sizeof(fd));
 	fd.filefd = sv[0];
-	/* On failure lws closes the fd itself. */
+	/* lws 4.1.6 closes only sockets when adoption fails, not file descriptors. */
 	r->wsi = lws_adopt_descriptor_vhost(u->vh, LWS_ADOPT_RAW_FILE_DESC, fd,
 	    UPSTREAM_RAW_PROTOCOL, NULL);
 	if (!r->wsi) {
+		close(sv[0]);
 		close(sv[1]);
 		free(job->host);
 		free(job);
@@ -1092,7 +1100,7 @@ static const struct {
 	{ "closed before established", "the connection closed before it was established" },
 	{ "Closed before conn", "the connection closed before it was established" },
 	{ "Peer hung up", "the server closed the connection before answering the WebSocket upgrade" },
-	{ "read failed", "the connection failed while reading the answer to the WebSocket upgrade" },
+	{ "read failed", "the server closed or reset the connection before answering the WebSocket upgrade" },
 	{ "Timed out waiting SSL", "the TLS handshake timed out" },
 };
 
@@ -1380,6 +1388,7 @@ upstream_netlink_open(struct upstream *u)
 	    UPSTREAM_RAW_PROTOCOL, NULL);
 	if (!u->netlink.wsi) {
 		upstream_log(u, LOG_WARNING, "upstream: cannot adopt the netlink socket");
+		close(s);	/* adopted as a file: lws does not close it on failure */
 		return;
 	}
 	lws_set_opaque_user_data(u->netlink.wsi, &u->netlink);
@@ -1524,8 +1533,6 @@ upstream_new(struct lws_context *ctx, struct lws_vhost *vh, const struct upstrea
 		goto fail;
 	if (cfg->ca_file && *cfg->ca_file) {
 		struct lws_context_creation_info info;
-		static unsigned vhost_serial;
-		char name[48];
 
 		if (access(cfg->ca_file, R_OK) < 0) {
 			r = -errno;
@@ -1536,10 +1543,11 @@ upstream_new(struct lws_context *ctx, struct lws_vhost *vh, const struct upstrea
 			r = -ENOMEM;
 			goto fail;
 		}
-		snprintf(name, sizeof(name), "upstream-ca-%u", ++vhost_serial);
 		memset(&info, 0, sizeof(info));
 		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-		info.vhost_name = name;
+		/* lws keeps this pointer, not a copy, and logs it after lws_vhost_destroy
+		 * (the vhost goes at the next service or context destroy): a literal */
+		info.vhost_name = "upstream-ca";
 		info.protocols = upstream_vhost_protocols;
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
 		info.client_ssl_ca_filepath = u->ca_file;
