@@ -145,6 +145,7 @@ config_defaults(struct instantd_config *c)
 	c->ping_interval_s = 20;
 	c->idle_timeout_s = 35;
 	c->transact_timeout_s = 30;
+	c->connect_timeout_s = 20;
 	c->unsubscribe_grace_ms = 2000;
 	return 0;
 }
@@ -446,6 +447,8 @@ config_set_global(struct instantd_config *c, const struct config_ctx *x,
 		return config_set_duration(x, key, v, 1000, 1, 86400, &c->idle_timeout_s);
 	else if (strcmp(key, "transact-timeout") == 0)
 		return config_set_duration(x, key, v, 1000, 1, 86400, &c->transact_timeout_s);
+	else if (strcmp(key, "connect-timeout") == 0)
+		return config_set_duration(x, key, v, 1000, 1, 3600, &c->connect_timeout_s);
 	else
 		return -ENOKEY;
 	return 0;
@@ -492,7 +495,7 @@ static const char *const config_global_keys[] = {
 	"max-message-bytes", "max-json-depth", "max-output-bytes", "max-connections",
 	"max-subscriptions-per-connection", "cache-budget-bytes", "max-database-bytes", "backoff-base-ms",
 	"backoff-cap-ms", "ping-interval", "idle-timeout", "transact-timeout",
-	"unsubscribe-grace-ms", NULL,
+	"unsubscribe-grace-ms", "connect-timeout", NULL,
 };
 static const char *const config_profile_keys[] = {
 	"app-id", "server", "api-uri", "token-file", "ca-file", NULL,

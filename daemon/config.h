@@ -54,6 +54,7 @@ struct instantd_config {
 	int ping_interval_s;			/* 20 */
 	int idle_timeout_s;			/* 35 */
 	int transact_timeout_s;			/* 30 */
+	int connect_timeout_s;			/* 20: TCP + TLS + WebSocket upgrade */
 	int unsubscribe_grace_ms;		/* 2000 */
 
 	struct profile_config *profiles;	/* n_profiles entries, in file order */

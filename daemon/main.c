@@ -220,6 +220,7 @@ build_options(const struct instantd_config *cfg, struct sync_options *so,
 		.ping_interval_s = cfg->ping_interval_s,
 		.idle_timeout_s = cfg->idle_timeout_s,
 		.transact_timeout_s = cfg->transact_timeout_s,
+		.connect_timeout_s = cfg->connect_timeout_s,
 		.unsubscribe_grace_ms = cfg->unsubscribe_grace_ms,
 		.cache_budget_bytes = cfg->cache_budget_bytes,
 		.max_database_bytes = cfg->max_database_bytes,
@@ -507,6 +508,8 @@ run(void)
 	memset(&ci, 0, sizeof(ci));
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	/* lws's own client timeouts stay longer than the sessions' (see upstream.h) */
+	ci.timeout_secs = (unsigned)UPSTREAM_LWS_TIMEOUT_S(D.cfg->connect_timeout_s);
 	D.ctx = lws_create_context(&ci);
 	if (D.ctx == NULL) {
 		log_error("cannot create the event loop");
@@ -517,6 +520,7 @@ run(void)
 	ci.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	ci.protocols = protos;
+	ci.connect_timeout_secs = (unsigned)UPSTREAM_LWS_TIMEOUT_S(D.cfg->connect_timeout_s);
 	if (D.cfg->ca_file)
 		ci.client_ssl_ca_filepath = D.cfg->ca_file;
 	D.vh = lws_create_vhost(D.ctx, &ci);

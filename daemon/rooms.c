@@ -233,7 +233,7 @@ rooms_new(const struct rooms_config *cfg, struct ipc_conn *conn, struct rooms **
 		.url = cfg->server, .app_id = cfg->app_id, .refresh_token = cfg->token,
 		.ca_file = cfg->ca_file, .backoff_base_ms = cfg->backoff_base_ms,
 		.backoff_cap_ms = cfg->backoff_cap_ms, .ping_interval_s = cfg->ping_interval_s,
-		.idle_timeout_s = cfg->idle_timeout_s,
+		.idle_timeout_s = cfg->idle_timeout_s, .connect_timeout_s = cfg->connect_timeout_s,
 	};
 	struct rooms *r = calloc(1, sizeof(*r));
 	int e;

@@ -19,6 +19,7 @@ struct rooms_config {
 	struct lws_vhost *vh;
 	const char *server, *app_id, *token, *ca_file;
 	int backoff_base_ms, backoff_cap_ms, ping_interval_s, idle_timeout_s;
+	int connect_timeout_s;	/* 0: upstream's default */
 };
 
 /* rooms for the program behind conn (borrowed; must outlive the rooms). */

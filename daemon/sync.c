@@ -2152,6 +2152,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	ucfg.backoff_cap_ms = s->opt.backoff_cap_ms;
 	ucfg.ping_interval_s = s->opt.ping_interval_s;
 	ucfg.idle_timeout_s = s->opt.idle_timeout_s;
+	ucfg.connect_timeout_s = s->opt.connect_timeout_s;
 	if (p->token)
 		(void)log_add_secret(p->token);
 	r = upstream_new(s->ctx, s->vh, &ucfg, &profile_upstream_cb, p, &p->up);
@@ -2609,6 +2610,7 @@ op_room(struct client *c, const char *op, const cJSON *msg, const char *ceid)
 			.backoff_cap_ms = c->s->opt.backoff_cap_ms,
 			.ping_interval_s = c->s->opt.ping_interval_s,
 			.idle_timeout_s = c->s->opt.idle_timeout_s,
+			.connect_timeout_s = c->s->opt.connect_timeout_s,
 		};
 
 		if (strcmp(op, "join-room") != 0) {
@@ -2651,7 +2653,8 @@ user_public(const cJSON *user)
 static void
 auth_reply_error(struct auth_call *a, int status, const cJSON *body)
 {
-	const char *type = status == 429 ? "rate-limited" : status == 400 ? "auth-failed" :
+	const char *type = status == 429 || status == -EAGAIN ? "rate-limited" : status == 400 ? "auth-failed" :
+	    status == -ETIMEDOUT ? "timeout" : status == -EBADMSG || status == -EMSGSIZE ? "server-error" :
 	    status < 0 ? "offline" : "server-error";
 	const char *message = json_get_string(body, "message");
 	char buf[256];
@@ -2659,7 +2662,8 @@ auth_reply_error(struct auth_call *a, int status, const cJSON *body)
 
 	if (message == NULL) {
 		if (status < 0)
-			snprintf(buf, sizeof(buf), "the server could not be reached: %s", strerror(-status));
+			snprintf(buf, sizeof(buf), "%s: %s", a->p->api_uri ? a->p->api_uri : "the server's API",
+			    a->p->api_uri ? auth_strerror(status) : "the profile has no api-uri");
 		else
 			snprintf(buf, sizeof(buf), "the server answered HTTP %d", status);
 		message = buf;

@@ -28,6 +28,7 @@ struct sync_options {
 	const char *ca_file;
 	int backoff_base_ms, backoff_cap_ms;
 	int ping_interval_s, idle_timeout_s, transact_timeout_s;
+	int connect_timeout_s;		/* 0: upstream's default */
 	int unsubscribe_grace_ms;
 	int64_t cache_budget_bytes;
 	int64_t max_database_bytes;	/* 0: unlimited */

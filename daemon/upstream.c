@@ -88,7 +88,18 @@ struct upstream {
 	bool started, stopping;
 
 	/* current connection */
+	/*
+	 * The session's one client wsi, or NULL. lws owns and frees it; we borrow it
+	 * from lws_client_connect_via_info returning it until the first of: our
+	 * upstream_abandon_wsi handing it back (its user pointer is cleared first, so
+	 * none of its later callbacks reach us), or any notice from lws that it is
+	 * closing: CLIENT_CONNECTION_ERROR, CLOSED_CLIENT_HTTP (closed during the HTTP
+	 * upgrade, e.g. by lws's own per-stage timeout, with no CONNECTION_ERROR),
+	 * CLIENT_CLOSED, or WSI_DESTROY as the backstop for any other path. Only
+	 * upstream_take_wsi clears it on lws's behalf.
+	 */
 	struct lws *wsi;
+	bool upgrade_sent;		/* lws has built the HTTP upgrade request (TCP+TLS done) */
 	unsigned gen;			/* bumped whenever a connection is abandoned */
 	char addrs[UPSTREAM_MAX_ADDRS][INET6_ADDRSTRLEN];
 	int n_addrs, addr_idx;
@@ -495,14 +506,33 @@ upstream_fail(struct upstream *u, const char *fmt, ...)
 
 /* --- connecting ------------------------------------------------------------- */
 
+/* Which step of connecting the current wsi is stuck in, for the timeout's message. */
+static const char *
+upstream_connect_stage(struct upstream *u)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd;
+
+	if (u->upgrade_sent)
+		return "the server accepted the connection but did not answer the WebSocket upgrade";
+	fd = u->wsi ? lws_get_socket_fd(u->wsi) : -1;
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return "no TCP connection (the address does not answer: a firewall or a "
+		    "network that drops packets?)";
+	if (u->tls)
+		return "the server accepted the connection but the TLS handshake did not finish";
+	return "the server accepted the connection but the WebSocket upgrade was not sent";
+}
+
 static void
 upstream_connect_to_cb(lws_sorted_usec_list_t *sul)
 {
 	struct upstream *u = lws_container_of(sul, struct upstream, sul_connect_to);
 
 	if (u->state == UPSTREAM_CONNECTING)
-		upstream_fail(u, "connect to %s:%d timed out after %d s", u->host, u->port,
-		    u->connect_timeout_s);
+		upstream_fail(u, "connect to %s:%d timed out after %d s: %s", u->host, u->port,
+		    u->connect_timeout_s, upstream_connect_stage(u));
 }
 
 static void
@@ -510,6 +540,7 @@ upstream_connect_addr(struct upstream *u)
 {
 	struct lws_client_connect_info i;
 	struct lws *wsi;
+	int e;
 
 	upstream_set_state(u, UPSTREAM_CONNECTING, NULL);
 	memset(&i, 0, sizeof(i));
@@ -529,12 +560,19 @@ upstream_connect_addr(struct upstream *u)
 
 	u->peer_close_code = 0;
 	u->close_requested = false;
+	u->upgrade_sent = false;
 	lws_sul_schedule(u->ctx, 0, &u->sul_connect_to, upstream_connect_to_cb,
 	    (lws_usec_t)u->connect_timeout_s * LWS_US_PER_SEC);
-	/* Failures inside this call come back as NULL, not as CONNECTION_ERROR. */
+	/* Failures inside this call come back as NULL, not as CONNECTION_ERROR;
+	 * a connect() that fails at once leaves its errno (lws keeps no other). */
+	errno = 0;
 	wsi = lws_client_connect_via_info(&i);
 	if (!wsi) {
-		upstream_fail(u, "cannot start connection to %s:%d", i.address, u->port);
+		e = errno;
+		upstream_fail(u, "connect to %s (%s:%d) failed at once: %s", u->host, i.address,
+		    u->port, e == ENETUNREACH || e == EHOSTUNREACH || e == EADDRNOTAVAIL ||
+		    e == ECONNREFUSED || e == EACCES || e == EPERM ? strerror(e) :
+		    "no connection could be started (no route, or out of sockets?)");
 		return;
 	}
 	u->wsi = wsi;
@@ -635,10 +673,11 @@ upstream_start_resolver(struct upstream *u)
 	r->u = u;
 	memset(&fd, 0, sizeof(fd));
 	fd.filefd = sv[0];
-	/* On failure lws closes the fd itself. */
+	/* lws 4.1.6 closes only sockets when adoption fails, not file descriptors. */
 	r->wsi = lws_adopt_descriptor_vhost(u->vh, LWS_ADOPT_RAW_FILE_DESC, fd,
 	    UPSTREAM_RAW_PROTOCOL, NULL);
 	if (!r->wsi) {
+		close(sv[0]);
 		close(sv[1]);
 		free(job->host);
 		free(job);
@@ -1020,6 +1059,62 @@ upstream_close_finish_cb(lws_sorted_usec_list_t *sul)
 
 /* --- lws callbacks ---------------------------------------------------------------------- */
 
+/* lws says wsi is closing. If it is the session's current one, forget it (lws frees
+ * it after this callback) and return true; false for an abandoned or foreign wsi. */
+static bool
+upstream_take_wsi(struct upstream *u, struct lws *wsi)
+{
+	if (!u || !wsi || u->wsi != wsi)
+		return false;
+	u->wsi = NULL;
+	lws_sul_cancel(&u->sul_connect_to);
+	return true;
+}
+
+/* The current connection is gone (already taken): finish a close in progress, or fail. */
+static void
+upstream_conn_lost(struct upstream *u, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void
+upstream_conn_lost(struct upstream *u, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	if (u->stopping) {
+		lws_sul_cancel(&u->sul_close);
+		lws_sul_schedule(u->ctx, 0, &u->sul_close, upstream_close_finish_cb, 1);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	upstream_fail(u, "%s", detail);
+}
+
+/* lws's CONNECTION_ERROR texts, said so a person knows what happened. */
+static const struct {
+	const char *lws, *said;
+} upstream_cce_texts[] = {
+	{ "Unable to connect", "nothing accepted the TCP connection (refused, or no route)" },
+	{ "closed before established", "the connection closed before it was established" },
+	{ "Closed before conn", "the connection closed before it was established" },
+	{ "Peer hung up", "the server closed the connection before answering the WebSocket upgrade" },
+	{ "read failed", "the server closed or reset the connection before answering the WebSocket upgrade" },
+	{ "Timed out waiting SSL", "the TLS handshake timed out" },
+};
+
+static const char *
+upstream_cce_text(const char *in)
+{
+	if (!in)
+		return "unknown error";
+	for (size_t i = 0; i < ELEMENTSOF(upstream_cce_texts); i++)
+		if (strcmp(in, upstream_cce_texts[i].lws) == 0)
+			return upstream_cce_texts[i].said;
+	return in;
+}
+
 static int
 upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
     size_t len)
@@ -1031,39 +1126,68 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		if (!u || u->wsi != wsi)
+		if (!upstream_take_wsi(u, wsi))
 			return 0;
-		u->wsi = NULL;
-		lws_sul_cancel(&u->sul_connect_to);
 		if (!u->stopping && u->addr_idx + 1 < u->n_addrs) {
 			upstream_log(u, LOG_INFO, "upstream %s: %s: %s; trying the next address",
-			    u->host, u->addrs[u->addr_idx], in ? (const char *)in : "error");
+			    u->host, u->addrs[u->addr_idx], upstream_cce_text(in));
 			u->addr_idx++;
 			upstream_connect_addr(u);
-			return 0;
-		}
-		if (u->stopping) {
-			lws_sul_schedule(u->ctx, 0, &u->sul_close, upstream_close_finish_cb, 1);
 			return 0;
 		}
 		ssl = u->tls ? lws_get_ssl(wsi) : NULL;
 		vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 		if (vr != X509_V_OK)
 			/* lws only says "connect SSL err 1"; name the real reason */
-			upstream_fail(u, "TLS certificate of %s not trusted: %s (verify error %ld)",
+			upstream_conn_lost(u, "TLS certificate of %s not trusted: %s (verify error %ld)",
 			    u->host, X509_verify_cert_error_string(vr), vr);
 		else if ((r = (int)lws_http_client_http_response(wsi)) > 0 && r != 101)
-			upstream_fail(u, "connect to %s (%s:%d) failed: %s (HTTP %d)", u->host,
+			upstream_conn_lost(u, "connect to %s (%s:%d) failed: %s (HTTP %d)", u->host,
 			    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
-			    in ? (const char *)in : "unknown error", r);
+			    upstream_cce_text(in), r);
 		else
-			upstream_fail(u, "connect to %s (%s:%d) failed: %s", u->host,
+			upstream_conn_lost(u, "connect to %s (%s:%d) failed: %s", u->host,
 			    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
-			    in ? (const char *)in : "unknown error");
+			    upstream_cce_text(in));
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		/* TCP (and TLS) are done; lws is writing the upgrade request. Abandoned
+		 * wsis have no user, so a non-NULL u is the current attempt (possibly
+		 * still inside lws_client_connect_via_info, before u->wsi is set). */
+		if (u)
+			u->upgrade_sent = true;
+		return 0;
+
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		/* Closed while still HTTP, without a CONNECTION_ERROR: lws 4.1.6 does this
+		 * when its own timeout fires while waiting for the 101 (close.c only
+		 * reports unestablished ws-role wsis as CONNECTION_ERROR, and a client is
+		 * h1 until the upgrade), or when the socket dies while the request is
+		 * being written. */
+		if (!upstream_take_wsi(u, wsi))
+			return 0;
+		upstream_conn_lost(u, "connect to %s (%s:%d) failed: %s", u->host,
+		    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
+		    u->upgrade_sent ? "the server did not answer the WebSocket upgrade in time" :
+		    "the connection closed before the WebSocket upgrade was sent");
+		return 0;
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* Every wsi of the vhost is reported here (we are its protocols[0]); only
+		 * those bound to this callback carry a struct upstream. Reaching this
+		 * with the current wsi means lws closed it without any notice above. */
+		if (!lws_get_protocol(wsi) || lws_get_protocol(wsi)->callback != upstream_ws_callback)
+			return 0;
+		if (!upstream_take_wsi(u, wsi))
+			return 0;
+		upstream_conn_lost(u, "connection to %s closed", u->host);
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (!u || u->wsi != wsi)
+		if (!u)
+			return -1;	/* abandoned while the 101 was on its way: close it */
+		if (u->wsi != wsi)
 			return 0;
 		lws_sul_cancel(&u->sul_connect_to);
 		u->ws_open = true;
@@ -1134,22 +1258,16 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		if (!u || u->wsi != wsi)
+		if (!upstream_take_wsi(u, wsi))
 			return 0;
-		u->wsi = NULL;
-		if (u->stopping) {
-			lws_sul_cancel(&u->sul_close);
-			lws_sul_schedule(u->ctx, 0, &u->sul_close, upstream_close_finish_cb, 1);
-			return 0;
-		}
 		if (u->peer_close_code)
-			upstream_fail(u, "server closed the connection (%d%s%s)", u->peer_close_code,
+			upstream_conn_lost(u, "server closed the connection (%d%s%s)", u->peer_close_code,
 			    u->peer_close_reason[0] ? " " : "", u->peer_close_reason);
 		else if (mono_us() - u->last_rx_us >= (int64_t)(u->idle_timeout_s - 1) * LWS_US_PER_SEC)
-			upstream_fail(u, "connection silent for %d s (no answer to ping)",
+			upstream_conn_lost(u, "connection silent for %d s (no answer to ping)",
 			    u->idle_timeout_s);
 		else
-			upstream_fail(u, "connection to %s lost", u->host);
+			upstream_conn_lost(u, "connection to %s lost", u->host);
 		return 0;
 
 	default:
@@ -1270,6 +1388,7 @@ upstream_netlink_open(struct upstream *u)
 	    UPSTREAM_RAW_PROTOCOL, NULL);
 	if (!u->netlink.wsi) {
 		upstream_log(u, LOG_WARNING, "upstream: cannot adopt the netlink socket");
+		close(s);	/* adopted as a file: lws does not close it on failure */
 		return;
 	}
 	lws_set_opaque_user_data(u->netlink.wsi, &u->netlink);
@@ -1392,7 +1511,8 @@ upstream_new(struct lws_context *ctx, struct lws_vhost *vh, const struct upstrea
 	if (u->idle_timeout_s <= u->ping_interval_s)
 		u->idle_timeout_s = u->ping_interval_s + 1;
 	u->resolve_timeout_s = cfg->resolve_timeout_s ? cfg->resolve_timeout_s : 20;
-	u->connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s : 20;
+	u->connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s :
+	    UPSTREAM_DEFAULT_CONNECT_TIMEOUT_S;
 	u->max_frame = cfg->max_frame ? cfg->max_frame : (size_t)64 << 20;
 	u->gai = cfg->getaddrinfo_hook ? cfg->getaddrinfo_hook : getaddrinfo;
 	u->policy.secs_since_valid_ping = (uint16_t)(u->ping_interval_s > 65535 ? 65535 : u->ping_interval_s);
@@ -1413,8 +1533,6 @@ upstream_new(struct lws_context *ctx, struct lws_vhost *vh, const struct upstrea
 		goto fail;
 	if (cfg->ca_file && *cfg->ca_file) {
 		struct lws_context_creation_info info;
-		static unsigned vhost_serial;
-		char name[48];
 
 		if (access(cfg->ca_file, R_OK) < 0) {
 			r = -errno;
@@ -1425,13 +1543,15 @@ upstream_new(struct lws_context *ctx, struct lws_vhost *vh, const struct upstrea
 			r = -ENOMEM;
 			goto fail;
 		}
-		snprintf(name, sizeof(name), "upstream-ca-%u", ++vhost_serial);
 		memset(&info, 0, sizeof(info));
 		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-		info.vhost_name = name;
+		/* lws keeps this pointer, not a copy, and logs it after lws_vhost_destroy
+		 * (the vhost goes at the next service or context destroy): a literal */
+		info.vhost_name = "upstream-ca";
 		info.protocols = upstream_vhost_protocols;
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
 		info.client_ssl_ca_filepath = u->ca_file;
+		info.connect_timeout_secs = (unsigned)UPSTREAM_LWS_TIMEOUT_S(u->connect_timeout_s);
 		u->client_vh = lws_create_vhost(ctx, &info);
 		if (!u->client_vh) {
 			r = -EIO;

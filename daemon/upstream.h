@@ -77,7 +77,8 @@ struct upstream_config {
 	int ping_interval_s;		/* our PING after this much silence, default 20 */
 	int idle_timeout_s;		/* hang up if nothing proves the link alive, default 35 */
 	int resolve_timeout_s;		/* give up on a DNS lookup, default 20 */
-	int connect_timeout_s;		/* TCP+TLS+upgrade must finish within, default 20 */
+	int connect_timeout_s;		/* TCP+TLS+upgrade must finish within, default
+					 * UPSTREAM_DEFAULT_CONNECT_TIMEOUT_S */
 	size_t max_frame;		/* largest message assembled, default 64 MiB */
 	const char *core_version;	/* versions["@instantdb/core"], default "v1.0.67" */
 	/* Tests only: replaces getaddrinfo in the worker thread (may block forever);
@@ -109,6 +110,17 @@ struct upstream_callbacks {
  * tests/upstream/upstream-test.c for the setup the daemon mirrors. */
 #define UPSTREAM_PROTOCOL_COUNT 2
 extern const struct lws_protocols upstream_protocols[UPSTREAM_PROTOCOL_COUNT];
+/* They must come first: lws reports every freed wsi (LWS_CALLBACK_WSI_DESTROY) only
+ * to protocols[0], and the session uses that as its backstop for forgetting a wsi.
+ *
+ * lws has its own per-stage client timeouts: the context's timeout_secs (default
+ * 5 s) for the TCP connect, the TLS handshake and the wait for the 101, and the
+ * vhost's connect_timeout_secs (default 20 s). Set both to
+ * UPSTREAM_LWS_TIMEOUT_S(longest connect_timeout_s) so the session's own connect
+ * timer, which names the stuck step, always fires first; lws's remain a backstop
+ * (the session survives them too). */
+#define UPSTREAM_LWS_TIMEOUT_S(connect_timeout_s)	((connect_timeout_s) + 10)
+#define UPSTREAM_DEFAULT_CONNECT_TIMEOUT_S		20
 
 /* Owns its copies of the config strings, its connection, timers and fds. */
 struct upstream;

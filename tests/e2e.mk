@@ -14,7 +14,9 @@ E2E_TESTS = \
 	e2e/test-errors.mjs \
 	e2e/test-doctor.mjs \
 	e2e/test-resolve.mjs \
-	e2e/test-error-types.mjs
+	e2e/test-error-types.mjs \
+	e2e/test-soak.mjs \
+	e2e/test-auth-faults.mjs
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 
@@ -22,3 +24,10 @@ EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 torture:
 	TORTURE_KILLS=1000 $(MAKE) $(AM_MAKEFLAGS) check TESTS=e2e/test-torture.mjs
 .PHONY: torture
+
+# The long form of the soak test: thousands of programs over ten minutes (the short form,
+# a few hundred in about 35 s, is part of make check).
+soak:
+	SOAK_PROGRAMS=$${SOAK_PROGRAMS:-6000} SOAK_SECONDS=$${SOAK_SECONDS:-600} SOAK_CONCURRENCY=$${SOAK_CONCURRENCY:-48} \
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS=e2e/test-soak.mjs
+.PHONY: soak

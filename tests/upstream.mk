@@ -10,6 +10,7 @@ upstream_upstream_test_SOURCES = upstream/upstream-test.c
 upstream_upstream_test_LDADD = $(UPSTREAM_TEST_LIBS)
 
 UPSTREAM_NODE_TESTS = upstream/connect.mjs upstream/reconnect.mjs upstream/init-errors.mjs upstream/close.mjs \
-	upstream/dns.mjs upstream/dns-silent.mjs upstream/tls.mjs upstream/netlink.mjs upstream/mock.mjs
+	upstream/dns.mjs upstream/dns-silent.mjs upstream/tls.mjs upstream/netlink.mjs upstream/mock.mjs \
+	upstream/lws-timeouts.mjs
 TESTS += upstream/test-upstream-unit $(UPSTREAM_NODE_TESTS)
 EXTRA_DIST += upstream/lib.mjs $(UPSTREAM_NODE_TESTS)

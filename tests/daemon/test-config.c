@@ -113,6 +113,7 @@ test_defaults(void)
 	CHECK_INT(c->ping_interval_s, 20);
 	CHECK_INT(c->idle_timeout_s, 35);
 	CHECK_INT(c->transact_timeout_s, 30);
+	CHECK_INT(c->connect_timeout_s, 20);
 	CHECK_INT(c->unsubscribe_grace_ms, 2000);
 	CHECK_INT(c->n_profiles, 0);
 	config_free(c);
@@ -226,6 +227,8 @@ test_every_key(void)
 	CHECK_INT(c->ping_interval_s, 5);
 	CHECK_INT(c->idle_timeout_s, 60);
 	CHECK_INT(c->transact_timeout_s, 9);
+	CHECK_INT(config_set(c, "connect-timeout", "3s", &err), 0);
+	CHECK_INT(c->connect_timeout_s, 3);
 	CHECK_INT(c->unsubscribe_grace_ms, 0);
 	CHECK_INT(c->n_profiles, 2);
 	p = config_find_profile(c, "work");

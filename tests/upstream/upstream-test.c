@@ -198,7 +198,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: upstream-test --url URL --app-id ID [--token T] [--ca-file F]\n"
 	    "  [--base MS] [--cap MS] [--auth-retry MS] [--ping S] [--idle S]\n"
-	    "  [--resolve-timeout S] [--connect-timeout S] [--max-frame N] [--hang-dns]\n");
+	    "  [--resolve-timeout S] [--connect-timeout S] [--max-frame N] [--hang-dns]\n"
+	    "  [--lws-timeout S]   (lws's own client timeouts; default as the daemon sets them)\n");
 }
 
 int
@@ -218,6 +219,7 @@ main(int argc, char **argv)
 		{ "connect-timeout", required_argument, NULL, 'T' },
 		{ "max-frame", required_argument, NULL, 'm' },
 		{ "hang-dns", no_argument, NULL, 'H' },
+		{ "lws-timeout", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct lws_protocols protocols[UPSTREAM_PROTOCOL_COUNT + 2];
@@ -226,7 +228,7 @@ main(int argc, char **argv)
 	struct lws_context_creation_info info;
 	struct lws_vhost *vh;
 	lws_sock_file_fd_type fd;
-	int c, r;
+	int c, r, lws_timeout = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -243,6 +245,7 @@ main(int argc, char **argv)
 		case 'R': cfg.resolve_timeout_s = atoi(optarg); break;
 		case 'T': cfg.connect_timeout_s = atoi(optarg); break;
 		case 'm': cfg.max_frame = (size_t)atoll(optarg); break;
+		case 'L': lws_timeout = atoi(optarg); break;
 		case 'H':
 			if (pipe(hang_fds) < 0)
 				return 1;
@@ -261,6 +264,10 @@ main(int argc, char **argv)
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (!lws_timeout)
+		lws_timeout = UPSTREAM_LWS_TIMEOUT_S(cfg.connect_timeout_s ? cfg.connect_timeout_s :
+		    UPSTREAM_DEFAULT_CONNECT_TIMEOUT_S);
+	info.timeout_secs = (unsigned)lws_timeout;
 	ctx = lws_create_context(&info);
 	if (!ctx)
 		return 1;
@@ -273,6 +280,7 @@ main(int argc, char **argv)
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.connect_timeout_secs = (unsigned)lws_timeout;
 	vh = lws_create_vhost(ctx, &info);
 	if (!vh)
 		return 1;
