@@ -261,8 +261,13 @@ ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 			    "INSTANTD_SOCKET, or pass --socket\n");
 			return EXIT_UNREACHABLE;
 		}
-		fprintf(stderr, "instantctl: cannot reach instantd at %s: %s\n",
-		    opt.socket != NULL ? opt.socket : path, strerror(-r));
+		if (r == -EPERM)
+			fprintf(stderr, "instantctl: refusing %s: it is served by another user, not by "
+			    "you (uid %u); start your own instantd or pass --socket with your daemon's "
+			    "socket\n", opt.socket != NULL ? opt.socket : path, (unsigned)geteuid());
+		else
+			fprintf(stderr, "instantctl: cannot reach instantd at %s: %s\n",
+			    opt.socket != NULL ? opt.socket : path, strerror(-r));
 		free(path);
 		return EXIT_UNREACHABLE;
 	}

@@ -36,7 +36,7 @@ export class Daemon {
 	constructor({ server, dir = tmpdir(), extraArgs = [], env = {}, config = FAST_CONFIG } = {}) {
 		this.server = server;
 		this.dir = dir;
-		fs.mkdirSync(path.join(dir, 'config', 'instantd'), { recursive: true });
+		fs.mkdirSync(path.join(dir, 'config', 'instantd'), { recursive: true, mode: 0o700 });
 		fs.mkdirSync(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
 		fs.writeFileSync(path.join(dir, 'config', 'instantd', 'instantd.conf'), config);
 		this.socket = path.join(dir, 'run', 'instantd', 'socket');
