@@ -2597,7 +2597,7 @@ sync_open_queued(struct sync *s)
 			break;
 		/* The database names a server to send our token to: only ours counts. */
 		if ((r = fs_check_file(path, false, &err)) < 0) {
-			log_warn("skipping %s", err ? err : strerror(-r));
+			log_warn("skipping a database: %s", err ? err : strerror(-r));
 			continue;
 		}
 		if (db_open(path, &db) < 0)
