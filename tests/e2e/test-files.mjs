@@ -16,6 +16,9 @@ const NOBODY = 65534;
 const AS_NOBODY = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
 const topsrc = process.env.top_srcdir || path.resolve('..');
 const mock = await startMock(['--port', '0']);
+// Every daemon made here, so that a failed check leaves none running.
+const daemons = [];
+const track = (d) => { daemons.push(d); return d; };
 
 // Starts the daemon expecting it to refuse: its exit status (stderr read to the end), or null
 // when it started after all (it is stopped again).
@@ -45,7 +48,7 @@ async function initsAfter(seq) {
 // A state directory holding a database with a queued write that names the mock as its server,
 // as a planted one would: the daemon that made it is stopped, its token file removed.
 async function queuedDatabase() {
-	const d = new Daemon({ server: mock.url });
+	const d = track(new Daemon({ server: mock.url }));
 	await mock.ctl('refuse', { ms: -1, drop: true });
 	await d.start();
 	const c = await new Client(d.socket).connect();
@@ -68,7 +71,7 @@ await scenario('a state, runtime or configuration directory that others can writ
 		['configuration directory', (d) => path.join(d.dir, 'config', 'instantd')],
 	];
 	for (const [what, dirOf] of cases) {
-		const d = new Daemon({ server: mock.url });
+		const d = track(new Daemon({ server: mock.url }));
 		fs.mkdirSync(dirOf(d), { recursive: true });
 		fs.chmodSync(dirOf(d), 0o777);
 		const code = await refusal(d);
@@ -82,7 +85,7 @@ await scenario('a state, runtime or configuration directory that others can writ
 		return;
 	}
 	for (const [what, dirOf] of cases) {
-		const d = new Daemon({ server: mock.url });
+		const d = track(new Daemon({ server: mock.url }));
 		fs.mkdirSync(dirOf(d), { recursive: true, mode: 0o700 });
 		fs.chownSync(dirOf(d), NOBODY, NOBODY);
 		const code = await refusal(d);
@@ -92,7 +95,7 @@ await scenario('a state, runtime or configuration directory that others can writ
 });
 
 await scenario('--socket in a directory instantd did not make leaves that directory\'s mode alone', async () => {
-	const d = new Daemon({ server: mock.url });
+	const d = track(new Daemon({ server: mock.url }));
 	const home = path.join(d.dir, 'home');
 	fs.mkdirSync(home);
 	fs.chmodSync(home, 0o751);
@@ -107,7 +110,7 @@ await scenario('--socket in a directory instantd did not make leaves that direct
 });
 
 await scenario('a dangling link is never created through: the database path and the token file', async () => {
-	const d = new Daemon({ server: mock.url });
+	const d = track(new Daemon({ server: mock.url }));
 	await d.start();
 	let c = await new Client(d.socket).connect();
 	await c.init(APP);
@@ -144,7 +147,7 @@ await scenario('a dangling link is never created through: the database path and 
 await scenario('databases of another user and token links are skipped at start-up, and logged', async () => {
 	const { 'refresh-token': tok } = await mock.ctl('add-user', { email: 'skip@example.com' });
 	const src = await queuedDatabase();
-	const d = new Daemon({ server: mock.url });
+	const d = track(new Daemon({ server: mock.url }));
 	fs.mkdirSync(d.stateDir, { mode: 0o700 });
 	fs.writeFileSync(path.join(d.dir, 'token'), tok, { mode: 0o600 });
 	// Ours, but its token file is a link (to a token of ours, as a planted link would be).
@@ -184,7 +187,7 @@ await scenario('a planted state directory with a token link: the victim\'s daemo
 	for (const f of fs.readdirSync(planted.stateDir)) fs.chmodSync(path.join(planted.stateDir, f), 0o666);
 	// The victim, uid 65534, with its own token and its own runtime and configuration directories.
 	const home = tmpdir();
-	const victim = new Daemon({ server: mock.url, dir: home, wrapper: AS_NOBODY, env: { HOME: home } });
+	const victim = track(new Daemon({ server: mock.url, dir: home, wrapper: AS_NOBODY, env: { HOME: home } }));
 	victim.stateDir = planted.stateDir;
 	fs.writeFileSync(path.join(home, 'token'), tok, { mode: 0o600 });
 	fs.symlinkSync(path.join(home, 'token'), `${planted.db}.token`);
@@ -242,4 +245,5 @@ sys.exit(1)`, path.join(topsrc, 'contrib', 'python'), sock]);
 	}
 });
 
+for (const d of daemons) await d.kill9();
 await mock.stop();
