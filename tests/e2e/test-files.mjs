@@ -6,9 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
-import { spawn } from 'node:child_process';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, INSTANTCTL, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
+import { Client, Daemon, INSTANTCTL, INSTANTD, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const ROOT = process.getuid() === 0;
@@ -37,6 +36,15 @@ const chownR = (p, uid) => {
 	fs.chownSync(p, uid, uid);
 	if (fs.lstatSync(p).isDirectory()) for (const f of fs.readdirSync(p)) chownR(path.join(p, f), uid);
 };
+// A daemon of uid 65534 with its home, runtime and configuration directories in a fresh temporary
+// directory of its own; it runs a copy of instantd there (the build tree may be out of its reach).
+function nobodyDaemon() {
+	const home = tmpdir();
+	const binary = path.join(home, 'instantd');
+	fs.copyFileSync(INSTANTD, binary);
+	fs.chmodSync(binary, 0o755);
+	return { home, daemon: track(new Daemon({ server: mock.url, dir: home, wrapper: AS_NOBODY, binary, env: { HOME: home } })) };
+}
 const exists = (p) => { try { fs.lstatSync(p); return true; } catch { return false; } };
 const mode = (p) => fs.statSync(p).mode & 0o7777;
 
@@ -186,8 +194,7 @@ await scenario('a planted state directory with a token link: the victim\'s daemo
 	fs.chmodSync(planted.stateDir, 0o777);
 	for (const f of fs.readdirSync(planted.stateDir)) fs.chmodSync(path.join(planted.stateDir, f), 0o666);
 	// The victim, uid 65534, with its own token and its own runtime and configuration directories.
-	const home = tmpdir();
-	const victim = track(new Daemon({ server: mock.url, dir: home, wrapper: AS_NOBODY, env: { HOME: home } }));
+	const { home, daemon: victim } = nobodyDaemon();
 	victim.stateDir = planted.stateDir;
 	fs.writeFileSync(path.join(home, 'token'), tok, { mode: 0o600 });
 	fs.symlinkSync(path.join(home, 'token'), `${planted.db}.token`);
@@ -205,27 +212,11 @@ await scenario('clients refuse a socket served by another user', async () => {
 		console.log('# not root: needs a second uid to serve the socket, skipped');
 		return;
 	}
-	const dir = tmpdir();
-	fs.chmodSync(dir, 0o755);
-	fs.mkdirSync(path.join(dir, 's'), { mode: 0o755 });
-	fs.chownSync(path.join(dir, 's'), NOBODY, NOBODY);
-	const sock = path.join(dir, 's', 'socket');
-	// A listener of uid 65534 that answers every request with a well-formed "-ok" reply.
-	const srv = spawn(AS_NOBODY[0], [...AS_NOBODY.slice(1), process.execPath, '-e', `
-const net = require('node:net'), fs = require('node:fs');
-net.createServer((c) => {
-	let buf = '';
-	c.on('data', (d) => {
-		buf += d;
-		for (let i; (i = buf.indexOf('\\n')) >= 0; buf = buf.slice(i + 1)) {
-			const m = JSON.parse(buf.slice(0, i));
-			c.write(JSON.stringify({ op: m.op + '-ok', 'client-event-id': m['client-event-id'] }) + '\\n');
-		}
-	});
-}).listen(process.argv[1], () => { fs.chmodSync(process.argv[1], 0o777); console.log('ready'); });
-process.stdin.on('end', () => process.exit(0)).resume();`, sock], { stdio: ['pipe', 'pipe', 'inherit'] });
-	const ready = await Promise.race([once(srv.stdout, 'data').then(() => true), once(srv, 'exit').then(() => false)]);
-	check(ready, 'the listener of uid 65534 runs');
+	// A real daemon of uid 65534: the socket is its own, in its own directory.
+	const { home, daemon: theirs } = nobodyDaemon();
+	chownR(home, NOBODY);
+	await theirs.start();
+	const sock = theirs.socket;
 	try {
 		const r = await run(INSTANTCTL, ['--socket', sock, '--app', APP, '--timeout', '5000', 'status']);
 		check(r.status === 3 && /refusing .*served by another user/.test(r.stderr),
@@ -240,8 +231,7 @@ sys.exit(1)`, path.join(topsrc, 'contrib', 'python'), sock]);
 		check(py.status === 0 && /refusing .* served by uid 65534/.test(py.stdout),
 			`the Python module refuses it: ${py.status} ${py.stdout} ${py.stderr}`);
 	} finally {
-		srv.stdin.end();
-		srv.kill();
+		await theirs.stop();
 	}
 });
 
