@@ -218,6 +218,8 @@ reload(void)
 		r = config_load(D.config_path, &cfg, &err);
 	if (r >= 0)
 		r = apply_overrides(cfg, &err);
+	if (r >= 0)	/* a state-dir changed in the file gets the start-up checks too */
+		r = fs_make_dir(cfg->state_dir, "state directory", &err);
 	if (r < 0) {
 		log_error("reload failed, keeping the old configuration: %s", err ? err : strerror(-r));
 		config_free(cfg);

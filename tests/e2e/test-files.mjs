@@ -88,6 +88,18 @@ await scenario('a state, runtime or configuration directory that others can writ
 			`the error names the ${what} and the fix: ${d.log}`);
 		check(mode(dirOf(d)) === 0o777, `the ${what} keeps its mode`);
 	}
+	// On SIGHUP too: the running configuration is kept.
+	const d = track(new Daemon({ server: mock.url }));
+	await d.start();
+	const conf = path.join(d.dir, 'config', 'instantd');
+	fs.chmodSync(conf, 0o777);
+	d.proc.kill('SIGHUP');
+	await waitFor(() => d.log.includes(`reload failed, keeping the old configuration: the configuration directory ${conf} has mode 0777`),
+		'the reload to be refused');
+	const c = await new Client(d.socket).connect();
+	await c.init(APP);
+	c.close();
+	check(await d.stop() === 0, 'still serving, then a clean stop');
 	if (!ROOT) {
 		console.log('# not root: directories of another uid are not tested');
 		return;
