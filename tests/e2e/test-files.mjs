@@ -129,7 +129,7 @@ await scenario('--socket in a directory instantd did not make leaves that direct
 	check(await d.stop() === 0, 'clean stop');
 });
 
-await scenario('a dangling link is never created through: the database path and the token file', async () => {
+await scenario('a dangling link is never created through: the database path, the token file, the socket', async () => {
 	const d = track(new Daemon({ server: mock.url }));
 	await d.start();
 	let c = await new Client(d.socket).connect();
@@ -162,6 +162,14 @@ await scenario('a dangling link is never created through: the database path and 
 	check(d.log.includes('is a symbolic link: refusing to replace it'), 'the log says why');
 	c.close();
 	await d.stop();
+
+	// The socket path a dangling link: refused, nothing made where it points.
+	const s = track(new Daemon({ server: mock.url }));
+	fs.mkdirSync(path.dirname(s.socket), { recursive: true, mode: 0o700 });
+	fs.symlinkSync(path.join(elsewhere, 'planted.sock'), s.socket);
+	const code = await refusal(s);
+	check(code === 1 && s.log.includes(`cannot listen on ${s.socket}`), `a linked socket path is refused: ${code} ${s.log}`);
+	check(!exists(path.join(elsewhere, 'planted.sock')), 'no socket was made where the link points');
 });
 
 await scenario('databases of another user and token links are skipped at start-up, and logged', async () => {
