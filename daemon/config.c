@@ -761,7 +761,12 @@ config_read_token(const char *token_file, char **ret_token, char **ret_err)
 
 	if (ret_err != NULL)
 		*ret_err = NULL;
-	fd = open(token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Never through a link: a planted link would hand us a token of our
+	 * own that we would then send wherever the planted file says. */
+	fd = open(token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return config_errorf(&x, -ELOOP, "token file is a symbolic link: refusing to follow it "
+		    "(fix: replace the link with the file itself)");
 	if (fd < 0)
 		return config_errorf(&x, -errno, "cannot open token file: %s", strerror(errno));
 	if (fstat(fd, &st) < 0)

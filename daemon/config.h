@@ -92,8 +92,9 @@ const struct profile_config *config_find_profile(const struct instantd_config *c
 /* NULL-safe; returns NULL. */
 struct instantd_config *config_free(struct instantd_config *c);
 
-/* Read a refresh token from token_file. Refuses (-EPERM) a file that the group
- * or others may read or write, or that is not a regular file owned by us;
+/* Read a refresh token from token_file. Refuses a symbolic link (-ELOOP: it is
+ * opened with O_NOFOLLOW), and (-EPERM) a file that the group or others may
+ * read or write, or that is not a regular file owned by us;
  * surrounding whitespace is stripped; an empty file is -EINVAL. *ret_token is
  * malloc'd; the caller clears it (explicit_bzero) and frees it. Errors: negative
  * errno and *ret_err (malloc'd, never contains the token). */

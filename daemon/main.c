@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include "daemon/auth.h"
+#include "daemon/fsutil.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/sync.h"
@@ -179,6 +180,7 @@ begin_stop(void)
 }
 
 static void free_options(struct sync_profile_option *popts, size_t n);
+static int check_config_dir(char **ret_err);
 
 /* The core's view of a configuration; token files are read here. *ret_popts
  * (tokens inside: free with free_options) backs so->profiles. */
@@ -320,9 +322,13 @@ reload(void)
 	int r;
 
 	notify_reloading();
-	r = config_load(D.config_path, &cfg, &err);
+	r = check_config_dir(&err);
+	if (r >= 0)
+		r = config_load(D.config_path, &cfg, &err);
 	if (r >= 0)
 		r = apply_overrides(cfg, &err);
+	if (r >= 0)	/* a state-dir changed in the file gets the start-up checks too */
+		r = fs_make_dir(cfg->state_dir, "state directory", &err);
 	if (r < 0) {
 		log_error("reload failed, keeping the old configuration: %s", err ? err : strerror(-r));
 		config_free(cfg);
@@ -433,34 +439,70 @@ signal_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *i
 	return 0;
 }
 
+/* The directory part of path, malloc'd; NULL on ENOMEM. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return strdup(".");
+	return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+}
+
+/* A socket systemd hands us needs no directory of ours; otherwise the
+ * socket's directory is made 0700 if missing, and must be ours and private
+ * if it exists (its mode is never changed: it may be $HOME). */
 static int
 open_listener(int *ret_fd)
 {
+	_cleanup_free_ char *dir = NULL, *err = NULL;
 	int r = ipc_server_inherited_fd(ret_fd);
 
-	if (r != -ENOENT)
+	if (r != -ENOENT) {
+		if (r < 0)
+			log_error("cannot use the socket passed by systemd: %s", strerror(-r));
 		return r;
-	return ipc_server_open_socket(D.cfg->socket_path, ret_fd);
+	}
+	dir = dir_of(D.cfg->socket_path);
+	if (dir == NULL)
+		return -ENOMEM;
+	r = fs_make_dir(dir, "runtime directory", &err);
+	if (r < 0) {
+		log_error("%s", err ? err : strerror(-r));
+		return r;
+	}
+	r = ipc_server_open_socket(D.cfg->socket_path, ret_fd);
+	if (r < 0)
+		log_error("cannot listen on %s: %s", D.cfg->socket_path, strerror(-r));
+	return r;
 }
 
+/* The configuration names servers and token files: it must come from a
+ * directory nobody else can write. A missing default file is fine. On
+ * failure *ret_err (malloc'd, may stay NULL) says why. */
 static int
-mkdir_p(const char *path, mode_t mode)
+check_config_dir(char **ret_err)
 {
-	_cleanup_free_ char *copy = strdup(path);
+	_cleanup_free_ char *def = NULL, *dir = NULL;
+	const char *path = D.config_path;
+	int r;
 
-	if (copy == NULL)
-		return -ENOMEM;
-	for (char *p = copy + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
+	if (path == NULL) {
+		if (config_default_path(&def) < 0)
+			return 0;
+		path = def;
 	}
-	if (mkdir(copy, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	dir = dir_of(path);
+	if (dir == NULL)
+		return -ENOMEM;
+	r = fs_check_dir(dir, "configuration directory", ret_err);
+	if (r == -ENOENT && D.config_path == NULL) {
+		free(*ret_err);
+		*ret_err = NULL;
+		return 0;
+	}
+	return r;
 }
 
 static int
@@ -496,10 +538,14 @@ run(void)
 	}
 
 	umask(077);
-	r = mkdir_p(D.cfg->state_dir, 0700);
-	if (r < 0) {
-		log_error("cannot create the state directory %s: %s", D.cfg->state_dir, strerror(-r));
-		return 1;
+	{
+		_cleanup_free_ char *err = NULL;
+
+		r = fs_make_dir(D.cfg->state_dir, "state directory", &err);
+		if (r < 0) {
+			log_error("%s", err ? err : strerror(-r));
+			return 1;
+		}
 	}
 
 	/* lws sizes its fd table from the soft limit when the context is made. */
@@ -540,10 +586,8 @@ run(void)
 	}
 
 	r = open_listener(&listen_fd);
-	if (r < 0) {
-		log_error("cannot listen on %s: %s", D.cfg->socket_path, strerror(-r));
-		return 1;
-	}
+	if (r < 0)
+		return 1;	/* open_listener said why */
 	ipc_limits_default(&lim);
 	lim.max_message = D.cfg->max_message_bytes;
 	lim.max_depth = D.cfg->max_json_depth;
@@ -635,7 +679,9 @@ main(int argc, char **argv)
 		    "Try 'instantd --help' for more information.\n", argv[optind]);
 		return 2;
 	}
-	r = config_load(D.config_path, &D.cfg, &err);
+	r = check_config_dir(&err);
+	if (r >= 0)
+		r = config_load(D.config_path, &D.cfg, &err);
 	if (r < 0) {
 		fprintf(stderr, "instantd: %s\n", err ? err : strerror(-r));
 		return 1;

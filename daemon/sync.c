@@ -16,6 +16,7 @@
 
 #include "daemon/auth.h"
 #include "daemon/config.h"
+#include "daemon/fsutil.h"
 #include "daemon/log.h"
 #include "daemon/ops-store.h"
 #include "daemon/rooms.h"
@@ -1756,9 +1757,8 @@ hex_digest(const char *in, char out[17])
 static int
 profile_write_token(struct profile *p)
 {
-	_cleanup_free_ char *path = NULL;
-	_cleanup_close_ int fd = -1;
-	size_t len;
+	_cleanup_free_ char *path = NULL, *err = NULL;
+	int r;
 
 	if (asprintf(&path, "%s.token", p->db_path) < 0)
 		return -ENOMEM;
@@ -1767,15 +1767,11 @@ profile_write_token(struct profile *p)
 			return -errno;
 		return 0;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0)
-		return -errno;
-	len = strlen(p->token);
-	if (write(fd, p->token, len) != (ssize_t)len || fsync(fd) < 0)
-		return -EIO;
-	return 0;
+	/* Atomic: a crash mid-write must not leave the profile signed out. */
+	r = fs_write_atomic(path, p->token, strlen(p->token), &err);
+	if (r < 0)
+		log_warn("%s: %s", p->name, err ? err : strerror(-r));
+	return r;
 }
 
 /* The stored token, with the same checks as a configured token file (ours
@@ -2110,6 +2106,17 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	    profile_db_path(s, sp->name, app_id, server, &p->db_path) < 0)) {
 		profile_free(p);
 		return -ENOMEM;
+	}
+	{
+		/* Made by us (never through a planted link) or already ours. */
+		_cleanup_free_ char *err = NULL;
+
+		r = fs_check_file(p->db_path, true, &err);
+		if (r < 0) {
+			log_error("%s: %s", p->name, err ? err : strerror(-r));
+			profile_free(p);
+			return r;
+		}
 	}
 	r = db_open(p->db_path, &p->db);
 	if (r < 0) {
@@ -3009,6 +3016,13 @@ stored_collect(struct sync *s, struct stored **ret, size_t *ret_n)
 		}
 		for (size_t i = 0; i < n && !known; i++)
 			known = strcmp(v[i].path, path) == 0;
+		/* Someone else's file is not a profile of ours (as at start-up). */
+		if (!known) {
+			_cleanup_free_ char *err = NULL;
+
+			if (fs_check_file(path, false, &err) < 0)
+				known = true;
+		}
 		if (known || db_open(path, &db) < 0) {
 			free(path);
 			continue;
@@ -3609,6 +3623,7 @@ sync_open_queued(struct sync *s)
 		const struct sync_profile_option *cpo;
 		struct profile_spec spec;
 		const char *why;
+		_cleanup_free_ char *err = NULL;
 		struct db *db = NULL;
 		size_t counts[4] = { 0 };
 		struct profile *p;
@@ -3619,6 +3634,11 @@ sync_open_queued(struct sync *s)
 			continue;
 		if (asprintf(&path, "%s/%s", s->opt.state_dir, de->d_name) < 0)
 			break;
+		/* The database names a server to send our token to: only ours counts. */
+		if ((r = fs_check_file(path, false, &err)) < 0) {
+			log_warn("skipping a database: %s", err ? err : strerror(-r));
+			continue;
+		}
 		if (db_open(path, &db) < 0)
 			continue;
 		note_recovery(db, de->d_name);

@@ -507,14 +507,18 @@ ctl_connect_opt(struct instantd_client **ret, bool allow_no_app)
 			    "INSTANTD_SOCKET, or pass --socket\n");
 			return EXIT_UNREACHABLE;
 		}
-		if (r == -ENOENT || r == -ECONNREFUSED)
+		if (r == -EPERM)
+			fprintf(stderr, "instantctl: refusing %s: it is served by another user, not by "
+			    "you (uid %u); start your own instantd or pass --socket with your daemon's "
+			    "socket\n", opt.socket != NULL ? opt.socket : path, (unsigned)geteuid());
+		else if (r == -ENOENT || r == -ECONNREFUSED)
 			fprintf(stderr, "instantctl: instantd is not running: nothing listens on %s (%s)\n"
 			    "fix: %s (or run instantd by hand)\n", opt.socket != NULL ? opt.socket : path,
 			    strerror(-r), ctl_fix_start);
 		else
 			fprintf(stderr, "instantctl: cannot reach instantd at %s: %s%s\n",
 			    opt.socket != NULL ? opt.socket : path, strerror(-r),
-			    r == -EACCES || r == -EPERM ? " (the socket belongs to another user?)" : "");
+			    r == -EACCES ? " (the socket belongs to another user?)" : "");
 		free(path);
 		return EXIT_UNREACHABLE;
 	}

@@ -54,7 +54,9 @@ int instantd_default_socket_path(char **ret);
 
 /* Connect to `path` (NULL: the default path). The connect itself blocks
  * briefly (a local socket); the fd is non-blocking afterwards.
- * -ENOENT/-ECONNREFUSED when no daemon listens there. */
+ * -ENOENT/-ECONNREFUSED when no daemon listens there; -EPERM when the
+ * process serving the socket runs as another user (SO_PEERCRED): the client
+ * talks only to a daemon of its own uid. */
 int instantd_connect(const char *path, struct instantd_client **ret);
 /* Close and free; NULL-safe. Pending output is dropped. */
 void instantd_free(struct instantd_client *c);

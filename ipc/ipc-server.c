@@ -124,10 +124,10 @@ ipc_server_make_dir(const char *path)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (st.st_uid != geteuid())
+	/* Never chmod a directory we did not make (it may be $HOME): one that
+	 * others can write is refused instead, since they could replace the socket. */
+	if (st.st_uid != geteuid() || (st.st_mode & 022) != 0)
 		return -EPERM;
-	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) < 0)
-		return -errno;
 	return 0;
 }
 

@@ -65,7 +65,7 @@ int ipc_raise_nofile_limit(void);
  * listen. Non-blocking and close-on-exec. *ret_fd is the caller's.
  * -EADDRINUSE when a live server already answers on `path`; -EEXIST when
  * something other than a socket is there; -EPERM when the directory belongs
- * to another user. */
+ * to another user or group/others may write it (its mode is never changed). */
 int ipc_server_open_socket(const char *path, int *ret_fd);
 /* The socket-activated listener: the fd named "ipc", or the single one.
  * Made non-blocking. -ENOENT when not socket-activated. */

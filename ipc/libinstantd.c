@@ -91,6 +91,17 @@ instantd_connect(const char *path, struct instantd_client **ret)
 		close(fd);
 		return r;
 	}
+	/* Only our own daemon: whoever else listens there would see our
+	 * queries, writes and tokens. */
+	{
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid()) {
+			close(fd);
+			return -EPERM;
+		}
+	}
 	r = fcntl(fd, F_GETFL);
 	if (r < 0 || fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0) {
 		r = -errno;

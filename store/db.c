@@ -579,8 +579,9 @@ db_open_once(const char *path, struct db **ret)
 	_cleanup_(db_closep) struct db *db = NULL;
 	int fd, rc, r;
 
-	/* Create the file ourselves so that it (and its -wal, -shm) is 0600. */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Create the file ourselves so that it (and its -wal, -shm) is 0600;
+	 * never through a symbolic link (nor does SQLite follow one). */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
 	close(fd);
@@ -588,7 +589,8 @@ db_open_once(const char *path, struct db **ret)
 	db = calloc(1, sizeof(*db));
 	if (db == NULL)
 		return -ENOMEM;
-	rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+	    SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK)
 		return db->sql ? db_fail(db, rc) : -ENOMEM;
 	sqlite3_extended_result_codes(db->sql, 1);

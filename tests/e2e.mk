@@ -8,6 +8,7 @@ E2E_TESTS = \
 	e2e/test-torture.mjs \
 	e2e/test-daemon.mjs \
 	e2e/test-auth.mjs \
+	e2e/test-files.mjs \
 	e2e/test-demo.sh \
 	e2e/test-manage.mjs \
 	e2e/test-operate.mjs \

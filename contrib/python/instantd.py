@@ -23,6 +23,7 @@ import collections
 import json
 import os
 import socket
+import struct
 import uuid
 
 __all__ = [
@@ -211,6 +212,13 @@ class Client:
         except OSError:
             s.close()
             raise
+        # Only our own daemon: another user's would see our queries and writes.
+        pid_uid_gid = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        uid = struct.unpack("3i", pid_uid_gid)[1]
+        if uid != os.geteuid():
+            s.close()
+            raise DaemonUnreachable("refusing %s: it is served by uid %d, not by you (uid %d)"
+                                    % (self.path, uid, os.geteuid()))
         self._sock = s
         return self
 

@@ -34,11 +34,16 @@ export const FAST_CONFIG = 'backoff-base-ms = 50\nbackoff-cap-ms = 500\nunsubscr
 // One daemon with its own runtime and state directories.
 export class Daemon {
 	// verbose: how many -v (2: debug; 0 keeps the default level, notice).
-	constructor({ server, dir = tmpdir(), extraArgs = [], env = {}, config = FAST_CONFIG, verbose = 2 } = {}) {
+	// wrapper: a command prefix of this daemon alone (e.g. setpriv to run it as another uid);
+	// binary: the instantd to run (e.g. a copy another uid may execute).
+	constructor({ server, dir = tmpdir(), extraArgs = [], env = {}, config = FAST_CONFIG, verbose = 2, wrapper = [],
+		binary = INSTANTD } = {}) {
 		this.verbose = verbose;
 		this.server = server;
+		this.wrapper = wrapper;
+		this.binary = binary;
 		this.dir = dir;
-		fs.mkdirSync(path.join(dir, 'config', 'instantd'), { recursive: true });
+		fs.mkdirSync(path.join(dir, 'config', 'instantd'), { recursive: true, mode: 0o700 });
 		fs.mkdirSync(path.join(dir, 'run'), { recursive: true, mode: 0o700 });
 		fs.writeFileSync(path.join(dir, 'config', 'instantd', 'instantd.conf'), config);
 		this.socket = path.join(dir, 'run', 'instantd', 'socket');
@@ -63,8 +68,8 @@ export class Daemon {
 			XDG_CONFIG_HOME: path.join(this.dir, 'config'),
 		}, this.env);
 		// INSTANTD_WRAPPER: a command prefix for the daemon, e.g. valgrind (tests/hostile/valgrind-e2e.sh).
-		const wrap = (process.env.INSTANTD_WRAPPER || '').split(' ').filter(Boolean);
-		this.proc = spawn(wrap[0] || INSTANTD, [...wrap.slice(1), ...(wrap.length ? [INSTANTD] : []), ...args], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+		const wrap = [...this.wrapper, ...(process.env.INSTANTD_WRAPPER || '').split(' ').filter(Boolean)];
+		this.proc = spawn(wrap[0] || this.binary, [...wrap.slice(1), ...(wrap.length ? [this.binary] : []), ...args], { env, stdio: ['ignore', 'inherit', 'pipe'] });
 		this.proc.stderr.on('data', (d) => {
 			this.log += d.toString();
 			if (process.env.E2E_VERBOSE) process.stderr.write(d);
