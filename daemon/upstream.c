@@ -1238,7 +1238,8 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			return -1;
 		}
 		if (upstream_write_some(u, wsi) < 0) {
-			upstream_fail(u, "write to %s failed", u->host);
+			upstream_fail(u, "connection to %s failed while sending: the connection was "
+			    "closed or reset", u->host);
 			return 0;
 		}
 		return 0;

@@ -847,10 +847,12 @@ ipc_server_new(struct lws_vhost *vh, int listen_fd, const struct ipc_limits *lim
 	s->ud = ud;
 	TAILQ_INIT(&s->conns);
 
-	/* lws closes listen_fd when adoption fails. */
+	/* Adopted as a file (so lws does not accept() for us); lws 4.1.6 closes
+	 * only sockets when adoption fails, so listen_fd is still ours to close. */
 	wsi = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC,
 	    (lws_sock_file_fd_type){ .filefd = listen_fd }, IPC_SERVER_PROTOCOL_LISTEN, NULL);
 	if (wsi == NULL) {
+		close(listen_fd);
 		free(s);
 		return -EIO;
 	}

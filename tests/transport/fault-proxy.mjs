@@ -11,7 +11,7 @@ import tls from 'node:tls';
 //   close-accept     FIN right after accept        reset-accept     RST right after accept
 //   close-midhs      a partial HTTP answer, FIN    reset-midhs      ... then RST
 //   upgraded-silent  the mock's 101, then nothing in either direction (no pongs, no frames)
-//   close-upgraded   the mock's 101, then FIN      reset-upgraded   ... then RST
+//   close-upgraded   the mock's 101, FIN once the daemon sends a frame;  reset-upgraded: RST
 //   initok-silent    forward until init-ok has passed, then nothing either way
 //   close-midframe   the 101, half of the first frame, FIN       reset-midframe  ... RST
 //   trickle          one byte of an HTTP answer per second
@@ -125,10 +125,19 @@ export class FaultProxy {
 	// Forward to the mock, watching what the mock sends, until the fault's moment.
 	relay(s, mode) {
 		const up = this.track(net.connect(this.mockPort, '127.0.0.1'));
-		let head = Buffer.alloc(0), frames = null, frozen = false;
+		let head = Buffer.alloc(0), frames = null, frozen = false, upgraded = false;
 		const freeze = () => { frozen = true; up.destroy(); };
 
-		s.on('data', (d) => { if (!frozen) up.write(d); });
+		s.on('data', (d) => {
+			if (upgraded) {
+				/* the daemon's first frame: it has taken the 101 */
+				upgraded = false;
+				freeze();
+				return end(s, mode);
+			}
+			if (!frozen)
+				up.write(d);
+		});
 		s.on('close', () => up.destroy());
 		up.on('close', () => { if (!frozen) s.destroy(); });
 		up.on('data', (d) => {
@@ -145,8 +154,8 @@ export class FaultProxy {
 				if (mode === 'upgraded-silent')
 					return freeze();
 				if (mode === 'close-upgraded' || mode === 'reset-upgraded') {
-					freeze();
-					return end(s, mode);
+					upgraded = true;
+					return;
 				}
 			}
 			frames = Buffer.concat([frames, d]);
