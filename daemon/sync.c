@@ -68,6 +68,7 @@ struct listener {
 	bool answered;			/* add-query-ok sent */
 	int once;			/* 0, or the query-once policy it waits for */
 	bool sent_any;			/* last_hash is valid */
+	bool no_partial;		/* "allow-partial": false: never answered from the whole mirror */
 	uint64_t last_hash;		/* of the last result sent, to skip unchanged ones */
 	lws_sorted_usec_list_t timeout;	/* a query-once's timeout-ms */
 };
@@ -369,6 +370,9 @@ sync_status_line(struct sync *s, char *buf, size_t len)
 
 /* ---- queries: evaluation with the optimistic overlay ---- */
 
+static struct query *query_find(struct profile *p, const char *key);
+static bool query_has_result(const struct query *q);
+
 /* Whether a mutation's effect must be layered over a result at processed_tx_id:
  * not failed, and not already reflected (no tx-id, or a tx-id above it). */
 static bool
@@ -413,26 +417,23 @@ query_drop_base(struct query *q)
  * A write whose steps this store cannot apply is skipped rather than failing
  * the whole query (the JS client fails the query; see QUERY-DIFFERENCES). */
 static int
-query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending,
-    char **ret_err)
+query_eval_over(struct query *q, const struct tstore *base, int64_t processed_tx_id,
+    cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending, char **ret_err)
 {
 	struct instaql_opts opts = { .page_info = q->page_info };
-	struct tstore *base, *ts = NULL;
+	struct tstore *ts = NULL;
 	struct pending_write *w;
 	struct mutation *m;
 	bool pending = false;
 	int r;
 
-	r = query_base(q, &base);
-	if (r < 0)
-		return r;
 	r = tstore_dup(base, &ts);
 	if (r < 0)
 		return r;
 	TAILQ_FOREACH(m, &q->p->outbox, entry) {
 		_cleanup_free_ char *err = NULL;
 
-		if (!mutation_applies(m, q->processed_tx_id))
+		if (!mutation_applies(m, processed_tx_id))
 			continue;
 		if (tstore_apply_steps(ts, m->m->steps, &err) >= 0)
 			pending = true;
@@ -453,6 +454,82 @@ query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_p
 	return 0;
 }
 
+static int
+query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending,
+    char **ret_err)
+{
+	struct tstore *base;
+	int r;
+
+	r = query_base(q, &base);
+	if (r < 0)
+		return r;
+	return query_eval_over(q, base, q->processed_tx_id, ret_data, ret_page_info, ret_pending,
+	    ret_err);
+}
+
+/* Add one stored result's triples to the union; a result the store cannot
+ * read is left out (the answer is partial anyway). */
+static int
+union_add(struct tstore *ts, const cJSON *triples, int64_t tx_id, int64_t *min_tx_id)
+{
+	int r = tstore_add_triples(ts, triples);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r == 0 && (*min_tx_id < 0 || tx_id < *min_tx_id))
+		*min_tx_id = tx_id;
+	return 0;
+}
+
+/* Every triple mirrored for the profile: the results of the queries loaded
+ * here and of every query stored in its database. Built per request (this
+ * is the fallback for a query never seen before, not a hot path). *ret_ts is
+ * new, the caller frees it; *ret_tx_id is the oldest processed-tx-id of the
+ * results it holds, so a write is layered unless every result reflects it. */
+static int
+profile_union_store(struct profile *p, struct tstore **ret_ts, int64_t *ret_tx_id)
+{
+	_cleanup_json_ cJSON *list = NULL;
+	struct tstore *ts = NULL;
+	const cJSON *e;
+	struct query *q;
+	int64_t min_tx_id = -1;
+	int r;
+
+	r = tstore_new(p->attrs, &ts);
+	if (r < 0)
+		return r;
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_has_result(q) && (r = union_add(ts, q->triples, q->processed_tx_id,
+		    &min_tx_id)) < 0)
+			goto fail;
+	r = db_query_list(p->db, &list);
+	if (r < 0)
+		log_warn("%s: listing the mirrored queries failed: %s", p->name, strerror(-r));
+	cJSON_ArrayForEach(e, list) {
+		_cleanup_json_ cJSON *triples = NULL;
+		const char *key = json_get_string(e, "key");
+		int64_t tx_id = 0;
+
+		if (key == NULL || query_find(p, key))	/* loaded: its newest result is above */
+			continue;
+		r = db_query_get(p->db, key, NULL, &triples, NULL, &tx_id);
+		if (r == -ENOMEM)
+			goto fail;
+		if (r < 0)
+			continue;
+		if ((r = union_add(ts, triples, tx_id, &min_tx_id)) < 0)
+			goto fail;
+	}
+	*ret_ts = ts;
+	*ret_tx_id = min_tx_id < 0 ? 0 : min_tx_id;
+	return 0;
+fail:
+	tstore_free(ts);
+	return r;
+}
+
 static bool
 profile_online(const struct profile *p)
 {
@@ -463,6 +540,26 @@ static bool
 query_has_result(const struct query *q)
 {
 	return q->triples != NULL;
+}
+
+/* The daemon knows the server will not answer for now (the last attempt
+ * failed, backoff, a refused token): a query never seen before is then
+ * answered from the whole mirror. Not while still connecting (the answer is
+ * coming), and not for an unknown app (the server did answer: nothing). */
+static bool
+profile_partial_mode(const struct profile *p)
+{
+	return !profile_online(p) && p->unreachable &&
+	    !(p->up && upstream_get_state(p->up) == UPSTREAM_APP_NOT_FOUND);
+}
+
+/* Whether l takes an answer from the whole mirror for its query with no result. */
+static bool
+listener_takes_partial(const struct listener *l)
+{
+	if (l->no_partial || l->once == ONCE_NETWORK_ONLY)
+		return false;
+	return l->once == ONCE_CACHE_ONLY || profile_partial_mode(l->q->p);
 }
 
 static void
@@ -495,7 +592,7 @@ hash_text(uint64_t h, const char *s)
  * result shared by many programs is serialised once, not once per program. */
 static int
 result_text(const char *op, const struct listener *l, const char *q_text, const char *data_text,
-    const char *pi_text, bool pending, char **ret)
+    const char *pi_text, bool pending, bool partial, char **ret)
 {
 	_cleanup_free_ char *ceid = NULL;
 	cJSON tmp = { .type = cJSON_String, .valuestring = l->ceid };
@@ -506,32 +603,57 @@ result_text(const char *op, const struct listener *l, const char *q_text, const 
 	if (l->q->processed_tx_id)
 		snprintf(ptx, sizeof(ptx), ",\"processed-tx-id\":%" PRId64, l->q->processed_tx_id);
 	if (asprintf(ret, "{\"op\":\"%s\"%s%s,\"q\":%s,\"data\":%s%s%s,\"from-cache\":%s,"
-	    "\"has-pending-writes\":%s%s}", op, ceid ? ",\"client-event-id\":" : "", ceid ? ceid : "",
-	    q_text, data_text, pi_text ? ",\"page-info\":" : "", pi_text ? pi_text : "",
-	    l->q->fresh ? "false" : "true", pending ? "true" : "false", ptx) < 0)
+	    "\"has-pending-writes\":%s,\"partial\":%s%s}", op, ceid ? ",\"client-event-id\":" : "",
+	    ceid ? ceid : "", q_text, data_text, pi_text ? ",\"page-info\":" : "", pi_text ? pi_text : "",
+	    l->q->fresh ? "false" : "true", pending ? "true" : "false", partial ? "true" : "false",
+	    ptx) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
+/* Evaluate q, which has no result of its own, over every triple mirrored
+ * for its profile with the pending writes layered on top. */
+static int
+query_eval_partial(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending,
+    char **ret_err)
+{
+	struct tstore *ts = NULL;
+	int64_t tx_id = 0;
+	int r;
+
+	r = profile_union_store(q->p, &ts, &tx_id);
+	if (r < 0)
+		return r;
+	r = query_eval_over(q, ts, tx_id, ret_data, ret_page_info, ret_pending, ret_err);
+	tstore_free(ts);
+	return r;
+}
+
 /* Send each listener what it has not seen yet: the first answer, or a
- * refresh when the result (or its freshness) changed. */
+ * refresh when the result (or its freshness) changed. A query with no
+ * result yet is answered, partial, to the listeners that take that. */
 static void
 query_push(struct query *q)
 {
 	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
 	_cleanup_free_ char *err = NULL, *q_text = NULL, *data_text = NULL, *pi_text = NULL;
 	struct listener *l, *next;
-	bool pending = false;
+	bool pending = false, partial = !query_has_result(q), any = false;
 	uint64_t h;
 	int r;
 
-	if (LIST_EMPTY(&q->listeners) || !query_has_result(q))
+	LIST_FOREACH(l, &q->listeners, by_query)
+		if (!partial || listener_takes_partial(l))
+			any = true;
+	if (!any)
 		return;
-	r = query_eval(q, &data, &pi, &pending, &err);
+	r = partial ? query_eval_partial(q, &data, &pi, &pending, &err) :
+	    query_eval(q, &data, &pi, &pending, &err);
 	if (r < 0) {
 		LIST_FOREACH(l, &q->listeners, by_query)
-			client_error(l->c, l->ceid, "invalid-query", "%s",
-			    err ? err : strerror(-r));
+			if (!partial || listener_takes_partial(l))
+				client_error(l->c, l->ceid, "invalid-query", "%s",
+				    err ? err : strerror(-r));
 		return;
 	}
 	q_text = json_print(q->q);
@@ -545,11 +667,14 @@ query_push(struct query *q)
 	h = hash_text(hash_text(1469598103934665603ULL, data_text), pi_text);
 	h = hash_text(h, q->fresh ? "f" : "c");
 	h = hash_text(h, pending ? "w" : "-");
+	h = hash_text(h, partial ? "p" : "-");
 	for (l = LIST_FIRST(&q->listeners); l; l = next) {
 		_cleanup_free_ char *text = NULL;
 		const char *op;
 
 		next = LIST_NEXT(l, by_query);
+		if (partial && !listener_takes_partial(l))
+			continue;
 		if (l->once) {
 			if (l->once == ONCE_NETWORK_ONLY && !q->fresh)
 				continue;
@@ -558,7 +683,7 @@ query_push(struct query *q)
 			continue;
 		else
 			op = l->answered ? "refresh-ok" : "add-query-ok";
-		if (result_text(op, l, q_text, data_text, pi_text, pending, &text) < 0)
+		if (result_text(op, l, q_text, data_text, pi_text, pending, partial, &text) < 0)
 			continue;
 		r = ipc_conn_send_text(l->c->conn, text, strlen(text));
 		if (r < 0 && r != -ENOBUFS)
@@ -1499,6 +1624,8 @@ profile_fail_waiting(struct profile *p)
 		struct listener *l, *next;
 		bool released = false;
 
+		if (!query_has_result(q))
+			query_push(q);	/* those that take a partial answer get it instead */
 		for (l = LIST_FIRST(&q->listeners); l; l = next) {
 			next = LIST_NEXT(l, by_query);
 			if (l->once) {
@@ -2276,6 +2403,7 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	struct query *q;
 	int64_t timeout_ms = 0;
 	int policy = ONCE_NONE, r;
+	bool no_partial = cJSON_IsFalse(json_get(msg, "allow-partial"));
 
 	if (instaql_validate(qj, &err) < 0) {
 		client_error(c, ceid, "invalid-query", "%s", err ? err : "invalid query");
@@ -2306,7 +2434,7 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		client_error(c, ceid, "internal", "%s", strerror(-r));
 		return;
 	}
-	if (once && policy == ONCE_CACHE_ONLY && !query_has_result(q)) {
+	if (once && policy == ONCE_CACHE_ONLY && !query_has_result(q) && no_partial) {
 		client_error(c, ceid, "not-found", "this query is not in the cache");
 		query_maybe_release(q);
 		return;
@@ -2315,7 +2443,8 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	 * connecting (a fresh daemon, a new profile) and fails only once the
 	 * daemon knows it cannot have an answer: the attempt failed, or timeout-ms. */
 	if (once && !profile_online(c->p) && c->p->unreachable &&
-	    (policy == ONCE_NETWORK_ONLY || (policy == ONCE_CACHE_FIRST && !query_has_result(q)))) {
+	    (policy == ONCE_NETWORK_ONLY || (policy == ONCE_CACHE_FIRST && !query_has_result(q) &&
+	    (no_partial || !profile_partial_mode(c->p))))) {
 		const char *why, *type = profile_unreachable_error(c->p, &why);
 
 		client_error(c, ceid, type, "%s%s", policy == ONCE_CACHE_FIRST && strcmp(type, "offline") == 0 ?
@@ -2339,6 +2468,7 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 	l->q = q;
 	l->c = c;
 	l->once = policy;
+	l->no_partial = no_partial;
 	LIST_INSERT_HEAD(&q->listeners, l, by_query);
 	LIST_INSERT_HEAD(&c->listeners, l, by_client);
 	if (timeout_ms > 0)
@@ -2348,8 +2478,8 @@ op_add_query(struct client *c, const cJSON *msg, const char *ceid, bool once)
 		c->nsubs++;
 	if (policy != ONCE_CACHE_ONLY)	/* cache-only never asks the server */
 		query_subscribe(q);
-	if (query_has_result(q) && !(once && policy == ONCE_NETWORK_ONLY))
-		query_push(q);
+	if (!(once && policy == ONCE_NETWORK_ONLY))
+		query_push(q);	/* without a result, only a partial answer if l takes one */
 }
 
 static void

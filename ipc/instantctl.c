@@ -631,7 +631,7 @@ ctl_wants_help(int argc, char **argv)
 /* ---- query ---- */
 
 static const char ctl_usage_query[] =
-"Usage: instantctl [OPTIONS] query [--policy POLICY] QUERY\n"
+"Usage: instantctl [OPTIONS] query [--policy POLICY] [--no-partial] QUERY\n"
 "\n"
 "Run an InstaQL query once and print its result tree.\n"
 "QUERY is JSON, e.g. '{\"goals\":{\"todos\":{}}}'; '-' reads it from stdin.\n"
@@ -639,10 +639,14 @@ static const char ctl_usage_query[] =
 "  -p, --policy POLICY   cache-first (default): the mirror if it has the query,\n"
 "                        else the server; network-only: always ask the server;\n"
 "                        cache-only: never ask the server\n"
+"      --no-partial      fail with 'offline' (cache-only: 'not-found') instead of\n"
+"                        a partial answer for a query the mirror does not hold\n"
 "\n"
 "A query that needs the server waits while the daemon connects, up to --timeout\n"
-"(default 10000 ms here). It fails with 'offline' once the daemon knows the\n"
-"server cannot be reached, or with 'timeout' (exit status 4) when the time passes.\n";
+"(default 10000 ms here), or with 'timeout' (exit status 4) when the time passes.\n"
+"Once the daemon knows the server cannot be reached (and with cache-only), a\n"
+"query the mirror does not hold is answered from every cached triple: a partial\n"
+"result, said so on stderr, that may miss what only the server has.\n";
 
 static void
 ctl_print_result(const cJSON *reply)
@@ -650,10 +654,15 @@ ctl_print_result(const cJSON *reply)
 	const cJSON *data = cJSON_GetObjectItemCaseSensitive(reply, "data");
 	bool cache = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "from-cache"));
 	bool pending = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "has-pending-writes"));
+	bool partial = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "partial"));
 
 	if (cache || pending)
-		printf("# %s%s%s\n", cache ? "from cache" : "", cache && pending ? ", " : "",
-		    pending ? "has pending writes" : "");
+		printf("# %s%s%s%s\n", cache ? "from cache" : "", cache && pending ? ", " : "",
+		    pending ? "has pending writes" : "", partial ? ", partial" : "");
+	if (partial)
+		fprintf(stderr, "instantctl: partial result: this query is not cached, so it was "
+		    "answered from every cached triple; the server was not reached, and what only "
+		    "the server has is missing\n");
 	ctl_print_pretty(data != NULL ? data : reply);
 }
 
@@ -684,10 +693,12 @@ ctl_query(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "policy", required_argument, NULL, 'p' },
+		{ "no-partial", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *policy = NULL;
+	bool no_partial = false;
 	cJSON *q, *req;
 	int ch, wait_ms;
 
@@ -696,6 +707,9 @@ ctl_query(int argc, char **argv)
 		switch (ch) {
 		case 'p':
 			policy = optarg;
+			break;
+		case 'P':
+			no_partial = true;
 			break;
 		case 'h':
 			fputs(ctl_usage_query, stdout);
@@ -717,6 +731,8 @@ ctl_query(int argc, char **argv)
 	cJSON_AddItemToObject(req, "q", q);
 	if (policy != NULL)
 		cJSON_AddStringToObject(req, "policy", policy);
+	if (no_partial)
+		cJSON_AddFalseToObject(req, "allow-partial");
 	/* The daemon waits for the server (a fresh one may still be connecting)
 	 * and says whether it gave up as offline or as timeout. */
 	wait_ms = opt.timeout_set ? opt.timeout_ms : CTL_QUERY_WAIT_MS;
@@ -869,24 +885,29 @@ ctl_stream(struct instantd_client *c, struct ctl_stream *st, cJSON *req)
 }
 
 static const char ctl_usage_watch[] =
-"Usage: instantctl [OPTIONS] watch [--count N] QUERY\n"
+"Usage: instantctl [OPTIONS] watch [--count N] [--no-partial] QUERY\n"
 "\n"
 "Subscribe to an InstaQL query and print its result now (from the local\n"
 "mirror when it has one) and again every time it changes, until interrupted.\n"
+"Offline, a query the mirror does not hold is first answered partial, from\n"
+"every cached triple (said so on stderr), then by the server once it is back.\n"
 "QUERY is JSON; '-' reads it from stdin.\n"
 "\n"
-"  -n, --count N   Exit after N results\n";
+"  -n, --count N     Exit after N results\n"
+"      --no-partial  Wait for the server instead of a partial first answer\n";
 
 static int
 ctl_watch(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "count", required_argument, NULL, 'n' },
+		{ "no-partial", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct ctl_stream st = { .explain_wait = true };
 	struct instantd_client *c;
+	bool no_partial = false;
 	cJSON *q, *req;
 	int ch, r;
 
@@ -898,6 +919,9 @@ ctl_watch(int argc, char **argv)
 			if (st.count <= 0)
 				return ctl_usage_error("--count needs a positive number, not '%s'",
 				    optarg);
+			break;
+		case 'P':
+			no_partial = true;
 			break;
 		case 'h':
 			fputs(ctl_usage_watch, stdout);
@@ -918,6 +942,8 @@ ctl_watch(int argc, char **argv)
 	}
 	req = ctl_req("add-query");
 	cJSON_AddItemToObject(req, "q", q);
+	if (no_partial)
+		cJSON_AddFalseToObject(req, "allow-partial");
 	r = ctl_stream(c, &st, req);
 	cJSON_Delete(req);
 	instantd_free(c);

@@ -105,10 +105,14 @@ int instantd_uuid(char out[37]);
 /* A query result's parts (add-query-ok, refresh-ok, query-ok): its result
  * tree (borrowed from msg; NULL when absent), and its flags (false when
  * absent): the result came from the local mirror before the server answered
- * for it in this session; unconfirmed local writes contributed to it. */
+ * for it in this session; unconfirmed local writes contributed to it; the
+ * query was never answered by the server, so the daemon (offline, or with
+ * cache-only) answered it from every mirrored triple, which may miss what
+ * only the server has. */
 const cJSON *instantd_result_data(const cJSON *msg);
 bool instantd_result_from_cache(const cJSON *msg);
 bool instantd_result_has_pending_writes(const cJSON *msg);
+bool instantd_result_partial(const cJSON *msg);
 
 /* True when msg is {"op":"error",...}. */
 bool instantd_is_error(const cJSON *msg);

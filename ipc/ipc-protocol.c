@@ -211,6 +211,7 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 		break;
 	case IPC_OP_ADD_QUERY:
 		FIELD("q", F_OBJECT, true);
+		FIELD("allow-partial", F_BOOL, false);
 		break;
 	case IPC_OP_REMOVE_QUERY:
 		FIELD("q", F_OBJECT, false);
@@ -235,6 +236,7 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 				    "cache-first, network-only, cache-only (got \"%.64s\")", name, p);
 		}
 		FIELD("timeout-ms", F_NUMBER, false);
+		FIELD("allow-partial", F_BOOL, false);
 		break;
 	case IPC_OP_TRANSACT: {
 		int has_ops, has_steps;

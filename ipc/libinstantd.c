@@ -712,6 +712,12 @@ instantd_result_has_pending_writes(const cJSON *msg)
 	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "has-pending-writes"));
 }
 
+bool
+instantd_result_partial(const cJSON *msg)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "partial"));
+}
+
 int
 instantd_add_query(struct instantd_client *c, const cJSON *q, char **ret_id)
 {

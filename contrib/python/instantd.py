@@ -32,6 +32,7 @@ __all__ = [
     "Room",
     "from_cache",
     "has_pending_writes",
+    "partial",
     "InstantdError",
     "DaemonUnreachable",
     "connect",
@@ -89,6 +90,13 @@ def from_cache(result):
 def has_pending_writes(result):
     """True when unconfirmed local writes contributed to a query result."""
     return result.get("has-pending-writes") is True
+
+
+def partial(result):
+    """True when the server never answered the query: the daemon (offline, or
+    with cache-only) answered it from every mirrored triple, so it may miss
+    what only the server has. A subscription's later server answer is not."""
+    return result.get("partial") is True
 
 
 def connect(path=None, timeout=30.0):

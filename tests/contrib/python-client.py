@@ -81,7 +81,7 @@ class FakeDaemon:
         elif op == "add-query":
             subs[ceid] = msg["q"]
             yield {"op": "add-query-ok", "client-event-id": ceid, "q": msg["q"],
-                   "data": {"goals": list(goals)}, "from-cache": True}
+                   "data": {"goals": list(goals)}, "from-cache": True, "partial": True}
         elif op == "remove-query":
             subs.pop(ceid, None)
             yield {"op": "remove-query-ok", "client-event-id": ceid}
@@ -175,6 +175,7 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(first["op"], "add-query-ok")
             self.assertEqual(first["data"], {"goals": []})
             self.assertTrue(first["from-cache"])
+            self.assertTrue(instantd.from_cache(first) and instantd.partial(first))
             # transact's replies and the subscription's push interleave.
             q = c.transact([["update", "goals", "g1", {"title": "one"}]])
             self.assertEqual(q["op"], "transact-queued")
@@ -184,6 +185,8 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(ok["tx-id"], 2)
             r1 = next(sub)
             self.assertEqual(r1["op"], "refresh-ok")
+            self.assertFalse(instantd.partial(r1))    # absent: not partial
+            self.assertTrue(instantd.has_pending_writes(r1))
             self.assertEqual([g["title"] for g in r1["data"]["goals"]], ["one"])
             r2 = sub.next(timeout=5)
             self.assertEqual([g["title"] for g in r2["data"]["goals"]], ["one", "two"])

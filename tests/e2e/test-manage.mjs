@@ -179,6 +179,7 @@ with instantd.connect(sys.argv[2]) as c:
     with c.subscribe({"goals": {}}) as sub:
         r = sub.next()
     assert instantd.from_cache(r) is False and instantd.has_pending_writes(r) is False, r
+    assert instantd.partial(r) is False and r["partial"] is False, r
     with instantd.connect(sys.argv[2]) as d:
         d.init(profile="notes")
         room = d.join_room("py-room", presence={"name": "d"})

@@ -143,6 +143,7 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 		cJSON_AddItemToObject(data, "echo", cJSON_Duplicate(req, 1));
 		cJSON_AddBoolToObject(m, "from-cache", 1);
 		cJSON_AddBoolToObject(m, "has-pending-writes", 0);
+		cJSON_AddBoolToObject(m, "partial", 1);
 		echo_send(c, m);
 		if (ipc_op_from_string(opname) == IPC_OP_ADD_QUERY) {
 			m = echo_reply(req, IPC_REPLY_REFRESH_OK);
@@ -151,6 +152,7 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 			cJSON_AddNumberToObject(data, "refresh", 1);
 			cJSON_AddBoolToObject(m, "from-cache", 0);
 			cJSON_AddBoolToObject(m, "has-pending-writes", 0);
+			cJSON_AddBoolToObject(m, "partial", 0);
 			echo_send(c, m);
 		}
 		break;

@@ -95,6 +95,10 @@ main(void)
 	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"policy\":\"cache-only\"}"), 0);
 	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"policy\":\"sometimes\"}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"policy\":1}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"allow-partial\":false}"), 0);
+	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"allow-partial\":\"no\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"allow-partial\":true}"), 0);
+	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"allow-partial\":0}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"query-once\"}"), -EINVAL);
 
 	/* transact */

@@ -361,11 +361,16 @@ test_helpers(const struct it_echo *e)
 	cJSON_Delete(m);
 	CHECK(instantd_result_from_cache(reply));
 	CHECK(!instantd_result_has_pending_writes(reply));
+	CHECK(instantd_result_partial(reply));
 	CHECK(cJSON_IsObject(instantd_result_data(reply)));
 	cJSON_Delete(reply);
 	reply = cJSON_Parse("{\"op\":\"refresh-ok\",\"has-pending-writes\":true}");
 	CHECK(!instantd_result_from_cache(reply) && instantd_result_has_pending_writes(reply));
+	CHECK(!instantd_result_partial(reply));	/* absent: false */
 	CHECK(instantd_result_data(reply) == NULL);
+	cJSON_Delete(reply);
+	reply = cJSON_Parse("{\"op\":\"query-ok\",\"partial\":false}");
+	CHECK(!instantd_result_partial(reply));
 	cJSON_Delete(reply);
 	instantd_free(c);
 }
