@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startMock, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, FAST_CONFIG, INSTANTCTL, INSTANTD, check, run, scenario, tmpdir, waitFor } from './lib.mjs';
+import { Client, Daemon, FAST_CONFIG, INSTANTCTL, INSTANTD, check, equalJSON, run, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 const topsrc = process.env.top_srcdir || path.resolve('..');
@@ -72,13 +72,23 @@ await scenario('an unreachable server gives offline after the first failed attem
 	try {
 		const c = await new Client(d.socket).connect();
 		await c.init(APP);
+		// A program that wants no partial answer from the mirror gets offline.
 		for (const policy of ['cache-first', 'network-only']) {
-			const r = await c.request({ op: 'query-once', q: { nowhere: {} }, policy, 'timeout-ms': 15000 });
+			const r = await c.request({ op: 'query-once', q: { nowhere: {} }, policy, 'timeout-ms': 15000, 'allow-partial': false });
 			check(r.op === 'error' && r.type === 'offline' && /not reachable/.test(r.message), `${policy}: ${JSON.stringify(r)}`);
 		}
+		// network-only never takes a partial answer; cache-first does by default.
+		const n = await c.request({ op: 'query-once', q: { nowhere: {} }, policy: 'network-only', 'timeout-ms': 15000 });
+		check(n.op === 'error' && n.type === 'offline', `network-only: ${JSON.stringify(n)}`);
+		const p = await c.request({ op: 'query-once', q: { nowhere: {} }, 'timeout-ms': 15000 });
+		check(p.op === 'query-ok' && p.partial === true && p['from-cache'] === true && equalJSON(p.data, { nowhere: [] }),
+			`the default is a partial answer: ${JSON.stringify(p)}`);
 		c.close();
-		const q = await ctl(d, '--app', APP, 'query', '{"nowhere":{}}');
+		const q = await ctl(d, '--app', APP, 'query', '--no-partial', '{"nowhere":{}}');
 		check(q.status === 1 && /offline/.test(q.stderr), `instantctl says offline: ${q.status} ${q.stderr}`);
+		const qp = await ctl(d, '--app', APP, 'query', '{"nowhere":{}}');
+		check(qp.status === 0 && /^instantctl: partial result: .*the server was not reached/m.test(qp.stderr) &&
+			/# from cache, partial/.test(qp.stdout), `instantctl says partial: ${qp.status} ${qp.stdout} ${qp.stderr}`);
 	} finally {
 		await d.stop();
 	}

@@ -173,8 +173,11 @@ await scenario('a read-only app keeps writes queued and reads from the mirror', 
 	const only = await a.request({ op: 'query-once', q: { memos: {} }, policy: 'cache-only' });
 	check(only.op === 'query-ok' && only.data.memos.length === 1 && only['from-cache'] === false,
 		`cache-only answers from the mirror: ${JSON.stringify(only)}`);
-	const none = await a.request({ op: 'query-once', q: { nevercached: {} }, policy: 'cache-only' });
-	check(none.op === 'error' && none.type === 'not-found', `cache-only of an uncached query: ${JSON.stringify(none)}`);
+	const none = await a.request({ op: 'query-once', q: { nevercached: {} }, policy: 'cache-only', 'allow-partial': false });
+	check(none.op === 'error' && none.type === 'not-found', `cache-only of an uncached query, no partial: ${JSON.stringify(none)}`);
+	const part = await a.request({ op: 'query-once', q: { nevercached: {} }, policy: 'cache-only' });
+	check(part.op === 'query-ok' && part.partial === true && part['from-cache'] === true && part.data.nevercached.length === 0,
+		`cache-only of an uncached query answers partial: ${JSON.stringify(part)}`);
 	await new Promise((r) => setTimeout(r, 500));
 	const list = await a.request({ op: 'list-mutations' });
 	check(list.mutations.some((m) => m['mutation-id'] === w['mutation-id'] && m.state === 'pending'),
