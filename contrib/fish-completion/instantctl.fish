@@ -45,6 +45,7 @@ complete -c instantctl -n '__fish_seen_subcommand_from cache; and not __fish_see
 complete -c instantctl -n '__fish_seen_subcommand_from cache; and __fish_seen_subcommand_from export clear' -a '(__instantctl_profiles)'
 complete -c instantctl -n '__fish_seen_subcommand_from query' -s p -l policy -x -a 'cache-first network-only cache-only' -d 'Where the answer may come from'
 complete -c instantctl -n '__fish_seen_subcommand_from watch' -s n -l count -x -d 'Exit after N results'
+complete -c instantctl -n '__fish_seen_subcommand_from query watch' -l no-partial -d 'No partial answer from the whole mirror'
 complete -c instantctl -n '__fish_seen_subcommand_from transact' -l steps -d 'OPS are raw tx-steps'
 complete -c instantctl -n '__fish_seen_subcommand_from transact' -l wait -d 'Wait for the server'
 complete -c instantctl -n '__fish_seen_subcommand_from mutations; and not __fish_seen_subcommand_from list retry discard' -a 'list retry discard'
