@@ -273,17 +273,26 @@ class Client:
         """Connection state, server, user, queue depth, ...: the status message."""
         return self._request({"op": "status"}, ("status",))
 
-    def query_once(self, q, policy=None):
+    def query_once(self, q, policy=None, allow_partial=True):
         """Evaluate q once; the query-ok message (its "data" is the result).
-        policy: "cache-first" (default), "network-only" or "cache-only"."""
+        policy: "cache-first" (default), "network-only" or "cache-only".
+        allow_partial=False: a query the mirror does not hold raises "offline"
+        ("not-found" for cache-only) instead of a partial answer (partial())."""
         msg = {"op": "query-once", "q": q}
         if policy is not None:
             msg["policy"] = policy
+        if not allow_partial:
+            msg["allow-partial"] = False
         return self._request(msg, ("query-ok",))
 
-    def subscribe(self, q):
-        """Subscribe to q: a Subscription whose iteration yields results."""
-        ceid = self._send({"op": "add-query", "q": q})
+    def subscribe(self, q, allow_partial=True):
+        """Subscribe to q: a Subscription whose iteration yields results.
+        allow_partial=False: offline, wait for the server rather than get a
+        first answer from the whole mirror for a query it does not hold."""
+        msg = {"op": "add-query", "q": q}
+        if not allow_partial:
+            msg["allow-partial"] = False
+        ceid = self._send(msg)
         return Subscription(self, ceid, q)
 
     def transact(self, ops=None, tx_steps=None, wait=False, timeout=None):

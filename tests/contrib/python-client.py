@@ -77,7 +77,8 @@ class FakeDaemon:
                        "message": "unknown namespace", "hint": "check q"}
             else:
                 yield {"op": "query-ok", "client-event-id": ceid,
-                       "data": {"goals": list(goals)}, "policy": msg.get("policy")}
+                       "data": {"goals": list(goals)}, "policy": msg.get("policy"),
+                       "allow-partial": msg.get("allow-partial")}
         elif op == "add-query":
             subs[ceid] = msg["q"]
             yield {"op": "add-query-ok", "client-event-id": ceid, "q": msg["q"],
@@ -157,6 +158,9 @@ class ClientTest(unittest.TestCase):
             r = c.query_once({"goals": {}}, policy="cache-only")
             self.assertEqual(r["data"], {"goals": []})
             self.assertEqual(r["policy"], "cache-only")
+            self.assertIsNone(r["allow-partial"])   # the default is not sent
+            r = c.query_once({"goals": {}}, policy="cache-only", allow_partial=False)
+            self.assertIs(r["allow-partial"], False)
             with self.assertRaises(instantd.InstantdError) as e:
                 c.query_once({"bad": {}})
             self.assertEqual(e.exception.type, "invalid-query")
@@ -166,6 +170,18 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(c.status()["op"], "status")
             ids = [m["client-event-id"] for m in self.daemon.requests]
             self.assertEqual(len(ids), len(set(ids)))
+
+    def test_subscribe_without_partial(self):
+        with instantd.connect(self.path, timeout=10) as c:
+            c.init("app-1")
+            sub = c.subscribe({"goals": {}}, allow_partial=False)
+            next(sub)
+            sent = [m for m in self.daemon.requests if m["op"] == "add-query"]
+            self.assertIs(sent[-1]["allow-partial"], False)
+            sub2 = c.subscribe({"goals": {}})
+            next(sub2)
+            sent = [m for m in self.daemon.requests if m["op"] == "add-query"]
+            self.assertNotIn("allow-partial", sent[-1])
 
     def test_subscribe_and_transact(self):
         with instantd.connect(self.path, timeout=10) as c:
