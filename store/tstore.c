@@ -1011,10 +1011,13 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 		if (s->vals[i].json && (d->vals[i].json = cJSON_Duplicate(s->vals[i].json, 1)) == NULL)
 			goto fail;
 	}
-	d->vslots = malloc(s->vcap * sizeof(*d->vslots));
-	if (d->vslots == NULL)
-		goto fail;
-	memcpy(d->vslots, s->vslots, s->vcap * sizeof(*d->vslots));
+	/* A store with no attrs and no values has no value table yet. */
+	if (s->vcap > 0) {
+		d->vslots = malloc(s->vcap * sizeof(*d->vslots));
+		if (d->vslots == NULL)
+			goto fail;
+		memcpy(d->vslots, s->vslots, s->vcap * sizeof(*d->vslots));
+	}
 	d->vcap = s->vcap;
 	d->vn = s->vn;
 

@@ -138,6 +138,20 @@ test_build(void)
 	attrs_free(at);
 }
 
+/* A store with no attrs and no triples (a profile that never mirrored
+ * anything, answered partial offline) copies and evaluates. */
+static void
+test_empty_dup(void)
+{
+	struct tstore *s = NULL, *d = NULL;
+
+	CHECK(tstore_new(NULL, &s) == 0);
+	CHECK(tstore_dup(s, &d) == 0);
+	check_eval(d, "{\"goals\":{}}", "{\"goals\":[]}");
+	tstore_free(d);
+	tstore_free(s);
+}
+
 static void
 test_steps(void)
 {
@@ -428,6 +442,7 @@ int
 main(void)
 {
 	test_build();
+	test_empty_dup();
 	test_steps();
 	test_errors();
 	test_overlay();
