@@ -4,8 +4,9 @@
  * must be byte-equal.
  *
  * Input, one JSON line per data set:
- *   {"dataset": "zeneca", "queries": [{"q": {...}, "page-info": {...}?}...],
+ *   {"dataset": "zeneca", "attrs": [...]?, "queries": [{"q": {...}, "page-info": {...}?}...],
  *    "mutations": [{"kind": "update", "steps": [...]}...]}
+ * "attrs" replaces the data set's own attrs.
  * Output: a line "not ok ..." per violation (query, steps, both results), then
  * one JSON line per data set: {"dataset", "pairs", "kinds": {kind: {"pairs",
  * "unaffected", "affected", "sampled", "changed"}}}: of a sample of the
@@ -87,6 +88,7 @@ static int
 check_dataset(const cJSON *c, long *violations)
 {
 	const char *top = getenv("top_srcdir"), *name = json_get_string(c, "dataset");
+	const char *label = json_get_string(c, "label") ?: name;
 	const cJSON *queries = json_get(c, "queries"), *muts = json_get(c, "mutations");
 	_cleanup_json_ cJSON *aj = NULL, *triples = NULL, *summary = NULL;
 	struct attrs *attrs = NULL;
@@ -103,7 +105,7 @@ check_dataset(const cJSON *c, long *violations)
 	if (name == NULL || strchr(name, '/') || !cJSON_IsArray(queries) || !cJSON_IsArray(muts))
 		return -EINVAL;
 	snprintf(path, sizeof(path), "%s/tests/data/%s/attrs.json", top ? top : ".", name);
-	aj = read_json_file(path);
+	aj = json_get(c, "attrs") ? cJSON_Duplicate(json_get(c, "attrs"), 1) : read_json_file(path);
 	snprintf(path, sizeof(path), "%s/tests/data/%s/triples.json", top ? top : ".", name);
 	triples = read_json_file(path);
 	if (aj == NULL || triples == NULL)
@@ -190,7 +192,7 @@ check_dataset(const cJSON *c, long *violations)
 					(*violations)++;
 					printf("not ok: %s: judged unaffected but the result changed\n"
 					    "  query: %s\n  steps: %s\n  before: %.2000s\n  after:  %.2000s\n",
-					    name, qs ? qs : "?", ss ? ss : "?", before[qi], after);
+					    label, qs ? qs : "?", ss ? ss : "?", before[qi], after);
 				}
 			}
 			qi++;
@@ -201,7 +203,7 @@ check_dataset(const cJSON *c, long *violations)
 	{
 		cJSON *kinds = cJSON_AddObjectToObject(summary, "kinds");
 
-		if (kinds == NULL || cJSON_AddStringToObject(summary, "dataset", name) == NULL ||
+		if (kinds == NULL || cJSON_AddStringToObject(summary, "dataset", label) == NULL ||
 		    cJSON_AddNumberToObject(summary, "pairs", (double)pairs) == NULL)
 			goto out;
 		for (size_t i = 0; i < nk; i++) {

@@ -31,6 +31,13 @@ const queries = { zeneca: [], movies: [] };
 for (const c of [...handCases(ds), ...pageCases(ds, evaluate), ...errorCases()]) {
   if (!queries[c.dataset] || c.attrs) continue;
   queries[c.dataset].push({ q: c.q, ...(c['page-info'] ? { 'page-info': c['page-info'] } : {}) });
+  if (c['page-info']) {
+    // the same without order and with fields that leave the cursor's attr
+    // out: only the cursor makes the query read it
+    const q = structuredClone(c.q);
+    for (const f of Object.values(q)) if (f.$) { delete f.$.order; f.$.fields = ['id']; }
+    queries[c.dataset].push({ q, 'page-info': c['page-info'] });
+  }
 }
 // generated ones at most three levels deep, to keep the run short (the hand
 // cases go deeper)
@@ -45,13 +52,20 @@ for (let i = 0; i < 150 * SCALE; i++) queries.zeneca.push({ q: genShallow(D.zene
 for (let i = 0; i < 120 * SCALE; i++) queries.movies.push({ q: genShallow(D.movies) });
 
 // ---- mutations, one kind at a time, so each kind's fraction is known ----
-function genKinds(D, set, n) {
+function genKinds(D, set, qs, n) {
   const out = [];
   const ents = D.queryable;
   const blobsOf = (ent) => Object.entries(ent.blobs).filter(([l]) => l !== 'id');
   const val = (b) => (r.chance(0.6) && b.values.length ? r.pick(b.values)
     : b.type === 'number' ? r.int(2000) : b.type === 'boolean' ? r.chance(0.5) : `v${r.int(1000)}`);
   const add = (kind, steps) => steps.length && out.push({ kind, steps });
+  // ids the queries name (where values): writes to these change results
+  const allIds = new Set(Object.values(D.et).flatMap((e) => e.ids));
+  const hot = [...new Set(JSON.stringify(qs).match(/[0-9a-f-]{36}/g) ?? [])].filter((x) => allIds.has(x));
+  const idOf = (ent) => {
+    const h = hot.filter((x) => ent.ids.includes(x));
+    return h.length && r.chance(0.5) ? r.pick(h) : r.pick(ent.ids);
+  };
   const blobTriples = set.triples.filter((t) => D.byId.get(t[1])?.['value-type'] === 'blob');
   const kinds = {
     // one attr of one existing entity
@@ -59,7 +73,7 @@ function genKinds(D, set, n) {
       const ent = r.pick(ents), bl = blobsOf(ent);
       if (!bl.length) return;
       const [, b] = r.pick(bl);
-      add('update', [['add-triple', r.pick(ent.ids), b.attr.id, val(b), ...(r.chance(0.3) ? [{ mode: 'update' }] : [])]]);
+      add('update', [['add-triple', idOf(ent), b.attr.id, val(b), ...(r.chance(0.3) ? [{ mode: 'update' }] : [])]]);
     },
     create: () => {
       const ent = r.pick(ents), id = r.uuid();
@@ -69,7 +83,7 @@ function genKinds(D, set, n) {
     link: () => {
       const ent = r.pick(ents), l = ent.links.length && r.pick(ent.links);
       if (!l || !D.et[l.target]?.ids.length) return;
-      const a = r.pick(ent.ids), b = r.pick(D.et[l.target].ids);
+      const a = idOf(ent), b = idOf(D.et[l.target]);
       add('link', [l.forward ? ['add-triple', a, l.attr.id, b] : ['add-triple', b, l.attr.id, a]]);
     },
     unlink: () => {
@@ -80,7 +94,7 @@ function genKinds(D, set, n) {
     },
     delete: () => {
       const ent = r.pick(ents);
-      add('delete', [['delete-entity', r.pick(ent.ids), ...(r.chance(0.9) ? [ent.name] : [])]]);
+      add('delete', [['delete-entity', idOf(ent), ...(r.chance(0.9) ? [ent.name] : [])]]);
     },
     retract: () => {
       const t = r.pick(blobTriples);
@@ -116,10 +130,31 @@ function genKinds(D, set, n) {
   for (let i = 0; i < n; i++) kinds[bag[i % bag.length]]();
   return out;
 }
-const mutations = { zeneca: genKinds(D.zeneca, ds.zeneca, 70 * SCALE), movies: genKinds(D.movies, ds.movies, 100 * SCALE) };
+const runs = [
+  { dataset: 'zeneca', queries: queries.zeneca, mutations: genKinds(D.zeneca, ds.zeneca, queries.zeneca, 70 * SCALE) },
+  { dataset: 'movies', queries: queries.movies, mutations: genKinds(D.movies, ds.movies, queries.movies, 100 * SCALE) },
+];
+// Deletes only, on ids the queries name, over zeneca as it is and with
+// cascades that cross etypes (its own stay within books): deleting a book
+// deletes the shelves holding it (on-delete), deleting a user its shelves
+// (on-delete-reverse).
+for (const [label, cascade] of [['zeneca-delete', null], ['zeneca-on-delete', ['bookshelves', 'books', 'on-delete']],
+  ['zeneca-on-delete-reverse', ['users', 'bookshelves', 'on-delete-reverse']]]) {
+  const attrs = structuredClone(Object.values(ds.zeneca.attrs));
+  if (cascade) attrs.find((a) => a['forward-identity'][1] === cascade[0] && a['forward-identity'][2] === cascade[1])[cascade[2]] = 'cascade';
+  const qs = queries.zeneca;
+  const hot = [...new Set(JSON.stringify(qs).match(/[0-9a-f-]{36}/g) ?? [])];
+  const muts = [];
+  for (let i = 0; i < 30 * SCALE; i++) {
+    const ent = r.pick(D.zeneca.queryable);
+    const h = hot.filter((x) => ent.ids.includes(x));
+    muts.push({ kind: 'delete-only', steps: [['delete-entity', h.length && r.chance(0.7) ? r.pick(h) : r.pick(ent.ids), ent.name]] });
+  }
+  runs.push({ dataset: 'zeneca', label, ...(cascade ? { attrs } : {}), queries: qs, mutations: muts });
+}
 
 // ---- run ----
-const input = ['zeneca', 'movies'].map((n) => JSON.stringify({ dataset: n, queries: queries[n], mutations: mutations[n] })).join('\n') + '\n';
+const input = runs.map((x) => JSON.stringify(x)).join('\n') + '\n';
 // ENGINE_READS_INPUT=<file>: keep the driver's input there (to run reads-check by hand)
 if (process.env.ENGINE_READS_INPUT) fs.writeFileSync(process.env.ENGINE_READS_INPUT, input);
 const t0 = performance.now();
@@ -145,7 +180,7 @@ const frac = (k) => (total[k] ? total[k].unaffected / total[k].pairs : 0);
 for (const [k, t] of Object.entries(total))
   console.log(`# ${k}: ${t.unaffected}/${t.pairs} pairs judged unaffected (${(100 * frac(k)).toFixed(1)} %); of a sample of the affected, ${t.changed}/${t.sampled} changed`);
 const pairs = Object.values(total).reduce((a, t) => a + t.pairs, 0);
-console.log(`# ${queries.zeneca.length + queries.movies.length} queries, ${mutations.zeneca.length + mutations.movies.length} mutations, ${pairs} pairs, every unaffected one checked, ${ms.toFixed(0)} ms (seed ${SEED})`);
+console.log(`# ${runs.map((x) => `${x.label ?? x.dataset}: ${x.queries.length} queries x ${x.mutations.length} mutations`).join(', ')}: ${pairs} pairs, every unaffected one checked, ${ms.toFixed(0)} ms (seed ${SEED})`);
 // Usefulness floors: most single-attr updates leave most queries alone.
 const floors = { update: 0.5, link: 0.3, delete: 0.2 };
 for (const [k, f] of Object.entries(floors)) {
@@ -162,7 +197,7 @@ for (const k of ['invalid']) {
   }
 }
 // The mutations must be sharp enough to catch a wrong answer.
-if (!(total.update?.changed > 0 && total.delete?.changed > 0 && total.link?.changed > 0)) {
+if (!(total.update?.changed > 0 && total.delete?.changed > 0 && total.link?.changed > 0 && total['delete-only']?.changed > 0)) {
   console.log('not ok: the generated mutations change no result');
   fails++;
 }
