@@ -2042,6 +2042,55 @@ instaql_mutation_applies(int64_t tx_id, int64_t processed_tx_id)
 	return tx_id == 0 || (processed_tx_id != 0 && tx_id > processed_tx_id);
 }
 
+/* Apply the mutations that apply to s in place, then evaluate. */
+static int
+layer_and_eval(struct tstore *s, const struct instaql_mutation *muts, size_t n_muts,
+    int64_t processed_tx_id, const cJSON *q, const struct instaql_opts *opts,
+    cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
+{
+	int r;
+
+	for (size_t i = 0; i < n_muts; i++) {
+		char *err = NULL;
+
+		if (!instaql_mutation_applies(muts[i].tx_id, processed_tx_id))
+			continue;
+		r = tstore_apply_steps(s, muts[i].tx_steps, &err);
+		if (r < 0) {
+			if (r == -EINVAL && ret_err) {
+				if (asprintf(ret_err, "mutation %zu: %s", i, err ? err : "invalid tx-steps") < 0)
+					*ret_err = NULL;
+			}
+			free(err);
+			return r;
+		}
+	}
+	return instaql_eval_opts(s, q, opts, ret_data, ret_page_info, ret_err);
+}
+
+int
+instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size_t n_muts,
+    int64_t processed_tx_id, const cJSON *q, const struct instaql_opts *opts,
+    cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
+{
+	struct tstore *s = NULL;
+	bool any = false;
+	int r;
+
+	for (size_t i = 0; i < n_muts && !any; i++)
+		any = instaql_mutation_applies(muts[i].tx_id, processed_tx_id);
+	if (!any)
+		return instaql_eval_opts(base, q, opts, ret_data, ret_page_info, ret_err);
+	r = instaql_validate(q, ret_err);
+	if (r < 0)
+		return r;
+	if ((r = tstore_dup(base, &s)) < 0)
+		return r;
+	r = layer_and_eval(s, muts, n_muts, processed_tx_id, q, opts, ret_data, ret_page_info, ret_err);
+	tstore_free(s);
+	return r;
+}
+
 int
 instaql_eval_layered(const struct attrs *attrs, const cJSON *triples, const cJSON *result,
     const struct instaql_mutation *muts, size_t n_muts, int64_t processed_tx_id,
@@ -2066,23 +2115,8 @@ instaql_eval_layered(const struct attrs *attrs, const cJSON *triples, const cJSO
 			*ret_err = strdup(triples ? "triples: not an array" : "result: not a result tree");
 		return r;
 	}
-	for (size_t i = 0; i < n_muts; i++) {
-		char *err = NULL;
-
-		if (!instaql_mutation_applies(muts[i].tx_id, processed_tx_id))
-			continue;
-		r = tstore_apply_steps(s, muts[i].tx_steps, &err);
-		if (r < 0) {
-			if (r == -EINVAL && ret_err) {
-				if (asprintf(ret_err, "mutation %zu: %s", i, err ? err : "invalid tx-steps") < 0)
-					*ret_err = NULL;
-			}
-			free(err);
-			tstore_free(s);
-			return r;
-		}
-	}
-	r = instaql_eval_opts(s, q, opts, ret_data, ret_page_info, ret_err);
+	/* the store is private: layer in place */
+	r = layer_and_eval(s, muts, n_muts, processed_tx_id, q, opts, ret_data, ret_page_info, ret_err);
 	tstore_free(s);
 	return r;
 }

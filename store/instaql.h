@@ -104,6 +104,16 @@ struct instaql_mutation {
 	int64_t tx_id;		/* 0 while unconfirmed */
 };
 
+/* The render of one query from a store shared by several queries (the
+ * profile's mirrored triples, or a query's server store): apply those of
+ * muts[0..n_muts) that instaql_mutation_applies() selects against
+ * processed_tx_id, in order, to a private tstore_dup copy of base, then
+ * evaluate q with opts; with no mutation to apply, evaluate base itself.
+ * base is never changed. Outputs and errors as instaql_eval_layered. */
+int instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size_t n_muts,
+    int64_t processed_tx_id, const cJSON *q, const struct instaql_opts *opts,
+    cJSON **ret_data, cJSON **ret_page_info, char **ret_err);
+
 /* The whole render of one query in one call: build a store over a copy of
  * `attrs` from `triples` (an array of triples) or, if triples is NULL, from
  * `result` (a wire result tree); apply those of muts[0..n_muts) that
