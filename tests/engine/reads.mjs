@@ -48,7 +48,7 @@ const genShallow = (D) => {
     if (Object.values(q).every((f) => depth(f) <= 3)) return q;
   }
 };
-for (let i = 0; i < 150 * SCALE; i++) queries.zeneca.push({ q: genShallow(D.zeneca) });
+for (let i = 0; i < 100 * SCALE; i++) queries.zeneca.push({ q: genShallow(D.zeneca) });
 for (let i = 0; i < 120 * SCALE; i++) queries.movies.push({ q: genShallow(D.movies) });
 
 // ---- mutations, one kind at a time, so each kind's fraction is known ----
@@ -131,7 +131,7 @@ function genKinds(D, set, qs, n) {
   return out;
 }
 const runs = [
-  { dataset: 'zeneca', queries: queries.zeneca, mutations: genKinds(D.zeneca, ds.zeneca, queries.zeneca, 70 * SCALE) },
+  { dataset: 'zeneca', queries: queries.zeneca, mutations: genKinds(D.zeneca, ds.zeneca, queries.zeneca, 55 * SCALE) },
   { dataset: 'movies', queries: queries.movies, mutations: genKinds(D.movies, ds.movies, queries.movies, 100 * SCALE) },
 ];
 // Deletes only, on ids the queries name, over zeneca as it is and with
@@ -145,7 +145,7 @@ for (const [label, cascade] of [['zeneca-delete', null], ['zeneca-on-delete', ['
   const qs = queries.zeneca;
   const hot = [...new Set(JSON.stringify(qs).match(/[0-9a-f-]{36}/g) ?? [])];
   const muts = [];
-  for (let i = 0; i < 30 * SCALE; i++) {
+  for (let i = 0; i < 20 * SCALE; i++) {
     const ent = r.pick(D.zeneca.queryable);
     const h = hot.filter((x) => ent.ids.includes(x));
     muts.push({ kind: 'delete-only', steps: [['delete-entity', h.length && r.chance(0.7) ? r.pick(h) : r.pick(ent.ids), ent.name]] });
