@@ -2045,9 +2045,10 @@ instaql_mutation_applies(int64_t tx_id, int64_t processed_tx_id)
 /* Apply the mutations that apply to s in place, then evaluate. */
 static int
 layer_and_eval(struct tstore *s, const struct instaql_mutation *muts, size_t n_muts,
-    int64_t processed_tx_id, const cJSON *q, const struct instaql_opts *opts,
-    cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
+    int64_t processed_tx_id, unsigned flags, const cJSON *q, const struct instaql_opts *opts,
+    size_t *ret_applied, cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
 {
+	size_t applied = 0;
 	int r;
 
 	for (size_t i = 0; i < n_muts; i++) {
@@ -2056,6 +2057,10 @@ layer_and_eval(struct tstore *s, const struct instaql_mutation *muts, size_t n_m
 		if (!instaql_mutation_applies(muts[i].tx_id, processed_tx_id))
 			continue;
 		r = tstore_apply_steps(s, muts[i].tx_steps, &err);
+		if (r == -EINVAL && (flags & INSTAQL_SKIP_FAILING)) {
+			free(err);
+			continue;
+		}
 		if (r < 0) {
 			if (r == -EINVAL && ret_err) {
 				if (asprintf(ret_err, "mutation %zu: %s", i, err ? err : "invalid tx-steps") < 0)
@@ -2064,14 +2069,18 @@ layer_and_eval(struct tstore *s, const struct instaql_mutation *muts, size_t n_m
 			free(err);
 			return r;
 		}
+		applied++;
 	}
-	return instaql_eval_opts(s, q, opts, ret_data, ret_page_info, ret_err);
+	r = instaql_eval_opts(s, q, opts, ret_data, ret_page_info, ret_err);
+	if (r == 0 && ret_applied)
+		*ret_applied = applied;
+	return r;
 }
 
 int
 instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size_t n_muts,
-    int64_t processed_tx_id, const cJSON *q, const struct instaql_opts *opts,
-    cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
+    int64_t processed_tx_id, unsigned flags, const cJSON *q, const struct instaql_opts *opts,
+    size_t *ret_applied, cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
 {
 	struct tstore *s = NULL;
 	bool any = false;
@@ -2079,14 +2088,19 @@ instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size
 
 	for (size_t i = 0; i < n_muts && !any; i++)
 		any = instaql_mutation_applies(muts[i].tx_id, processed_tx_id);
-	if (!any)
-		return instaql_eval_opts(base, q, opts, ret_data, ret_page_info, ret_err);
+	if (!any) {
+		r = instaql_eval_opts(base, q, opts, ret_data, ret_page_info, ret_err);
+		if (r == 0 && ret_applied)
+			*ret_applied = 0;
+		return r;
+	}
 	r = instaql_validate(q, ret_err);
 	if (r < 0)
 		return r;
 	if ((r = tstore_dup(base, &s)) < 0)
 		return r;
-	r = layer_and_eval(s, muts, n_muts, processed_tx_id, q, opts, ret_data, ret_page_info, ret_err);
+	r = layer_and_eval(s, muts, n_muts, processed_tx_id, flags, q, opts, ret_applied,
+	    ret_data, ret_page_info, ret_err);
 	tstore_free(s);
 	return r;
 }
@@ -2116,7 +2130,7 @@ instaql_eval_layered(const struct attrs *attrs, const cJSON *triples, const cJSO
 		return r;
 	}
 	/* the store is private: layer in place */
-	r = layer_and_eval(s, muts, n_muts, processed_tx_id, q, opts, ret_data, ret_page_info, ret_err);
+	r = layer_and_eval(s, muts, n_muts, processed_tx_id, 0, q, opts, NULL, ret_data, ret_page_info, ret_err);
 	tstore_free(s);
 	return r;
 }

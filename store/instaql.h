@@ -109,10 +109,15 @@ struct instaql_mutation {
  * muts[0..n_muts) that instaql_mutation_applies() selects against
  * processed_tx_id, in order, to a private tstore_dup copy of base, then
  * evaluate q with opts; with no mutation to apply, evaluate base itself.
- * base is never changed. Outputs and errors as instaql_eval_layered. */
+ * base is never changed. Outputs and errors as instaql_eval_layered, and
+ * *ret_applied (ret_applied may be NULL) is the number of mutations applied.
+ * flags: INSTAQL_SKIP_FAILING leaves out a mutation whose steps fail
+ * (-EINVAL) instead of failing the render as the JS client does (what the
+ * daemon did before; a cascade too deep may then have left part of it). */
+#define INSTAQL_SKIP_FAILING 1u
 int instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size_t n_muts,
-    int64_t processed_tx_id, const cJSON *q, const struct instaql_opts *opts,
-    cJSON **ret_data, cJSON **ret_page_info, char **ret_err);
+    int64_t processed_tx_id, unsigned flags, const cJSON *q, const struct instaql_opts *opts,
+    size_t *ret_applied, cJSON **ret_data, cJSON **ret_page_info, char **ret_err);
 
 /* The whole render of one query in one call: build a store over a copy of
  * `attrs` from `triples` (an array of triples) or, if triples is NULL, from

@@ -155,7 +155,8 @@ run_case(const cJSON *c, struct attrs *attrs_own, cJSON **ret_data, cJSON **ret_
 		(void)json_get_int64(json_get(m, "tx-id"), &mv[nm].tx_id);
 		nm++;
 	}
-	r = instaql_eval_base(shared ? shared : s, mv, nm, ptx, json_get(c, "q"), &opts, ret_data, ret_pi, ret_err);
+	r = instaql_eval_base(shared ? shared : s, mv, nm, ptx, 0, json_get(c, "q"), &opts, NULL,
+	    ret_data, ret_pi, ret_err);
 	tstore_free(s);
 	return r;
 }
