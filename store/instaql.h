@@ -52,7 +52,20 @@ struct instaql_opts {
 	 * whose entry has isSingular true gives its first child object (or no key
 	 * at all) instead of an array. NULL: every link gives an array. */
 	const cJSON *link_index;
+	/* Output, may be NULL: filled with the entities the render shows. */
+	struct instaql_shown *shown;
 };
+
+/* The ids of the entities a render shows in any namespace, nested or not
+ * (the entities whose objects are in data), for query_reads_affected
+ * (store/reads.h). Owned by the caller, zero-initialised; a render that
+ * fails leaves it empty. Only string ids are kept (no step names another). */
+struct instaql_shown {
+	char **ids;	/* sorted, unique, each malloc'd */
+	size_t n, cap;
+};
+void instaql_shown_clear(struct instaql_shown *sh);	/* frees the ids; reusable after */
+bool instaql_shown_has(const struct instaql_shown *sh, const char *id);
 
 /* The page-info and aggregate maps a wire result carries
  * (result[0].data["page-info"] / ["aggregate"], as the JS client reads them

@@ -15,7 +15,8 @@ struct rattr {
 	const char *fwd_e, *fwd_l, *rev_e, *rev_l;
 	int fwd_ei, rev_ei;		/* index in etypes, -1 if none */
 	bool ref, blob, primary, del_cascade, del_rev_cascade;
-	bool read;
+	bool read;			/* the result depends on it somewhere */
+	bool structural;		/* ...and not only through objects' fields */
 };
 
 struct query_reads {
@@ -108,6 +109,13 @@ load_attrs(struct query_reads *r, const struct attrs *attrs)
 
 /* ---- the walk over the query ---- */
 
+static void
+mark(struct rattr *a, bool structural)
+{
+	a->read = true;
+	a->structural |= structural;
+}
+
 /* The id attrs of an etype: its primary? attrs and forward "id" (the
  * evaluator's pk pattern, where {id: ...} and $isNull use them). */
 static void
@@ -115,15 +123,18 @@ mark_ids(struct query_reads *r, const char *etype)
 {
 	for (size_t i = 0; i < r->n; i++)
 		if (str_eq(r->v[i].fwd_e, etype) && (r->v[i].primary || str_eq(r->v[i].fwd_l, "id")))
-			r->v[i].read = true;
+			mark(&r->v[i], true);
 }
 
+/* structural: the attr decides which entities a namespace holds or their
+ * order (where, order, cursors, links, ids); else it only fills the
+ * objects of entities already chosen. */
 static void
-mark_fwd(struct query_reads *r, const char *etype, const char *label)
+mark_fwd(struct query_reads *r, const char *etype, const char *label, bool structural)
 {
 	for (size_t i = 0; i < r->n; i++)
 		if (str_eq(r->v[i].fwd_e, etype) && str_eq(r->v[i].fwd_l, label))
-			r->v[i].read = true;
+			mark(&r->v[i], structural);
 }
 
 /* One segment of a where path from etype, then the rest from wherever each
@@ -139,7 +150,7 @@ walk_path(struct query_reads *r, const char *etype, char **parts, int i, int n)
 
 		if (!fwd && !rev)
 			continue;
-		a->read = true;
+		mark(a, true);
 		if (i + 1 < n) {
 			if (fwd)
 				walk_path(r, a->rev_e, parts, i + 1, n);
@@ -208,16 +219,16 @@ walk_ns(struct query_reads *r, const char *etype, const cJSON *form, int depth)
 	if (cJSON_IsArray(fields)) {
 		cJSON_ArrayForEach(c, fields)
 			if (cJSON_IsString(c))
-				mark_fwd(r, etype, c->valuestring);
+				mark_fwd(r, etype, c->valuestring, false);
 	} else {
 		/* the object shows every blob attr of the etype */
 		for (size_t i = 0; i < r->n; i++)
 			if (str_eq(r->v[i].fwd_e, etype) && !r->v[i].ref)
-				r->v[i].read = true;
+				mark(&r->v[i], false);
 	}
 	if (cJSON_IsObject(order))
 		cJSON_ArrayForEach(c, order)
-			mark_fwd(r, etype, c->string);
+			mark_fwd(r, etype, c->string, true);
 	if (cJSON_IsObject(json_get(d, "where")) &&
 	    (ret = walk_where(r, etype, json_get(d, "where"), 0)) < 0)
 		return ret;
@@ -231,7 +242,7 @@ walk_ns(struct query_reads *r, const char *etype, const cJSON *form, int depth)
 
 			if (!fwd && !rev)
 				continue;
-			a->read = true;
+			mark(a, true);
 			if (fwd && a->rev_e && (ret = walk_ns(r, a->rev_e, c, depth + 1)) < 0)
 				return ret;
 			if (rev && a->fwd_e && (ret = walk_ns(r, a->fwd_e, c, depth + 1)) < 0)
@@ -255,7 +266,7 @@ walk_page_info(struct query_reads *r, const cJSON *page_info)
 			struct rattr *ra = cJSON_IsString(a) ? find_attr(r, a->valuestring) : NULL;
 
 			if (ra)
-				ra->read = true;
+				mark(ra, true);
 		}
 }
 
@@ -362,32 +373,48 @@ query_reads_attr(const struct query_reads *r, const char *attr_id)
 
 /* ---- the predicate ---- */
 
-/* A step on one attr (add-triple, retract-triple): e and v, lookup refs or
- * not, only select which entity; the write is to attr step[2] alone. */
+/* A step on one attr (add-triple, retract-triple, deep-merge-triple): e and
+ * v, lookup refs or not, only select which entity; the write is to the cell
+ * (e, step[2]) alone. An attr that only fills objects matters only for an
+ * entity the result shows: the entities each namespace holds do not depend
+ * on it, and an object reads only its own entity's cells. */
 static bool
-step_triple(const struct query_reads *r, const cJSON *step)
+step_cell(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
 {
-	const cJSON *a = cJSON_GetArrayItem(step, 2);
+	const cJSON *a = cJSON_GetArrayItem(step, 2), *e = cJSON_GetArrayItem(step, 1);
 	const struct rattr *ra = cJSON_IsString(a) ? find_attr(r, a->valuestring) : NULL;
 
-	return ra == NULL || ra->read;
+	if (ra == NULL)
+		return true;
+	if (!ra->read)
+		return false;
+	if (ra->structural || shown == NULL || !cJSON_IsString(e))
+		return true;	/* a lookup ref names an entity we cannot tell */
+	return instaql_shown_has(shown, e->valuestring);
 }
 
 static bool
-step_merge(const struct query_reads *r, const cJSON *step)
+step_triple(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+{
+	return step_cell(r, step, shown);
+}
+
+static bool
+step_merge(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
 {
 	const cJSON *a = cJSON_GetArrayItem(step, 2);
 	const struct rattr *ra = cJSON_IsString(a) ? find_attr(r, a->valuestring) : NULL;
 
 	/* on a link the JS client throws and the query fails */
-	return ra == NULL || !ra->blob || ra->read;
+	return ra == NULL || !ra->blob || step_cell(r, step, shown);
 }
 
 static bool
-step_delete(const struct query_reads *r, const cJSON *step)
+step_delete(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
 {
 	const cJSON *t = cJSON_GetArrayItem(step, 2);
 
+	(void)shown;	/* cascades reach entities the result does not name */
 	if (!cJSON_IsString(t))
 		return true;	/* no etype: every attr of the entity goes */
 	for (size_t x = 0; x < r->netypes; x++)
@@ -397,24 +424,26 @@ step_delete(const struct query_reads *r, const cJSON *step)
 }
 
 static bool
-step_never(const struct query_reads *r, const cJSON *step)
+step_never(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
 {
 	(void)r;
 	(void)step;
+	(void)shown;
 	return false;
 }
 
 static bool
-step_always(const struct query_reads *r, const cJSON *step)
+step_always(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
 {
 	(void)r;
 	(void)step;
+	(void)shown;
 	return true;
 }
 
 static const struct {
 	const char *action;
-	bool (*affects)(const struct query_reads *r, const cJSON *step);
+	bool (*affects)(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown);
 } step_table[] = {
 	{ "add-triple", step_triple },
 	{ "retract-triple", step_triple },
@@ -429,7 +458,7 @@ static const struct {
 };
 
 bool
-query_reads_affected(const struct query_reads *r, const cJSON *tx_steps)
+query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const struct instaql_shown *shown)
 {
 	const cJSON *step;
 
@@ -444,7 +473,7 @@ query_reads_affected(const struct query_reads *r, const cJSON *tx_steps)
 		for (i = 0; i < ELEMENTSOF(step_table); i++)
 			if (strcmp(step_table[i].action, act->valuestring) == 0)
 				break;
-		if (i == ELEMENTSOF(step_table) || step_table[i].affects(r, step))
+		if (i == ELEMENTSOF(step_table) || step_table[i].affects(r, step, shown))
 			return true;
 	}
 	return false;

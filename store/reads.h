@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "store/attrs.h"
+#include "store/instaql.h"
 
 /* The attrs one query reads, judged against the attrs it was computed from,
  * plus for every etype whether a delete-entity of it (with its on-delete
@@ -41,8 +42,19 @@ void query_reads_free(struct query_reads *r);	/* NULL-safe */
  * restore-attr), an attr id unknown when the reads were computed, a
  * delete-entity without an etype, a deep-merge-triple on an attr that is
  * not a known blob (the JS client throws), a malformed or unknown step
- * (the whole query then fails), tx_steps not an array. */
-bool query_reads_affected(const struct query_reads *r, const cJSON *tx_steps);
+ * (the whole query then fails), tx_steps not an array.
+ *
+ * shown (may be NULL) refines this by entity: the entities the query's
+ * current result shows (instaql_opts.shown of the render of the very view
+ * the mutation would be layered on: the same server store and the same
+ * pending mutations before it). An attr the query uses only to fill
+ * objects (fields, or every blob attr; not in a where, order, cursor, link
+ * or id) then matters only for a shown entity: a step on it whose e is a
+ * plain id not in shown is not affecting. A mutation judged not affecting
+ * leaves the result, and so shown, as they were; after any other, render
+ * again to get the new shown. */
+bool query_reads_affected(const struct query_reads *r, const cJSON *tx_steps,
+    const struct instaql_shown *shown);
 
 /* Does the query read attr_id? (For tests and diagnostics; an unknown id
  * gives false.) */

@@ -1,7 +1,8 @@
 /* Property check of store/reads.h, driven by reads.mjs: for every query x
  * mutation of a data set, whenever query_reads_affected() says the mutation
- * cannot change the query's result, the result printed with and without it
- * must be byte-equal.
+ * cannot change the query's result (by attr, or by attr and the entities the
+ * base result shows), the result printed with and without it must be
+ * byte-equal.
  *
  * Input, one JSON line per data set:
  *   {"dataset": "zeneca", "attrs": [...]?, "queries": [{"q": {...}, "page-info": {...}?}...],
@@ -9,7 +10,8 @@
  * "attrs" replaces the data set's own attrs.
  * Output: a line "not ok ..." per violation (query, steps, both results), then
  * one JSON line per data set: {"dataset", "pairs", "kinds": {kind: {"pairs",
- * "unaffected", "affected", "sampled", "changed"}}}: of a sample of the
+ * "unaffected", "unaffected-by-attr", "affected", "sampled", "changed"}}}
+ * (unaffected with the shown entities, unaffected-by-attr without them): of a sample of the
  * affected pairs, how many did change (how sharp the mutations are).
  * Exit 1 on any violation, 2 on a setup failure. */
 #include "config.h"
@@ -41,11 +43,12 @@ read_json_file(const char *path)
 	return cJSON_Parse(buf);
 }
 
-/* The printed result of q on s: data and page-info, or the error. */
+/* The printed result of q on s: data and page-info, or the error; the
+ * entities it shows into *shown if shown is not NULL. */
 static char *
-render(struct tstore *s, const cJSON *q, const cJSON *page_info)
+render(struct tstore *s, const cJSON *q, const cJSON *page_info, struct instaql_shown *shown)
 {
-	struct instaql_opts opts = { .page_info = page_info };
+	struct instaql_opts opts = { .page_info = page_info, .shown = shown };
 	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
 	_cleanup_free_ char *err = NULL, *d = NULL, *p = NULL;
 	char *out = NULL;
@@ -69,7 +72,7 @@ render(struct tstore *s, const cJSON *q, const cJSON *page_info)
 
 struct kind_stats {
 	char name[32];
-	long pairs, unaffected, affected, sampled, changed;
+	long pairs, unaffected, unaffected_by_attr, affected, sampled, changed;
 };
 
 static struct kind_stats *
@@ -94,6 +97,7 @@ check_dataset(const cJSON *c, long *violations)
 	struct attrs *attrs = NULL;
 	struct tstore *base = NULL;
 	struct query_reads **reads = NULL;
+	struct instaql_shown *shown = NULL;
 	char **before = NULL;
 	struct kind_stats ks[32] = {0};
 	size_t nk = 0;
@@ -113,7 +117,8 @@ check_dataset(const cJSON *c, long *violations)
 	attrs = attrs_new();
 	reads = calloc((size_t)nq + 1, sizeof(*reads));
 	before = calloc((size_t)nq + 1, sizeof(*before));
-	if (attrs == NULL || reads == NULL || before == NULL)
+	shown = calloc((size_t)nq + 1, sizeof(*shown));
+	if (attrs == NULL || reads == NULL || before == NULL || shown == NULL)
 		goto out;
 	if ((r = attrs_set_all(attrs, aj)) < 0 || (r = tstore_new(attrs, &base)) < 0 ||
 	    (r = tstore_add_triples(base, triples)) < 0)
@@ -126,7 +131,7 @@ check_dataset(const cJSON *c, long *violations)
 		r = query_reads_new(attrs, qq, pi, &reads[qi]);
 		if (r < 0 && !(r == -EINVAL && !cJSON_IsObject(qq)))
 			goto out;
-		if ((before[qi] = render(base, qq, pi)) == NULL) {
+		if ((before[qi] = render(base, qq, pi, &shown[qi])) == NULL) {
 			r = -ENOMEM;
 			goto out;
 		}
@@ -157,11 +162,18 @@ check_dataset(const cJSON *c, long *violations)
 		qi = 0;
 		cJSON_ArrayForEach(q, queries) {
 			const cJSON *qq = json_get(q, "q"), *pi = json_get(q, "page-info");
-			bool affected = reads[qi] == NULL || query_reads_affected(reads[qi], steps);
+			/* by attr, then by attr and entity (never more affected) */
+			bool by_attr = reads[qi] == NULL || query_reads_affected(reads[qi], steps, NULL);
+			bool affected = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &shown[qi]);
 			_cleanup_free_ char *after = NULL;
 
 			k->pairs++;
 			pairs++;
+			k->unaffected_by_attr += !by_attr;
+			if (affected && !by_attr) {
+				printf("not ok: %s: judged affected by entity but not by attr\n", label);
+				(*violations)++;
+			}
 			if (affected) {
 				k->affected++;
 				/* only a sample, for the "changed" count: the time goes
@@ -177,7 +189,7 @@ check_dataset(const cJSON *c, long *violations)
 				if (asprintf(&after, "error: mutation fails: %s", aerr ? aerr : "") < 0)
 					after = NULL;
 			} else
-				after = render(s, qq, pi);
+				after = render(s, qq, pi, NULL);
 			if (after == NULL) {
 				tstore_free(s);
 				r = -ENOMEM;
@@ -211,6 +223,7 @@ check_dataset(const cJSON *c, long *violations)
 
 			if (o == NULL || cJSON_AddNumberToObject(o, "pairs", (double)ks[i].pairs) == NULL ||
 			    cJSON_AddNumberToObject(o, "unaffected", (double)ks[i].unaffected) == NULL ||
+			    cJSON_AddNumberToObject(o, "unaffected-by-attr", (double)ks[i].unaffected_by_attr) == NULL ||
 			    cJSON_AddNumberToObject(o, "affected", (double)ks[i].affected) == NULL ||
 			    cJSON_AddNumberToObject(o, "sampled", (double)ks[i].sampled) == NULL ||
 			    cJSON_AddNumberToObject(o, "changed", (double)ks[i].changed) == NULL)
@@ -231,9 +244,12 @@ out:
 			query_reads_free(reads[i]);
 		if (before)
 			free(before[i]);
+		if (shown)
+			instaql_shown_clear(&shown[i]);
 	}
 	free(reads);
 	free(before);
+	free(shown);
 	tstore_free(base);
 	attrs_free(attrs);
 	return r;

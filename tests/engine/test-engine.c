@@ -437,9 +437,39 @@ test_reads(void)
 		_cleanup_json_ cJSON *st = cJSON_Parse(cases[i].steps);
 
 		CHECK(st != NULL);
-		CHECK(query_reads_affected(r1, st) == cases[i].a1);
-		CHECK(query_reads_affected(r2, st) == cases[i].a2);
-		CHECK(query_reads_affected(r3, st) == cases[i].a3);
+		CHECK(query_reads_affected(r1, st, NULL) == cases[i].a1);
+		CHECK(query_reads_affected(r2, st, NULL) == cases[i].a2);
+		CHECK(query_reads_affected(r3, st, NULL) == cases[i].a3);
+	}
+	/* by entity: q1 shows G1 only, and fills objects with a2 */
+	{
+		struct tstore *s = make_store(at);
+		struct instaql_shown sh = {0};
+		struct instaql_opts opts = { .shown = &sh };
+		_cleanup_json_ cJSON *other = cJSON_Parse("[[\"add-triple\",\"G2\",\"a2\",\"t\"]]");
+		_cleanup_json_ cJSON *mine = cJSON_Parse("[[\"add-triple\",\"G1\",\"a2\",\"t\"]]");
+		_cleanup_json_ cJSON *look = cJSON_Parse("[[\"add-triple\",[\"a2\",\"z\"],\"a2\",\"t\"]]");
+		_cleanup_json_ cJSON *kids = cJSON_Parse("[[\"add-triple\",\"T1\",\"a5\",\"t\"]]");
+		_cleanup_json_ cJSON *w = cJSON_Parse("[[\"add-triple\",\"G2\",\"a3\",3]]");
+		cJSON *data = NULL;
+
+		CHECK(instaql_eval_opts(s, q1, &opts, &data, NULL, NULL) == 0);
+		cJSON_Delete(data);
+		CHECK(sh.n == 1 && instaql_shown_has(&sh, "G1") && !instaql_shown_has(&sh, "G2"));
+		CHECK(query_reads_affected(r1, other, NULL));
+		CHECK(!query_reads_affected(r1, other, &sh));
+		CHECK(query_reads_affected(r1, mine, &sh));
+		CHECK(query_reads_affected(r1, look, &sh));
+		/* q3 shows the goal and its todos; q2's where makes a3 structural */
+		CHECK(instaql_eval_opts(s, q3, &opts, &data, NULL, NULL) == 0);
+		cJSON_Delete(data);
+		CHECK(sh.n == 3 && instaql_shown_has(&sh, "T1") && instaql_shown_has(&sh, "T2"));
+		CHECK(query_reads_affected(r3, kids, &sh));
+		CHECK(instaql_eval_opts(s, q2, &opts, &data, NULL, NULL) == 0);
+		cJSON_Delete(data);
+		CHECK(query_reads_affected(r2, w, &sh));
+		instaql_shown_clear(&sh);
+		tstore_free(s);
 	}
 	query_reads_free(r1);
 	query_reads_free(r2);
