@@ -26,6 +26,7 @@ struct query_reads {
 	const char **etypes;		/* distinct fwd/rev etypes, borrowed */
 	bool *del_hits;			/* per etype: can delete-entity of it touch a read attr? */
 	size_t netypes;
+	bool all;			/* a query too deep to walk: every mutation affects it */
 };
 
 static bool
@@ -86,8 +87,11 @@ load_attrs(struct query_reads *r, const struct attrs *attrs)
 		struct rattr *a = &r->v[i];
 
 		a->id = attr_id(j);
-		if (a->id == NULL)
-			return -EINVAL;	/* attrs_set_all keeps only attrs with an id */
+		if (a->id == NULL) {
+			/* not expected in a registry; judge nothing about it */
+			a->id = "";
+			r->all = true;
+		}
 		a->fwd_e = attr_fwd_etype(j);
 		a->fwd_l = attr_fwd_label(j);
 		a->rev_e = attr_rev_etype(j);
@@ -166,8 +170,10 @@ walk_where(struct query_reads *r, const char *etype, const cJSON *where, int dep
 	const cJSON *kv;
 	int ret;
 
-	if (depth > 64)
-		return -EINVAL;	/* deeper than any query instaql_validate lets through */
+	if (depth > 64) {
+		r->all = true;
+		return 0;
+	}
 	cJSON_ArrayForEach(kv, where) {
 		const char *k = kv->string;
 		char *copy, *parts[64];
@@ -193,7 +199,8 @@ walk_where(struct query_reads *r, const char *etype, const cJSON *where, int dep
 			if (*p == '.') {
 				if (n == (int)ELEMENTSOF(parts)) {
 					free(copy);
-					return -EINVAL;
+					r->all = true;
+					return 0;
 				}
 				*p = 0;
 				parts[n++] = p + 1;
@@ -213,8 +220,10 @@ walk_ns(struct query_reads *r, const char *etype, const cJSON *form, int depth)
 	const cJSON *c;
 	int ret;
 
-	if (depth > 64)
-		return -EINVAL;
+	if (depth > 64) {
+		r->all = true;
+		return 0;
+	}
 	mark_ids(r, etype);
 	if (cJSON_IsArray(fields)) {
 		cJSON_ArrayForEach(c, fields)
@@ -276,17 +285,14 @@ walk_page_info(struct query_reads *r, const cJSON *page_info)
  * on-delete-reverse cells (whatever that attr's forward etype) and the
  * sources of on-delete ref triples into it. Close over the cascades, then
  * see whether any touched attr is read. */
-static void
+static int
 compute_del_hits(struct query_reads *r)
 {
 	bool *in = calloc(r->netypes + 1, sizeof(*in));
 	bool any_rev_cascade = false;
 
-	if (in == NULL) {
-		for (size_t x = 0; x < r->netypes; x++)
-			r->del_hits[x] = true;
-		return;
-	}
+	if (in == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < r->n; i++)
 		any_rev_cascade |= r->v[i].del_rev_cascade;
 	for (size_t x = 0; x < r->netypes; x++) {
@@ -319,6 +325,7 @@ compute_del_hits(struct query_reads *r)
 		}
 	}
 	free(in);
+	return 0;
 }
 
 int
@@ -343,7 +350,8 @@ query_reads_new(const struct attrs *attrs, const cJSON *q, const cJSON *page_inf
 			goto fail;
 	}
 	walk_page_info(r, page_info);
-	compute_del_hits(r);
+	if ((err = compute_del_hits(r)) < 0)
+		goto fail;
 	*ret = r;
 	return 0;
 fail:
@@ -462,7 +470,7 @@ query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const s
 {
 	const cJSON *step;
 
-	if (!cJSON_IsArray(tx_steps))
+	if (r->all || !cJSON_IsArray(tx_steps))
 		return true;
 	cJSON_ArrayForEach(step, tx_steps) {
 		const cJSON *act = cJSON_GetArrayItem(step, 0);
