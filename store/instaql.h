@@ -94,11 +94,11 @@ int instaql_validate(const cJSON *q, char **ret_err);
 
 /* The optimistic overlay (client-semantics.md 5.4, protocol.md 7.2).
  *
- * Suggested use: keep one struct tstore per subscribed query, built from its
- * last add-query-ok / refresh-ok (tstore_add_result) with the attrs of that
- * moment; to render, evaluate it directly when no mutation applies, else
- * tstore_dup it, apply the selected mutations (tstore_apply_steps, one call
- * per mutation, in outbox order) and evaluate the copy.
+ * Suggested use: keep one struct tstore per subscribed query (or one per
+ * profile), built from its last add-query-ok / refresh-ok with the attrs of
+ * that moment, and render with instaql_eval_base, which evaluates it
+ * directly when no mutation applies, else layers the selected mutations on
+ * a copy. store/reads.h tells which renders a new mutation can change.
  *
  * Which pending mutations to layer on a query's store: every mutation, in
  * outbox order ((order, event-id) in the JS client), that
