@@ -197,18 +197,6 @@ xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static const char *
-mut_state_name(enum db_mut_state st)
-{
-	switch (st) {
-	case DB_MUT_PENDING: return "pending";
-	case DB_MUT_SENT: return "sent";
-	case DB_MUT_CONFIRMED: return "confirmed";
-	case DB_MUT_FAILED: return "failed";
-	}
-	return "unknown";
-}
-
 /* ---- replies ---- */
 
 static cJSON *
@@ -373,16 +361,6 @@ sync_status_line(struct sync *s, char *buf, size_t len)
 static struct query *query_find(struct profile *p, const char *key);
 static bool query_has_result(const struct query *q);
 
-/* Whether a mutation's effect must be layered over a result at processed_tx_id:
- * not failed, and not already reflected (no tx-id, or a tx-id above it). */
-static bool
-mutation_applies(const struct mutation *m, int64_t processed_tx_id)
-{
-	if (m->m->state == DB_MUT_FAILED)
-		return false;
-	return instaql_mutation_applies(m->m->tx_id, processed_tx_id);
-}
-
 /* The query's server store, built once per result or attr change. */
 static int
 query_base(struct query *q, struct tstore **ret)
@@ -413,44 +391,42 @@ query_drop_base(struct query *q)
 	q->base = NULL;
 }
 
-/* Evaluate q over its server triples with the pending writes layered on top.
- * A write whose steps this store cannot apply is skipped rather than failing
- * the whole query (the JS client fails the query; see QUERY-DIFFERENCES). */
+/* Evaluate q over base (its server store, or for a partial answer the union
+ * of the mirror) at processed_tx_id with the pending writes layered on top,
+ * through the engine's one render path (instaql_eval_base, which the
+ * differential tests drive as well). A write whose steps this store cannot
+ * apply is skipped rather than failing the whole query (the JS client fails
+ * the query; see QUERY-DIFFERENCES). */
 static int
-query_eval_over(struct query *q, const struct tstore *base, int64_t processed_tx_id,
+query_eval_over(struct query *q, struct tstore *base, int64_t processed_tx_id,
     cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending, char **ret_err)
 {
 	struct instaql_opts opts = { .page_info = q->page_info };
-	struct tstore *ts = NULL;
+	_cleanup_free_ struct instaql_mutation *mv = NULL;
 	struct pending_write *w;
 	struct mutation *m;
-	bool pending = false;
+	size_t n = 0, cap = 0, applied = 0;
 	int r;
 
-	r = tstore_dup(base, &ts);
+	TAILQ_FOREACH(m, &q->p->outbox, entry)
+		cap++;
+	TAILQ_FOREACH(w, &q->p->writes, entry)
+		cap++;
+	if (cap > 0 && (mv = calloc(cap, sizeof(*mv))) == NULL)
+		return -ENOMEM;
+	/* Outbox order, then the writes waiting for the group commit (they show at
+	 * once; if their commit fails they vanish from results again). Which of
+	 * them a result already reflects, instaql_mutation_applies decides. */
+	TAILQ_FOREACH(m, &q->p->outbox, entry)
+		if (m->m->state != DB_MUT_FAILED)
+			mv[n++] = (struct instaql_mutation){ .tx_steps = m->m->steps, .tx_id = m->m->tx_id };
+	TAILQ_FOREACH(w, &q->p->writes, entry)
+		mv[n++] = (struct instaql_mutation){ .tx_steps = w->m->steps, .tx_id = 0 };
+	r = instaql_eval_base(base, mv, n, processed_tx_id, INSTAQL_SKIP_FAILING, q->q, &opts,
+	    &applied, ret_data, ret_page_info, ret_err);
 	if (r < 0)
 		return r;
-	TAILQ_FOREACH(m, &q->p->outbox, entry) {
-		_cleanup_free_ char *err = NULL;
-
-		if (!mutation_applies(m, processed_tx_id))
-			continue;
-		if (tstore_apply_steps(ts, m->m->steps, &err) >= 0)
-			pending = true;
-	}
-	/* Writes waiting for the group commit show at once too (they are not
-	 * acknowledged yet: if the commit fails they vanish from results again). */
-	TAILQ_FOREACH(w, &q->p->writes, entry) {
-		_cleanup_free_ char *err = NULL;
-
-		if (tstore_apply_steps(ts, w->m->steps, &err) >= 0)
-			pending = true;
-	}
-	r = instaql_eval_opts(ts, q->q, &opts, ret_data, ret_page_info, ret_err);
-	tstore_free(ts);
-	if (r < 0)
-		return r;
-	*ret_pending = pending;
+	*ret_pending = applied > 0;
 	return 0;
 }
 
@@ -2624,10 +2600,12 @@ static cJSON *
 mutation_json(const struct mutation *m)
 {
 	cJSON *o = cJSON_CreateObject();
+	const char *st;
 
 	cJSON_AddStringToObject(o, "mutation-id", m->m->mutation_id);
 	cJSON_AddItemToObject(o, "seq", json_new_int64(m->m->seq));
-	cJSON_AddStringToObject(o, "state", mut_state_name(m->m->state));
+	st = db_mut_state_to_string(m->m->state);
+	cJSON_AddStringToObject(o, "state", st ? st : "unknown");
 	if (m->m->tx_id)
 		cJSON_AddItemToObject(o, "tx-id", json_new_int64(m->m->tx_id));
 	if (m->m->ops)

@@ -1096,7 +1096,7 @@ upstream_conn_lost(struct upstream *u, const char *fmt, ...)
 static const struct {
 	const char *lws, *said;
 } upstream_cce_texts[] = {
-	{ "Unable to connect", "nothing accepted the TCP connection (refused, or no route)" },
+	{ "Unable to connect", "the TCP connection failed at once (refused or reset, or no route)" },
 	{ "closed before established", "the connection closed before it was established" },
 	{ "Closed before conn", "the connection closed before it was established" },
 	{ "Peer hung up", "the server closed the connection before answering the WebSocket upgrade" },

@@ -1567,6 +1567,69 @@ make_object(struct ev *ev, struct cns *ns, uint32_t id)
 }
 
 static int
+shown_add(struct instaql_shown *sh, const struct tstore *s, uint32_t vid)
+{
+	const struct tval *tv = tstore_tv_get(s, vid);
+	char *c;
+
+	if (vid == VID_UNDEF || tv->type != TV_STR)
+		return 0;
+	if (sh->n == sh->cap) {
+		size_t cap = sh->cap ? sh->cap * 2 : 16;
+		char **nv = realloc(sh->ids, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		sh->ids = nv;
+		sh->cap = cap;
+	}
+	c = strndup(tv->str, tv->len);
+	if (c == NULL)
+		return -ENOMEM;
+	sh->ids[sh->n++] = c;
+	return 0;
+}
+
+static int
+str_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+shown_finish(struct instaql_shown *sh)
+{
+	size_t k = 0;
+
+	if (sh->n == 0)
+		return;
+	qsort(sh->ids, sh->n, sizeof(*sh->ids), str_ptr_cmp);
+	for (size_t i = 0; i < sh->n; i++) {
+		if (k > 0 && strcmp(sh->ids[k - 1], sh->ids[i]) == 0) {
+			free(sh->ids[i]);
+			continue;
+		}
+		sh->ids[k++] = sh->ids[i];
+	}
+	sh->n = k;
+}
+
+void
+instaql_shown_clear(struct instaql_shown *sh)
+{
+	for (size_t i = 0; i < sh->n; i++)
+		free(sh->ids[i]);
+	free(sh->ids);
+	*sh = (struct instaql_shown){0};
+}
+
+bool
+instaql_shown_has(const struct instaql_shown *sh, const char *id)
+{
+	return sh->n && bsearch(&id, sh->ids, sh->n, sizeof(*sh->ids), str_ptr_cmp) != NULL;
+}
+
+static int
 eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, cJSON **ret)
 {
 	const cJSON *d = json_get(ns->form, "$");
@@ -1669,7 +1732,11 @@ eval_ns(struct ev *ev, struct cns *ns, uint32_t param, const cJSON *page_info, c
 	if (ns->limit > 0 && (size_t)ns->limit < nids)
 		nids = (size_t)ns->limit;
 	for (size_t i = 0; i < nids; i++) {
-		cJSON *obj = make_object(ev, ns, ids[i]);
+		cJSON *obj;
+
+		if (ev->opts && ev->opts->shown && (r = shown_add(ev->opts->shown, ev->s, ids[i])) < 0)
+			goto done;
+		obj = make_object(ev, ns, ids[i]);
 
 		if (obj == NULL) {
 			r = -ENOMEM;
@@ -1937,6 +2004,8 @@ instaql_eval_opts(struct tstore *s, const cJSON *q, const struct instaql_opts *o
 	const cJSON *c;
 	int r;
 
+	if (opts && opts->shown)
+		instaql_shown_clear(opts->shown);
 	r = instaql_validate(q, ret_err);
 	if (r < 0)
 		return r;
@@ -2006,10 +2075,14 @@ out:
 	cJSON_Delete(ev.owned);
 	arena_free(&ev.ar);
 	if (r < 0) {
+		if (opts && opts->shown)
+			instaql_shown_clear(opts->shown);
 		cJSON_Delete(data);
 		cJSON_Delete(pi);
 		return r;
 	}
+	if (opts && opts->shown)
+		shown_finish(opts->shown);
 	*ret_data = data;
 	if (ret_page_info)
 		*ret_page_info = pi;
@@ -2042,6 +2115,69 @@ instaql_mutation_applies(int64_t tx_id, int64_t processed_tx_id)
 	return tx_id == 0 || (processed_tx_id != 0 && tx_id > processed_tx_id);
 }
 
+/* Apply the mutations that apply to s in place, then evaluate. */
+static int
+layer_and_eval(struct tstore *s, const struct instaql_mutation *muts, size_t n_muts,
+    int64_t processed_tx_id, unsigned flags, const cJSON *q, const struct instaql_opts *opts,
+    size_t *ret_applied, cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
+{
+	size_t applied = 0;
+	int r;
+
+	for (size_t i = 0; i < n_muts; i++) {
+		char *err = NULL;
+
+		if (!instaql_mutation_applies(muts[i].tx_id, processed_tx_id))
+			continue;
+		r = tstore_apply_steps(s, muts[i].tx_steps, &err);
+		if (r == -EINVAL && (flags & INSTAQL_SKIP_FAILING)) {
+			free(err);
+			continue;
+		}
+		if (r < 0) {
+			if (r == -EINVAL && ret_err) {
+				if (asprintf(ret_err, "mutation %zu: %s", i, err ? err : "invalid tx-steps") < 0)
+					*ret_err = NULL;
+			}
+			free(err);
+			return r;
+		}
+		applied++;
+	}
+	r = instaql_eval_opts(s, q, opts, ret_data, ret_page_info, ret_err);
+	if (r == 0 && ret_applied)
+		*ret_applied = applied;
+	return r;
+}
+
+int
+instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size_t n_muts,
+    int64_t processed_tx_id, unsigned flags, const cJSON *q, const struct instaql_opts *opts,
+    size_t *ret_applied, cJSON **ret_data, cJSON **ret_page_info, char **ret_err)
+{
+	struct tstore *s = NULL;
+	bool any = false;
+	int r;
+
+	for (size_t i = 0; i < n_muts && !any; i++)
+		any = instaql_mutation_applies(muts[i].tx_id, processed_tx_id);
+	if (!any) {
+		r = instaql_eval_opts(base, q, opts, ret_data, ret_page_info, ret_err);
+		if (r == 0 && ret_applied)
+			*ret_applied = 0;
+		return r;
+	}
+	r = instaql_validate(q, ret_err);
+	if (r < 0)
+		return r;
+	if ((r = tstore_dup(base, &s)) < 0)
+		return r;
+	r = layer_and_eval(s, muts, n_muts, processed_tx_id, flags, q, opts, ret_applied,
+	    ret_data, ret_page_info, ret_err);
+	tstore_free(s);
+	return r;
+}
+
 int
 instaql_eval_layered(const struct attrs *attrs, const cJSON *triples, const cJSON *result,
     const struct instaql_mutation *muts, size_t n_muts, int64_t processed_tx_id,
@@ -2066,23 +2202,8 @@ instaql_eval_layered(const struct attrs *attrs, const cJSON *triples, const cJSO
 			*ret_err = strdup(triples ? "triples: not an array" : "result: not a result tree");
 		return r;
 	}
-	for (size_t i = 0; i < n_muts; i++) {
-		char *err = NULL;
-
-		if (!instaql_mutation_applies(muts[i].tx_id, processed_tx_id))
-			continue;
-		r = tstore_apply_steps(s, muts[i].tx_steps, &err);
-		if (r < 0) {
-			if (r == -EINVAL && ret_err) {
-				if (asprintf(ret_err, "mutation %zu: %s", i, err ? err : "invalid tx-steps") < 0)
-					*ret_err = NULL;
-			}
-			free(err);
-			tstore_free(s);
-			return r;
-		}
-	}
-	r = instaql_eval_opts(s, q, opts, ret_data, ret_page_info, ret_err);
+	/* the store is private: layer in place */
+	r = layer_and_eval(s, muts, n_muts, processed_tx_id, 0, q, opts, NULL, ret_data, ret_page_info, ret_err);
 	tstore_free(s);
 	return r;
 }

@@ -52,7 +52,20 @@ struct instaql_opts {
 	 * whose entry has isSingular true gives its first child object (or no key
 	 * at all) instead of an array. NULL: every link gives an array. */
 	const cJSON *link_index;
+	/* Output, may be NULL: filled with the entities the render shows. */
+	struct instaql_shown *shown;
 };
+
+/* The ids of the entities a render shows in any namespace, nested or not
+ * (the entities whose objects are in data), for query_reads_affected
+ * (store/reads.h). Owned by the caller, zero-initialised; a render that
+ * fails leaves it empty. Only string ids are kept (no step names another). */
+struct instaql_shown {
+	char **ids;	/* sorted, unique, each malloc'd */
+	size_t n, cap;
+};
+void instaql_shown_clear(struct instaql_shown *sh);	/* frees the ids; reusable after */
+bool instaql_shown_has(const struct instaql_shown *sh, const char *id);
 
 /* The page-info and aggregate maps a wire result carries
  * (result[0].data["page-info"] / ["aggregate"], as the JS client reads them
@@ -81,11 +94,11 @@ int instaql_validate(const cJSON *q, char **ret_err);
 
 /* The optimistic overlay (client-semantics.md 5.4, protocol.md 7.2).
  *
- * Suggested use: keep one struct tstore per subscribed query, built from its
- * last add-query-ok / refresh-ok (tstore_add_result) with the attrs of that
- * moment; to render, evaluate it directly when no mutation applies, else
- * tstore_dup it, apply the selected mutations (tstore_apply_steps, one call
- * per mutation, in outbox order) and evaluate the copy.
+ * Suggested use: keep one struct tstore per subscribed query (or one per
+ * profile), built from its last add-query-ok / refresh-ok with the attrs of
+ * that moment, and render with instaql_eval_base, which evaluates it
+ * directly when no mutation applies, else layers the selected mutations on
+ * a copy. store/reads.h tells which renders a new mutation can change.
  *
  * Which pending mutations to layer on a query's store: every mutation, in
  * outbox order ((order, event-id) in the JS client), that
@@ -103,6 +116,21 @@ struct instaql_mutation {
 	const cJSON *tx_steps;	/* borrowed: the (rewritten) tx-steps array */
 	int64_t tx_id;		/* 0 while unconfirmed */
 };
+
+/* The render of one query from a store shared by several queries (the
+ * profile's mirrored triples, or a query's server store): apply those of
+ * muts[0..n_muts) that instaql_mutation_applies() selects against
+ * processed_tx_id, in order, to a private tstore_dup copy of base, then
+ * evaluate q with opts; with no mutation to apply, evaluate base itself.
+ * base is never changed. Outputs and errors as instaql_eval_layered, and
+ * *ret_applied (ret_applied may be NULL) is the number of mutations applied.
+ * flags: INSTAQL_SKIP_FAILING leaves out a mutation whose steps fail
+ * (-EINVAL) instead of failing the render as the JS client does (what the
+ * daemon did before; a cascade too deep may then have left part of it). */
+#define INSTAQL_SKIP_FAILING 1u
+int instaql_eval_base(struct tstore *base, const struct instaql_mutation *muts, size_t n_muts,
+    int64_t processed_tx_id, unsigned flags, const cJSON *q, const struct instaql_opts *opts,
+    size_t *ret_applied, cJSON **ret_data, cJSON **ret_page_info, char **ret_err);
 
 /* The whole render of one query in one call: build a store over a copy of
  * `attrs` from `triples` (an array of triples) or, if triples is NULL, from

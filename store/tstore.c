@@ -1415,8 +1415,11 @@ tstore_add_triples(struct tstore *s, const cJSON *triples)
 	return 0;
 }
 
+/* extractTriples: call row() on every join-row of a wire result tree,
+ * depth first. The one walker of result trees, so a store built from the
+ * tree and one built from its extracted triples are the same. */
 static int
-tstore_add_nodes(struct tstore *s, const cJSON *nodes, int depth)
+walk_result(const cJSON *nodes, int depth, int (*row)(const cJSON *row, void *ud), void *ud)
 {
 	const cJSON *node;
 	int r;
@@ -1426,29 +1429,67 @@ tstore_add_nodes(struct tstore *s, const cJSON *nodes, int depth)
 	cJSON_ArrayForEach(node, nodes) {
 		const cJSON *dr = json_get(json_get(node, "data"), "datalog-result");
 		const cJSON *rows = json_get(dr, "join-rows");
-		const cJSON *row, *kids;
+		const cJSON *rw, *kids;
 
 		if (rows != NULL) {
 			if (!cJSON_IsArray(rows))
 				return -EINVAL;
-			cJSON_ArrayForEach(row, rows) {
-				if (!cJSON_IsArray(row))
+			cJSON_ArrayForEach(rw, rows) {
+				if (!cJSON_IsArray(rw))
 					return -EINVAL;
-				if ((r = tstore_add_triples(s, row)) < 0)
+				if ((r = row(rw, ud)) < 0)
 					return r;
 			}
 		}
 		kids = json_get(node, "child-nodes");
-		if (kids && (r = tstore_add_nodes(s, kids, depth + 1)) < 0)
+		if (kids && (r = walk_result(kids, depth + 1, row, ud)) < 0)
 			return r;
 	}
 	return 0;
 }
 
+static int
+add_row(const cJSON *row, void *ud)
+{
+	return tstore_add_triples(ud, row);
+}
+
 int
 tstore_add_result(struct tstore *s, const cJSON *result)
 {
-	return tstore_add_nodes(s, result, 0);
+	return walk_result(result, 0, add_row, s);
+}
+
+static int
+copy_row(const cJSON *row, void *ud)
+{
+	const cJSON *t;
+
+	cJSON_ArrayForEach(t, row) {
+		cJSON *c = cJSON_Duplicate(t, 1);
+
+		if (c == NULL || !cJSON_AddItemToArray(ud, c)) {
+			cJSON_Delete(c);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int
+tstore_result_triples(const cJSON *result, cJSON **ret)
+{
+	cJSON *out = cJSON_CreateArray();
+	int r;
+
+	if (out == NULL)
+		return -ENOMEM;
+	if ((r = walk_result(result, 0, copy_row, out)) < 0) {
+		cJSON_Delete(out);
+		return r;
+	}
+	*ret = out;
+	return 0;
 }
 
 /* Rebuild every triple index from the live triples in EAV order, with the

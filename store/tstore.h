@@ -34,6 +34,13 @@ int tstore_add_triples(struct tstore *s, const cJSON *triples);
  * {"data": {"datalog-result": {"join-rows": [[triple...]...]}}, "child-nodes": [...]},
  * walked depth first (extractTriples). 0, -EINVAL (bad shape), -ENOMEM. */
 int tstore_add_result(struct tstore *s, const cJSON *result);
+/* The triples of a wire result tree as tstore_add_result walks it, for a
+ * caller that keeps them (the daemon mirrors them, and builds stores from
+ * them again when attrs change): *ret is a new array of copies, in walk
+ * order, malformed triples included (tstore_add_triples skips them as
+ * tstore_add_result does). 0, -EINVAL (bad shape, as tstore_add_result),
+ * -ENOMEM. */
+int tstore_result_triples(const cJSON *result, cJSON **ret);
 
 /* Apply one mutation's tx-steps with the JS client's transact() semantics
  * (client-semantics.md 1.3-1.5): the create/update mode filter judged against

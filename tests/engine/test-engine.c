@@ -1,6 +1,7 @@
 /* Unit tests of the per-query triple store and the InstaQL engine API:
  * building, steps and their errors, the overlay rule, validation messages,
- * page-info, and that malformed input fails cleanly. */
+ * page-info, the shared-base render, query reads, and that malformed input
+ * fails cleanly. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 
 #include "store/attrs.h"
 #include "store/instaql.h"
+#include "store/reads.h"
 #include "store/tstore.h"
 #include "store/util.h"
 #include "tests/tap.h"
@@ -329,6 +331,166 @@ test_overlay(void)
 	attrs_free(at);
 }
 
+/* instaql_eval_base: one shared store, never changed; the same answers as
+ * instaql_eval_layered; failing mutations fail the render or, with
+ * INSTAQL_SKIP_FAILING, are left out. */
+static void
+test_eval_base(void)
+{
+	struct attrs *at = make_attrs();
+	struct tstore *base = make_store(at);
+	_cleanup_json_ cJSON *res = cJSON_Parse(result_json);
+	_cleanup_json_ cJSON *m1 = cJSON_Parse("[[\"add-triple\",\"G1\",\"a2\",\"one\"]]");
+	_cleanup_json_ cJSON *m2 = cJSON_Parse("[[\"delete-entity\",\"G1\",\"goals\"]]");
+	_cleanup_json_ cJSON *bad = cJSON_Parse("[[\"nope\"]]");
+	_cleanup_json_ cJSON *q = cJSON_Parse("{\"goals\":{\"$\":{\"fields\":[\"title\"]}}}");
+	_cleanup_json_ cJSON *before = tstore_to_json(base);
+	struct instaql_mutation muts[] = { { m1, 0 }, { bad, 0 }, { m2, 10 } };
+	cJSON *data = NULL, *d2 = NULL;
+	char *err = NULL, *s1, *s2;
+	size_t applied = 99;
+
+	/* nothing applies: base itself */
+	CHECK(instaql_eval_base(base, muts + 2, 1, 10, 0, q, NULL, &applied, &data, NULL, &err) == 0);
+	s1 = json_canonical(data);
+	CHECK_STR(s1, "{\"goals\":[{\"id\":\"G1\",\"title\":\"x\"}]}");
+	CHECK(applied == 0);
+	free(s1);
+	cJSON_Delete(data);
+	/* m1 and m2 (past processed-tx-id 5): as instaql_eval_layered */
+	muts[1] = muts[2];
+	CHECK(instaql_eval_base(base, muts, 2, 5, 0, q, NULL, &applied, &data, NULL, &err) == 0);
+	CHECK(instaql_eval_layered(at, NULL, res, muts, 2, 5, q, NULL, &d2, NULL, &err) == 0);
+	s1 = json_canonical(data);
+	s2 = json_canonical(d2);
+	CHECK_STR(s1, "{\"goals\":[]}");
+	CHECK_STR(s1, s2);
+	CHECK(applied == 2);
+	free(s1);
+	free(s2);
+	cJSON_Delete(data);
+	cJSON_Delete(d2);
+	/* a failing mutation fails the render, naming it ... */
+	muts[1] = (struct instaql_mutation){ bad, 0 };
+	CHECK_INT(instaql_eval_base(base, muts, 2, 5, 0, q, NULL, NULL, &data, NULL, &err), -EINVAL);
+	CHECK(err && strstr(err, "mutation 1"));
+	free(err);
+	err = NULL;
+	/* ... or is left out */
+	CHECK(instaql_eval_base(base, muts, 2, 5, INSTAQL_SKIP_FAILING, q, NULL, &applied, &data, NULL, &err) == 0);
+	s1 = json_canonical(data);
+	CHECK_STR(s1, "{\"goals\":[{\"id\":\"G1\",\"title\":\"one\"}]}");
+	CHECK(applied == 1);
+	free(s1);
+	cJSON_Delete(data);
+	/* the shared store is as it was */
+	{
+		_cleanup_json_ cJSON *after = tstore_to_json(base);
+
+		CHECK(json_equal(before, after));
+	}
+	/* a store built from the extracted triples is the one built from the tree */
+	{
+		_cleanup_json_ cJSON *tr = NULL, *a = NULL, *b = NULL, *badres = cJSON_Parse("[{\"child-nodes\":7}]");
+		struct tstore *s2t = NULL;
+
+		CHECK(tstore_result_triples(res, &tr) == 0);
+		CHECK(cJSON_GetArraySize(tr) == 10);	/* the unknown-attr triple kept */
+		CHECK(tstore_new(at, &s2t) == 0 && tstore_add_triples(s2t, tr) == 0);
+		a = tstore_to_json(base);
+		b = tstore_to_json(s2t);
+		CHECK(json_equal(a, b));
+		tstore_free(s2t);
+		CHECK_INT(tstore_result_triples(badres, &tr), -EINVAL);
+	}
+	tstore_free(base);
+	attrs_free(at);
+}
+
+/* query_reads: what a query reads, and the predicate on a few steps (the
+ * property over the corpus is engine/reads.mjs). */
+static void
+test_reads(void)
+{
+	struct attrs *at = make_attrs();
+	_cleanup_json_ cJSON *q1 = cJSON_Parse("{\"goals\":{\"$\":{\"fields\":[\"title\"]}}}");
+	_cleanup_json_ cJSON *q2 = cJSON_Parse("{\"todos\":{\"$\":{\"where\":{\"goals.n\":3}}}}");
+	_cleanup_json_ cJSON *q3 = cJSON_Parse("{\"goals\":{\"todos\":{}}}");
+	struct query_reads *r1 = NULL, *r2 = NULL, *r3 = NULL;
+	static const struct {
+		const char *steps;
+		bool a1, a2, a3;	/* affects q1, q2, q3 */
+	} cases[] = {
+		{ "[[\"add-triple\",\"G1\",\"a3\",4]]", false, true, true },
+		{ "[[\"add-triple\",\"G1\",\"a2\",\"t\"]]", true, false, true },
+		{ "[[\"add-triple\",\"T1\",\"a5\",\"t\"]]", false, true, true },
+		{ "[[\"retract-triple\",\"G1\",\"a6\",\"T1\"]]", false, true, true },
+		{ "[[\"add-triple\",[\"a2\",\"x\"],\"a5\",\"t\"]]", false, true, true },
+		{ "[[\"delete-entity\",\"T1\",\"todos\"]]", false, true, true },
+		{ "[[\"delete-entity\",\"T1\"]]", true, true, true },
+		{ "[[\"add-triple\",\"G1\",\"no-such-attr\",1]]", true, true, true },
+		{ "[[\"deep-merge-triple\",\"G1\",\"a6\",{}]]", true, true, true },
+		{ "[[\"add-attr\",{\"id\":\"a9\"}]]", true, true, true },
+		{ "[[\"rule-params\",\"G1\",\"goals\",{}]]", false, false, false },
+		{ "[[\"frob\"]]", true, true, true },
+		{ "{}", true, true, true },
+	};
+
+	CHECK(query_reads_new(at, q1, NULL, &r1) == 0);
+	CHECK(query_reads_new(at, q2, NULL, &r2) == 0);
+	CHECK(query_reads_new(at, q3, NULL, &r3) == 0);
+	{
+		_cleanup_json_ cJSON *arr = cJSON_Parse("[]");
+		struct query_reads *rx = NULL;
+
+		CHECK_INT(query_reads_new(at, arr, NULL, &rx), -EINVAL);
+	}
+	CHECK(query_reads_attr(r1, "a1") && query_reads_attr(r1, "a2") && !query_reads_attr(r1, "a3"));
+	CHECK(query_reads_attr(r2, "a6") && query_reads_attr(r2, "a3") && !query_reads_attr(r2, "a2"));
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		_cleanup_json_ cJSON *st = cJSON_Parse(cases[i].steps);
+
+		CHECK(st != NULL);
+		CHECK(query_reads_affected(r1, st, NULL) == cases[i].a1);
+		CHECK(query_reads_affected(r2, st, NULL) == cases[i].a2);
+		CHECK(query_reads_affected(r3, st, NULL) == cases[i].a3);
+	}
+	/* by entity: q1 shows G1 only, and fills objects with a2 */
+	{
+		struct tstore *s = make_store(at);
+		struct instaql_shown sh = {0};
+		struct instaql_opts opts = { .shown = &sh };
+		_cleanup_json_ cJSON *other = cJSON_Parse("[[\"add-triple\",\"G2\",\"a2\",\"t\"]]");
+		_cleanup_json_ cJSON *mine = cJSON_Parse("[[\"add-triple\",\"G1\",\"a2\",\"t\"]]");
+		_cleanup_json_ cJSON *look = cJSON_Parse("[[\"add-triple\",[\"a2\",\"z\"],\"a2\",\"t\"]]");
+		_cleanup_json_ cJSON *kids = cJSON_Parse("[[\"add-triple\",\"T1\",\"a5\",\"t\"]]");
+		_cleanup_json_ cJSON *w = cJSON_Parse("[[\"add-triple\",\"G2\",\"a3\",3]]");
+		cJSON *data = NULL;
+
+		CHECK(instaql_eval_opts(s, q1, &opts, &data, NULL, NULL) == 0);
+		cJSON_Delete(data);
+		CHECK(sh.n == 1 && instaql_shown_has(&sh, "G1") && !instaql_shown_has(&sh, "G2"));
+		CHECK(query_reads_affected(r1, other, NULL));
+		CHECK(!query_reads_affected(r1, other, &sh));
+		CHECK(query_reads_affected(r1, mine, &sh));
+		CHECK(query_reads_affected(r1, look, &sh));
+		/* q3 shows the goal and its todos; q2's where makes a3 structural */
+		CHECK(instaql_eval_opts(s, q3, &opts, &data, NULL, NULL) == 0);
+		cJSON_Delete(data);
+		CHECK(sh.n == 3 && instaql_shown_has(&sh, "T1") && instaql_shown_has(&sh, "T2"));
+		CHECK(query_reads_affected(r3, kids, &sh));
+		CHECK(instaql_eval_opts(s, q2, &opts, &data, NULL, NULL) == 0);
+		cJSON_Delete(data);
+		CHECK(query_reads_affected(r2, w, &sh));
+		instaql_shown_clear(&sh);
+		tstore_free(s);
+	}
+	query_reads_free(r1);
+	query_reads_free(r2);
+	query_reads_free(r3);
+	attrs_free(at);
+}
+
 /* ---- random input: never a crash, only 0 or -EINVAL with a message ---- */
 
 static uint64_t fz_state = 0x1234567887654321ULL;
@@ -446,6 +608,8 @@ main(void)
 	test_steps();
 	test_errors();
 	test_overlay();
+	test_eval_base();
+	test_reads();
 	test_fuzz();
 	return tap_done();
 }

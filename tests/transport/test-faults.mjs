@@ -132,7 +132,8 @@ async function faultCase(p, name, { on, off, reason, also, n = 2, allowAuthentic
 		await afterKick(from);
 	const seen = await failures(p, reason, n, from, name);
 	const tFault = Date.now() - t0;
-	const understood = (e) => reason.test(e) || (also ? also.test(e) : false);
+	const understood = (e) => reason.test(e) || (also ? also.test(e) : false) ||
+		KNOWN.some((k) => k.test(e));
 
 	const st = (await p.watch.request({ op: 'status' })).status;
 	check(alive(), `${name}: the daemon is up`);
@@ -175,6 +176,12 @@ const unanswered = new RegExp(`transact \\S+ unanswered for ${TRANSACT_S} s; rec
 const beforeUpgrade = /failed: the server closed (or reset )?the connection before answering the WebSocket upgrade/;
 const afterUpgrade = /connection to \S+ lost|server closed the connection/;
 const sendFailed = /failed while sending: the connection was closed or reset/;
+const refused = /failed: the TCP connection failed at once \(refused or reset, or no route\)/;
+// Every reason the daemon gives for these faults. A switch of the proxy's mode can
+// catch a connection of the case before or after (a reset seen as a refused connect
+// under a slow build, say): such a failure must still say why in words, but need not
+// be the case's own. The case's own reason must still end n attempts (failures()).
+const KNOWN = [upgrade, silent, unanswered, beforeUpgrade, afterUpgrade, sendFailed, refused];
 
 await scenario('transport faults', async () => {
 	await daemon.start();
@@ -202,7 +209,7 @@ await scenario('transport faults', async () => {
 			also: sendFailed });
 	}
 	await faultCase(PA, 'connection refused', {
-		...plain('refuse'), reason: /failed: nothing accepted the TCP connection \(refused, or no route\)/,
+		...plain('refuse'), reason: refused,
 	});
 	if (NETNS) {
 		await faultCase(PA, 'DNS answers an address that black-holes', {
@@ -216,7 +223,7 @@ await scenario('transport faults', async () => {
 				ipc('link', 'del', 'fx0');
 			},
 			off: () => { pointName('127.0.0.1'); linkUp(); },
-			reason: /DNS lookup of \S+ failed|no TCP connection|nothing accepted the TCP connection|failed at once: Network is unreachable/,
+			reason: /DNS lookup of \S+ failed|no TCP connection|the TCP connection failed at once|failed at once: Network is unreachable/,
 		});
 	} else
 		console.log('# skipped: DNS black hole and network going away (no private network namespace)');

@@ -1,0 +1,63 @@
+/* What an InstaQL query's result can depend on, and whether a mutation's
+ * tx-steps can change it: so a local write re-evaluates only the queries it
+ * may affect (issue 18 point 3). Conservative: "affected" may be wrong,
+ * "not affected" never is. */
+#ifndef INSTANTD_READS_H
+#define INSTANTD_READS_H
+
+#include <stdbool.h>
+#include <cjson/cJSON.h>
+
+#include "store/attrs.h"
+#include "store/instaql.h"
+
+/* The attrs one query reads, judged against the attrs it was computed from,
+ * plus for every etype whether a delete-entity of it (with its on-delete
+ * cascades) can reach one of them. Owns its memory; immutable once made,
+ * so one may be read from several places. */
+struct query_reads;
+
+/* Compute what `q` (the query object instaql_eval takes) reads under
+ * `attrs`: for each namespace and nested link, its etype's id/primary attrs,
+ * every non-ref attr of the etype (or only those named by $.fields), the
+ * link attrs it follows, the attrs of every hop and leaf of its where paths
+ * (and/or included) and of its order keys; `page_info` (may be NULL; the
+ * server's page-info as instaql_opts takes it) adds the cursors' attrs.
+ * Labels are matched against every attr with that forward or reverse
+ * identity, not only the one the evaluator picks.
+ * The result is valid for these attrs only: when the attrs the query is
+ * evaluated with change (server attrs, or attr steps of a pending mutation),
+ * compute it again. 0 with *ret owned by the caller; -EINVAL if q is not an
+ * object; -ENOMEM. */
+int query_reads_new(const struct attrs *attrs, const cJSON *q, const cJSON *page_info,
+    struct query_reads **ret);
+void query_reads_free(struct query_reads *r);	/* NULL-safe */
+
+/* Can applying one mutation's (rewritten) tx-steps, as tstore_apply_steps
+ * does, change the query's result? false only when it provably cannot:
+ * every step is an add-triple, deep-merge-triple or retract-triple on a
+ * known attr the query does not read, a delete-entity of a known etype
+ * whose deletion and cascades touch no attr the query reads, or a
+ * rule-params. true for anything else: an attr step (add/update/delete/
+ * restore-attr), an attr id unknown when the reads were computed, a
+ * delete-entity without an etype, a deep-merge-triple on an attr that is
+ * not a known blob (the JS client throws), a malformed or unknown step
+ * (the whole query then fails), tx_steps not an array.
+ *
+ * shown (may be NULL) refines this by entity: the entities the query's
+ * current result shows (instaql_opts.shown of the render of the very view
+ * the mutation would be layered on: the same server store and the same
+ * pending mutations before it). An attr the query uses only to fill
+ * objects (fields, or every blob attr; not in a where, order, cursor, link
+ * or id) then matters only for a shown entity: a step on it whose e is a
+ * plain id not in shown is not affecting. A mutation judged not affecting
+ * leaves the result, and so shown, as they were; after any other, render
+ * again to get the new shown. */
+bool query_reads_affected(const struct query_reads *r, const cJSON *tx_steps,
+    const struct instaql_shown *shown);
+
+/* Does the query read attr_id? (For tests and diagnostics; an unknown id
+ * gives false.) */
+bool query_reads_attr(const struct query_reads *r, const char *attr_id);
+
+#endif
