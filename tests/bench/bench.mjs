@@ -1,6 +1,7 @@
 // `make bench`: instantd and @instantdb/core side by side against one mock server on a ~100k-triple
 // data set; prints a table with both figures, their ratio and the targets, and writes RESULTS.md.
-// Env: top_builddir (for daemon/instantd), INSTANTD_NODE_MODULES. Args: [--results FILE] [--quick]
+// Env: top_builddir (for daemon/instantd), INSTANTD_NODE_MODULES.
+// Args: [--results FILE.md] [--json FILE.json] [--floor-echo PROGRAM] [--quick]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -17,13 +18,16 @@ const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
 const QUICK = argv.includes('--quick');
 const RESULTS = opt('--results', null);
+const JSON_OUT = opt('--json', null);
+// The echo server of the floor row (tests/bench/floor-echo.c, built by make bench); none: no floor row.
+const FLOOR_ECHO = opt('--floor-echo', null);
 const builddir = process.env.top_builddir || path.resolve(here, '..', '..');
 const INSTANTD = opt('--instantd', path.join(builddir, 'daemon', 'instantd'));
 const NODE = process.env.NODE || process.execPath;
 const APP = DEFAULT_APP_ID;
 const COPIES = Number(opt('--copies', 40));
 const N_REPLAY = Number(opt('--replay', QUICK ? 1000 : 10000));
-// --only f,a,b,c,g,d,e runs some parts; --daemon-only skips the JS side of d and e (for profiling runs).
+// --only f,a,b,c,d,e,h,g runs some parts (f's 100 subscriptions are always opened); --daemon-only skips the JS side of d and e (for profiling runs).
 const ONLY = opt('--only', null)?.split(',');
 const want = (part) => !ONLY || ONLY.includes(part);
 const DAEMON_ONLY = argv.includes('--daemon-only');
@@ -236,21 +240,35 @@ function memOf(pid) {
 	return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
+// One measured figure. key: its id in results.json; d and j: instantd's and the JS client's
+// figure (j null where the JS client has no equivalent).
 const rows = [];
-// One table row. `better`: 'lower' or 'higher'. target: {ratio} (instantd/JS) or {abs} on instantd.
-function row(id, what, d, j, unit, target = null, better = 'lower') {
-	const ratio = d != null && j ? d / j : null;
-	let met = null;
-	let tdesc = '';
-	if (target?.ratio != null) {
-		met = ratio != null && (better === 'lower' ? ratio <= target.ratio : ratio >= target.ratio);
-		tdesc = `${better === 'lower' ? '≤' : '≥'} ${target.ratio}× JS`;
-	} else if (target?.abs != null) {
-		met = d != null && (better === 'lower' ? d <= target.abs : d >= target.abs);
-		tdesc = `${better === 'lower' ? '≤' : '≥'} ${target.abs} ${unit}`;
-	}
-	rows.push({ id, what, d, j, unit, ratio, tdesc, met });
-	log(`${id} ${what}: instantd ${fmt(d)} ${unit}, JS ${fmt(j)} ${unit}, ratio ${fmt(ratio, 3)}${tdesc ? `, target ${tdesc}: ${met ? 'met' : 'NOT met'}` : ''}`);
+function row(key, what, d, j, unit) {
+	rows.push({ key, what, d, j, unit });
+	log(`${key} ${what}: instantd ${fmt(d)} ${unit}, JS ${fmt(j)} ${unit}`);
+}
+const get = (key) => rows.find((r) => r.key === key);
+// The targets, each judged on one row (and maybe others); null when a phase did not run.
+const both = (...tests) => (r) => tests.every((t) => t(r));
+const ratioTo = (k, f) => (r) => { const o = get(k); return o?.d != null && r.d <= f * o.d; };
+const jsRatio = (f) => (r) => r.j != null && r.d <= f * r.j;
+const abs = (v, better = 'lower') => (r) => (better === 'lower' ? r.d <= v : r.d >= v);
+const TARGETS = {
+	'c-p50': ['≤ 1 ms and ≤ 0.5× JS', both(abs(1), jsRatio(0.5))],
+	'h-c-1000': ['≤ 1.5× h-c-1', ratioTo('h-c-1', 1.5)],
+	'h-b-1000': ['≤ 1.5× h-b-1', ratioTo('h-b-1', 1.5)],
+	'b-p50': ['≤ 0.5× JS', jsRatio(0.5)],
+	'a-large-p50': ['≤ 0.5× JS', jsRatio(0.5)],
+	'a-small-p50': ['≤ 1.5× floor-echo-p50', ratioTo('floor-echo-p50', 1.5)],
+	'f-rss': ['≤ 0.25× JS', jsRatio(0.25)],
+	'e': ['≤ 1.5× e-nosubs and ≤ 0.1× JS', both(ratioTo('e-nosubs', 1.5), jsRatio(0.1))],
+	'd-16': ['≥ 20,000 writes/s', abs(20000, 'higher')],
+	'g': ['≤ 50 ms', abs(50)],
+};
+function judge(r) {
+	const t = TARGETS[r.key];
+	if (!t) return { desc: '—', met: null };
+	return { desc: t[0], met: r.d == null ? null : !!t[1](r) };
 }
 function fmt(x, digits) {
 	if (x == null || Number.isNaN(x)) return 'n/a';
@@ -287,61 +305,84 @@ const ddir = path.join(work, 'daemon');
 let daemon = await startDaemon(ddir, mock.url);
 let js = await startJS(mock);
 const meta = { triples: data.triples.length };
+const userSubs = userQs.map((q, i) => [`u${i}`, q]);
 
-// f. memory with 100 subscriptions (fresh processes, before anything else grew them)
-if (want('f')) {
-	log('f: 100 subscriptions');
-	const p = await new Program(daemon.socket).connect();
-	await p.init();
+// The same 100 subscriptions (one user each with shelves and books) stay open on both sides
+// from f until e-nosubs, so every phase measures a client that holds them.
+log('f: 100 subscriptions');
+let bg = await new Program(daemon.socket).connect();
+await bg.init();
+{
 	const t0 = now();
-	await Promise.all(userQs.map((q) => p.subscribe(q)));
+	await Promise.all(userQs.map((q) => bg.subscribe(q)));
 	const dms = ms(t0, now());
-	const jr = await js.cmd({ cmd: 'subscribe', qs: userQs.map((q, i) => [`u${i}`, q]) }, 'subscribed');
+	const jr = await js.cmd({ cmd: 'subscribe', qs: userSubs }, 'subscribed');
 	log(`f: 100 results in ${dms.toFixed(0)} ms (instantd), ${jr.ms.toFixed(0)} ms (JS)`);
+	meta.subscribeMs = { d: dms, j: jr.ms };
+}
+// f. memory with those 100 subscriptions (fresh processes, before anything else grew them)
+if (want('f')) {
 	await sleep(2000);	// results are written behind; let both settle
 	const dm = memOf(daemon.pid);
 	const jm = memOf(js.pid);
-	row('f', 'VmRSS, 100 subscriptions over 100k triples', dm.rss / 1024, jm.rss / 1024, 'MiB', { ratio: 0.25 });
-	row('f', 'VmHWM (peak RSS), same', dm.hwm / 1024, jm.hwm / 1024, 'MiB');
-	meta.subscribeMs = { d: dms, j: jr.ms };
-	p.close();
-	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
-	await sleep(300);
+	row('f-rss', 'VmRSS, 100 subscriptions over 100k triples', dm.rss / 1024, jm.rss / 1024, 'MiB');
+	row('f-hwm', 'VmHWM (peak RSS), same', dm.hwm / 1024, jm.hwm / 1024, 'MiB');
 }
 
 // a. answering a subscribed query from the local mirror
-const prog = await new Program(daemon.socket).connect();
+let prog = await new Program(daemon.socket).connect();
 await prog.init();
-const subSmall = await prog.subscribe(smallQ('d'));
+let subSmall = await prog.subscribe(smallQ('d'));
 await prog.subscribe(LARGE_Q);
 await js.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')], ['large', LARGE_Q]] }, 'subscribed');
-for (const [name, q, n] of want('a') ? [['small', smallQ('d'), QUICK ? 50 : 400], ['large', LARGE_Q, QUICK ? 10 : 60]] : []) {
-	log(`a: ${name}`);
+let smallLine = null;
+async function queryOnceTimes(p, q, n, keep) {
 	const times = [];
 	let size = 0;
-	await profiled(`a-${name}`, async () => {
-		for (let i = 0; i < n + 5; i++) {
-			const t0 = now();
-			const ceid = prog.send({ op: 'query-once', q, policy: 'cache-first' });
-			await prog.wait(ceid, (m, line) => { size = line.length; return m.op === 'query-ok'; }, 'query-once');
-			if (i >= 5) times.push(ms(t0, now()));
-		}
-	});
+	for (let i = 0; i < n + 5; i++) {
+		const t0 = now();
+		const ceid = p.send({ op: 'query-once', q, policy: 'cache-first', 'client-event-id': 'once' });
+		await p.wait(ceid, (m, line) => { size = line.length; if (keep) smallLine = line; return m.op === 'query-ok'; }, 'query-once');
+		if (i >= 5) times.push(ms(t0, now()));
+	}
+	return { times, size };
+}
+for (const [name, q, n] of want('a') ? [['small', smallQ('d'), QUICK ? 50 : 400], ['large', LARGE_Q, QUICK ? 10 : 60]] : []) {
+	log(`a: ${name}`);
+	const { times, size } = await profiled(`a-${name}`, () => queryOnceTimes(prog, q, n, name === 'small'));
 	const jr = await js.cmd({ cmd: 'eval', id: name, n: n + 5 }, 'eval');
 	const jt = jr.times.slice(5);
-	row('a', `${name} result (${Math.round(size / 1024)} KiB JSON), p50`, pct(times, 50), pct(jt, 50), 'ms', { ratio: 0.5 });
-	row('a', `${name} result, p95`, pct(times, 95), pct(jt, 95), 'ms', { ratio: 0.5 });
+	row(`a-${name}-p50`, `${name} result (${Math.round(size / 1024)} KiB JSON), p50`, pct(times, 50), pct(jt, 50), 'ms');
+	row(`a-${name}-p95`, `${name} result, p95`, pct(times, 95), pct(jt, 95), 'ms');
 }
 
-// b. a refresh arriving upstream until the subscriber has it
-if (want('b')) {
-	log('b: upstream refresh');
-	const n = QUICK ? 10 : 40;
+// The floor of a-small: the same program, the same request, the same reply bytes, from a server
+// that only echoes them over a Unix socket.
+if (want('a') && FLOOR_ECHO && smallLine) {
+	log('floor: echo');
+	const reply = path.join(work, 'floor-reply.json');
+	fs.writeFileSync(reply, smallLine + '\n');
+	const sock = path.join(work, 'floor.sock');
+	const echo = spawn(FLOOR_ECHO, [sock, reply], { stdio: ['ignore', 'pipe', 'inherit'] });
+	children.push(echo);
+	await new Promise((resolve, reject) => {
+		echo.stdout.once('data', resolve);
+		echo.once('exit', (c) => reject(new Error(`floor-echo exited ${c}`)));
+	});
+	const p = await new Program(sock).connect();
+	const { times } = await queryOnceTimes(p, smallQ('d'), QUICK ? 50 : 400, false);
+	p.close();
+	echo.kill();
+	row('floor-echo-p50', 'the same request and reply bytes echoed over a Unix socket, p50', pct(times, 50), null, 'ms');
+}
+
+// A server write until the subscriber has it: instantd on sub (of p), JS on its 'small'.
+async function measureRefresh(p, sub, n) {
 	const dt = [];
 	const jt = [];
-	await profiled('b', async () => { for (let i = 0; i < n; i++) {
+	for (let i = 0; i < n; i++) {
 		const mk = `upstream-d-${i}-${randomUUID()}`;
-		const got = prog.wait(subSmall, (m, line) => m.op === 'refresh-ok' && line.includes(mk), 'refresh');
+		const got = p.wait(sub, (m, line) => m.op === 'refresh-ok' && line.includes(mk), 'refresh');
 		const t0 = now();
 		await mock.ctl('transact', { 'tx-steps': [['add-triple', side.d.book, BOOK_TITLE, mk]] });
 		await got;
@@ -353,65 +394,40 @@ if (want('b')) {
 		await mock.ctl('transact', { 'tx-steps': [['add-triple', side.j.book, BOOK_TITLE, mj]] });
 		const ev = await seen;
 		jt.push(ms(t1, BigInt(ev.t)));
-	} });
-	row('b', 'server write → subscriber has it, p50', pct(dt, 50), pct(jt, 50), 'ms', { ratio: 0.5 });
-	row('b', 'same, p95', pct(dt, 95), pct(jt, 95), 'ms', { ratio: 0.5 });
+	}
+	return { dt, jt };
+}
+// A local write until the writer's own subscription shows it (each write confirmed before the next).
+async function measureOptimistic(p, sub, n) {
+	const dt = [];
+	for (let i = 0; i < n; i++) {
+		const mk = `opt-d-${i}-${randomUUID()}`;
+		const got = p.wait(sub, (m, line) => line.includes(mk), 'optimistic');
+		const t0 = now();
+		const ceid = p.send({ op: 'transact', ops: [['update', 'books', side.d.book, { title: mk }]] });
+		const ok = p.wait(ceid, (m) => m.op === 'transact-ok', 'transact');
+		await got;
+		dt.push(ms(t0, now()));
+		await ok;
+	}
+	const jr = await js.cmd({ cmd: 'optimistic', id: 'small', n, etype: 'books', eid: side.j.book, attr: 'title' }, 'optimistic');
+	return { dt, jt: jr.times };
+}
+
+// b. a refresh arriving upstream until the subscriber has it
+if (want('b')) {
+	log('b: upstream refresh');
+	const { dt, jt } = await profiled('b', () => measureRefresh(prog, subSmall, QUICK ? 10 : 40));
+	row('b-p50', 'server write → subscriber has it, p50', pct(dt, 50), pct(jt, 50), 'ms');
+	row('b-p95', 'same, p95', pct(dt, 95), pct(jt, 95), 'ms');
 }
 
 // c. optimistic latency: a local write until the writer's own subscription shows it
 if (want('c')) {
 	log('c: optimistic');
-	const n = QUICK ? 20 : 200;
-	const dt = [];
-	await profiled('c', async () => { for (let i = 0; i < n; i++) {
-		const mk = `opt-d-${i}-${randomUUID()}`;
-		const got = prog.wait(subSmall, (m, line) => line.includes(mk), 'optimistic');
-		const t0 = now();
-		const ceid = prog.send({ op: 'transact', ops: [['update', 'books', side.d.book, { title: mk }]] });
-		const ok = prog.wait(ceid, (m) => m.op === 'transact-ok', 'transact');
-		await got;
-		dt.push(ms(t0, now()));
-		await ok;
-	} });
-	const jr = await js.cmd({ cmd: 'optimistic', id: 'small', n, etype: 'books', eid: side.j.book, attr: 'title' }, 'optimistic');
-	row('c', 'local write → own subscription shows it, p50', pct(dt, 50), pct(jr.times, 50), 'ms', { abs: 2 });
-	row('c', 'same, p95', pct(dt, 95), pct(jr.times, 95), 'ms');
-}
-
-// g. cold start: existing state, server refusing, until the first cached result
-if (want('g')) {
-	log('g: cold start');
-	prog.close();
-	await daemon.stop();
-	await mock.ctl('refuse', { ms: -1, drop: true });
-	const n = QUICK ? 3 : 7;
-	const dt = [];
-	for (let i = 0; i < n; i++) {
-		const t0 = now();
-		const d = await startDaemon(ddir, mock.url);
-		const p = await new Program(d.socket).connect();
-		await p.init();
-		const ceid = `cold-${i}`;
-		const r = p.wait(ceid, (m) => m.op === 'add-query-ok', 'cold add-query');
-		p.send({ op: 'add-query', q: smallQ('d'), 'client-event-id': ceid });
-		const m = await r;
-		dt.push(ms(t0, now()));
-		if (m['from-cache'] !== true) throw new Error('cold start: the first result was not from the cache');
-		p.close();
-		await d.stop();
-	}
-	await mock.ctl('refuse', { ms: 0 });
-	// The JS client keeps no cache across processes: its figure is a fresh process until its first result from the server.
-	const jt = [];
-	for (let i = 0; i < n; i++) {
-		const t0 = now();
-		const c = await startJS(mock);
-		await c.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')]] }, 'subscribed');
-		jt.push(ms(t0, now()));
-		await c.exit();
-	}
-	row('g', 'cold start → first result, p50 (JS: from the server)', pct(dt, 50), pct(jt, 50), 'ms', { abs: 100 });
-	daemon = await startDaemon(ddir, mock.url);
+	const { dt, jt } = await profiled('c', () => measureOptimistic(prog, subSmall, QUICK ? 20 : 200));
+	row('c-p50', 'local write → own subscription shows it, p50', pct(dt, 50), pct(jt, 50), 'ms');
+	row('c-p95', 'same, p95', pct(dt, 95), pct(jt, 95), 'ms');
 }
 
 // d. acknowledged durable writes per second
@@ -445,12 +461,18 @@ async function daemonWrites(nprog, per) {
 	for (const p of progs) p.close();
 	return (nprog * per) / (el / 1000);
 }
+const idsFor = (n) => Array.from({ length: n }, () => randomUUID());
+// A fresh JS client holding the same 100 subscriptions as the daemon.
+async function freshJS() {
+	const c = await startJS(mock);
+	await c.cmd({ cmd: 'subscribe', qs: userSubs }, 'subscribed');
+	await c.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: idsFor(10) }, 'writes');
+	return c;
+}
 if (want('d')) {
 	log('d: writes');
-	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
 	// New attrs on the first write of each side, outside the measurement.
 	await daemonWrites(1, 10);
-	const idsFor = (n) => Array.from({ length: n }, () => randomUUID());
 	await js.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: idsFor(10) }, 'writes');
 	const n1 = QUICK ? 300 : 3000;
 	const n16 = QUICK ? 100 : 1500;
@@ -458,8 +480,7 @@ if (want('d')) {
 	const d16 = await profiled('d16', () => daemonWrites(16, n16));
 	// A fresh JS client for each measurement: it keeps confirmed writes in its queue, which slows later ones.
 	const jsWrites = async (n, conc) => {
-		const c = await startJS(mock);
-		await c.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: idsFor(10) }, 'writes');
+		const c = await freshJS();
 		const r = await c.cmd({ cmd: 'writes', n, conc, etype: 'benchw', ids: idsFor(n) }, 'writes');
 		await c.exit();
 		return r;
@@ -468,13 +489,12 @@ if (want('d')) {
 	const j16r = DAEMON_ONLY ? null : await jsWrites(16 * n16 / 4, 16);
 	const j1 = j1r && n1 / (j1r.ms / 1000);
 	const j16 = j16r && (16 * n16 / 4) / (j16r.ms / 1000);
-	row('d', `acknowledged writes/s, 1 program (window ${W})`, d1, j1, 'writes/s', null, 'higher');
-	row('d', `acknowledged writes/s, 16 programs (window ${W} each; JS: 16 concurrent)`, d16, j16, 'writes/s', { abs: 20000 }, 'higher');
+	row('d-1', `acknowledged writes/s, 1 program (window ${W})`, d1, j1, 'writes/s');
+	row('d-16', `acknowledged writes/s, 16 programs (window ${W} each; JS: 16 concurrent)`, d16, j16, 'writes/s');
 }
 
-// e. 10,000 writes queued offline, replayed after reconnect until all are confirmed
-if (want('e')) {
-	log(`e: replay of ${N_REPLAY}`);
+// e. writes queued offline, replayed after reconnect until all are confirmed
+async function daemonReplay(n) {
 	const p = await new Program(daemon.socket).connect();
 	await p.init();
 	await mock.ctl('refuse', { ms: -1, drop: true });
@@ -486,14 +506,14 @@ if (want('e')) {
 	const oks = [];
 	const queued = [];
 	const tq = now();
-	for (let k = 0; k < N_REPLAY; k++) {
+	for (let k = 0; k < n; k++) {
 		const ceid = p.send({ op: 'transact', ops: [['update', 'benchw', randomUUID(), { n: k, w: 'd-offline' }]] });
 		queued.push(p.wait(ceid, (m) => m.op === 'transact-queued', 'transact'));
 		oks.push(p.wait(ceid, (m) => m.op === 'transact-ok', 'transact-ok'));
 		if (k % 256 === 255) await queued[k];
 	}
 	await Promise.all(queued);
-	log(`e: instantd queued ${N_REPLAY} in ${ms(tq, now()).toFixed(0)} ms`);
+	log(`e: instantd queued ${n} in ${ms(tq, now()).toFixed(0)} ms`);
 	const t0 = now();
 	const dms = await profiled('e', async () => {
 		await mock.ctl('refuse', { ms: 0 });
@@ -501,18 +521,95 @@ if (want('e')) {
 		return ms(t0, now());
 	});
 	p.close();
-
+	return dms;
+}
+const replayWhat = `${N_REPLAY.toLocaleString('en-US')} queued writes: reconnect → all confirmed`;
+if (want('e')) {
+	log(`e: replay of ${N_REPLAY} with the 100 subscriptions and the small and large queries open`);
+	const dms = await daemonReplay(N_REPLAY);
 	let jr = null;
 	if (!DAEMON_ONLY) {
-		await js.exit();
-		js = await startJS(mock);
-		await js.cmd({ cmd: 'writes', n: 10, conc: 1, etype: 'benchw', ids: Array.from({ length: 10 }, () => randomUUID()) }, 'writes');
-		await js.cmd({ cmd: 'offline' }, 'offline');
-		const jq = await js.cmd({ cmd: 'queue', etype: 'benchw', ids: Array.from({ length: N_REPLAY }, () => randomUUID()) }, 'queued');
+		const c = await freshJS();
+		await c.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')], ['large', LARGE_Q]] }, 'subscribed');
+		await c.cmd({ cmd: 'offline' }, 'offline');
+		const jq = await c.cmd({ cmd: 'queue', etype: 'benchw', ids: idsFor(N_REPLAY) }, 'queued');
 		log(`e: JS queued ${N_REPLAY} in ${jq.ms.toFixed(0)} ms (${jq.statuses})`);
-		jr = await js.cmd({ cmd: 'replay', n: N_REPLAY }, 'replayed');
+		jr = await c.cmd({ cmd: 'replay', n: N_REPLAY }, 'replayed');
+		await c.exit();
 	}
-	row('e', `${N_REPLAY.toLocaleString('en-US')} queued writes: reconnect → all confirmed`, dms, jr?.ms, 'ms', { ratio: 1 });
+	row('e', `${replayWhat}, 102 subscriptions open`, dms, jr?.ms, 'ms');
+}
+
+// From here on no subscription is open except those a phase opens itself.
+bg.close();
+prog.close();
+await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
+if (want('e')) {
+	log(`e-nosubs: replay of ${N_REPLAY} with no subscription open`);
+	row('e-nosubs', `${replayWhat}, no subscription open`, await daemonReplay(N_REPLAY), null, 'ms');
+}
+
+// h. c and b for the small query while 1, 10, 100 and 1,000 unrelated subscriptions are open
+// (one other shelf each, without its books), the same on both sides. They read no attr that b
+// and c change, so the mock recomputes none of them for a refresh: what grows is the client's.
+if (want('h')) {
+	const others = data.bookshelves.filter((b) => b !== side.d.shelf && b !== side.j.shelf);
+	prog = await new Program(daemon.socket).connect();
+	await prog.init();
+	subSmall = await prog.subscribe(smallQ('d'));
+	await js.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')]] }, 'subscribed');
+	const hp = await new Program(daemon.socket).connect();
+	await hp.init();
+	let open = 0;
+	for (const n of [1, 10, 100, 1000]) {
+		const add = others.slice(open, n).map((b, i) => [`h${open + i}`, { bookshelves: { $: { where: { id: b } } } }]);
+		await Promise.all(add.map(([, q]) => hp.subscribe(q)));
+		await js.cmd({ cmd: 'subscribe', qs: add }, 'subscribed');
+		open = n;
+		log(`h: ${n} unrelated subscriptions open`);
+		const c = await measureOptimistic(prog, subSmall, QUICK ? 10 : 50);
+		row(`h-c-${n}`, `c with ${n} unrelated subscription${n === 1 ? "" : "s"} open, p50`, pct(c.dt, 50), pct(c.jt, 50), 'ms');
+		const b = await measureRefresh(prog, subSmall, QUICK ? 5 : 20);
+		row(`h-b-${n}`, `b with ${n} unrelated subscription${n === 1 ? "" : "s"} open, p50`, pct(b.dt, 50), pct(b.jt, 50), 'ms');
+	}
+	hp.close();
+	prog.close();
+	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
+}
+
+// g. cold start: existing state, server refusing, until the first cached result
+if (want('g')) {
+	log('g: cold start');
+	await daemon.stop();
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	const n = QUICK ? 3 : 7;
+	const dt = [];
+	for (let i = 0; i < n; i++) {
+		const t0 = now();
+		const d = await startDaemon(ddir, mock.url);
+		const p = await new Program(d.socket).connect();
+		await p.init();
+		const ceid = `cold-${i}`;
+		const r = p.wait(ceid, (m) => m.op === 'add-query-ok', 'cold add-query');
+		p.send({ op: 'add-query', q: smallQ('d'), 'client-event-id': ceid });
+		const m = await r;
+		dt.push(ms(t0, now()));
+		if (m['from-cache'] !== true) throw new Error('cold start: the first result was not from the cache');
+		p.close();
+		await d.stop();
+	}
+	await mock.ctl('refuse', { ms: 0 });
+	// The JS client keeps no cache across processes: its figure is a new Node process until its first result from the server.
+	const jt = [];
+	for (let i = 0; i < n; i++) {
+		const t0 = now();
+		const c = await startJS(mock);
+		await c.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')]] }, 'subscribed');
+		jt.push(ms(t0, now()));
+		await c.exit();
+	}
+	row('g', 'cold start → first result, p50 (JS: from the server)', pct(dt, 50), pct(jt, 50), 'ms');
+	daemon = await startDaemon(ddir, mock.url);
 }
 
 await js.exit();
@@ -526,16 +623,27 @@ const memKb = Number((fs.readFileSync('/proc/meminfo', 'utf8').match(/^MemTotal:
 const machine = `${os.cpus().length} CPUs (nproc), ${cpu}, ${(memKb / 1048576).toFixed(1)} GiB memory, ${os.type()} ${os.release()}, Node ${process.version}; ` +
 	`1-minute load average ${loadAtStart.toFixed(2)} at the start and ${os.loadavg()[0].toFixed(2)} at the end (other work on the machine makes the figures noisier)`;
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-const head = ['', 'measure', 'instantd', '@instantdb/core', 'ratio', 'unit', 'target', 'met'];
-const body = rows.map((r) => [r.id, r.what, fmt(r.d), fmt(r.j), fmt(r.ratio, 3), r.unit, r.tdesc || '—',
+const judged = rows.map((r) => ({ ...r, ratio: r.d != null && r.j ? r.d / r.j : null, ...judge(r) }));
+const head = ['id', 'measure', 'instantd', '@instantdb/core', 'ratio', 'unit', 'target', 'met'];
+const body = judged.map((r) => [r.key, r.what, fmt(r.d), fmt(r.j), fmt(r.ratio, 3), r.unit, r.desc,
 	r.met == null ? '—' : r.met ? 'yes' : '**no**']);
 const table = [head, head.map(() => '---'), ...body].map((c) => `| ${c.join(' | ')} |`).join('\n');
+const met = judged.filter((r) => r.met === true).map((r) => r.key);
+const missed = judged.filter((r) => r.met === false).map((r) => r.key);
 console.log(`\nMachine: ${machine}\nDate: ${date}\nData: zeneca × ${COPIES} = ${meta.triples} triples\n`);
 console.log(table);
+console.log(`\ntargets met: ${met.join(', ') || 'none'}; not met: ${missed.join(', ') || 'none'}`);
+if (JSON_OUT) {
+	const out = { date, machine, rows: judged.map((r) => ({ id: r.key, instantd: r.d, js: r.j, unit: r.unit,
+		target: TARGETS[r.key]?.[0] ?? null, met: r.met })) };
+	fs.writeFileSync(JSON_OUT, JSON.stringify(out, null, 1) + '\n');
+	log(`wrote ${JSON_OUT}`);
+}
 if (RESULTS) {
 	const md = `# Benchmarks: instantd side by side with @instantdb/core 1.0.67
 
-Generated by \`make bench\` (tests/bench/bench.mjs); regenerated on every run.
+Generated by \`make bench\` (tests/bench/bench.mjs); regenerated on every run, with the same figures in
+\`results.json\` (\`{"date", "machine", "rows": [{"id", "instantd", "js", "unit", "target", "met"}]}\`).
 
 - Date: ${date}
 - Machine: ${machine}
@@ -544,8 +652,12 @@ Generated by \`make bench\` (tests/bench/bench.mjs); regenerated on every run.
   server (tests/mock) to both clients in the same run.
 - instantd: the binary of this build, talking to a local program (Node, newline-delimited JSON on the socket).
   @instantdb/core: the real client in its own Node process with in-memory storage.
+- Both sides hold the same subscriptions in every phase: from f to e the 100 user subscriptions of f
+  (plus, from a on, the small and large queries of a); e-nosubs and h start from none.
 
 ${table}
+
+Targets met: ${met.join(', ') || 'none'}; not met: ${missed.join(', ') || 'none'} (tests/bench/PROFILE.md says where the time goes).
 
 How each figure is taken (times from CLOCK_MONOTONIC; ratio = instantd / JS, so below 1 is better for
 times and memory, above 1 for throughput):
@@ -555,6 +667,8 @@ times and memory, above 1 for throughput):
   \`cache-first\` over the socket, measured by the program (request to reply, JSON parsed). JS: the client's own
   evaluation of the subscribed query on its store with pending writes applied (\`Reactor.dataForQuery\` with its
   memo cleared), measured inside its process. JSON size is instantd's reply.
+- floor-echo: the program of a-small sends the same request to tests/bench/floor-echo.c, which answers each line
+  with the bytes instantd answered it with, over a Unix socket: the least a local daemon can cost.
 - b: the mock's control \`transact\` changes a book title in the subscribed small query; from the control request
   until the program has the \`refresh-ok\` (instantd) or the \`subscribeQuery\` callback sees it (JS). Each side
   has its own shelf so the mock computes the same amount for both.
@@ -562,18 +676,21 @@ times and memory, above 1 for throughput):
   commit before the optimistic push). JS: \`db.transact\` until its \`subscribeQuery\` callback shows it.
   Each write waits for its server confirmation before the next.
 - d: instantd: each program keeps ${W} transacts in flight and counts \`transact-queued\` replies (durable:
-  after the outbox commit); new \`benchw\` entities, no subscriptions. JS: \`db.transact\` promises resolved
-  (the JS client's only acknowledgement, the server's \`transact-ok\`; not durable), 1 and 16 concurrent
-  writers in one client.
+  after the outbox commit); new \`benchw\` entities that no open query reads. JS: \`db.transact\` promises
+  resolved (the JS client's only acknowledgement, the server's \`transact-ok\`; not durable), 1 and 16
+  concurrent writers in one fresh client holding the same 100 subscriptions.
 - e: instantd: writes queued while the mock refuses connections (acknowledged), then the refusal is lifted;
-  until every write's \`transact-ok\` reached the program (daemon backoff capped at 100 ms). JS: offline
-  through its network listener, the same number of \`db.transact\` calls, back online; until every write got the
-  server's \`transact-ok\`.
+  until every write's \`transact-ok\` reached the program (daemon backoff capped at 100 ms). JS: a fresh client
+  with the same subscriptions, offline through its network listener, the same number of \`db.transact\` calls,
+  back online; until every write got the server's \`transact-ok\`. e-nosubs: the daemon with no subscription.
 - f: VmRSS/VmHWM from /proc of the daemon and of the Node process running the JS client, after both have
   the results of the same 100 subscriptions (one user each with shelves and books).
 - g: instantd started on its existing state directory while the mock refuses connections, until a program's
   \`add-query\` gets its \`from-cache\` result (process start, socket, init, add-query). JS has no persistent
   cache in Node: its figure is a new Node process until its first result from the (reachable) server.
+- h: c and b for the small query (fewer samples) while 1, 10, 100 and 1,000 other subscriptions are open on
+  both sides, one other shelf each without its books: they read no attr that b and c change, so the mock
+  recomputes none of them (it invalidates by attr) and what grows with them is the client's own work.
 `;
 	fs.writeFileSync(RESULTS, md);
 	log(`wrote ${RESULTS}`);

@@ -100,7 +100,12 @@ async function run(c) {
 		break;
 	}
 	case 'unsubscribe':
-		for (const [id, s] of subs) { s.unsub(); subs.delete(id); }
+		// All subscriptions, or those named in c.ids.
+		for (const [id, s] of subs) {
+			if (c.ids && !c.ids.includes(id)) continue;
+			s.unsub();
+			subs.delete(id);
+		}
 		emit({ ev: 'unsubscribed' });
 		break;
 	case 'eval': {
