@@ -133,29 +133,13 @@ state_words(const char *state, const char **fix)
 	return state;
 }
 
-static double
-num(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
-static const char *
-str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* "online for 3 min (since 14:02:11)" */
 static void
 print_state_line(const cJSON *st)
 {
-	const char *state = str(st, "state"), *fix;
+	const char *state = ctl_str(st, "state"), *fix;
 	const char *words = state_words(state ? state : "unknown", &fix);
-	int64_t since = (int64_t)num(st, "state-since");
+	int64_t since = (int64_t)ctl_num(st, "state-since");
 	char d[48], t[48];
 
 	if (state != NULL && strcmp(state, "unopened") == 0) {
@@ -178,42 +162,42 @@ print_profile_block(const cJSON *st)
 	const cJSON *user = cJSON_GetObjectItemCaseSensitive(st, "user");
 	const cJSON *queue = cJSON_GetObjectItemCaseSensitive(st, "queue");
 	const cJSON *replay = cJSON_GetObjectItemCaseSensitive(st, "replay");
-	const char *name = str(st, "profile"), *err = str(st, "last-error");
+	const char *name = ctl_str(st, "profile"), *err = ctl_str(st, "last-error");
 	char a[48], b[48], c[48];
 
 	printf("%s\n", name != NULL ? name : "(unnamed profile)");
 	print_state_line(st);
-	printf("  server:     %s\n", str(st, "server") ? str(st, "server") : "?");
-	printf("  app:        %s\n", str(st, "app-id") ? str(st, "app-id") : "?");
-	if (str(st, "state") != NULL && strcmp(str(st, "state"), "unopened") == 0)
+	printf("  server:     %s\n", ctl_str(st, "server") ? ctl_str(st, "server") : "?");
+	printf("  app:        %s\n", ctl_str(st, "app-id") ? ctl_str(st, "app-id") : "?");
+	if (ctl_str(st, "state") != NULL && strcmp(ctl_str(st, "state"), "unopened") == 0)
 		return;
 	if (cJSON_IsObject(user)) {
-		const char *email = str(user, "email");
+		const char *email = ctl_str(user, "email");
 
 		printf("  user:       %s\n", email != NULL ? email : "a guest");
 	} else
 		printf("  user:       not signed in\n");
 	if (cJSON_IsObject(queue)) {
 		/* The daemon's "pending" counts the sent ones too. */
-		double pending = num(queue, "pending"), sent = num(queue, "sent");
+		double pending = ctl_num(queue, "pending"), sent = ctl_num(queue, "sent");
 
 		printf("  queue:      %s pending, %s sent, %s failed\n",
 		    ctl_words_count(a, sizeof(a), pending - sent), ctl_words_count(b, sizeof(b), sent),
-		    ctl_words_count(c, sizeof(c), num(queue, "failed")));
+		    ctl_words_count(c, sizeof(c), ctl_num(queue, "failed")));
 	}
 	if (cJSON_IsObject(replay))
 		printf("  replay:     replaying %s of %s\n",
-		    ctl_words_count(a, sizeof(a), num(replay, "done")),
-		    ctl_words_count(b, sizeof(b), num(replay, "total")));
-	printf("  last sync:  %s\n", ctl_words_ago(a, sizeof(a), (int64_t)num(st, "last-sync")));
+		    ctl_words_count(a, sizeof(a), ctl_num(replay, "done")),
+		    ctl_words_count(b, sizeof(b), ctl_num(replay, "total")));
+	printf("  last sync:  %s\n", ctl_words_ago(a, sizeof(a), (int64_t)ctl_num(st, "last-sync")));
 	printf("  cache:      %s, %s subscribed\n",
-	    ctl_words_bytes(a, sizeof(a), num(st, "cache-bytes")),
-	    ctl_words_count(b, sizeof(b), num(st, "subscriptions")));
+	    ctl_words_bytes(a, sizeof(a), ctl_num(st, "cache-bytes")),
+	    ctl_words_count(b, sizeof(b), ctl_num(st, "subscriptions")));
 	if (err != NULL)
 		printf("  last error: %s\n", err);
-	if (str(st, "recovered-from") != NULL)
+	if (ctl_str(st, "recovered-from") != NULL)
 		printf("  recovered:  the database was damaged and moved to %s\n",
-		    str(st, "recovered-from"));
+		    ctl_str(st, "recovered-from"));
 }
 
 static void
@@ -245,16 +229,16 @@ print_status_change(const cJSON *st)
 {
 	const cJSON *queue = cJSON_GetObjectItemCaseSensitive(st, "queue");
 	const cJSON *replay = cJSON_GetObjectItemCaseSensitive(st, "replay");
-	const char *state = str(st, "state"), *fix;
+	const char *state = ctl_str(st, "state"), *fix;
 	char t[48], a[48], b[48];
 
 	printf("[%s] %s: %s; %s pending, %s failed", ctl_words_time(t, sizeof(t), wall_ms()),
-	    str(st, "profile") ? str(st, "profile") : "?", state_words(state ? state : "?", &fix),
-	    ctl_words_count(a, sizeof(a), num(queue, "pending")),
-	    ctl_words_count(b, sizeof(b), num(queue, "failed")));
+	    ctl_str(st, "profile") ? ctl_str(st, "profile") : "?", state_words(state ? state : "?", &fix),
+	    ctl_words_count(a, sizeof(a), ctl_num(queue, "pending")),
+	    ctl_words_count(b, sizeof(b), ctl_num(queue, "failed")));
 	if (cJSON_IsObject(replay))
-		printf("; replaying %s of %s", ctl_words_count(a, sizeof(a), num(replay, "done")),
-		    ctl_words_count(b, sizeof(b), num(replay, "total")));
+		printf("; replaying %s of %s", ctl_words_count(a, sizeof(a), ctl_num(replay, "done")),
+		    ctl_words_count(b, sizeof(b), ctl_num(replay, "total")));
 	printf("\n");
 	fflush(stdout);
 }

@@ -11,22 +11,6 @@
 
 #include "ipc/instantctl.h"
 
-static double
-num(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
-static const char *
-str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* These ops name their profile: connect without init, whatever --app or
  * $INSTANT_APP_ID say. */
 static int
@@ -109,24 +93,24 @@ ctl_profiles(int argc, char **argv)
 	cJSON_ArrayForEach(e, list) {
 		const cJSON *q = cJSON_GetObjectItemCaseSensitive(e, "queue");
 		bool open = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "open"));
-		double sync = num(e, "last-sync") > 0 ? num(e, "last-sync") : num(e, "last-stored");
+		double sync = ctl_num(e, "last-sync") > 0 ? ctl_num(e, "last-sync") : ctl_num(e, "last-stored");
 		char size[32], queue[64], ago[64], n1[24], n2[24];
 
-		if (num(e, "database-bytes") > 0)
-			ctl_words_bytes(size, sizeof(size), num(e, "database-bytes"));
+		if (ctl_num(e, "database-bytes") > 0)
+			ctl_words_bytes(size, sizeof(size), ctl_num(e, "database-bytes"));
 		else
 			snprintf(size, sizeof(size), "no data");
 		if (cJSON_IsObject(q))
 			snprintf(queue, sizeof(queue), "%s pending, %s failed",
-			    ctl_words_count(n1, sizeof(n1), num(q, "pending")),
-			    ctl_words_count(n2, sizeof(n2), num(q, "failed")));
+			    ctl_words_count(n1, sizeof(n1), ctl_num(q, "pending")),
+			    ctl_words_count(n2, sizeof(n2), ctl_num(q, "failed")));
 		else
 			snprintf(queue, sizeof(queue), "-");
-		printf("%-16s %-10s %10s %8.0f  %-26s %s\n", str(e, "profile") ? str(e, "profile") : "?",
-		    open ? "yes" : "no", size, num(e, "queries"), queue,
+		printf("%-16s %-10s %10s %8.0f  %-26s %s\n", ctl_str(e, "profile") ? ctl_str(e, "profile") : "?",
+		    open ? "yes" : "no", size, ctl_num(e, "queries"), queue,
 		    ctl_words_ago(ago, sizeof(ago), (int64_t)sync));
-		if (str(e, "error"))
-			printf("  cannot read its database: %s\n", str(e, "error"));
+		if (ctl_str(e, "error"))
+			printf("  cannot read its database: %s\n", ctl_str(e, "error"));
 	}
 	fflush(stdout);
 	cJSON_Delete(reply);
@@ -175,7 +159,7 @@ ctl_forget(int argc, char **argv)
 	if (r != EXIT_OK)
 		return r;
 	if (instantd_is_error(reply)) {
-		double queued = num(reply, "queued");
+		double queued = ctl_num(reply, "queued");
 		char n[24];
 
 		if (queued > 0 && !opt.json) {
@@ -193,7 +177,7 @@ ctl_forget(int argc, char **argv)
 	if (opt.json)
 		ctl_print_json_line(reply);
 	else {
-		double d = num(reply, "discarded");
+		double d = ctl_num(reply, "discarded");
 		char n[24];
 
 		printf("Forgot %s: its database and token are removed", name);
@@ -244,7 +228,7 @@ ctl_cache(int argc, char **argv)
 		r = ctl_report_error(reply);
 	} else if (clear && !opt.json) {
 		printf("Cleared the cache of %s: %.0f query %s removed; queued writes are kept.\n",
-		    argv[2], num(reply, "removed"), num(reply, "removed") == 1 ? "result" : "results");
+		    argv[2], ctl_num(reply, "removed"), ctl_num(reply, "removed") == 1 ? "result" : "results");
 		fflush(stdout);
 	} else {
 		/* The export is data, not a protocol message. */
@@ -345,7 +329,7 @@ describe_steps(char *buf, size_t len, const cJSON *steps, const cJSON *names)
 			break;
 		}
 		if (cJSON_IsString(aid)) {
-			attr = str(names, aid->valuestring);
+			attr = ctl_str(names, aid->valuestring);
 			if (attr == NULL)
 				attr = aid->valuestring;
 		}
@@ -386,8 +370,8 @@ says_type(const char *msg, const char *type)
 static void
 describe_error(char *buf, size_t len, const cJSON *err)
 {
-	const char *msg = cJSON_IsString(err) ? err->valuestring : str(err, "message");
-	const char *type = str(err, "type");
+	const char *msg = cJSON_IsString(err) ? err->valuestring : ctl_str(err, "message");
+	const char *type = ctl_str(err, "type");
 
 	add(buf, len, "  -- rejected: %s%s", msg ? msg : "the server gave no reason", NULL);
 	if (type != NULL && (msg == NULL || !says_type(msg, type)))
@@ -408,16 +392,16 @@ print_mutations(const cJSON *reply)
 		const cJSON *err = cJSON_GetObjectItemCaseSensitive(m, "error");
 		char age[64], what[1024] = "";
 
-		ago_words(age, sizeof(age), num(m, "created"));
+		ago_words(age, sizeof(age), ctl_num(m, "created"));
 		if (cJSON_IsArray(ops))
 			describe_ops(what, sizeof(what), ops);
 		else
 			describe_steps(what, sizeof(what), cJSON_GetObjectItemCaseSensitive(m, "tx-steps"),
 			    names);
-		if (err != NULL && strcmp(str(m, "state") ? str(m, "state") : "", "failed") == 0)
+		if (err != NULL && strcmp(ctl_str(m, "state") ? ctl_str(m, "state") : "", "failed") == 0)
 			describe_error(what, sizeof(what), err);
-		printf("%s  %-12s %-9s %s\n", str(m, "mutation-id") ? str(m, "mutation-id") : "?", age,
-		    str(m, "state") ? str(m, "state") : "?", what);
+		printf("%s  %-12s %-9s %s\n", ctl_str(m, "mutation-id") ? ctl_str(m, "mutation-id") : "?", age,
+		    ctl_str(m, "state") ? ctl_str(m, "state") : "?", what);
 	}
 	fflush(stdout);
 }

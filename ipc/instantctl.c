@@ -233,10 +233,18 @@ ctl_on_error(struct instantd_client *c, const char *id, const char *type, const 
 			ctl_fatal = cJSON_Duplicate(msg, 1);
 }
 
-static const char *
+const char *
 ctl_str(const cJSON *o, const char *key)
 {
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+double
+ctl_num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
 /* The daemon's status of the profile this command names, asked on a fresh

@@ -41,6 +41,9 @@ void ctl_print_pretty(const cJSON *v);
 /* Connect, and init unless allow_no_app and no app or profile was given. */
 int ctl_connect_opt(struct instantd_client **ret, bool allow_no_app);
 cJSON *ctl_req(const char *op);			/* a new request, caller owns */
+/* A string member, or NULL; a number member, or 0. Borrowed from o. */
+const char *ctl_str(const cJSON *o, const char *key);
+double ctl_num(const cJSON *o, const char *key);
 bool ctl_wants_help(int argc, char **argv);
 
 /* instantctl-status.c */

@@ -45,10 +45,13 @@ const authenticated = () => (status === 'authenticated' ? Promise.resolve() :
 	new Promise((r) => statusWaiters.push(() => status === 'authenticated' && (r(), true))));
 
 // Count transact-ok confirmations: a transact made offline resolves at once as 'enqueued'.
+// Writes the client gave up on (its own timeout, or an error) count as lost.
 let synced = 0;
+let lost = 0;
 const origFinish = reactor._finishTransaction.bind(reactor);
 reactor._finishTransaction = (st, id, ...rest) => {
 	if (st === 'synced') synced++;
+	else if (st === 'timeout' || st === 'error') lost++;
 	return origFinish(st, id, ...rest);
 };
 
@@ -175,12 +178,17 @@ async function run(c) {
 		break;
 	}
 	case 'replay': {
-		// Back online: time until every queued write has its transact-ok.
-		const start = synced;
+		// Back online: time until every queued write has its transact-ok (or was given up).
+		const start = synced, startLost = lost;
 		const t0 = now();
 		setOnline(true);
-		while (synced - start < c.n) await new Promise((r) => setTimeout(r, 2));
-		emit({ ev: 'replayed', ms: Number(now() - t0) / 1e6 });
+		// Bounded: with many subscriptions open the client can take very long.
+		const limit = Number(c.limitMs || 600000);
+		while (synced - start + lost - startLost < c.n && Number(now() - t0) / 1e6 < limit)
+			await new Promise((r) => setTimeout(r, 2));
+		const done = synced - start + lost - startLost >= c.n;
+		emit({ ev: 'replayed', ms: done ? Number(now() - t0) / 1e6 : null, synced: synced - start,
+			lost: lost - startLost, unfinished: !done });
 		break;
 	}
 	case 'exit':
