@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "ipc/instantctl-doctor.h"
+#include "ipc/instantctl.h"
 #include "ipc/instantd.h"
 
 #define DOCTOR_MAX_PROFILES	64
@@ -640,27 +641,12 @@ doctor_check_network(struct doctor *d, const char *url, const char *ca_file)
 	return true;
 }
 
-static const char *
-doctor_str(const cJSON *o, const char *key)
-{
-	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
-static int64_t
-doctor_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The profile's status once its session has settled (authenticated, refused,
  * or failed at least once); NULL when the daemon would not say. Caller frees. */
 static cJSON *
 doctor_settled_status(struct doctor *d, struct instantd_client *c)
 {
-	int64_t end = doctor_now_ms() + DOCTOR_WAIT_MS;
+	int64_t end = ctl_now_ms() + DOCTOR_WAIT_MS;
 	cJSON *req = cJSON_CreateObject(), *reply = NULL, *st = NULL;
 
 	cJSON_AddStringToObject(req, "op", "status");
@@ -675,13 +661,13 @@ doctor_settled_status(struct doctor *d, struct instantd_client *c)
 		    instantd_is_error(reply))
 			break;
 		st = cJSON_GetObjectItemCaseSensitive(reply, "status");
-		state = doctor_str(st, "state");
+		state = ctl_str(st, "state");
 		conn = cJSON_GetObjectItemCaseSensitive(st, "connection");
 		attempts = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(conn, "attempts"));
 		if (state != NULL && (strcmp(state, "authenticated") == 0 ||
 		    strcmp(state, "app-not-found") == 0 || strcmp(state, "auth-failed") == 0 ||
 		    strcmp(state, "signed-out") == 0 || (strcmp(state, "backoff") == 0 && attempts >= 1) ||
-		    doctor_now_ms() >= end)) {
+		    ctl_now_ms() >= end)) {
 			st = cJSON_DetachItemFromObjectCaseSensitive(reply, "status");
 			break;
 		}
@@ -714,12 +700,12 @@ doctor_check_session(struct doctor *d, const struct doctor_profile *p)
 	if (r < 0 || instantd_is_error(reply)) {
 		doctor_fail(d, "  init", "systemctl --user reload instantd (after editing the "
 		    "profile)", "the daemon would not open the profile: %s", r < 0 ? strerror(-r) :
-		    doctor_str(reply, "message") ? doctor_str(reply, "message") : "error");
+		    ctl_str(reply, "message") ? ctl_str(reply, "message") : "error");
 		goto out;
 	}
 	st = doctor_settled_status(d, c);
-	state = doctor_str(st, "state");
-	err = doctor_str(st, "last-error");
+	state = ctl_str(st, "state");
+	err = ctl_str(st, "last-error");
 	if (state == NULL) {
 		doctor_fail(d, "  init", NULL, "the daemon did not report the profile's state");
 		goto out;
@@ -738,7 +724,7 @@ doctor_check_session(struct doctor *d, const struct doctor_profile *p)
 	/* A session without a token is a guest's ("guest" in the connection). */
 	guest = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st,
 	    "connection"), "guest"));
-	user = doctor_str(cJSON_GetObjectItemCaseSensitive(st, "user"), "email");
+	user = ctl_str(cJSON_GetObjectItemCaseSensitive(st, "user"), "email");
 	snprintf(fix, sizeof(fix), "instantctl --profile %s login --email ADDRESS (or "
 	    "--token-file FILE, or set token-file = in the profile)", p->name);
 	if (strcmp(state, "auth-failed") == 0 || strcmp(state, "signed-out") == 0)
@@ -754,7 +740,7 @@ doctor_check_session(struct doctor *d, const struct doctor_profile *p)
 		doctor_fail(d, "  app", "check app-id = in the profile (the app's id on that server)",
 		    "the server does not know app %s", p->app_id ? p->app_id : "?");
 	else if (strcmp(state, "authenticated") == 0) {
-		const char *as = doctor_str(st, "app-status");
+		const char *as = ctl_str(st, "app-status");
 
 		if (as != NULL && strcmp(as, "disabled") == 0)
 			doctor_fail(d, "  app", "re-enable the app on the server", "app %s is disabled",

@@ -409,27 +409,9 @@ print_mutations(const cJSON *reply)
 int
 ctl_mutations_list(void)
 {
-	struct instantd_client *c;
-	cJSON *req, *reply = NULL;
-	int r;
+	cJSON *req = ctl_req("list-mutations");
 
-	r = ctl_connect_opt(&c, false);
-	if (r != EXIT_OK)
-		return r;
-	req = ctl_req("list-mutations");
 	if (!opt.json)	/* the raw form stays as the daemon keeps it */
 		cJSON_AddBoolToObject(req, "attr-names", true);
-	r = instantd_request_sync(c, req, opt.timeout_ms, &reply);
-	cJSON_Delete(req);
-	instantd_free(c);
-	if (r < 0)
-		return ctl_exit_for(r);
-	if (instantd_is_error(reply))
-		r = ctl_report_error(reply);
-	else if (opt.json)
-		ctl_print_json_line(reply);
-	else
-		print_mutations(reply);
-	cJSON_Delete(reply);
-	return r == EXIT_FAILED ? r : EXIT_OK;
+	return ctl_simple_opt(req, print_mutations, false);
 }

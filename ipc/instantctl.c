@@ -214,6 +214,18 @@ static const struct {
 	  "see its log: journalctl --user -u instantd" },
 };
 
+/* The cause and fix of an error type (both NULL when the table has no entry). */
+static void
+ctl_error_text(const char *type, const char **ret_cause, const char **ret_fix)
+{
+	*ret_cause = *ret_fix = NULL;
+	for (size_t i = 0; i < sizeof(ctl_error_texts) / sizeof(ctl_error_texts[0]); i++)
+		if (strcmp(type, ctl_error_texts[i].type) == 0) {
+			*ret_cause = ctl_error_texts[i].cause;
+			*ret_fix = ctl_error_texts[i].fix;
+		}
+}
+
 static const char ctl_fix_start[] = "systemctl --user enable --now instantd.socket";
 
 /* The first framing error that answered no request (too-large, too-deep, ...):
@@ -354,11 +366,7 @@ ctl_report_error(const cJSON *msg)
 	}
 	type = type != NULL ? type : "error";
 	m = m != NULL ? m : "(no message)";
-	for (size_t i = 0; i < sizeof(ctl_error_texts) / sizeof(ctl_error_texts[0]); i++)
-		if (strcmp(type, ctl_error_texts[i].type) == 0) {
-			cause = ctl_error_texts[i].cause;
-			fix = ctl_error_texts[i].fix;
-		}
+	ctl_error_text(type, &cause, &fix);
 	/* The daemon was connected and waited for the server: say so, as when
 	 * instantctl's own wait ends (ctl_exit_for). */
 	if (strcmp(type, "timeout") == 0 && ctl_server_wait_ms > 0) {
@@ -572,7 +580,7 @@ ctl_connect(struct instantd_client **ret)
 }
 
 /* One request, one reply: print it (fields, or JSON). */
-static int
+int
 ctl_simple_opt(cJSON *req, void (*print)(const cJSON *reply), bool allow_no_app)
 {
 	struct instantd_client *c;
@@ -760,7 +768,6 @@ struct ctl_stream {
 	bool explain_wait;	/* say why when the first result is slow (watch) */
 };
 
-static int64_t ctl_now_ms(void);
 
 /* A watch whose query is not cached waits for the server: after a few seconds
  * without a result, say once why the server is not answering (when it is not). */
@@ -786,15 +793,13 @@ ctl_stream_explain_wait(struct ctl_stream *st, int64_t started)
 static void
 ctl_stream_explain_app(struct ctl_stream *st, const cJSON *msg)
 {
-	const char *type = "app-not-found", *fix = NULL, *m = ctl_str(msg, "message");
+	const char *type = "app-not-found", *cause, *fix, *m = ctl_str(msg, "message");
 	char why[1024];
 	bool alive;
 	cJSON *p = ctl_probe_profile(1000, &alive);
 
 	st->explain_wait = false;
-	for (size_t i = 0; i < sizeof(ctl_error_texts) / sizeof(ctl_error_texts[0]); i++)
-		if (strcmp(type, ctl_error_texts[i].type) == 0)
-			fix = ctl_error_texts[i].fix;
+	ctl_error_text(type, &cause, &fix);
 	if (p == NULL || !ctl_explain_profile(p, &type, why, sizeof(why), &fix))
 		snprintf(why, sizeof(why), "%s", m ? m : "the server does not know this app id");
 	fprintf(stderr, "instantctl: waiting for the first result (not cached): %s: %s\n"
@@ -990,7 +995,7 @@ ctl_follow_message(struct instantd_client *c, const cJSON *msg, void *ud)
 		f->final = cJSON_Duplicate(msg, 1);
 }
 
-static int64_t
+int64_t
 ctl_now_ms(void)
 {
 	struct timespec ts;

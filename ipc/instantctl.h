@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 #include "ipc/instantd.h"
@@ -44,6 +45,10 @@ cJSON *ctl_req(const char *op);			/* a new request, caller owns */
 /* A string member, or NULL; a number member, or 0. Borrowed from o. */
 const char *ctl_str(const cJSON *o, const char *key);
 double ctl_num(const cJSON *o, const char *key);
+int64_t ctl_now_ms(void);				/* CLOCK_MONOTONIC, ms */
+/* Connect (and init unless allow_no_app lets it go without an app), send req
+ * (taken), print the reply with print (or as JSON with --json); an exit status. */
+int ctl_simple_opt(cJSON *req, void (*print)(const cJSON *reply), bool allow_no_app);
 bool ctl_wants_help(int argc, char **argv);
 
 /* instantctl-status.c */
