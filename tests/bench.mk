@@ -1,6 +1,7 @@
 # tests/bench.mk: `make bench` runs instantd and @instantdb/core side by side against the mock server
 # (tests/bench/bench.mjs) and rewrites tests/bench/RESULTS.md and results.json; never part of `make check`.
-BENCH_FILES = bench/bench.mjs bench/gen.mjs bench/js-client.mjs bench/RESULTS.md bench/PROFILE.md
+BENCH_FILES = bench/bench.mjs bench/gen.mjs bench/js-client.mjs bench/RESULTS.md bench/PROFILE.md \
+	bench/results.json
 EXTRA_DIST += $(BENCH_FILES)
 
 # The floor of row a-small: an echo of the daemon's reply bytes over a Unix socket. Built

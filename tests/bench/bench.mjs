@@ -27,6 +27,8 @@ const NODE = process.env.NODE || process.execPath;
 const APP = DEFAULT_APP_ID;
 const COPIES = Number(opt('--copies', 40));
 const N_REPLAY = Number(opt('--replay', QUICK ? 1000 : 10000));
+// How long the JS client's replay in e may take before it is reported unfinished (n/a).
+const JS_REPLAY_LIMIT_MS = Number(opt('--js-replay-limit-ms', 600000));
 // --only f,a,b,c,d,e,h,g runs some parts (f's 100 subscriptions are always opened); --daemon-only skips the JS side of d and e (for profiling runs).
 const ONLY = opt('--only', null)?.split(',');
 const want = (part) => !ONLY || ONLY.includes(part);
@@ -536,7 +538,7 @@ if (want('e')) {
 		await c.cmd({ cmd: 'offline' }, 'offline');
 		const jq = await c.cmd({ cmd: 'queue', etype: 'benchw', ids: idsFor(N_REPLAY) }, 'queued');
 		log(`e: JS queued ${N_REPLAY} in ${jq.ms.toFixed(0)} ms (${jq.statuses})`);
-		jr = await c.cmd({ cmd: 'replay', n: N_REPLAY }, 'replayed');
+		jr = await c.cmd({ cmd: 'replay', n: N_REPLAY, limitMs: JS_REPLAY_LIMIT_MS }, 'replayed');
 		log(`e: JS confirmed ${jr.synced} and lost ${jr.lost} of ${N_REPLAY} (its own timeout)`);
 		meta.jsLost = jr.lost;
 		await c.exit();
