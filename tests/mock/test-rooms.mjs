@@ -39,11 +39,18 @@ await runTest('mock rooms', async (t) => {
 	t.eq(pa.edits, [[[B], '+', { 'peer-id': B, 'instance-id': 'mock', user: null, data: { name: 'b' } }]], 'others get a + edit');
 
 	// Legacy client (core <= 0.17.5) gets full refresh-presence instead of patches.
+	am = a.mark();
+	let bm = b.mark();
 	await legacy.request({ op: 'join-room', 'room-id': 'r1' });
 	await legacy.waitFor((m) => m.op === 'refresh-presence', { what: 'legacy joined' });
+	// The peers' patches for this join travel on other sockets and may arrive after the
+	// joiner's refresh: wait for them, or they would be taken for the next patch.
+	const joinedL = (m) => m.op === 'patch-presence' && m.edits?.[0]?.[0]?.[0] === L;
+	await a.waitFor(joinedL, { from: am, what: 'a patch on legacy join' });
+	await b.waitFor(joinedL, { from: bm, what: 'b patch on legacy join' });
 	const lm = legacy.mark();
 	am = a.mark();
-	const bm = b.mark();
+	bm = b.mark();
 	const sp = await b.request({ op: 'set-presence', 'room-id': 'r1', data: { name: 'b', cursor: { x: 1, y: 2 } } });
 	t.eq(sp.op, 'set-presence-ok', 'set-presence-ok');
 	const pb = await b.waitFor((m) => m.op === 'patch-presence', { from: bm, what: 'sender patch' });
