@@ -1,0 +1,1068 @@
+/* Unit tests of the sync core (daemon/sync.c) without the network: programs
+ * and the upstream session are fakes the test drives step by step on a
+ * virtual clock (tests/core/fakes.h), over a real store in a temp dir. */
+#include "config.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+#include "daemon/sync.h"
+#include "store/util.h"
+#include "tests/core/fakes.h"
+#include "tests/tap.h"
+
+#define APP	"0d7d6bda-5c5c-4f3c-9a0f-2b8d6f0a9a11"
+#define SERVER	"ws://127.0.0.1:9/runtime/session"
+#define E1	"11111111-1111-4111-8111-111111111111"
+#define E2	"22222222-2222-4222-8222-222222222222"
+#define E3	"33333333-3333-4333-8333-333333333333"
+#define E4	"44444444-4444-4444-8444-444444444444"
+#define Q_ALL	"{\"todos\":{}}"
+#define Q_A	"{\"todos\":{\"$\":{\"where\":{\"text\":\"a\"}}}}"
+#define GRACE_MS 1000
+
+/* todos.id and todos.text. */
+static const char *attrs_json =
+    "[{\"id\":\"a4\",\"forward-identity\":[\"i4\",\"todos\",\"id\"],\"value-type\":\"blob\","
+    "\"cardinality\":\"one\",\"unique?\":true,\"index?\":true},"
+    "{\"id\":\"a5\",\"forward-identity\":[\"i5\",\"todos\",\"text\"],\"value-type\":\"blob\","
+    "\"cardinality\":\"one\",\"unique?\":false,\"index?\":false}]";
+
+static char state_dir[256];
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* ---- helpers ---- */
+
+/* The server's result (wire tree) holding these todos: pairs of id, text, NULL-ended. */
+static char *
+todos_result(const char *id, ...)
+{
+	va_list ap;
+	char *out = NULL, *rows = strdup("");
+	long long t = 1732700000000LL;
+
+	va_start(ap, id);
+	for (const char *e = id; e; e = va_arg(ap, const char *)) {
+		const char *text = va_arg(ap, const char *);
+		char *n = NULL;
+
+		if (asprintf(&n, "%s%s[[\"%s\",\"a4\",\"%s\",%lld],[\"%s\",\"a5\",\"%s\",%lld]]", rows,
+		    *rows ? "," : "", e, e, t, e, text, t + 1) < 0)
+			abort();
+		free(rows);
+		rows = n;
+		t += 10;
+	}
+	va_end(ap);
+	if (asprintf(&out, "[{\"data\":{\"datalog-result\":{\"join-rows\":[%s]}},\"child-nodes\":[]}]",
+	    rows) < 0)
+		abort();
+	free(rows);
+	return out;
+}
+
+static void
+show(const char *what, const cJSON *m)
+{
+	char *t = m ? cJSON_PrintUnformatted(m) : NULL;
+
+	fprintf(stderr, "%s %s\n", what, t ? t : "(nothing)");
+	free(t);
+}
+
+/* The texts of the todos a result message shows, in order: "a,b". */
+static char *
+todos_of(const cJSON *msg)
+{
+	const cJSON *t;
+	char *out = strdup("");
+
+	cJSON_ArrayForEach(t, json_get(json_get(msg, "data"), "todos")) {
+		char *n = NULL;
+		const char *text = json_get_string(t, "text");
+
+		if (asprintf(&n, "%s%s%s", out, *out ? "," : "", text ? text : "?") < 0)
+			abort();
+		free(out);
+		out = n;
+	}
+	return out;
+}
+
+#define CHECK_TODOS(msg, want) do { \
+	const cJSON *_m = (msg); \
+	char *_t = _m ? todos_of(_m) : NULL; \
+	CHECK_STR(_t, want); \
+	if (_m && strcmp(_t, want) != 0) \
+		show("# got", _m); \
+	free(_t); \
+} while (0)
+
+#define CHECK_BOOL(msg, field, want) \
+	CHECK_INT(cJSON_IsTrue(json_get((msg), (field))), (want))
+
+static int64_t
+int_of(const cJSON *msg, const char *field)
+{
+	int64_t v = -1;
+
+	if (json_get_int64(json_get(msg, field), &v) < 0)
+		return -1;
+	return v;
+}
+
+static bool
+same_json(const cJSON *a, const char *b_text)
+{
+	_cleanup_json_ cJSON *b = cJSON_Parse(b_text);
+	_cleanup_free_ char *ca = a ? json_canonical(a) : NULL, *cb = b ? json_canonical(b) : NULL;
+
+	return ca && cb && strcmp(ca, cb) == 0;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+fresh_state_dir(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+	if (state_dir[0])
+		(void)nftw(state_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	snprintf(state_dir, sizeof(state_dir), "%s/test-core-XXXXXX", tmp);
+	if (mkdtemp(state_dir) == NULL) {
+		perror("mkdtemp");
+		exit(1);
+	}
+}
+
+static struct sync *
+core_open(void)
+{
+	struct sync_options o = {
+		.state_dir = state_dir,
+		.default_server = SERVER,
+		.default_api_uri = CONFIG_DEFAULT_API_URI,
+		.backoff_base_ms = 500,
+		.backoff_cap_ms = 30000,
+		.ping_interval_s = 20,
+		.idle_timeout_s = 35,
+		.transact_timeout_s = 30,
+		.unsubscribe_grace_ms = GRACE_MS,
+		.cache_budget_bytes = 64 << 20,
+		.max_subs_per_conn = 64,
+	};
+	struct sync *s = NULL;
+
+	if (sync_new(NULL, NULL, &o, &s) < 0 || sync_start(s) < 0) {
+		fprintf(stderr, "cannot start the core\n");
+		exit(1);
+	}
+	return s;
+}
+
+/* A program that has sent init for APP. */
+static struct fake_conn *
+program(struct sync *s, const char *name)
+{
+	struct fake_conn *fc = fake_conn_open(&sync_ipc_callbacks, s);
+
+	fake_conn_requestf(fc, "{\"op\":\"init\",\"client-event-id\":\"init\",\"app-id\":\"" APP "\","
+	    "\"client-name\":\"%s\"}", name);
+	CHECK(fake_conn_take(fc, "init-ok", "init") != NULL);
+	return fc;
+}
+
+/* The session of APP comes up (init-ok with the attrs). */
+static struct upstream *
+online(void)
+{
+	struct upstream *u = fake_up_find(APP);
+
+	if (u == NULL) {
+		fprintf(stderr, "no upstream session for the app\n");
+		exit(1);
+	}
+	fake_up_connect(u, attrs_json);
+	fake_turn();
+	return u;
+}
+
+/* The server's add-query-ok for the next add-query of q sent upstream. */
+static void
+answer_add_query(struct upstream *u, const char *q, int64_t ptx, const char *result)
+{
+	const cJSON *m = fake_up_take(u, "add-query");
+
+	CHECK(m != NULL);
+	CHECK(same_json(json_get(m, "q"), q));
+	if (m == NULL)
+		return;
+	fake_up_deliverf(u, "{\"op\":\"add-query-ok\",\"client-event-id\":\"%s\",\"q\":%s,"
+	    "\"result\":%s,\"processed-tx-id\":%lld}", json_get_string(m, "client-event-id"), q, result,
+	    (long long)ptx);
+}
+
+static void
+refresh(struct upstream *u, int64_t ptx, const char *q, const char *result)
+{
+	fake_up_deliverf(u, "{\"op\":\"refresh-ok\",\"processed-tx-id\":%lld,\"computations\":"
+	    "[{\"instaql-query\":%s,\"instaql-result\":%s}]}", (long long)ptx, q, result);
+	fake_turn();
+}
+
+/* p subscribes to Q_ALL as ceid; the server answers with todo E1 "a" at tx 10. */
+static void
+subscribe_all(struct fake_conn *p, struct upstream *u, const char *ceid)
+{
+	_cleanup_free_ char *r = todos_result(E1, "a", NULL);
+	const cJSON *m;
+
+	fake_conn_requestf(p, "{\"op\":\"add-query\",\"client-event-id\":\"%s\",\"q\":" Q_ALL "}", ceid);
+	answer_add_query(u, Q_ALL, 10, r);
+	m = fake_conn_take(p, "add-query-ok", ceid);
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a");
+}
+
+/* transact creating one todo (entity id, text) as ceid: its steps carry mode
+ * "create", which a replay must drop (the first send may have landed). */
+static void
+write_todo(struct fake_conn *p, const char *ceid, const char *id, const char *text)
+{
+	fake_conn_requestf(p, "{\"op\":\"transact\",\"client-event-id\":\"%s\",\"ops\":"
+	    "[[\"create\",\"todos\",\"%s\",{\"text\":\"%s\"}]]}", ceid, id, text);
+}
+
+/* The mutation id of the transact-queued for ceid (owned by the caller), NULL if none came. */
+static char *
+queued_id(struct fake_conn *p, const char *ceid)
+{
+	const cJSON *m = fake_conn_take(p, "transact-queued", ceid);
+	const char *mid = json_get_string(m, "mutation-id");
+
+	CHECK(mid != NULL);
+	return mid ? strdup(mid) : NULL;
+}
+
+/* The next transact sent upstream; its client-event-id must be mid. */
+static const cJSON *
+sent_transact(struct upstream *u, const char *mid)
+{
+	const cJSON *m = fake_up_take(u, "transact");
+
+	CHECK(m != NULL);
+	CHECK_STR(json_get_string(m, "client-event-id"), mid);
+	return m;
+}
+
+/* Whether any tx-step of a transact carries {"mode": mode}. */
+static bool
+has_mode(const cJSON *transact, const char *mode)
+{
+	const cJSON *st;
+
+	cJSON_ArrayForEach(st, json_get(transact, "tx-steps")) {
+		const char *md = json_get_string(cJSON_GetArrayItem(st, 4), "mode");
+
+		if (md && strcmp(md, mode) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The states of the profile's outbox as list-mutations shows them: "sent,failed". */
+static char *
+outbox_states(struct fake_conn *p)
+{
+	const cJSON *m, *e;
+	char *out = strdup("");
+
+	fake_conn_request(p, "{\"op\":\"list-mutations\",\"client-event-id\":\"lm\"}");
+	m = fake_conn_take(p, "mutations", "lm");
+	CHECK(m != NULL);
+	cJSON_ArrayForEach(e, json_get(m, "mutations")) {
+		char *n = NULL;
+
+		if (asprintf(&n, "%s%s%s", out, *out ? "," : "", json_get_string(e, "state")) < 0)
+			abort();
+		free(out);
+		out = n;
+	}
+	return out;
+}
+
+#define CHECK_OUTBOX(p, want) do { \
+	char *_o = outbox_states(p); \
+	CHECK_STR(_o, want); \
+	free(_o); \
+} while (0)
+
+/* ---- cases ---- */
+
+/* add-query goes upstream, the server's answer reaches the program, a refresh updates it. */
+static void
+test_query(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *r1 = todos_result(E1, "a", NULL), *r2 = todos_result(E1, "a", E2, "b", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = fake_up_find(APP);
+	CHECK(u != NULL);
+	CHECK_INT(fake_up_count(), 1);
+	/* Still connecting: the query waits for the server (no partial answer). */
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q1\",\"q\":" Q_ALL "}");
+	fake_turn();
+	CHECK_INT(fake_conn_count(p, NULL, "q1"), 0);
+	CHECK_INT(fake_up_count_unread(u, NULL), 0);
+	u = online();
+	answer_add_query(u, Q_ALL, 10, r1);
+	m = fake_conn_take(p, "add-query-ok", "q1");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a");
+	CHECK_BOOL(m, "from-cache", 0);
+	CHECK_BOOL(m, "partial", 0);
+	CHECK_BOOL(m, "has-pending-writes", 0);
+	CHECK_INT(int_of(m, "processed-tx-id"), 10);
+	CHECK(same_json(json_get(m, "q"), Q_ALL));
+
+	refresh(u, 11, Q_ALL, r2);
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a,b");
+	CHECK_INT(int_of(m, "processed-tx-id"), 11);
+	/* The same result again tells the program nothing new. */
+	refresh(u, 11, Q_ALL, r2);
+	CHECK_INT(fake_conn_count(p, NULL, "q1"), 0);
+
+	fake_conn_free(p);
+	sync_free(s);
+	CHECK_INT(fake_up_count(), 0);
+}
+
+/* Two programs with one query share one subscription; it ends upstream only
+ * after the last listener left and the grace period passed. */
+static void
+test_shared(void)
+{
+	struct sync *s;
+	struct fake_conn *p1, *p2;
+	struct upstream *u;
+	_cleanup_free_ char *r2 = todos_result(E1, "a", E2, "b", NULL), *r3 = todos_result(E1, "a", E2, "c", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p1 = program(s, "one");
+	p2 = program(s, "two");
+	CHECK_INT(fake_up_count(), 1);		/* one profile, one session */
+	u = online();
+	subscribe_all(p1, u, "q1");
+	/* The same query, spelled differently. */
+	fake_conn_request(p2, "{\"op\":\"add-query\",\"client-event-id\":\"q2\",\"q\":{ \"todos\" : { } }}");
+	CHECK_INT(fake_up_count_unread(u, "add-query"), 0);
+	m = fake_conn_take(p2, "add-query-ok", "q2");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a");
+	CHECK_BOOL(m, "from-cache", 0);
+
+	refresh(u, 11, Q_ALL, r2);
+	CHECK_TODOS(fake_conn_take(p1, "refresh-ok", "q1"), "a,b");
+	CHECK_TODOS(fake_conn_take(p2, "refresh-ok", "q2"), "a,b");
+
+	fake_conn_request(p1, "{\"op\":\"remove-query\",\"client-event-id\":\"q1\"}");
+	CHECK(fake_conn_take(p1, "remove-query-ok", "q1") != NULL);
+	fake_clock_advance(2 * GRACE_MS * 1000);
+	CHECK_INT(fake_up_count_unread(u, "remove-query"), 0);
+	refresh(u, 12, Q_ALL, r3);
+	CHECK_INT(fake_conn_count(p1, NULL, "q1"), 0);
+	CHECK_TODOS(fake_conn_take(p2, "refresh-ok", "q2"), "a,c");
+
+	/* The last one leaves by q: remove-query-ok echoes it; upstream only after the grace. */
+	fake_conn_request(p2, "{\"op\":\"remove-query\",\"client-event-id\":\"x\",\"q\":" Q_ALL "}");
+	m = fake_conn_take(p2, "remove-query-ok", "x");
+	CHECK(m != NULL && same_json(json_get(m, "q"), Q_ALL));
+	fake_clock_advance((GRACE_MS - 10) * 1000);
+	CHECK_INT(fake_up_count_unread(u, "remove-query"), 0);
+	fake_clock_advance(20 * 1000);
+	m = fake_up_take(u, "remove-query");
+	CHECK(m != NULL && same_json(json_get(m, "q"), Q_ALL));
+	/* Nothing matches any more. */
+	fake_conn_request(p2, "{\"op\":\"remove-query\",\"client-event-id\":\"q2\"}");
+	m = fake_conn_take(p2, "error", "q2");
+	CHECK_STR(json_get_string(m, "type"), "not-found");
+
+	fake_conn_free(p1);
+	fake_conn_free(p2);
+	sync_free(s);
+}
+
+/* A program that comes back within the grace period keeps the subscription:
+ * no remove-query, no new add-query, an answer at once; its disconnect
+ * starts the grace again. */
+static void
+test_grace(void)
+{
+	struct sync *s;
+	struct fake_conn *p1, *p2;
+	struct upstream *u;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p1 = program(s, "one");
+	u = online();
+	subscribe_all(p1, u, "q1");
+	fake_conn_free(p1);		/* closing is leaving */
+	fake_clock_advance(GRACE_MS / 2 * 1000);
+	p2 = program(s, "two");
+	fake_conn_request(p2, "{\"op\":\"add-query\",\"client-event-id\":\"q2\",\"q\":" Q_ALL "}");
+	m = fake_conn_take(p2, "add-query-ok", "q2");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a");
+	fake_clock_advance(2 * GRACE_MS * 1000);
+	CHECK_INT(fake_up_count_unread(u, "add-query"), 0);
+	CHECK_INT(fake_up_count_unread(u, "remove-query"), 0);
+	fake_conn_free(p2);
+	fake_clock_advance(GRACE_MS * 1000);
+	CHECK_INT(fake_up_count_unread(u, "remove-query"), 1);
+	sync_free(s);
+}
+
+/* transact: shown at once, durable (transact-queued) after the group commit,
+ * sent, confirmed, and retired once the result reflects it. */
+static void
+test_transact(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL, *r2 = todos_result(E1, "a", E2, "b", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+
+	write_todo(p, "t1", E2, "b");
+	/* Nothing is acknowledged or sent before the group commit. */
+	CHECK_INT(fake_conn_count(p, "transact-queued", NULL), 0);
+	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
+	fake_turn();
+	mid = queued_id(p, "t1");
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK_TODOS(m, "a,b");
+	CHECK_BOOL(m, "has-pending-writes", 1);
+	m = sent_transact(u, mid);
+	CHECK(has_mode(m, "create"));		/* first send of a new entity */
+	CHECK_OUTBOX(p, "sent");
+
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	m = fake_conn_take(p, "transact-ok", "t1");
+	CHECK(m != NULL);
+	CHECK_STR(json_get_string(m, "mutation-id"), mid);
+	CHECK_INT(int_of(m, "tx-id"), 20);
+	fake_turn();
+	/* Confirmed, but the result (tx 10) does not reflect it yet: still layered. */
+	CHECK_INT(fake_conn_count(p, "refresh-ok", "q1"), 0);
+	CHECK_OUTBOX(p, "confirmed");
+
+	refresh(u, 20, Q_ALL, r2);
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a,b");
+	CHECK_BOOL(m, "has-pending-writes", 0);
+	CHECK_INT(int_of(m, "processed-tx-id"), 20);
+	CHECK_OUTBOX(p, "");
+	/* A late duplicate confirmation changes nothing. */
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	fake_turn();
+	CHECK_INT(fake_conn_count(p, NULL, NULL), 0);
+
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* The server rejects a write: its writer is told, the write is listed failed
+ * and no longer shown; retry-mutation sends it again. */
+static void
+test_reject(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	write_todo(p, "t1", E2, "b");
+	fake_turn();
+	mid = queued_id(p, "t1");
+	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "q1"), "a,b");
+	sent_transact(u, mid);
+
+	fake_up_deliverf(u, "{\"op\":\"error\",\"client-event-id\":\"%s\",\"status\":400,"
+	    "\"type\":\"permission-denied\",\"message\":\"Permission denied: not perms-pass?\","
+	    "\"hint\":{\"expected\":\"perms-pass?\"},\"original-event\":{\"op\":\"transact\","
+	    "\"client-event-id\":\"%s\"}}", mid, mid);
+	m = fake_conn_take(p, "error", "t1");
+	CHECK(m != NULL);
+	CHECK_STR(json_get_string(m, "type"), "permission-denied");
+	CHECK_STR(json_get_string(m, "server-type"), "permission-denied");
+	CHECK_STR(json_get_string(m, "mutation-id"), mid);
+	CHECK(json_get(m, "hint") != NULL);
+	CHECK(json_get(m, "queued") == NULL);
+	fake_turn();
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a");
+	CHECK_BOOL(m, "has-pending-writes", 0);
+	CHECK_OUTBOX(p, "failed");
+
+	fake_conn_requestf(p, "{\"op\":\"retry-mutation\",\"client-event-id\":\"r1\",\"mutation-id\":\"%s\"}", mid);
+	CHECK(fake_conn_take(p, "retry-mutation-ok", "r1") != NULL);
+	m = sent_transact(u, mid);
+	CHECK(!has_mode(m, "create"));		/* it may have landed: a replay */
+	fake_turn();
+	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "q1"), "a,b");
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":30}", mid);
+	CHECK(fake_conn_take(p, "transact-ok", "r1") != NULL);	/* the retrier is told */
+	CHECK_OUTBOX(p, "confirmed");
+
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* Three writes in one turn: one group commit, sent in order; the server
+ * rejects the middle one, the others stay shown and are confirmed. */
+static void
+test_fail_middle(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *m1 = NULL, *m2 = NULL, *m3 = NULL;
+	_cleanup_free_ char *r = todos_result(E1, "a", E2, "b", E4, "d", NULL);
+	const cJSON *m;
+	int64_t seq1, seq2, seq3;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	write_todo(p, "t1", E2, "b");
+	write_todo(p, "t2", E3, "c");
+	write_todo(p, "t3", E4, "d");
+	fake_turn();
+	m = fake_conn_take(p, "transact-queued", "t1");
+	seq1 = int_of(m, "seq");
+	m1 = dup_or_null(json_get_string(m, "mutation-id"));
+	m = fake_conn_take(p, "transact-queued", "t2");
+	seq2 = int_of(m, "seq");
+	m2 = dup_or_null(json_get_string(m, "mutation-id"));
+	m = fake_conn_take(p, "transact-queued", "t3");
+	seq3 = int_of(m, "seq");
+	m3 = dup_or_null(json_get_string(m, "mutation-id"));
+	CHECK(seq1 > 0 && seq1 < seq2 && seq2 < seq3);
+	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "q1"), "a,b,c,d");
+	CHECK_INT(fake_conn_count(p, "refresh-ok", "q1"), 0);	/* one push for the three */
+	CHECK_INT(int_of(sent_transact(u, m1), "order"), seq1);
+	CHECK_INT(int_of(sent_transact(u, m2), "order"), seq2);
+	CHECK_INT(int_of(sent_transact(u, m3), "order"), seq3);
+
+	fake_up_deliverf(u, "{\"op\":\"error\",\"client-event-id\":\"%s\",\"status\":400,"
+	    "\"type\":\"validation-failed\",\"message\":\"bad\",\"original-event\":{\"op\":\"transact\"}}", m2);
+	m = fake_conn_take(p, "error", "t2");
+	CHECK_STR(json_get_string(m, "type"), "server-error");
+	CHECK_STR(json_get_string(m, "server-type"), "validation-failed");
+	fake_turn();
+	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "q1"), "a,b,d");
+	CHECK_OUTBOX(p, "sent,failed,sent");
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":21}", m1);
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":23}", m3);
+	CHECK(fake_conn_take(p, "transact-ok", "t1") != NULL);
+	CHECK(fake_conn_take(p, "transact-ok", "t3") != NULL);
+	refresh(u, 23, Q_ALL, r);
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK_TODOS(m, "a,b,d");
+	CHECK_BOOL(m, "has-pending-writes", 0);
+	CHECK_OUTBOX(p, "failed");
+	/* A failed write can be dropped. */
+	fake_conn_requestf(p, "{\"op\":\"discard-mutation\",\"client-event-id\":\"d\",\"mutation-id\":\"%s\"}", m2);
+	CHECK(fake_conn_take(p, "discard-mutation-ok", "d") != NULL);
+	CHECK_OUTBOX(p, "");
+
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* The connection drops: results turn from-cache, writes queue; on the next
+ * session the queries are subscribed again and the writes go in order, the
+ * one already sent as a replay. */
+static void
+test_reconnect(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *m1 = NULL, *m2 = NULL, *m3 = NULL, *ceid_all = NULL, *ceid_a = NULL;
+	_cleanup_free_ char *ra = todos_result(E1, "a", NULL);
+	const cJSON *m;
+	int before;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	ceid_all = dup_or_null(json_get_string(cJSON_GetArrayItem(u->sent, 0), "client-event-id"));
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q2\",\"q\":" Q_A "}");
+	m = fake_up_take(u, "add-query");
+	ceid_a = dup_or_null(json_get_string(m, "client-event-id"));
+	fake_up_deliverf(u, "{\"op\":\"add-query-ok\",\"client-event-id\":\"%s\",\"q\":" Q_A ","
+	    "\"result\":%s,\"processed-tx-id\":10}", ceid_a, ra);
+	CHECK_TODOS(fake_conn_take(p, "add-query-ok", "q2"), "a");
+
+	write_todo(p, "t1", E2, "b");
+	fake_turn();
+	m1 = queued_id(p, "t1");
+	sent_transact(u, m1);
+	fake_conn_skip(p);
+
+	fake_up_drop(u);
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK(m != NULL);
+	CHECK_BOOL(m, "from-cache", 1);
+	m = fake_conn_take(p, "refresh-ok", "q2");
+	CHECK(m != NULL);
+	CHECK_BOOL(m, "from-cache", 1);
+
+	write_todo(p, "t2", E3, "c");
+	write_todo(p, "t3", E4, "d");
+	fake_turn();
+	m2 = queued_id(p, "t2");
+	m3 = queued_id(p, "t3");
+	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "q1"), "a,b,c,d");
+	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
+
+	fake_up_skip(u);
+	before = cJSON_GetArraySize(u->sent);
+	fake_up_connect(u, attrs_json);
+	/* Both queries again, under the ids they had. */
+	CHECK_INT(fake_up_count_unread(u, "add-query"), 2);
+	for (int i = 0; i < 2; i++) {
+		const char *id;
+
+		m = fake_up_take(u, "add-query");
+		id = json_get_string(m, "client-event-id");
+		CHECK(id && ((strcmp(id, ceid_all) == 0 && same_json(json_get(m, "q"), Q_ALL)) ||
+		    (strcmp(id, ceid_a) == 0 && same_json(json_get(m, "q"), Q_A))));
+	}
+	/* Then the outbox, in order: the sent one as a replay. */
+	{
+		int n = cJSON_GetArraySize(u->sent), k = 0;
+		const char *want[3] = { m1, m2, m3 };
+
+		for (int i = before; i < n; i++) {
+			const cJSON *t = cJSON_GetArrayItem(u->sent, i);
+
+			if (strcmp(json_get_string(t, "op"), "transact") != 0)
+				continue;
+			if (k < 3) {
+				CHECK_STR(json_get_string(t, "client-event-id"), want[k]);
+				CHECK_INT(has_mode(t, "create"), k > 0);
+			}
+			k++;
+		}
+		CHECK_INT(k, 3);
+	}
+	fake_up_skip(u);
+	CHECK_OUTBOX(p, "sent,sent,sent");
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* Writes queued offline survive the daemon: freed and created again over
+ * the same state dir, the core opens the profile by itself and sends them in
+ * order; sent once before a restart, they go again as replays. */
+static void
+test_restart_replay(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *m1 = NULL, *m2 = NULL;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	write_todo(p, "t1", E2, "b");
+	write_todo(p, "t2", E3, "c");
+	fake_turn();
+	m1 = queued_id(p, "t1");
+	m2 = queued_id(p, "t2");
+	u = fake_up_find(APP);
+	CHECK_INT(cJSON_GetArraySize(u->sent), 0);
+	fake_conn_free(p);
+	sync_free(s);
+	CHECK_INT(fake_up_count(), 0);
+
+	/* Restart: no program, yet the queued profile opens and replays. */
+	s = core_open();
+	CHECK_INT(fake_up_count(), 1);
+	u = online();
+	CHECK(has_mode(sent_transact(u, m1), "create"));	/* never sent before */
+	CHECK(has_mode(sent_transact(u, m2), "create"));
+	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
+	sync_free(s);
+
+	/* Sent but never confirmed: after this restart they may have landed. */
+	s = core_open();
+	u = online();
+	CHECK(!has_mode(sent_transact(u, m1), "create"));
+	CHECK(!has_mode(sent_transact(u, m2), "create"));
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":40}", m1);
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":41}", m2);
+	fake_turn();
+	p = program(s, "two");
+	CHECK_OUTBOX(p, "");		/* no query holds a result: nothing waits for one */
+	fake_conn_free(p);
+	sync_free(s);
+
+	/* Confirmed: nothing to replay, no session opened without a program. */
+	s = core_open();
+	CHECK_INT(fake_up_count(), 0);
+	sync_free(s);
+}
+
+/* Offline after a restart: a cached query is answered from the mirror, an
+ * unseen one partially from every mirrored triple, network-only fails. */
+static void
+test_offline(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *r2 = todos_result(E1, "a", E2, "b", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	refresh(u, 11, Q_ALL, r2);
+	fake_clock_advance(500 * 1000);		/* past the mirror's write-behind */
+	fake_conn_free(p);
+	sync_free(s);
+
+	s = core_open();
+	p = program(s, "two");
+	u = fake_up_find(APP);
+	/* Connecting still: the cached query is answered at once, from the cache. */
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o0\",\"q\":" Q_ALL "}");
+	m = fake_conn_take(p, "query-ok", "o0");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a,b");
+	CHECK_BOOL(m, "from-cache", 1);
+	fake_up_state(u, UPSTREAM_CONNECTING, NULL);
+	fake_up_state(u, UPSTREAM_BACKOFF, "connection refused");
+
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o1\",\"q\":" Q_ALL ","
+	    "\"policy\":\"cache-first\"}");
+	m = fake_conn_take(p, "query-ok", "o1");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a,b");
+	CHECK_BOOL(m, "from-cache", 1);
+	CHECK_BOOL(m, "partial", 0);
+	CHECK_INT(int_of(m, "processed-tx-id"), 11);
+
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o2\",\"q\":" Q_A "}");
+	m = fake_conn_take(p, "query-ok", "o2");
+	CHECK(m != NULL);
+	CHECK_TODOS(m, "a");
+	CHECK_BOOL(m, "partial", 1);
+
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o3\",\"q\":" Q_ALL ","
+	    "\"policy\":\"network-only\"}");
+	m = fake_conn_take(p, "error", "o3");
+	CHECK_STR(json_get_string(m, "type"), "offline");
+
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o4\",\"q\":" Q_A ","
+	    "\"allow-partial\":false}");
+	m = fake_conn_take(p, "error", "o4");
+	CHECK_STR(json_get_string(m, "type"), "offline");
+
+	/* Writes offline show at once and queue. */
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q1\",\"q\":" Q_ALL "}");
+	CHECK_TODOS(fake_conn_take(p, "add-query-ok", "q1"), "a,b");
+	write_todo(p, "t1", E3, "c");
+	fake_turn();
+	CHECK(fake_conn_take(p, "transact-queued", "t1") != NULL);
+	m = fake_conn_take(p, "refresh-ok", "q1");
+	CHECK_TODOS(m, "a,b,c");
+	CHECK_BOOL(m, "has-pending-writes", 1);
+	CHECK_INT(cJSON_GetArraySize(u->sent), 0);
+
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* A confirmed write that no result reflects (the server sends refresh-ok
+ * only for changed results) leaves the outbox after the grace anyway. */
+static void
+test_confirmed_grace(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	write_todo(p, "t1", E2, "b");
+	fake_turn();
+	mid = queued_id(p, "t1");
+	sent_transact(u, mid);
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	fake_clock_advance(4 * 1000 * 1000);
+	CHECK_OUTBOX(p, "confirmed");
+	fake_clock_advance(2 * 1000 * 1000);
+	CHECK_OUTBOX(p, "");
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* While the app is read-only a write stays queued and its writer is told;
+ * it is sent once the app takes writes again. */
+static void
+test_read_only(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	fake_up_deliver(u, "{\"op\":\"app-status-changed\",\"status\":\"read-only\"}");
+	write_todo(p, "t1", E2, "b");
+	fake_turn();
+	mid = queued_id(p, "t1");
+	m = fake_conn_take(p, "error", "t1");
+	CHECK_STR(json_get_string(m, "type"), "app-read-only");
+	CHECK_BOOL(m, "queued", 1);
+	CHECK_STR(json_get_string(m, "mutation-id"), mid);
+	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
+	CHECK_OUTBOX(p, "pending");
+	fake_up_deliver(u, "{\"op\":\"app-status-changed\",\"status\":\"active\"}");
+	sent_transact(u, mid);
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* The server rejects a query: its subscriber gets server-error; the
+ * subscription stays and is sent again on the next session. */
+static void
+test_query_rejected(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *ceid = NULL;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q1\",\"q\":" Q_A "}");
+	m = fake_up_take(u, "add-query");
+	ceid = dup_or_null(json_get_string(m, "client-event-id"));
+	fake_up_deliverf(u, "{\"op\":\"error\",\"client-event-id\":\"%s\",\"status\":400,"
+	    "\"type\":\"validation-failed\",\"message\":\"bad query\","
+	    "\"original-event\":{\"op\":\"add-query\",\"q\":" Q_A "}}", ceid);
+	m = fake_conn_take(p, "error", "q1");
+	CHECK_STR(json_get_string(m, "type"), "server-error");
+	CHECK_STR(json_get_string(m, "message"), "bad query");
+	fake_up_drop(u);
+	fake_up_connect(u, attrs_json);
+	m = fake_up_take(u, "add-query");
+	CHECK(m != NULL && same_json(json_get(m, "q"), Q_A));
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* A query-once that waits for the server gets timeout when timeout-ms passes. */
+static void
+test_query_once_timeout(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o1\",\"q\":" Q_ALL ","
+	    "\"policy\":\"network-only\",\"timeout-ms\":500}");
+	fake_clock_advance(499 * 1000);
+	CHECK_INT(fake_conn_count(p, NULL, "o1"), 0);
+	fake_clock_advance(2 * 1000);
+	m = fake_conn_take(p, "error", "o1");
+	CHECK_STR(json_get_string(m, "type"), "timeout");
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+/* A writer that disconnects before its write is confirmed: the write is still
+ * sent and confirmed; nobody is told. */
+static void
+test_writer_gone(void)
+{
+	struct sync *s;
+	struct fake_conn *p, *p2;
+	struct upstream *u;
+	const cJSON *m;
+	char *mid;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	p2 = program(s, "two");
+	u = online();
+	write_todo(p, "t1", E2, "b");
+	fake_conn_free(p);		/* before the group commit */
+	fake_turn();
+	m = fake_up_take(u, "transact");
+	CHECK(m != NULL);
+	mid = dup_or_null(json_get_string(m, "client-event-id"));
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	fake_turn();
+	CHECK_INT(fake_conn_count(p2, "transact-ok", NULL), 0);
+	free(mid);
+	fake_conn_free(p2);
+	sync_free(s);
+}
+
+/* Requests are checked as the server checks them, and init comes first. */
+static void
+test_requests(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = fake_conn_open(&sync_ipc_callbacks, s);
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q1\",\"q\":" Q_ALL "}");
+	m = fake_conn_take(p, "error", "q1");
+	CHECK_STR(json_get_string(m, "type"), "not-initialized");
+	fake_conn_request(p, "{\"op\":\"no-such-op\",\"client-event-id\":\"x\"}");
+	m = fake_conn_take(p, "error", "x");
+	CHECK_STR(json_get_string(m, "type"), "invalid-op");
+	fake_conn_request(p, "{\"op\":\"init\",\"client-event-id\":\"i\",\"app-id\":\"not-a-uuid\"}");
+	m = fake_conn_take(p, "error", "i");
+	CHECK_STR(json_get_string(m, "type"), "invalid-request");
+	CHECK_INT(fake_up_count(), 0);
+	fake_conn_free(p);
+	sync_free(s);
+}
+
+static void
+count_done(void *ud)
+{
+	(*(int *)ud)++;
+}
+
+/* A graceful shutdown commits the writes accepted in this turn before the
+ * sessions close; they replay on the next start. */
+static void
+test_shutdown(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL;
+	int done = 0;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	write_todo(p, "t1", E2, "b");
+	sync_shutdown(s, count_done, &done);
+	mid = queued_id(p, "t1");
+	CHECK_INT(done, 0);		/* the session closes from the loop */
+	fake_turn();
+	CHECK_INT(done, 1);
+	fake_conn_free(p);
+	sync_free(s);
+
+	s = core_open();
+	u = online();
+	sent_transact(u, mid);
+	sync_free(s);
+}
+
+int
+main(void)
+{
+	log_set_level(getenv("TEST_CORE_DEBUG") ? LOG_DEBUG : LOG_ERR);
+	test_query();
+	test_shared();
+	test_grace();
+	test_transact();
+	test_reject();
+	test_fail_middle();
+	test_reconnect();
+	test_restart_replay();
+	test_offline();
+	test_query_once_timeout();
+	test_confirmed_grace();
+	test_read_only();
+	test_query_rejected();
+	test_writer_gone();
+	test_requests();
+	test_shutdown();
+	if (state_dir[0])
+		(void)nftw(state_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
