@@ -181,6 +181,16 @@ core_open(void)
 	return s;
 }
 
+/* Free the core: no session and no timer may outlive it (a timer left
+ * scheduled would point into freed memory). */
+static void
+core_close(struct sync *s)
+{
+	sync_free(s);
+	CHECK_INT(fake_up_count(), 0);
+	CHECK_INT(fake_clock_pending(), 0);
+}
+
 /* A program that has sent init for APP. */
 static struct fake_conn *
 program(struct sync *s, const char *name)
@@ -362,7 +372,7 @@ test_query(void)
 	CHECK_INT(fake_conn_count(p, NULL, "q1"), 0);
 
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 	CHECK_INT(fake_up_count(), 0);
 }
 
@@ -420,7 +430,7 @@ test_shared(void)
 
 	fake_conn_free(p1);
 	fake_conn_free(p2);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A program that comes back within the grace period keeps the subscription:
@@ -452,7 +462,7 @@ test_grace(void)
 	fake_conn_free(p2);
 	fake_clock_advance(GRACE_MS * 1000);
 	CHECK_INT(fake_up_count_unread(u, "remove-query"), 1);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A query in its grace period when the session drops is not subscribed
@@ -476,7 +486,7 @@ test_grace_reconnect(void)
 	fake_clock_advance(2 * GRACE_MS * 1000);
 	CHECK_INT(fake_up_count_unread(u, "remove-query"), 0);
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* transact: shown at once, durable (transact-queued) after the group commit,
@@ -532,7 +542,7 @@ test_transact(void)
 	CHECK_INT(fake_conn_count(p, NULL, NULL), 0);
 
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* The server rejects a write: its writer is told, the write is listed failed
@@ -586,7 +596,7 @@ test_reject(void)
 	CHECK_OUTBOX(p, "confirmed");
 
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* Three writes in one turn: one group commit, sent in order; the server
@@ -650,7 +660,7 @@ test_fail_middle(void)
 	CHECK_OUTBOX(p, "");
 
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* The connection drops: results turn from-cache, writes queue; on the next
@@ -744,7 +754,7 @@ test_reconnect(void)
 	CHECK_TODOS(m, "a,b,c,d");
 	CHECK_INT(int_of(m, "processed-tx-id"), 12);
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* Writes queued offline survive the daemon: freed and created again over
@@ -769,7 +779,7 @@ test_restart_replay(void)
 	u = fake_up_find(APP);
 	CHECK_INT(cJSON_GetArraySize(u->sent), 0);
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 	CHECK_INT(fake_up_count(), 0);
 
 	/* Restart: no program, yet the queued profile opens and replays. */
@@ -779,7 +789,7 @@ test_restart_replay(void)
 	CHECK(has_mode(sent_transact(u, m1), "create"));	/* never sent before */
 	CHECK(has_mode(sent_transact(u, m2), "create"));
 	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
-	sync_free(s);
+	core_close(s);
 
 	/* Sent but never confirmed: after this restart they may have landed. */
 	s = core_open();
@@ -792,12 +802,12 @@ test_restart_replay(void)
 	p = program(s, "two");
 	CHECK_OUTBOX(p, "");		/* no query holds a result: nothing waits for one */
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 
 	/* Confirmed: nothing to replay, no session opened without a program. */
 	s = core_open();
 	CHECK_INT(fake_up_count(), 0);
-	sync_free(s);
+	core_close(s);
 }
 
 /* Offline after a restart: a cached query is answered from the mirror, an
@@ -819,7 +829,7 @@ test_offline(void)
 	refresh(u, 11, Q_ALL, r2);
 	fake_clock_advance(500 * 1000);		/* past the mirror's write-behind */
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 
 	s = core_open();
 	p = program(s, "two");
@@ -870,7 +880,7 @@ test_offline(void)
 	CHECK_INT(cJSON_GetArraySize(u->sent), 0);
 
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A confirmed write that no result reflects (the server sends refresh-ok
@@ -898,7 +908,7 @@ test_confirmed_grace(void)
 	fake_clock_advance(2 * 1000 * 1000);
 	CHECK_OUTBOX(p, "");
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* While the app is read-only a write stays queued and its writer is told;
@@ -929,7 +939,7 @@ test_read_only(void)
 	fake_up_deliver(u, "{\"op\":\"app-status-changed\",\"status\":\"active\"}");
 	sent_transact(u, mid);
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* The server rejects a query: its subscriber gets server-error; the
@@ -961,7 +971,7 @@ test_query_rejected(void)
 	m = fake_up_take(u, "add-query");
 	CHECK(m != NULL && same_json(json_get(m, "q"), Q_A));
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A write the database cannot hold: the writer gets storage-full and no
@@ -1010,7 +1020,7 @@ test_storage_full(void)
 	CHECK_INT(fake_up_count_unread(u, "transact"), 1);
 	free(big);
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A query-once that waits for the server gets timeout when timeout-ms passes. */
@@ -1032,7 +1042,7 @@ test_query_once_timeout(void)
 	m = fake_conn_take(p, "error", "o1");
 	CHECK_STR(json_get_string(m, "type"), "timeout");
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A writer that disconnects before its write is confirmed: the write is still
@@ -1062,7 +1072,7 @@ test_writer_gone(void)
 	CHECK_INT(fake_conn_count(p2, "transact-ok", NULL), 0);
 	free(mid);
 	fake_conn_free(p2);
-	sync_free(s);
+	core_close(s);
 }
 
 /* Requests are checked as the server checks them, and init comes first. */
@@ -1087,7 +1097,22 @@ test_requests(void)
 	CHECK_STR(json_get_string(m, "type"), "invalid-request");
 	CHECK_INT(fake_up_count(), 0);
 	fake_conn_free(p);
-	sync_free(s);
+
+	/* init binds once; a watcher follows its profile's state. */
+	p = program(s, "one");
+	fake_conn_request(p, "{\"op\":\"init\",\"client-event-id\":\"i2\",\"app-id\":\"" APP "\"}");
+	m = fake_conn_take(p, "error", "i2");
+	CHECK_STR(json_get_string(m, "type"), "invalid-request");
+	fake_conn_request(p, "{\"op\":\"watch-status\",\"client-event-id\":\"w\"}");
+	CHECK(fake_conn_take(p, "status", "w") != NULL);
+	online();
+	fake_conn_skip(p);
+	fake_up_drop(fake_up_find(APP));
+	m = fake_conn_take(p, "status", NULL);
+	CHECK_STR(json_get_string(json_get(m, "status"), "state"), "backoff");
+	CHECK_STR(json_get_string(json_get(m, "status"), "last-error"), "the server closed the connection");
+	fake_conn_free(p);
+	core_close(s);
 }
 
 static void
@@ -1117,12 +1142,12 @@ test_shutdown(void)
 	fake_turn();
 	CHECK_INT(done, 1);
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 
 	s = core_open();
 	u = online();
 	sent_transact(u, mid);
-	sync_free(s);
+	core_close(s);
 }
 
 /* A network-only query-once for a query another program holds, with a
@@ -1151,7 +1176,7 @@ test_network_only_shared(void)
 		show("# got", m);
 	fake_conn_free(p1);
 	fake_conn_free(p2);
-	sync_free(s);
+	core_close(s);
 }
 
 /* list-mutations after the connection dropped: PROTOCOL.md says pending is
@@ -1175,7 +1200,7 @@ test_state_after_drop(void)
 	fake_up_drop(u);
 	CHECK_OUTBOX(p, "pending");
 	fake_conn_free(p);
-	sync_free(s);
+	core_close(s);
 }
 
 /* sync_free with a program still connected that holds a subscription (the
