@@ -301,6 +301,19 @@ has_mode(const cJSON *transact, const char *mode)
 	return false;
 }
 
+/* Whether a transact has a tx-step of this kind. */
+static bool
+has_step(const cJSON *transact, const char *kind)
+{
+	const cJSON *st;
+
+	cJSON_ArrayForEach(st, json_get(transact, "tx-steps"))
+		if (cJSON_IsString(cJSON_GetArrayItem(st, 0)) &&
+		    strcmp(cJSON_GetArrayItem(st, 0)->valuestring, kind) == 0)
+			return true;
+	return false;
+}
+
 /* The states of the profile's outbox as list-mutations shows them: "sent,failed". */
 static char *
 outbox_states(struct fake_conn *p)
@@ -1023,6 +1036,170 @@ test_storage_full(void)
 	core_close(s);
 }
 
+/* attrs the server knows: todos.* and notes.id / notes.body under its ids. */
+static const char *attrs_with_notes_json =
+    "[{\"id\":\"a4\",\"forward-identity\":[\"i4\",\"todos\",\"id\"],\"value-type\":\"blob\","
+    "\"cardinality\":\"one\",\"unique?\":true,\"index?\":true},"
+    "{\"id\":\"a5\",\"forward-identity\":[\"i5\",\"todos\",\"text\"],\"value-type\":\"blob\","
+    "\"cardinality\":\"one\",\"unique?\":false,\"index?\":false},"
+    "{\"id\":\"n1\",\"forward-identity\":[\"j1\",\"notes\",\"id\"],\"value-type\":\"blob\","
+    "\"cardinality\":\"one\",\"unique?\":true,\"index?\":true},"
+    "{\"id\":\"n2\",\"forward-identity\":[\"j2\",\"notes\",\"body\"],\"value-type\":\"blob\","
+    "\"cardinality\":\"one\",\"unique?\":false,\"index?\":false}]";
+
+/* A write made before the daemon ever saw the server's attrs creates attrs of
+ * its own; once the server's attrs arrive it is sent with the server's ids
+ * and without those add-attr steps. */
+static void
+test_attrs_rewrite(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL;
+	const cJSON *m, *st;
+	int add_attrs = 0, on_server_ids = 0;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	fake_conn_request(p, "{\"op\":\"transact\",\"client-event-id\":\"t1\",\"ops\":"
+	    "[[\"create\",\"notes\",\"" E1 "\",{\"body\":\"hello\"}]]}");
+	fake_turn();
+	mid = queued_id(p, "t1");
+	u = fake_up_find(APP);
+	fake_up_connect(u, attrs_with_notes_json);
+	m = sent_transact(u, mid);
+	cJSON_ArrayForEach(st, json_get(m, "tx-steps")) {
+		const char *op = cJSON_GetArrayItem(st, 0)->valuestring;
+		const char *aid = cJSON_IsString(cJSON_GetArrayItem(st, 2)) ?
+		    cJSON_GetArrayItem(st, 2)->valuestring : "";
+
+		add_attrs += strcmp(op, "add-attr") == 0;
+		on_server_ids += strcmp(op, "add-triple") == 0 &&
+		    (strcmp(aid, "n1") == 0 || strcmp(aid, "n2") == 0);
+	}
+	CHECK_INT(add_attrs, 0);
+	CHECK_INT(on_server_ids, 2);
+	if (add_attrs || on_server_ids != 2)
+		show("# sent", m);
+	fake_conn_free(p);
+	core_close(s);
+}
+
+/* An update of an entity the results show is sent with mode "update"; when a
+ * queued delete of that entity follows it, its replay goes without the mode
+ * (the delete may already have run), and the delete is sent again after it.
+ * An update of an entity nothing deletes keeps its mode in the replay. */
+static void
+test_replay_update_delete(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *m1 = NULL, *m2 = NULL, *m3 = NULL, *r = todos_result(E1, "a", E3, "c", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	refresh(u, 11, Q_ALL, r);
+	fake_conn_request(p, "{\"op\":\"transact\",\"client-event-id\":\"t1\",\"ops\":"
+	    "[[\"update\",\"todos\",\"" E1 "\",{\"text\":\"A\"}]]}");
+	fake_turn();
+	m1 = queued_id(p, "t1");
+	CHECK(has_mode(sent_transact(u, m1), "update"));
+	fake_conn_request(p, "{\"op\":\"transact\",\"client-event-id\":\"t2\",\"ops\":"
+	    "[[\"delete\",\"todos\",\"" E1 "\",null]]}");
+	fake_turn();
+	m2 = queued_id(p, "t2");
+	sent_transact(u, m2);
+	fake_conn_request(p, "{\"op\":\"transact\",\"client-event-id\":\"t3\",\"ops\":"
+	    "[[\"update\",\"todos\",\"" E3 "\",{\"text\":\"C\"}]]}");
+	fake_turn();
+	m3 = queued_id(p, "t3");
+	CHECK(has_mode(sent_transact(u, m3), "update"));
+	fake_up_drop(u);
+	fake_up_connect(u, attrs_json);
+	CHECK(!has_mode(sent_transact(u, m1), "update"));
+	m = sent_transact(u, m2);
+	CHECK(has_step(m, "delete-entity"));
+	CHECK(has_mode(sent_transact(u, m3), "update"));
+	fake_conn_free(p);
+	core_close(s);
+}
+
+/* The server does not know the app: a subscription without a cached result
+ * is told app-not-found and stays; it is answered when the app appears. */
+static void
+test_app_not_found(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *r = todos_result(E1, "a", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = fake_up_find(APP);
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q1\",\"q\":" Q_ALL "}");
+	fake_up_state(u, UPSTREAM_OPENED, NULL);
+	fake_up_state(u, UPSTREAM_APP_NOT_FOUND, "app not found");
+	m = fake_conn_take(p, "error", "q1");
+	CHECK_STR(json_get_string(m, "type"), "app-not-found");
+	/* Told once, not on every retry. */
+	fake_up_state(u, UPSTREAM_OPENED, NULL);
+	fake_up_state(u, UPSTREAM_APP_NOT_FOUND, "app not found");
+	CHECK_INT(fake_conn_count(p, NULL, "q1"), 0);
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o1\",\"q\":" Q_ALL "}");
+	m = fake_conn_take(p, "error", "o1");
+	CHECK_STR(json_get_string(m, "type"), "app-not-found");
+	fake_up_connect(u, attrs_json);
+	answer_add_query(u, Q_ALL, 10, r);
+	CHECK_TODOS(fake_conn_take(p, "add-query-ok", "q1"), "a");
+	fake_conn_free(p);
+	core_close(s);
+}
+
+/* Offline, a subscription to a query never seen is answered partial from the
+ * mirror; the server's answer then comes as refresh-ok, no longer partial. */
+static void
+test_partial_then_full(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *r2 = todos_result(E1, "a", E2, "a", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	fake_up_drop(u);
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q2\",\"q\":" Q_A "}");
+	m = fake_conn_take(p, "add-query-ok", "q2");
+	CHECK(m != NULL);
+	CHECK_BOOL(m, "partial", 1);
+	CHECK_BOOL(m, "from-cache", 1);
+	CHECK_TODOS(m, "a");
+	fake_up_connect(u, attrs_json);
+	answer_add_query(u, Q_ALL, 11, r2);
+	answer_add_query(u, Q_A, 11, r2);
+	m = fake_conn_take(p, "refresh-ok", "q2");
+	CHECK(m != NULL);
+	CHECK_BOOL(m, "partial", 0);
+	CHECK_BOOL(m, "from-cache", 0);
+	CHECK_TODOS(m, "a,a");
+	fake_conn_free(p);
+	core_close(s);
+}
+
 /* A query-once that waits for the server gets timeout when timeout-ms passes. */
 static void
 test_query_once_timeout(void)
@@ -1240,6 +1417,10 @@ main(void)
 	test_read_only();
 	test_query_rejected();
 	test_storage_full();
+	test_attrs_rewrite();
+	test_replay_update_delete();
+	test_app_not_found();
+	test_partial_then_full();
 	test_writer_gone();
 	test_requests();
 	test_shutdown();
