@@ -1,4 +1,4 @@
-/* Unit tests of the sync core (daemon/sync.c) without the network: programs
+/* Unit tests of the sync core (daemon/core.c, sync.c and its modules) without the network: programs
  * and the upstream session are fakes the test drives step by step on a
  * virtual clock (tests/core/fakes.h), over a real store in a temp dir. */
 #include "config.h"
