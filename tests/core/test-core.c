@@ -18,6 +18,7 @@
 #include "tests/tap.h"
 
 #define APP	"0d7d6bda-5c5c-4f3c-9a0f-2b8d6f0a9a11"
+#define APP2	"5e0b6a43-1b7e-4c55-9d0e-7f3c2a1b9c08"
 #define SERVER	"ws://127.0.0.1:9/runtime/session"
 #define E1	"11111111-1111-4111-8111-111111111111"
 #define E2	"22222222-2222-4222-8222-222222222222"
@@ -780,6 +781,7 @@ test_restart_replay(void)
 	struct fake_conn *p;
 	struct upstream *u;
 	_cleanup_free_ char *m1 = NULL, *m2 = NULL;
+	const cJSON *m;
 
 	fresh_state_dir();
 	s = core_open();
@@ -802,6 +804,14 @@ test_restart_replay(void)
 	CHECK(has_mode(sent_transact(u, m1), "create"));	/* never sent before */
 	CHECK(has_mode(sent_transact(u, m2), "create"));
 	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
+	/* status shows the replay's progress. */
+	p = program(s, "watcher");
+	fake_conn_request(p, "{\"op\":\"status\",\"client-event-id\":\"st\"}");
+	m = fake_conn_take(p, "status", "st");
+	CHECK_INT(int_of(json_get(json_get(m, "status"), "replay"), "total"), 2);
+	CHECK_INT(int_of(json_get(json_get(m, "status"), "replay"), "done"), 0);
+	CHECK_INT(int_of(json_get(json_get(m, "status"), "queue"), "pending"), 2);
+	fake_conn_free(p);
 	core_close(s);
 
 	/* Sent but never confirmed: after this restart they may have landed. */
@@ -1200,6 +1210,89 @@ test_partial_then_full(void)
 	core_close(s);
 }
 
+/* The ops on stored profiles, from a program bound to none: export-cache
+ * includes a result still waiting for the write-behind, clear-cache removes
+ * it, forget-profile refuses while a write is queued and otherwise closes the
+ * profile, its session and its programs, and removes its database. */
+static void
+test_store_ops(void)
+{
+	struct sync *s;
+	struct fake_conn *p, *admin;
+	struct upstream *u;
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	admin = fake_conn_open(&sync_ipc_callbacks, s);
+	fake_conn_request(admin, "{\"op\":\"export-cache\",\"client-event-id\":\"e\",\"profile\":\"" APP "\"}");
+	m = fake_conn_take(admin, "cache", "e");
+	CHECK_INT(cJSON_GetArraySize(json_get(m, "queries")), 1);
+	CHECK(same_json(json_get(cJSON_GetArrayItem(json_get(m, "queries"), 0), "q"), Q_ALL));
+	fake_conn_request(admin, "{\"op\":\"clear-cache\",\"client-event-id\":\"c\",\"profile\":\"" APP "\"}");
+	m = fake_conn_take(admin, "clear-cache-ok", "c");
+	CHECK_INT(int_of(m, "removed"), 1);
+	fake_clock_advance(500 * 1000);		/* nothing dirty comes back */
+	fake_conn_request(admin, "{\"op\":\"export-cache\",\"client-event-id\":\"e2\",\"profile\":\"" APP "\"}");
+	m = fake_conn_take(admin, "cache", "e2");
+	CHECK_INT(cJSON_GetArraySize(json_get(m, "queries")), 0);
+
+	fake_up_drop(u);
+	write_todo(p, "t1", E2, "b");
+	fake_conn_request(admin, "{\"op\":\"forget-profile\",\"client-event-id\":\"f\",\"profile\":\"" APP "\"}");
+	m = fake_conn_take(admin, "error", "f");
+	CHECK_STR(json_get_string(m, "type"), "invalid-request");
+	CHECK_INT(int_of(m, "queued"), 1);	/* awaiting its commit counts too */
+	fake_turn();
+	fake_conn_request(admin, "{\"op\":\"forget-profile\",\"client-event-id\":\"f2\",\"profile\":\"" APP "\","
+	    "\"discard-queued\":true}");
+	m = fake_conn_take(admin, "forget-profile-ok", "f2");
+	CHECK(m != NULL);
+	CHECK_INT(int_of(m, "discarded"), 1);
+	CHECK(fake_conn_closed(p));
+	CHECK_INT(fake_up_count(), 0);
+	fake_conn_free(p);
+	fake_conn_request(admin, "{\"op\":\"list-profiles\",\"client-event-id\":\"l\"}");
+	m = fake_conn_take(admin, "profiles", "l");
+	CHECK(m != NULL);
+	CHECK_INT(cJSON_GetArraySize(json_get(m, "profiles")), 0);
+	fake_conn_free(admin);
+	core_close(s);
+}
+
+/* Two apps are two profiles with a session each: a write goes only to its own. */
+static void
+test_two_apps(void)
+{
+	struct sync *s;
+	struct fake_conn *p, *q;
+	struct upstream *u, *v;
+	_cleanup_free_ char *mid = NULL;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	q = fake_conn_open(&sync_ipc_callbacks, s);
+	fake_conn_request(q, "{\"op\":\"init\",\"client-event-id\":\"i\",\"app-id\":\"" APP2 "\"}");
+	CHECK(fake_conn_take(q, "init-ok", "i") != NULL);
+	CHECK_INT(fake_up_count(), 2);
+	u = online();
+	v = fake_up_find(APP2);
+	fake_up_connect(v, attrs_json);
+	write_todo(q, "t1", E2, "b");
+	fake_turn();
+	mid = queued_id(q, "t1");
+	CHECK_INT(fake_up_count_unread(u, "transact"), 0);
+	sent_transact(v, mid);
+	CHECK_INT(fake_conn_count(p, NULL, NULL), 0);
+	fake_conn_free(p);
+	fake_conn_free(q);
+	core_close(s);
+}
+
 /* A query-once that waits for the server gets timeout when timeout-ms passes. */
 static void
 test_query_once_timeout(void)
@@ -1421,6 +1514,8 @@ main(void)
 	test_replay_update_delete();
 	test_app_not_found();
 	test_partial_then_full();
+	test_store_ops();
+	test_two_apps();
 	test_writer_gone();
 	test_requests();
 	test_shutdown();
