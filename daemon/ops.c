@@ -197,7 +197,9 @@ op_add_query(struct client *c, enum ipc_op op, const cJSON *msg, const char *cei
 		c->nsubs++;
 	if (policy != ONCE_CACHE_ONLY)	/* cache-only never asks the server */
 		query_subscribe(q);
-	if (!(once && policy == ONCE_NETWORK_ONLY))
+	/* network-only takes only a result of this session: one that is already
+	 * fresh answers now (the server sends nothing until the data changes). */
+	if (!(once && policy == ONCE_NETWORK_ONLY) || q->fresh)
 		query_push(q);	/* without a result, only a partial answer if l takes one */
 }
 

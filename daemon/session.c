@@ -221,8 +221,13 @@ profile_on_state(void *ud, enum upstream_state st, const char *detail)
 			if (was_fresh)
 				query_push(q);
 		}
-		TAILQ_FOREACH(m, &p->outbox, entry)
+		TAILQ_FOREACH(m, &p->outbox, entry) {
 			m->sent = false;
+			/* Shown as PROTOCOL.md says: not sent in this session. ever_sent
+			 * keeps it a replay; the database keeps its mark. */
+			if (m->m->state == DB_MUT_SENT)
+				m->m->state = DB_MUT_PENDING;
+		}
 		free(p->session_id);
 		p->session_id = NULL;
 	}

@@ -375,6 +375,11 @@ sync_free(struct sync *s)
 		auth_call_free(a);
 	}
 	while ((c = TAILQ_FIRST(&s->clients))) {
+		struct listener *l;
+
+		/* A listener is on its query's list too: unlink it before c goes. */
+		while ((l = LIST_FIRST(&c->listeners)))
+			listener_free(l);
 		TAILQ_REMOVE(&s->clients, c, entry);
 		ipc_conn_set_data(c->conn, NULL);
 		rooms_free(c->rooms);

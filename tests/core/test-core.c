@@ -1519,11 +1519,9 @@ main(void)
 	test_writer_gone();
 	test_requests();
 	test_shutdown();
-	if (getenv("TEST_CORE_KNOWN_BUGS")) {
-		test_network_only_shared();
-		test_state_after_drop();
-		test_free_with_programs();
-	}
+	test_network_only_shared();
+	test_state_after_drop();
+	test_free_with_programs();
 	if (state_dir[0])
 		(void)nftw(state_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
