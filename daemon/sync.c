@@ -27,6 +27,7 @@
 #include "store/db.h"
 #include "store/instaml.h"
 #include "store/instaql.h"
+#include "store/reads.h"
 #include "store/tstore.h"
 #include "store/util.h"
 
@@ -46,6 +47,7 @@ struct mutation {
 	struct client *origin;		/* borrowed; cleared when that program goes */
 	char *origin_ceid;		/* owned: the app's client-event-id of the transact */
 	bool replaying;			/* part of the backlog counted by profile.replay_total */
+	uint64_t ord;			/* queue position (profile.next_ord): outbox, then writes */
 };
 TAILQ_HEAD(mutation_list, mutation);
 
@@ -55,6 +57,7 @@ struct pending_write {
 	struct db_mutation *m;		/* owned until appended to the outbox */
 	struct client *origin;		/* borrowed; cleared when the program goes */
 	char *ceid;			/* owned */
+	uint64_t ord;			/* kept by its outbox entry */
 };
 TAILQ_HEAD(pending_write_list, pending_write);
 
@@ -86,6 +89,28 @@ struct query {
 	cJSON *triples;			/* owned: the server's triples, NULL before any result */
 	cJSON *page_info;		/* owned, may be NULL */
 	struct tstore *base;		/* owned: triples + attrs, built lazily */
+	/* The optimistic view: base with every pending write that applies to
+	 * this result (instaql_mutation_applies) up to queue position view_ord
+	 * applied, in order; NULL while none is (then base is the view).
+	 * view_ord 0: build it again from base. */
+	struct tstore *view;		/* owned */
+	uint64_t view_ord;
+	struct query_reads *reads;	/* owned: what the result depends on, NULL = not known yet */
+	bool reads_failed;		/* could not be computed: every write affects q */
+	/* Pending writes that apply to this result and can change it, judged by
+	 * reads alone (has-pending-writes), and the queue position of the last
+	 * of them (an upper bound: a later write may depend on an earlier). */
+	size_t n_aff;
+	uint64_t last_aff;
+	bool stale;			/* inputs changed since the last render */
+	bool rendered;			/* the fields below hold the last render */
+	bool rendered_partial;
+	bool rendered_pending;		/* has-pending-writes of a partial render */
+	int render_r;			/* 0, or the render's error (render_err says it) */
+	char *render_err;		/* owned */
+	char *data_text, *pi_text;	/* owned: printed data and page-info (may be NULL) */
+	uint64_t data_hash;		/* of data_text and pi_text */
+	struct instaql_shown shown;	/* the entities the last render shows */
 	int64_t processed_tx_id;
 	bool fresh;			/* result came on the current upstream session */
 	bool dirty;			/* result not yet written to the mirror */
@@ -131,6 +156,8 @@ struct profile {
 	const char *state_shown;	/* borrowed static name: the state state_since_ms is for */
 	size_t replay_total, replay_done;	/* the backlog replayed since connecting; 0 = none */
 	int64_t replay_start_us;
+	uint64_t next_ord;		/* the last queue position given to a write */
+	uint64_t evaluations;		/* query renders since the profile opened (status) */
 };
 TAILQ_HEAD(profile_list, profile);
 
@@ -296,6 +323,7 @@ profile_status_json(struct profile *p)
 	TAILQ_FOREACH(q, &p->queries, entry)
 		nq++;
 	cJSON_AddNumberToObject(o, "subscriptions", (double)nq);
+	cJSON_AddNumberToObject(o, "evaluations", (double)p->evaluations);
 	if (db_query_bytes(p->db, &bytes) == 0)
 		cJSON_AddNumberToObject(o, "cache-bytes", (double)bytes);
 	if (p->recovered_from)
@@ -385,16 +413,274 @@ query_base(struct query *q, struct tstore **ret)
 }
 
 static void
+query_drop_view(struct query *q)
+{
+	tstore_free(q->view);
+	q->view = NULL;
+	q->view_ord = 0;
+}
+
+/* What q reads, computed on first use against the profile's attrs and q's
+ * page-info; NULL if that failed (every write then counts as affecting q). */
+static const struct query_reads *
+query_reads_of(struct query *q)
+{
+	int r;
+
+	if (q->reads == NULL && !q->reads_failed) {
+		r = query_reads_new(q->p->attrs, q->q, q->page_info, &q->reads);
+		if (r < 0) {
+			q->reads = NULL;
+			q->reads_failed = true;
+			log_debug("%s: what a query reads is unknown (%s): every write re-renders it",
+			    q->p->name, strerror(-r));
+		}
+	}
+	return q->reads;
+}
+
+/* Can steps change q's result? use_shown refines it by the entities the
+ * last render shows, which holds only while that render is of q's current
+ * inputs (store/reads.h): not for a stale, failed or partial render. */
+static bool
+query_affected(struct query *q, const cJSON *steps, bool use_shown)
+{
+	const struct query_reads *r = query_reads_of(q);
+	bool current = q->rendered && !q->stale && q->render_r == 0 && !q->rendered_partial;
+
+	if (r == NULL)
+		return true;
+	return query_reads_affected(r, steps, use_shown && current ? &q->shown : NULL);
+}
+
+/* One queue entry (an outbox entry or a write awaiting its group commit) as
+ * the optimistic views see it. */
+struct mref {
+	const cJSON *steps;		/* borrowed */
+	int64_t tx_id;			/* 0 until confirmed */
+	uint64_t ord;
+	bool failed;
+};
+
+static struct mref
+mref_of(const struct mutation *m)
+{
+	return (struct mref){ .steps = m->m->steps, .tx_id = m->m->tx_id, .ord = m->ord,
+	    .failed = m->m->state == DB_MUT_FAILED };
+}
+
+static struct mref
+mref_of_write(const struct pending_write *w)
+{
+	return (struct mref){ .steps = w->m->steps, .ord = w->ord };
+}
+
+/* Is m layered on q's result? (A partial answer: see query_eval_partial.) */
+static bool
+mref_applies(const struct query *q, const struct mref *m)
+{
+	return !m->failed && instaql_mutation_applies(m->tx_id, q->processed_tx_id);
+}
+
+static void
+query_count(struct query *q, const struct mref *m)
+{
+	if (!mref_applies(q, m) || !query_affected(q, m->steps, false))
+		return;
+	q->n_aff++;
+	if (m->ord > q->last_aff)
+		q->last_aff = m->ord;
+}
+
+/* Count again, over the whole queue, the writes that can change q's result
+ * (after its reads or its result changed). */
+static void
+query_scan(struct query *q)
+{
+	struct pending_write *w;
+	struct mutation *m;
+
+	q->n_aff = 0;
+	q->last_aff = 0;
+	if (!query_has_result(q))
+		return;
+	TAILQ_FOREACH(m, &q->p->outbox, entry) {
+		struct mref x = mref_of(m);
+
+		query_count(q, &x);
+	}
+	TAILQ_FOREACH(w, &q->p->writes, entry) {
+		struct mref x = mref_of_write(w);
+
+		query_count(q, &x);
+	}
+}
+
+/* q's inputs changed wholesale (a new result or page-info, new attrs): its
+ * stores and reads are built again, and it is rendered again. */
+static void
 query_drop_base(struct query *q)
 {
 	tstore_free(q->base);
 	q->base = NULL;
+	query_drop_view(q);
+	query_reads_free(q->reads);
+	q->reads = NULL;
+	q->reads_failed = false;
+	q->stale = true;
+	query_scan(q);
 }
 
-/* Evaluate q over base (its server store, or for a partial answer the union
- * of the mirror) at processed_tx_id with the pending writes layered on top,
- * through the engine's one render path (instaql_eval_base, which the
- * differential tests drive as well). A write whose steps this store cannot
+/* m starts (enter) or stops applying to q's result: a new write at the end
+ * of the queue, a retried one in its middle, or one confirmed, rejected,
+ * discarded or retired. q is rendered again when m can change it, or when
+ * a later write that can may depend on it (a lookup, a create-or-update
+ * check, a cascade): otherwise the render without m equals the render with
+ * it. The entities shown by q's current render judge m either way, since a
+ * write judged unaffecting by them changes no attr that selects entities. */
+static void
+query_on_write(struct query *q, const struct mref *m, bool enter)
+{
+	bool pure;
+
+	if (!query_has_result(q)) {
+		q->stale = true;	/* a partial answer reads the whole mirror */
+		return;
+	}
+	pure = query_affected(q, m->steps, false);
+	if (pure && enter) {
+		q->n_aff++;
+		if (m->ord > q->last_aff)
+			q->last_aff = m->ord;
+	} else if (pure && q->n_aff > 0) {
+		q->n_aff--;
+	}
+	if (q->view_ord >= m->ord)
+		query_drop_view(q);	/* it must hold exactly the writes that apply up to view_ord */
+	if (!q->stale && (q->last_aff > m->ord || (pure && query_affected(q, m->steps, true))))
+		q->stale = true;
+}
+
+static void profile_schedule_push(struct profile *p);
+
+/* Tell every query of p that a queue entry changed from before to after
+ * (NULL: not in the queue). */
+static void
+profile_on_write(struct profile *p, const struct mref *before, const struct mref *after)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		bool a, b;
+
+		if (!query_has_result(q)) {
+			q->stale = true;
+			continue;
+		}
+		a = before && mref_applies(q, before);
+		b = after && mref_applies(q, after);
+		if (a != b)
+			query_on_write(q, a ? before : after, b);
+	}
+	profile_schedule_push(p);
+}
+
+/* A partial answer reads every mirrored triple: any new result may change it. */
+static void
+profile_mark_partial(struct profile *p)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (!query_has_result(q))
+			q->stale = true;
+}
+
+/* The profile's attrs grew (a write made new ones): what each query reads
+ * is computed again (an attr unknown to its reads counts as affecting). */
+static void
+profile_reads_changed(struct profile *p)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		query_reads_free(q->reads);
+		q->reads = NULL;
+		q->reads_failed = false;
+		query_scan(q);
+	}
+}
+
+/* Would retiring the confirmed m now change what q shows, before q's
+ * result reflects it? */
+static bool
+query_holds(struct query *q, const struct mref *m)
+{
+	if (!query_has_result(q) || !mref_applies(q, m))
+		return false;
+	return q->last_aff > m->ord ||
+	    (query_affected(q, m->steps, false) && query_affected(q, m->steps, true));
+}
+
+/* Apply m to q's view if it comes after view_ord and applies. A write whose
+ * steps this store cannot apply is skipped rather than failing the whole
+ * query (the JS client fails the query; see QUERY-DIFFERENCES). */
+static int
+query_view_add(struct query *q, struct tstore *base, const struct mref *m)
+{
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	if (m->ord <= q->view_ord)
+		return 0;
+	if (mref_applies(q, m)) {
+		if (q->view == NULL && (r = tstore_dup(base, &q->view)) < 0)
+			return r;
+		r = tstore_apply_steps(q->view, m->steps, &err);
+		if (r < 0 && r != -EINVAL) {
+			query_drop_view(q);
+			return r;
+		}
+	}
+	q->view_ord = m->ord;
+	return 0;
+}
+
+/* q's optimistic view, brought up to date: each pending write is applied
+ * once, when a render first needs it, and the view is built again from the
+ * server store only after a write left (or entered) the middle of what it
+ * holds. */
+static int
+query_view(struct query *q, struct tstore **ret)
+{
+	struct pending_write *w;
+	struct tstore *base;
+	struct mutation *m;
+	int r;
+
+	r = query_base(q, &base);
+	if (r < 0)
+		return r;
+	TAILQ_FOREACH(m, &q->p->outbox, entry) {
+		struct mref x = mref_of(m);
+
+		if ((r = query_view_add(q, base, &x)) < 0)
+			return r;
+	}
+	TAILQ_FOREACH(w, &q->p->writes, entry) {
+		struct mref x = mref_of_write(w);
+
+		if ((r = query_view_add(q, base, &x)) < 0)
+			return r;
+	}
+	*ret = q->view ? q->view : base;
+	return 0;
+}
+
+/* Evaluate q over base (for a partial answer, the union of the mirror) at
+ * processed_tx_id with the pending writes layered on top, through the
+ * engine's render path (instaql_eval_base, which the differential tests
+ * drive as well). A write whose steps this store cannot
  * apply is skipped rather than failing the whole query (the JS client fails
  * the query; see QUERY-DIFFERENCES). */
 static int
@@ -428,20 +714,6 @@ query_eval_over(struct query *q, struct tstore *base, int64_t processed_tx_id,
 		return r;
 	*ret_pending = applied > 0;
 	return 0;
-}
-
-static int
-query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending,
-    char **ret_err)
-{
-	struct tstore *base;
-	int r;
-
-	r = query_base(q, &base);
-	if (r < 0)
-		return r;
-	return query_eval_over(q, base, q->processed_tx_id, ret_data, ret_page_info, ret_pending,
-	    ret_err);
 }
 
 /* Add one stored result's triples to the union; a result the store cannot
@@ -554,8 +826,7 @@ listener_free(struct listener *l)
 
 static void query_maybe_release(struct query *q);
 
-/* Send each listener what it has not seen yet: the first answer, or a
- * refresh when the result (or its freshness) changed. */
+/* FNV-1a over a string: results are compared by the hash of their text. */
 static uint64_t
 hash_text(uint64_t h, const char *s)
 {
@@ -605,16 +876,65 @@ query_eval_partial(struct query *q, cJSON **ret_data, cJSON **ret_page_info, boo
 	return r;
 }
 
+/* Render q again from its inputs: its view (or for a partial answer the
+ * whole mirror), printed once for every listener and kept with the entities
+ * it shows, until q's inputs change again. */
+static void
+query_render(struct query *q)
+{
+	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
+	_cleanup_free_ char *err = NULL;
+	bool partial = !query_has_result(q), pending = false;
+	struct tstore *s = NULL;
+	int r;
+
+	free(q->data_text);
+	free(q->pi_text);
+	free(q->render_err);
+	q->data_text = q->pi_text = q->render_err = NULL;
+	instaql_shown_clear(&q->shown);
+	q->rendered = true;
+	q->stale = false;
+	q->rendered_partial = partial;
+	q->p->evaluations++;
+	if (partial) {
+		r = query_eval_partial(q, &data, &pi, &pending, &err);
+	} else {
+		struct instaql_opts opts = { .page_info = q->page_info, .shown = &q->shown };
+
+		r = query_view(q, &s);
+		if (r == 0)
+			r = instaql_eval_opts(s, q->q, &opts, &data, &pi, &err);
+	}
+	q->rendered_pending = pending;
+	if (r == 0) {
+		q->data_text = json_print(data);
+		q->pi_text = pi ? json_print(pi) : NULL;
+		if (q->data_text == NULL || (pi && q->pi_text == NULL))
+			r = -ENOMEM;
+	}
+	q->render_r = r;
+	if (r < 0) {
+		q->render_err = err ? TAKE_PTR(err) : strdup(strerror(-r));
+		q->data_hash = hash_text(hash_text(1469598103934665603ULL, "error"), q->render_err);
+		if (r != -EINVAL)
+			q->stale = true;	/* out of memory: try again on the next push */
+		return;
+	}
+	/* The engine is deterministic, so equal results print equally. */
+	q->data_hash = hash_text(hash_text(1469598103934665603ULL, q->data_text), q->pi_text);
+}
+
 /* Send each listener what it has not seen yet: the first answer, or a
- * refresh when the result (or its freshness) changed. A query with no
- * result yet is answered, partial, to the listeners that take that. */
+ * refresh when the result (or its flags) changed; q is rendered again only
+ * if its inputs changed. A query with no result yet is answered, partial,
+ * to the listeners that take that. */
 static void
 query_push(struct query *q)
 {
-	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
-	_cleanup_free_ char *err = NULL, *q_text = NULL, *data_text = NULL, *pi_text = NULL;
+	_cleanup_free_ char *q_text = NULL;
 	struct listener *l, *next;
-	bool pending = false, partial = !query_has_result(q), any = false;
+	bool pending, partial = !query_has_result(q), any = false;
 	uint64_t h;
 	int r;
 
@@ -623,25 +943,30 @@ query_push(struct query *q)
 			any = true;
 	if (!any)
 		return;
-	r = partial ? query_eval_partial(q, &data, &pi, &pending, &err) :
-	    query_eval(q, &data, &pi, &pending, &err);
-	if (r < 0) {
-		LIST_FOREACH(l, &q->listeners, by_query)
-			if (!partial || listener_takes_partial(l))
-				client_error(l->c, l->ceid, "invalid-query", "%s",
-				    err ? err : strerror(-r));
+	/* A partial answer is rendered every time: it reads the whole mirror,
+	 * which the stored results (cleared, evicted) change as well. */
+	if (partial || q->stale || !q->rendered || q->rendered_partial)
+		query_render(q);
+	if (q->render_r < 0) {
+		/* Each listener is told once per distinct error; a query-once is done. */
+		for (l = LIST_FIRST(&q->listeners); l; l = next) {
+			next = LIST_NEXT(l, by_query);
+			if ((partial && !listener_takes_partial(l)) || (l->sent_any && l->last_hash == q->data_hash))
+				continue;
+			client_error(l->c, l->ceid, q->render_r == -EINVAL ? "invalid-query" : "internal",
+			    "%s", q->render_err ? q->render_err : strerror(-q->render_r));
+			if (l->once) {
+				listener_free(l);
+				continue;
+			}
+			l->sent_any = true;
+			l->last_hash = q->data_hash;
+		}
+		query_maybe_release(q);
 		return;
 	}
-	q_text = json_print(q->q);
-	data_text = json_print(data);
-	pi_text = pi ? json_print(pi) : NULL;
-	if (!q_text || !data_text || (pi && !pi_text)) {
-		log_warn("%s: out of memory sending a result", q->p->name);
-		return;
-	}
-	/* The engine is deterministic, so equal results print equally. */
-	h = hash_text(hash_text(1469598103934665603ULL, data_text), pi_text);
-	h = hash_text(h, q->fresh ? "f" : "c");
+	pending = partial ? q->rendered_pending : q->n_aff > 0;
+	h = hash_text(q->data_hash, q->fresh ? "f" : "c");
 	h = hash_text(h, pending ? "w" : "-");
 	h = hash_text(h, partial ? "p" : "-");
 	for (l = LIST_FIRST(&q->listeners); l; l = next) {
@@ -659,7 +984,11 @@ query_push(struct query *q)
 			continue;
 		else
 			op = l->answered ? "refresh-ok" : "add-query-ok";
-		if (result_text(op, l, q_text, data_text, pi_text, pending, partial, &text) < 0)
+		if (q_text == NULL && (q_text = json_print(q->q)) == NULL) {
+			log_warn("%s: out of memory sending a result", q->p->name);
+			return;
+		}
+		if (result_text(op, l, q_text, q->data_text, q->pi_text, pending, partial, &text) < 0)
 			continue;
 		r = ipc_conn_send_text(l->c->conn, text, strlen(text));
 		if (r < 0 && r != -ENOBUFS)
@@ -785,6 +1114,12 @@ query_free(struct query *q)
 	cJSON_Delete(q->triples);
 	cJSON_Delete(q->page_info);
 	tstore_free(q->base);
+	tstore_free(q->view);
+	query_reads_free(q->reads);
+	free(q->render_err);
+	free(q->data_text);
+	free(q->pi_text);
+	instaql_shown_clear(&q->shown);
 	free(q);
 }
 
@@ -834,6 +1169,7 @@ query_get(struct profile *p, const cJSON *qjson, struct query **ret)
 	q->p = p;
 	q->key = TAKE_PTR(key);
 	q->q = cJSON_Duplicate(qjson, 1);
+	q->stale = true;
 	LIST_INIT(&q->listeners);
 	if (q->q == NULL || uuid_v4(q->ceid) < 0) {
 		free(q->key);
@@ -845,6 +1181,7 @@ query_get(struct profile *p, const cJSON *qjson, struct query **ret)
 	r = db_query_get(p->db, q->key, NULL, &q->triples, &q->page_info, &q->processed_tx_id);
 	if (r < 0 && r != -ENOENT)
 		log_warn("%s: reading the cached query failed: %s", p->name, strerror(-r));
+	query_scan(q);
 	r = db_query_set_in_use(p->db, q->key, true);
 	if (r < 0 && r != -ENOENT)
 		log_warn("%s: cannot mark a query in use: %s", p->name, strerror(-r));
@@ -939,11 +1276,12 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	pi = json_get(json_get(first, "data"), "page-info");
 	cJSON_Delete(q->triples);
 	q->triples = TAKE_PTR(triples);
-	query_drop_base(q);
 	cJSON_Delete(q->page_info);
 	q->page_info = pi ? cJSON_Duplicate(pi, 1) : NULL;
 	q->processed_tx_id = processed_tx_id;
 	q->fresh = true;
+	query_drop_base(q);
+	profile_mark_partial(p);
 	query_mark_dirty(q);
 	p->last_sync_ms = now_ms();
 }
@@ -1179,46 +1517,75 @@ profile_pump(struct profile *p)
 }
 
 /* The server sends refresh-ok only for results that changed, so a confirmed
- * write that no loaded query reflects would wait forever: after this long it
- * is retired anyway (the JS client has a similar backstop). */
+ * write that a loaded query still layers would wait forever if the result
+ * it can change did not: after this long it is retired anyway (the JS
+ * client has a similar backstop). */
 #define CONFIRMED_GRACE_US (5 * LWS_US_PER_SEC)
 
 static void profile_prune_cb(lws_sorted_usec_list_t *sul);
 
-/* Confirmed entries leave the outbox once every loaded query's result
- * reflects them (processed-tx-id >= tx-id), or after CONFIRMED_GRACE_US. */
+/* Does some query's render still need the confirmed m (query_holds)? */
+static bool
+profile_holds(struct profile *p, const struct mutation *m)
+{
+	struct mref x = mref_of(m);
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_holds(q, &x))
+			return true;
+	return false;
+}
+
+/* Remove a confirmed write from the outbox, and from every view holding it. */
+static int
+mutation_retire(struct profile *p, struct mutation *m)
+{
+	struct mref x = mref_of(m);
+	int r;
+
+	r = db_outbox_remove(p->db, m->m->mutation_id);
+	if (r < 0) {
+		log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
+		return r;
+	}
+	profile_on_write(p, &x, NULL);
+	TAILQ_REMOVE(&p->outbox, m, entry);
+	mutation_free(m);
+	return 0;
+}
+
+static void
+profile_arm_prune(struct profile *p)
+{
+	if (lws_dll2_is_detached(&p->prune.list))
+		lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
+}
+
+/* A confirmed entry leaves the outbox as soon as no query needs it
+ * (profile_holds): at once when no loaded result layers it or none of them
+ * can show it, else once those results reflect it (processed-tx-id >=
+ * tx-id), or after CONFIRMED_GRACE_US. */
 static void
 profile_prune(struct profile *p)
 {
 	struct mutation *m, *next;
-	struct query *q;
-	int64_t min_ptx = INT64_MAX, now = mono_us();
+	int64_t now = mono_us();
 	bool waiting = false;
 
-	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && q->processed_tx_id < min_ptx)
-			min_ptx = q->processed_tx_id;
 	for (m = TAILQ_FIRST(&p->outbox); m; m = next) {
-		int r;
-
 		next = TAILQ_NEXT(m, entry);
 		if (m->m->state != DB_MUT_CONFIRMED)
 			continue;
-		if (m->m->tx_id > min_ptx && now - m->confirmed_us < CONFIRMED_GRACE_US) {
+		if (now - m->confirmed_us < CONFIRMED_GRACE_US && profile_holds(p, m)) {
 			waiting = true;
 			continue;
 		}
-		r = db_outbox_remove(p->db, m->m->mutation_id);
-		if (r < 0) {
-			log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
+		if (mutation_retire(p, m) < 0)
 			return;
-		}
-		TAILQ_REMOVE(&p->outbox, m, entry);
-		mutation_free(m);
-		profile_schedule_push(p);
 	}
-	if (waiting && lws_dll2_is_detached(&p->prune.list))
-		lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
+	if (waiting)
+		profile_arm_prune(p);
 }
 
 static void
@@ -1231,31 +1598,15 @@ profile_prune_cb(lws_sorted_usec_list_t *sul)
 }
 
 /* After a transact-ok only m can have become removable (the others change
- * on a refresh or with time, which profile_prune handles), so a stream of
+ * on a result or with time, which profile_prune handles), so a stream of
  * confirmations does not rescan the whole outbox each time. */
 static void
 profile_prune_confirmed(struct profile *p, struct mutation *m)
 {
-	struct query *q;
-	int64_t min_ptx = INT64_MAX;
-	int r;
-
-	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && q->processed_tx_id < min_ptx)
-			min_ptx = q->processed_tx_id;
-	if (m->m->tx_id > min_ptx) {
-		if (lws_dll2_is_detached(&p->prune.list))
-			lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
-		return;
-	}
-	r = db_outbox_remove(p->db, m->m->mutation_id);
-	if (r < 0) {
-		log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
-		return;
-	}
-	TAILQ_REMOVE(&p->outbox, m, entry);
-	mutation_free(m);
-	profile_schedule_push(p);
+	if (profile_holds(p, m))
+		profile_arm_prune(p);
+	else
+		(void)mutation_retire(p, m);
 }
 
 static void
@@ -1265,6 +1616,8 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 	struct log_fields lf = { .profile = p->name, .app_id = p->app_id };
 	int64_t tx_id = 0;
 	int r;
+
+	struct mref before;
 
 	if (m == NULL || m->m->state == DB_MUT_CONFIRMED)
 		return;		/* late or duplicate: already settled */
@@ -1278,9 +1631,16 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		log_warn("%s: recording a confirmation failed: %s", p->name, strerror(-r));
 		return;
 	}
+	before = mref_of(m);
 	m->m->state = DB_MUT_CONFIRMED;
 	m->m->tx_id = tx_id;
 	m->confirmed_us = mono_us();
+	{
+		struct mref after = mref_of(m);
+
+		/* no longer layered on a result whose processed-tx-id is 0 or >= tx_id */
+		profile_on_write(p, &before, &after);
+	}
 	lf.mutation_id = m->m->mutation_id;
 	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
@@ -1293,7 +1653,6 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		client_send(m->origin, out);
 	}
 	profile_prune_confirmed(p, m);
-	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -1303,6 +1662,7 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	_cleanup_free_ char *etext = json_print(err);
 	struct log_fields lf = { .profile = p->name, .app_id = p->app_id,
 	    .mutation_id = m->m->mutation_id, .op = "transact" };
+	struct mref before = mref_of(m);
 	int r;
 
 	r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_FAILED, 0, etext);
@@ -1312,6 +1672,7 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	free(m->m->error);
 	m->m->error = etext ? strdup(etext) : NULL;
 	m->sent = false;
+	profile_on_write(p, &before, NULL);
 	replay_resolved(p, m);
 	log_structured(LOG_NOTICE, &lf, "the server rejected a write: %s",
 	    json_get_string(err, "message") ? json_get_string(err, "message") : "no message");
@@ -1330,7 +1691,6 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 			cJSON_AddItemToObject(out, "hint", cJSON_Duplicate(json_get(err, "hint"), 1));
 		client_send(m->origin, out);
 	}
-	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -1452,10 +1812,26 @@ handle_error(struct profile *p, const cJSON *msg)
 
 /* ---- attrs ---- */
 
+/* Equal attrs, in the same order (the engine resolves labels in that order). */
+static bool
+attrs_same(const struct attrs *a, const struct attrs *b)
+{
+	size_t n = attrs_count(a);
+
+	if (n != attrs_count(b))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!cJSON_Compare(attrs_at(a, i), attrs_at(b, i), true))
+			return false;
+	return true;
+}
+
 /* The optimistic attrs: the server's plus every unsynced local attr the
- * server does not know by id or identity. */
+ * server does not know by id or identity. When they come out as they were
+ * and no queued write was rewritten (steps_changed false), every query
+ * keeps its stores and its last render (a session's init-ok resends them). */
 static int
-profile_rebuild_attrs(struct profile *p)
+profile_rebuild_attrs(struct profile *p, bool steps_changed)
 {
 	_cleanup_json_ cJSON *all = NULL;
 	struct attrs *a = NULL;
@@ -1484,6 +1860,10 @@ profile_rebuild_attrs(struct profile *p)
 			return r;
 		}
 	}
+	if (!steps_changed && p->attrs && attrs_same(a, p->attrs)) {
+		attrs_free(a);
+		return 0;
+	}
 	attrs_free(p->attrs);
 	p->attrs = a;
 	TAILQ_FOREACH(q, &p->queries, entry)
@@ -1500,6 +1880,7 @@ profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed
 	cJSON **steps = NULL;
 	bool *drop = NULL, *changed = NULL;
 	size_t n = 0;
+	bool steps_changed = true;	/* until the rewrite below is known to be whole */
 	int r;
 
 	if (!cJSON_IsArray(list))
@@ -1536,11 +1917,14 @@ profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed
 	r = instaml_rewrite_queue(p->server_attrs, steps, drop, n, changed);
 	if (r < 0)
 		log_warn("%s: rewriting queued writes failed: %s", p->name, strerror(-r));
+	else
+		steps_changed = false;
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		int e;
 
 		if (!changed[i])
 			continue;
+		steps_changed = true;
 		e = db_outbox_set_steps(p->db, muts[i]->m->mutation_id, muts[i]->m->steps);
 		if (e < 0)
 			log_warn("%s: storing a rewritten write failed: %s", p->name, strerror(-e));
@@ -1550,7 +1934,7 @@ out:
 	free(drop);
 	free(changed);
 	free(muts);
-	r = profile_rebuild_attrs(p);
+	r = profile_rebuild_attrs(p, steps_changed);
 	if (r < 0)
 		log_warn("%s: rebuilding attrs failed: %s", p->name, strerror(-r));
 }
@@ -1811,6 +2195,7 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 			continue;
 		}
 		m->m = TAKE_PTR(w->m);
+		m->ord = w->ord;	/* the same place in the queue: no view changes */
 		m->marked = sending;
 		m->m->state = DB_MUT_PENDING;	/* in memory: not sent yet */
 		m->origin = w->origin;
@@ -1827,12 +2212,15 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 		}
 		pending_write_free(w);
 	}
-	profile_schedule_push(p);
 	profile_pump(p);
 	profile_status_changed(p);
 	return;
 fail:
 	while ((w = TAILQ_FIRST(&p->writes))) {
+		struct mref x = mref_of_write(w);
+
+		/* its effect leaves every result again */
+		profile_on_write(p, &x, NULL);
 		TAILQ_REMOVE(&p->writes, w, entry);
 		if (w->origin)
 			client_error(w->origin, w->ceid, r == -ENOSPC ? "storage-full" : "internal",
@@ -1840,7 +2228,6 @@ fail:
 			    "the write could not be stored: %s", strerror(-r));
 		pending_write_free(w);
 	}
-	profile_schedule_push(p);
 	log_error("%s: storing writes failed: %s", p->name, strerror(-r));
 }
 
@@ -1991,6 +2378,7 @@ profile_load_outbox(struct profile *p)
 			return -ENOMEM;
 		}
 		m->m = list[i];
+		m->ord = ++p->next_ord;
 		/* Confirmed before a restart: keep layering it until results catch up. */
 		if (m->m->state == DB_MUT_CONFIRMED)
 			m->confirmed_us = mono_us();
@@ -2237,7 +2625,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	    (r = db_meta_set(p->db, "app-id", p->app_id)) < 0 ||
 	    (r = db_meta_set(p->db, "name", p->name)) < 0 ||
 	    (p->token && (r = profile_write_token(p)) < 0) ||
-	    (r = profile_rebuild_attrs(p)) < 0 ||
+	    (r = profile_rebuild_attrs(p, true)) < 0 ||
 	    (r = profile_load_outbox(p)) < 0) {
 		log_error("%s: cannot prepare the profile: %s", p->name, strerror(-r));
 		profile_free(p);
@@ -2252,7 +2640,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 			cJSON_ArrayForEach(x, all)
 				if (!attr_unsynced(x))
 					(void)attrs_add(p->server_attrs, x);
-		(void)profile_rebuild_attrs(p);
+		(void)profile_rebuild_attrs(p, true);
 	}
 	ucfg.url = p->server;
 	ucfg.app_id = p->app_id;
@@ -2566,6 +2954,7 @@ op_transact(struct client *c, const cJSON *msg, const char *ceid)
 		cJSON_ArrayForEach(a, newattrs)
 			if (!attrs_by_id(p->attrs, attr_id(a)))
 				(void)attrs_add(p->attrs, a);
+		profile_reads_changed(p);
 	}
 	if (uuid_v4(mid) < 0) {
 		client_error(c, ceid, "internal", "no randomness for a mutation id");
@@ -2587,8 +2976,13 @@ op_transact(struct client *c, const cJSON *msg, const char *ceid)
 	w->m = m;
 	w->origin = c;
 	w->ceid = xstrdup(ceid);
+	w->ord = ++p->next_ord;
 	TAILQ_INSERT_TAIL(&p->writes, w, entry);
-	profile_schedule_push(p);
+	{
+		struct mref x = mref_of_write(w);
+
+		profile_on_write(p, NULL, &x);
+	}
 	if (!p->flush_armed) {
 		/* Zero delay: runs after the loop has read every request that is ready. */
 		lws_sul_schedule(c->s->ctx, 0, &p->flush, profile_flush_cb, 1);
@@ -2643,12 +3037,14 @@ op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool r
 	struct profile *p = c->p;
 	struct mutation *m = mutation_find(p, json_get_string(msg, "mutation-id"));
 	_cleanup_json_ cJSON *out = NULL;
+	struct mref before;
 	int r;
 
 	if (m == NULL) {
 		client_error(c, ceid, "not-found", "no such mutation");
 		return;
 	}
+	before = mref_of(m);
 	if (retry) {
 		if (m->m->state != DB_MUT_FAILED) {
 			client_error(c, ceid, "invalid-request", "only a failed mutation can be retried");
@@ -2681,12 +3077,16 @@ op_retry_or_discard(struct client *c, const cJSON *msg, const char *ceid, bool r
 	out = reply_new(retry ? "retry-mutation-ok" : "discard-mutation-ok", ceid);
 	cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
 	client_send(c, out);
-	if (!retry) {
+	if (retry) {
+		struct mref after = mref_of(m);
+
+		profile_on_write(p, &before, &after);
+	} else {
+		profile_on_write(p, &before, NULL);
 		replay_resolved(p, m);
 		TAILQ_REMOVE(&p->outbox, m, entry);
 		mutation_free(m);
 	}
-	profile_schedule_push(p);
 	profile_pump(p);
 	profile_status_changed(p);
 }
