@@ -1,5 +1,6 @@
-/* ipc-protocol.c: the op table of the local protocol and the shape check
- * that every request passes before the daemon sees it. */
+/* ipc-protocol.c: the op table of the local protocol (each op's name, the
+ * fields it takes, whether it needs init) and the shape check it drives,
+ * which every request passes before the daemon sees it. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,32 +11,6 @@
 #include <string.h>
 
 #include "ipc/ipc-protocol.h"
-
-static const char *const ipc_protocol_op_names[_IPC_OP_MAX] = {
-	[IPC_OP_INIT] = IPC_OP_NAME_INIT,
-	[IPC_OP_ADD_QUERY] = IPC_OP_NAME_ADD_QUERY,
-	[IPC_OP_REMOVE_QUERY] = IPC_OP_NAME_REMOVE_QUERY,
-	[IPC_OP_QUERY_ONCE] = IPC_OP_NAME_QUERY_ONCE,
-	[IPC_OP_TRANSACT] = IPC_OP_NAME_TRANSACT,
-	[IPC_OP_LIST_MUTATIONS] = IPC_OP_NAME_LIST_MUTATIONS,
-	[IPC_OP_RETRY_MUTATION] = IPC_OP_NAME_RETRY_MUTATION,
-	[IPC_OP_DISCARD_MUTATION] = IPC_OP_NAME_DISCARD_MUTATION,
-	[IPC_OP_JOIN_ROOM] = IPC_OP_NAME_JOIN_ROOM,
-	[IPC_OP_LEAVE_ROOM] = IPC_OP_NAME_LEAVE_ROOM,
-	[IPC_OP_SET_PRESENCE] = IPC_OP_NAME_SET_PRESENCE,
-	[IPC_OP_CLIENT_BROADCAST] = IPC_OP_NAME_CLIENT_BROADCAST,
-	[IPC_OP_STATUS] = IPC_OP_NAME_STATUS,
-	[IPC_OP_WATCH_STATUS] = IPC_OP_NAME_WATCH_STATUS,
-	[IPC_OP_SEND_MAGIC_CODE] = IPC_OP_NAME_SEND_MAGIC_CODE,
-	[IPC_OP_SIGN_IN] = IPC_OP_NAME_SIGN_IN,
-	[IPC_OP_SIGN_OUT] = IPC_OP_NAME_SIGN_OUT,
-	[IPC_OP_WHOAMI] = IPC_OP_NAME_WHOAMI,
-	[IPC_OP_LIST_PROFILES] = IPC_OP_NAME_LIST_PROFILES,
-	[IPC_OP_FORGET_PROFILE] = IPC_OP_NAME_FORGET_PROFILE,
-	[IPC_OP_EXPORT_CACHE] = IPC_OP_NAME_EXPORT_CACHE,
-	[IPC_OP_CLEAR_CACHE] = IPC_OP_NAME_CLEAR_CACHE,
-	[IPC_OP_SET_LOG_LEVEL] = IPC_OP_NAME_SET_LOG_LEVEL,
-};
 
 const char *const ipc_protocol_error_types[] = {
 	IPC_ERR_INVALID_JSON, IPC_ERR_TOO_LARGE, IPC_ERR_TOO_DEEP, IPC_ERR_INVALID_UTF8,
@@ -60,39 +35,6 @@ const char *const ipc_protocol_reply_names[] = {
 	IPC_REPLY_SET_LOG_LEVEL_OK,
 	NULL,
 };
-
-enum ipc_op
-ipc_op_from_string(const char *s)
-{
-	if (s == NULL)
-		return _IPC_OP_INVALID;
-	for (int i = 0; i < _IPC_OP_MAX; i++)
-		if (strcmp(ipc_protocol_op_names[i], s) == 0)
-			return (enum ipc_op)i;
-	return _IPC_OP_INVALID;
-}
-
-const char *
-ipc_op_to_string(enum ipc_op op)
-{
-	if ((int)op < 0 || op >= _IPC_OP_MAX)
-		return NULL;
-	return ipc_protocol_op_names[op];
-}
-
-const char *
-ipc_protocol_error_type(int r)
-{
-	switch (r) {
-	case -EBADMSG:
-	case -EOPNOTSUPP:
-		return IPC_ERR_INVALID_OP;
-	case -EINVAL:
-		return IPC_ERR_INVALID_REQUEST;
-	default:
-		return IPC_ERR_INTERNAL;
-	}
-}
 
 /* Exact-key member lookup; cJSON's plain lookup ignores case. */
 static const cJSON *
@@ -168,10 +110,218 @@ field(const cJSON *msg, const char *op, const char *key, enum field_type t, bool
 	return 1;
 }
 
+
+/* One field an op takes. */
+struct ipc_field {
+	const char *key;
+	enum field_type type;
+	bool required;
+	const char *unless;		/* required unless this field is present */
+	const char *const *one_of;	/* NULL-terminated: the values a string may take */
+};
+
+/* One op: the protocol part of the op table (the daemon's handlers are
+ * indexed by the same enum). */
+struct ipc_op_spec {
+	const char *name;
+	bool needs_init;		/* answered "not-initialized" before init */
+	const struct ipc_field *fields;	/* checked in order; ends at a NULL key; NULL = none */
+	int (*check)(const cJSON *msg, const char *name, char **ret_err);	/* then this, if set */
+};
+
+/* One field: 1 present, 0 absent, negative on error (with *ret_err). */
+static int
+check_field(const cJSON *msg, const char *name, const struct ipc_field *f, char **ret_err)
+{
+	bool required = f->required || (f->unless && member(msg, f->unless) == NULL);
+	const char *v;
+	char list[160] = "";
+	int r;
+
+	r = field(msg, name, f->key, f->type, required, ret_err);
+	if (r <= 0 || f->one_of == NULL)
+		return r;
+	v = member(msg, f->key)->valuestring;
+	for (const char *const *o = f->one_of; *o; o++)
+		if (strcmp(v, *o) == 0)
+			return 1;
+	for (const char *const *o = f->one_of; *o; o++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+		    o == f->one_of ? "" : ", ", *o);
+	return fail(-EINVAL, ret_err, "%s: \"%s\" must be one of %s (got \"%.64s\")", name, f->key,
+	    list, v);
+}
+
+static int
+check_remove_query(const cJSON *msg, const char *name, char **ret_err)
+{
+	int r;
+
+	if (member(msg, "q") != NULL)
+		return 0;
+	r = field(msg, name, "query-event-id", F_STRING, false, ret_err);
+	if (r < 0)
+		return r;
+	if (r == 0 && member(msg, "client-event-id") == NULL)
+		return fail(-EINVAL, ret_err, "%s: needs \"q\" or the add-query's "
+		    "client-event-id (as \"client-event-id\" or \"query-event-id\")", name);
+	return 0;
+}
+
+static int
+check_transact(const cJSON *msg, const char *name, char **ret_err)
+{
+	const cJSON *v;
+	int has_ops, has_steps;
+
+	has_ops = field(msg, name, "ops", F_ARRAY, false, ret_err);
+	if (has_ops < 0)
+		return has_ops;
+	has_steps = field(msg, name, "tx-steps", F_ARRAY, false, ret_err);
+	if (has_steps < 0)
+		return has_steps;
+	if (has_ops == has_steps)
+		return fail(-EINVAL, ret_err,
+		    "%s: exactly one of \"ops\" (InstaML) or \"tx-steps\" is required", name);
+	v = member(msg, has_ops ? "ops" : "tx-steps");
+	if (cJSON_GetArraySize(v) == 0)
+		return fail(-EINVAL, ret_err, "%s: \"%s\" must not be empty", name,
+		    has_ops ? "ops" : "tx-steps");
+	for (const cJSON *e = v->child; e != NULL; e = e->next)
+		if (!cJSON_IsArray(e))
+			return fail(-EINVAL, ret_err, "%s: every element of \"%s\" must be "
+			    "an array", name, has_ops ? "ops" : "tx-steps");
+	return 0;
+}
+
+/* What each sign-in method needs besides "method". */
+static int
+check_sign_in(const cJSON *msg, const char *name, char **ret_err)
+{
+	const char *m = member(msg, "method")->valuestring;
+	int r = 0;
+
+	if (strcmp(m, "magic-code") == 0) {
+		if ((r = field(msg, name, "email", F_STRING, true, ret_err)) < 0 ||
+		    (r = field(msg, name, "code", F_STRING, true, ret_err)) < 0)
+			return r;
+	} else if (strcmp(m, "token") == 0) {
+		if ((r = field(msg, name, "refresh-token", F_STRING, true, ret_err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static const char *const policies[] = {
+	IPC_POLICY_CACHE_FIRST, IPC_POLICY_NETWORK_ONLY, IPC_POLICY_CACHE_ONLY, NULL,
+};
+static const char *const sign_in_methods[] = { "magic-code", "guest", "token", NULL };
+static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
+
+#define OPT(k, t) { .key = (k), .type = (t) }
+#define REQ(k, t) { .key = (k), .type = (t), .required = true }
+#define FIELDS(...) ((const struct ipc_field[]){ __VA_ARGS__, { .key = NULL } })
+
+static const struct ipc_op_spec ipc_ops[_IPC_OP_MAX] = {
+	[IPC_OP_INIT] = { IPC_OP_NAME_INIT, false, FIELDS(
+		/* A configured profile may be named instead of giving an app id. */
+		OPT("profile", F_STRING),
+		{ .key = "app-id", .type = F_STRING, .unless = "profile" },
+		OPT("server", F_STRING), OPT("api-uri", F_STRING), OPT("refresh-token", F_STRING),
+		OPT("client-name", F_STRING), OPT("protocol-version", F_NUMBER)) },
+	[IPC_OP_ADD_QUERY] = { IPC_OP_NAME_ADD_QUERY, true, FIELDS(
+		REQ("q", F_OBJECT), OPT("allow-partial", F_BOOL)) },
+	[IPC_OP_REMOVE_QUERY] = { IPC_OP_NAME_REMOVE_QUERY, true, FIELDS(
+		OPT("q", F_OBJECT)), check_remove_query },
+	[IPC_OP_QUERY_ONCE] = { IPC_OP_NAME_QUERY_ONCE, true, FIELDS(
+		REQ("q", F_OBJECT), { .key = "policy", .type = F_STRING, .one_of = policies },
+		OPT("timeout-ms", F_NUMBER), OPT("allow-partial", F_BOOL)) },
+	[IPC_OP_TRANSACT] = { IPC_OP_NAME_TRANSACT, true, NULL, check_transact },
+	[IPC_OP_LIST_MUTATIONS] = { IPC_OP_NAME_LIST_MUTATIONS, true, FIELDS(
+		OPT("attr-names", F_BOOL)) },
+	[IPC_OP_RETRY_MUTATION] = { IPC_OP_NAME_RETRY_MUTATION, true, FIELDS(
+		REQ("mutation-id", F_STRING)) },
+	[IPC_OP_DISCARD_MUTATION] = { IPC_OP_NAME_DISCARD_MUTATION, true, FIELDS(
+		REQ("mutation-id", F_STRING)) },
+	[IPC_OP_JOIN_ROOM] = { IPC_OP_NAME_JOIN_ROOM, true, FIELDS(
+		REQ("room-id", F_STRING), OPT("room-type", F_STRING), OPT("data", F_OBJECT)) },
+	[IPC_OP_LEAVE_ROOM] = { IPC_OP_NAME_LEAVE_ROOM, true, FIELDS(
+		REQ("room-id", F_STRING)) },
+	[IPC_OP_SET_PRESENCE] = { IPC_OP_NAME_SET_PRESENCE, true, FIELDS(
+		REQ("room-id", F_STRING), REQ("data", F_OBJECT)) },
+	[IPC_OP_CLIENT_BROADCAST] = { IPC_OP_NAME_CLIENT_BROADCAST, true, FIELDS(
+		REQ("room-id", F_STRING), REQ("topic", F_STRING), REQ("data", F_ANY)) },
+	[IPC_OP_STATUS] = { IPC_OP_NAME_STATUS, false, NULL },
+	[IPC_OP_WATCH_STATUS] = { IPC_OP_NAME_WATCH_STATUS, false, FIELDS(
+		OPT("enabled", F_BOOL)) },
+	[IPC_OP_SEND_MAGIC_CODE] = { IPC_OP_NAME_SEND_MAGIC_CODE, true, FIELDS(
+		REQ("email", F_STRING)) },
+	[IPC_OP_SIGN_IN] = { IPC_OP_NAME_SIGN_IN, true, FIELDS(
+		{ .key = "method", .type = F_STRING, .required = true, .one_of = sign_in_methods }),
+		check_sign_in },
+	[IPC_OP_SIGN_OUT] = { IPC_OP_NAME_SIGN_OUT, true, NULL },
+	[IPC_OP_WHOAMI] = { IPC_OP_NAME_WHOAMI, true, NULL },
+	/* The ops on stored profiles name a profile, so need no init. */
+	[IPC_OP_LIST_PROFILES] = { IPC_OP_NAME_LIST_PROFILES, false, NULL },
+	[IPC_OP_FORGET_PROFILE] = { IPC_OP_NAME_FORGET_PROFILE, false, FIELDS(
+		REQ("profile", F_STRING), OPT("discard-queued", F_BOOL)) },
+	[IPC_OP_EXPORT_CACHE] = { IPC_OP_NAME_EXPORT_CACHE, false, FIELDS(
+		REQ("profile", F_STRING)) },
+	[IPC_OP_CLEAR_CACHE] = { IPC_OP_NAME_CLEAR_CACHE, false, FIELDS(
+		REQ("profile", F_STRING)) },
+	/* The daemon's own, about no profile. */
+	[IPC_OP_SET_LOG_LEVEL] = { IPC_OP_NAME_SET_LOG_LEVEL, false, FIELDS(
+		{ .key = "level", .type = F_STRING, .required = true, .one_of = log_levels }) },
+};
+
+#undef FIELDS
+#undef REQ
+#undef OPT
+
+enum ipc_op
+ipc_op_from_string(const char *s)
+{
+	if (s == NULL)
+		return _IPC_OP_INVALID;
+	for (int i = 0; i < _IPC_OP_MAX; i++)
+		if (strcmp(ipc_ops[i].name, s) == 0)
+			return (enum ipc_op)i;
+	return _IPC_OP_INVALID;
+}
+
+const char *
+ipc_op_to_string(enum ipc_op op)
+{
+	if ((int)op < 0 || op >= _IPC_OP_MAX)
+		return NULL;
+	return ipc_ops[op].name;
+}
+
+bool
+ipc_op_needs_init(enum ipc_op op)
+{
+	return (int)op >= 0 && op < _IPC_OP_MAX && ipc_ops[op].needs_init;
+}
+
+const char *
+ipc_protocol_error_type(int r)
+{
+	switch (r) {
+	case -EBADMSG:
+	case -EOPNOTSUPP:
+		return IPC_ERR_INVALID_OP;
+	case -EINVAL:
+		return IPC_ERR_INVALID_REQUEST;
+	default:
+		return IPC_ERR_INTERNAL;
+	}
+}
+
 int
 ipc_protocol_check(const cJSON *msg, char **ret_err)
 {
-	const cJSON *opv, *v;
+	const struct ipc_op_spec *spec;
+	const cJSON *opv;
 	enum ipc_op op;
 	const char *name;
 	int r;
@@ -187,153 +337,13 @@ ipc_protocol_check(const cJSON *msg, char **ret_err)
 	if (op == _IPC_OP_INVALID)
 		return fail(-EOPNOTSUPP, ret_err, "unknown op \"%.64s\"", opv->valuestring);
 	name = opv->valuestring;
+	spec = &ipc_ops[op];
 
 	r = field(msg, name, "client-event-id", F_STRING, false, ret_err);
 	if (r < 0)
 		return r;
-
-#define FIELD(key, type, req) do { \
-	r = field(msg, name, (key), (type), (req), ret_err); \
-	if (r < 0) \
-		return r; \
-} while (0)
-
-	switch (op) {
-	case IPC_OP_INIT:
-		/* A configured profile may be named instead of giving an app id. */
-		FIELD("profile", F_STRING, false);
-		FIELD("app-id", F_STRING, r == 0);
-		FIELD("server", F_STRING, false);
-		FIELD("api-uri", F_STRING, false);
-		FIELD("refresh-token", F_STRING, false);
-		FIELD("client-name", F_STRING, false);
-		FIELD("protocol-version", F_NUMBER, false);
-		break;
-	case IPC_OP_ADD_QUERY:
-		FIELD("q", F_OBJECT, true);
-		FIELD("allow-partial", F_BOOL, false);
-		break;
-	case IPC_OP_REMOVE_QUERY:
-		FIELD("q", F_OBJECT, false);
-		if (r == 0) {
-			FIELD("query-event-id", F_STRING, false);
-			if (r == 0 && member(msg, "client-event-id") == NULL)
-				return fail(-EINVAL, ret_err, "%s: needs \"q\" or the add-query's "
-				    "client-event-id (as \"client-event-id\" or \"query-event-id\")",
-				    name);
-		}
-		break;
-	case IPC_OP_QUERY_ONCE:
-		FIELD("q", F_OBJECT, true);
-		FIELD("policy", F_STRING, false);
-		if (r > 0) {
-			const char *p = member(msg, "policy")->valuestring;
-
-			if (strcmp(p, IPC_POLICY_CACHE_FIRST) != 0 &&
-			    strcmp(p, IPC_POLICY_NETWORK_ONLY) != 0 &&
-			    strcmp(p, IPC_POLICY_CACHE_ONLY) != 0)
-				return fail(-EINVAL, ret_err, "%s: \"policy\" must be one of "
-				    "cache-first, network-only, cache-only (got \"%.64s\")", name, p);
-		}
-		FIELD("timeout-ms", F_NUMBER, false);
-		FIELD("allow-partial", F_BOOL, false);
-		break;
-	case IPC_OP_TRANSACT: {
-		int has_ops, has_steps;
-
-		FIELD("ops", F_ARRAY, false);
-		has_ops = r;
-		FIELD("tx-steps", F_ARRAY, false);
-		has_steps = r;
-		if (has_ops == has_steps)
-			return fail(-EINVAL, ret_err,
-			    "%s: exactly one of \"ops\" (InstaML) or \"tx-steps\" is required", name);
-		v = member(msg, has_ops ? "ops" : "tx-steps");
-		if (cJSON_GetArraySize(v) == 0)
-			return fail(-EINVAL, ret_err, "%s: \"%s\" must not be empty", name,
-			    has_ops ? "ops" : "tx-steps");
-		for (const cJSON *e = v->child; e != NULL; e = e->next)
-			if (!cJSON_IsArray(e))
-				return fail(-EINVAL, ret_err, "%s: every element of \"%s\" must be "
-				    "an array", name, has_ops ? "ops" : "tx-steps");
-		break;
-	}
-	case IPC_OP_LIST_MUTATIONS:
-		FIELD("attr-names", F_BOOL, false);
-		break;
-	case IPC_OP_RETRY_MUTATION:
-	case IPC_OP_DISCARD_MUTATION:
-		FIELD("mutation-id", F_STRING, true);
-		break;
-	case IPC_OP_JOIN_ROOM:
-		FIELD("room-id", F_STRING, true);
-		FIELD("room-type", F_STRING, false);
-		FIELD("data", F_OBJECT, false);
-		break;
-	case IPC_OP_LEAVE_ROOM:
-		FIELD("room-id", F_STRING, true);
-		break;
-	case IPC_OP_SET_PRESENCE:
-		FIELD("room-id", F_STRING, true);
-		FIELD("data", F_OBJECT, true);
-		break;
-	case IPC_OP_CLIENT_BROADCAST:
-		FIELD("room-id", F_STRING, true);
-		FIELD("topic", F_STRING, true);
-		FIELD("data", F_ANY, true);
-		break;
-	case IPC_OP_STATUS:
-		break;
-	case IPC_OP_WATCH_STATUS:
-		FIELD("enabled", F_BOOL, false);
-		break;
-	case IPC_OP_SEND_MAGIC_CODE:
-		FIELD("email", F_STRING, true);
-		break;
-	case IPC_OP_SIGN_IN:
-		FIELD("method", F_STRING, true);
-		if (r > 0) {
-			const char *m = member(msg, "method")->valuestring;
-
-			if (strcmp(m, "magic-code") == 0) {
-				FIELD("email", F_STRING, true);
-				FIELD("code", F_STRING, true);
-			} else if (strcmp(m, "token") == 0) {
-				FIELD("refresh-token", F_STRING, true);
-			} else if (strcmp(m, "guest") != 0)
-				return fail(-EINVAL, ret_err, "%s: \"method\" must be one of "
-				    "magic-code, guest, token (got \"%.64s\")", name, m);
-		}
-		break;
-	case IPC_OP_SIGN_OUT:
-	case IPC_OP_WHOAMI:
-	case IPC_OP_LIST_PROFILES:
-		break;
-	case IPC_OP_FORGET_PROFILE:
-		FIELD("profile", F_STRING, true);
-		FIELD("discard-queued", F_BOOL, false);
-		break;
-	case IPC_OP_EXPORT_CACHE:
-	case IPC_OP_CLEAR_CACHE:
-		FIELD("profile", F_STRING, true);
-		break;
-	case IPC_OP_SET_LOG_LEVEL: {
-		static const char *const levels[] = { "error", "warning", "notice", "info", "debug" };
-		const char *l;
-		bool known = false;
-
-		FIELD("level", F_STRING, true);
-		l = member(msg, "level")->valuestring;
-		for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-			known = known || strcmp(l, levels[i]) == 0;
-		if (!known)
-			return fail(-EINVAL, ret_err, "%s: \"level\" must be one of error, warning, "
-			    "notice, info, debug (got \"%.64s\")", name, l);
-		break;
-	}
-	default:
-		return fail(-EOPNOTSUPP, ret_err, "unknown op \"%.64s\"", name);
-	}
-#undef FIELD
-	return 0;
+	for (const struct ipc_field *f = spec->fields; f && f->key; f++)
+		if ((r = check_field(msg, name, f, ret_err)) < 0)
+			return r;
+	return spec->check ? spec->check(msg, name, ret_err) : 0;
 }

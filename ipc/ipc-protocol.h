@@ -4,6 +4,7 @@
 #ifndef INSTANTD_IPC_PROTOCOL_H
 #define INSTANTD_IPC_PROTOCOL_H
 
+#include <stdbool.h>
 #include <cjson/cJSON.h>
 
 /* Bump when a request or reply changes incompatibly (a removed or renamed
@@ -130,6 +131,10 @@ extern const char *const ipc_protocol_reply_names[];
 enum ipc_op ipc_op_from_string(const char *s);
 /* The name, or NULL when out of range. */
 const char *ipc_op_to_string(enum ipc_op op);
+/* Whether the op is answered "not-initialized" until init has run on the
+ * connection (false for init, status, the ops on stored profiles, the
+ * daemon's own ops, and out of range). */
+bool ipc_op_needs_init(enum ipc_op op);
 
 /* Check a request's shape: an object, a known string "op", and the required
  * fields of that op with the right types (see PROTOCOL.md). Returns:

@@ -414,56 +414,6 @@ column_strdup(sqlite3_stmt *s, int i, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* ---- directories ---- */
-
-static int
-mkdir_parents(char *path, mode_t mode)
-{
-	struct stat st;
-
-	for (char *p = path + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-
-		*p = '\0';
-		if (mkdir(path, mode) < 0 && errno != EEXIST) {
-			int e = errno;
-
-			*p = c;
-			return -e;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	if (stat(path, &st) < 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-int
-db_default_dir(char **ret)
-{
-	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	_cleanup_free_ char *dir = NULL;
-	int r;
-
-	if (x && x[0] == '/')
-		r = asprintf(&dir, "%s/instantd", x);
-	else if (home && home[0] == '/')
-		r = asprintf(&dir, "%s/.local/state/instantd", home);
-	else
-		return -ENOENT;
-	if (r < 0)
-		return dir = NULL, -ENOMEM;
-	r = mkdir_parents(dir, 0700);
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(dir);
-	return 0;
-}
-
 /* ---- open, migrations, close ---- */
 
 void

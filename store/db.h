@@ -72,12 +72,6 @@
 /* One profile's database; owns the sqlite3 handle and prepared statements. */
 struct db;
 
-/* The directory for profile databases: "$XDG_STATE_HOME/instantd" (when that
- * is an absolute path) or "$HOME/.local/state/instantd", created with mode
- * 0700 (missing parents too). *ret is malloc'd, no trailing slash; caller frees.
- * -ENOENT when neither variable is usable. */
-int db_default_dir(char **ret);
-
 /* Open or create the database at path (the directory must exist; a new file
  * gets mode 0600). Recovers from a corrupt file as described above (still
  * returns 0). -EPROTO if the file was written by a newer schema. *ret owned

@@ -1417,13 +1417,16 @@ tstore_add_triples(struct tstore *s, const cJSON *triples)
 
 /* extractTriples: call row() on every join-row of a wire result tree,
  * depth first. The one walker of result trees, so a store built from the
- * tree and one built from its extracted triples are the same. */
+ * tree and one built from its extracted triples are the same. Missing or
+ * null nodes (a result, child-nodes or join-rows) are none. */
 static int
 walk_result(const cJSON *nodes, int depth, int (*row)(const cJSON *row, void *ud), void *ud)
 {
 	const cJSON *node;
 	int r;
 
+	if (nodes == NULL || cJSON_IsNull(nodes))
+		return 0;
 	if (!cJSON_IsArray(nodes) || depth > 64)
 		return -EINVAL;
 	cJSON_ArrayForEach(node, nodes) {
@@ -1431,7 +1434,7 @@ walk_result(const cJSON *nodes, int depth, int (*row)(const cJSON *row, void *ud
 		const cJSON *rows = json_get(dr, "join-rows");
 		const cJSON *rw, *kids;
 
-		if (rows != NULL) {
+		if (rows != NULL && !cJSON_IsNull(rows)) {
 			if (!cJSON_IsArray(rows))
 				return -EINVAL;
 			cJSON_ArrayForEach(rw, rows) {
@@ -1442,7 +1445,7 @@ walk_result(const cJSON *nodes, int depth, int (*row)(const cJSON *row, void *ud
 			}
 		}
 		kids = json_get(node, "child-nodes");
-		if (kids && (r = walk_result(kids, depth + 1, row, ud)) < 0)
+		if ((r = walk_result(kids, depth + 1, row, ud)) < 0)
 			return r;
 	}
 	return 0;

@@ -32,7 +32,8 @@ int tstore_add_triples(struct tstore *s, const cJSON *triples);
 /* Add the triples of a wire result tree (add-query-ok "result" /
  * refresh-ok "instaql-result"): an array of nodes, each
  * {"data": {"datalog-result": {"join-rows": [[triple...]...]}}, "child-nodes": [...]},
- * walked depth first (extractTriples). 0, -EINVAL (bad shape), -ENOMEM. */
+ * walked depth first (extractTriples); a missing or null result, child-nodes
+ * or join-rows is empty. 0, -EINVAL (bad shape), -ENOMEM. */
 int tstore_add_result(struct tstore *s, const cJSON *result);
 /* The triples of a wire result tree as tstore_add_result walks it, for a
  * caller that keeps them (the daemon mirrors them, and builds stores from

@@ -80,54 +80,6 @@ raw_exec(const char *path, const char *sql, char *out, size_t outlen)
 }
 
 static void
-test_default_dir(void)
-{
-	_cleanup_free_ char *x = tpath("xdg/state"), *home = tpath("home"), *want = NULL;
-	_cleanup_free_ char *file = tpath("afile");
-	char *dir = NULL;
-	struct stat st;
-	int fd;
-
-	setenv("XDG_STATE_HOME", x, 1);
-	CHECK_INT(db_default_dir(&dir), 0);
-	if (asprintf(&want, "%s/instantd", x) < 0)
-		abort();
-	CHECK_STR(dir, want);
-	CHECK(stat(want, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
-	free(dir);
-	dir = NULL;
-	/* Existing directory: fine again. */
-	CHECK_INT(db_default_dir(&dir), 0);
-	free(dir);
-	dir = NULL;
-
-	/* A relative XDG_STATE_HOME is ignored (XDG spec). */
-	setenv("XDG_STATE_HOME", "relative/path", 1);
-	setenv("HOME", home, 1);
-	CHECK_INT(db_default_dir(&dir), 0);
-	free(want);
-	if (asprintf(&want, "%s/.local/state/instantd", home) < 0)
-		abort();
-	CHECK_STR(dir, want);
-	CHECK(stat(want, &st) == 0 && (st.st_mode & 0777) == 0700);
-	free(dir);
-	dir = NULL;
-
-	unsetenv("XDG_STATE_HOME");
-	unsetenv("HOME");
-	CHECK_INT(db_default_dir(&dir), -ENOENT);
-	CHECK(dir == NULL);
-
-	/* A file where the directory should be. */
-	fd = open(file, O_CREAT | O_WRONLY, 0600);
-	close(fd);
-	setenv("XDG_STATE_HOME", file, 1);
-	CHECK(db_default_dir(&dir) < 0);
-	CHECK(dir == NULL);
-	unsetenv("XDG_STATE_HOME");
-}
-
-static void
 test_open(void)
 {
 	_cleanup_free_ char *p = tpath("open.sqlite"), *bad = tpath("nodir/x.sqlite");
@@ -940,7 +892,6 @@ main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	test_default_dir();
 	test_open();
 	test_migrate_v1();
 	p = tpath("main.sqlite");
