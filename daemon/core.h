@@ -19,9 +19,11 @@
 #include "daemon/sync.h"
 #include "ipc/ipc-protocol.h"
 #include "store/db.h"
+#include "store/instaql.h"
 
 struct attrs;
 struct auth_request;
+struct query_reads;
 struct rooms;
 struct tstore;
 struct upstream;
@@ -42,6 +44,7 @@ struct mutation {
 	struct client *origin;		/* borrowed; cleared when that program goes */
 	char *origin_ceid;		/* owned: the app's client-event-id of the transact */
 	bool replaying;			/* part of the backlog counted by profile.replay_total */
+	uint64_t ord;			/* queue position (profile.next_ord): outbox, then writes */
 };
 TAILQ_HEAD(mutation_list, mutation);
 
@@ -51,6 +54,7 @@ struct pending_write {
 	struct db_mutation *m;		/* owned until appended to the outbox */
 	struct client *origin;		/* borrowed; cleared when the program goes */
 	char *ceid;			/* owned */
+	uint64_t ord;			/* kept by its outbox entry */
 };
 TAILQ_HEAD(pending_write_list, pending_write);
 
@@ -82,6 +86,28 @@ struct query {
 	cJSON *triples;			/* owned: the server's triples, NULL before any result */
 	cJSON *page_info;		/* owned, may be NULL */
 	struct tstore *base;		/* owned: triples + attrs, built lazily */
+	/* The optimistic view: base with every pending write that applies to
+	 * this result (instaql_mutation_applies) up to queue position view_ord
+	 * applied, in order; NULL while none is (then base is the view).
+	 * view_ord 0: build it again from base. */
+	struct tstore *view;		/* owned */
+	uint64_t view_ord;
+	struct query_reads *reads;	/* owned: what the result depends on, NULL = not known yet */
+	bool reads_failed;		/* could not be computed: every write affects q */
+	/* Pending writes that apply to this result and can change it, judged by
+	 * reads alone (has-pending-writes), and the queue position of the last
+	 * of them (an upper bound: a later write may depend on an earlier). */
+	size_t n_aff;
+	uint64_t last_aff;
+	bool stale;			/* inputs changed since the last render */
+	bool rendered;			/* the fields below hold the last render */
+	bool rendered_partial;
+	bool rendered_pending;		/* has-pending-writes of a partial render */
+	int render_r;			/* 0, or the render's error (render_err says it) */
+	char *render_err;		/* owned */
+	char *data_text, *pi_text;	/* owned: printed data and page-info (may be NULL) */
+	uint64_t data_hash;		/* of data_text and pi_text */
+	struct instaql_shown shown;	/* the entities the last render shows */
 	int64_t processed_tx_id;
 	bool fresh;			/* result came on the current upstream session */
 	bool dirty;			/* result not yet written to the mirror */
@@ -127,6 +153,8 @@ struct profile {
 	const char *state_shown;	/* borrowed static name: the state state_since_ms is for */
 	size_t replay_total, replay_done;	/* the backlog replayed since connecting; 0 = none */
 	int64_t replay_start_us;
+	uint64_t next_ord;		/* the last queue position given to a write */
+	uint64_t evaluations;		/* query renders since the profile opened (status) */
 };
 TAILQ_HEAD(profile_list, profile);
 

@@ -283,6 +283,7 @@ op_transact(struct client *c, enum ipc_op op, const cJSON *msg, const char *ceid
 		cJSON_ArrayForEach(a, newattrs)
 			if (!attrs_by_id(p->attrs, attr_id(a)))
 				(void)attrs_add(p->attrs, a);
+		profile_reads_changed(p);
 	}
 	if (uuid_v4(mid) < 0) {
 		client_error(c, ceid, "internal", "no randomness for a mutation id");
@@ -304,8 +305,13 @@ op_transact(struct client *c, enum ipc_op op, const cJSON *msg, const char *ceid
 	w->m = m;
 	w->origin = c;
 	w->ceid = xstrdup(ceid);
+	w->ord = ++p->next_ord;
 	TAILQ_INSERT_TAIL(&p->writes, w, entry);
-	profile_schedule_push(p);
+	{
+		struct mref x = mref_of_write(w);
+
+		profile_on_write(p, NULL, &x);
+	}
 	if (!p->flush_armed) {
 		/* Zero delay: runs after the loop has read every request that is ready. */
 		lws_sul_schedule(c->s->ctx, 0, &p->flush, profile_flush_cb, 1);
@@ -334,12 +340,14 @@ op_retry_or_discard(struct client *c, enum ipc_op op, const cJSON *msg, const ch
 	struct profile *p = c->p;
 	struct mutation *m = mutation_find(p, json_get_string(msg, "mutation-id"));
 	_cleanup_json_ cJSON *out = NULL;
+	struct mref before;
 	int r;
 
 	if (m == NULL) {
 		client_error(c, ceid, "not-found", "no such mutation");
 		return;
 	}
+	before = mref_of(m);
 	if (retry) {
 		if (m->m->state != DB_MUT_FAILED) {
 			client_error(c, ceid, "invalid-request", "only a failed mutation can be retried");
@@ -372,12 +380,16 @@ op_retry_or_discard(struct client *c, enum ipc_op op, const cJSON *msg, const ch
 	out = reply_new(retry ? "retry-mutation-ok" : "discard-mutation-ok", ceid);
 	cJSON_AddStringToObject(out, "mutation-id", m->m->mutation_id);
 	client_send(c, out);
-	if (!retry) {
+	if (retry) {
+		struct mref after = mref_of(m);
+
+		profile_on_write(p, &before, &after);
+	} else {
+		profile_on_write(p, &before, NULL);
 		replay_resolved(p, m);
 		TAILQ_REMOVE(&p->outbox, m, entry);
 		mutation_free(m);
 	}
-	profile_schedule_push(p);
 	profile_pump(p);
 	profile_status_changed(p);
 }

@@ -239,44 +239,73 @@ profile_pump(struct profile *p)
 }
 
 /* The server sends refresh-ok only for results that changed, so a confirmed
- * write that no loaded query reflects would wait forever: after this long it
- * is retired anyway (the JS client has a similar backstop). */
+ * write that a loaded query still layers would wait forever if the result
+ * it can change did not: after this long it is retired anyway (the JS
+ * client has a similar backstop). */
 #define CONFIRMED_GRACE_US (5 * LWS_US_PER_SEC)
 
-/* Confirmed entries leave the outbox once every loaded query's result
- * reflects them (processed-tx-id >= tx-id), or after CONFIRMED_GRACE_US. */
+/* Does some query's render still need the confirmed m (query_holds)? */
+static bool
+profile_holds(struct profile *p, const struct mutation *m)
+{
+	struct mref x = mref_of(m);
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_holds(q, &x))
+			return true;
+	return false;
+}
+
+/* Remove a confirmed write from the outbox, and from every view holding it. */
+static int
+mutation_retire(struct profile *p, struct mutation *m)
+{
+	struct mref x = mref_of(m);
+	int r;
+
+	r = db_outbox_remove(p->db, m->m->mutation_id);
+	if (r < 0) {
+		log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
+		return r;
+	}
+	profile_on_write(p, &x, NULL);
+	TAILQ_REMOVE(&p->outbox, m, entry);
+	mutation_free(m);
+	return 0;
+}
+
+static void
+profile_arm_prune(struct profile *p)
+{
+	if (lws_dll2_is_detached(&p->prune.list))
+		lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
+}
+
+/* A confirmed entry leaves the outbox as soon as no query needs it
+ * (profile_holds): at once when no loaded result layers it or none of them
+ * can show it, else once those results reflect it (processed-tx-id >=
+ * tx-id), or after CONFIRMED_GRACE_US. */
 void
 profile_prune(struct profile *p)
 {
 	struct mutation *m, *next;
-	struct query *q;
-	int64_t min_ptx = INT64_MAX, now = mono_us();
+	int64_t now = mono_us();
 	bool waiting = false;
 
-	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && q->processed_tx_id < min_ptx)
-			min_ptx = q->processed_tx_id;
 	for (m = TAILQ_FIRST(&p->outbox); m; m = next) {
-		int r;
-
 		next = TAILQ_NEXT(m, entry);
 		if (m->m->state != DB_MUT_CONFIRMED)
 			continue;
-		if (m->m->tx_id > min_ptx && now - m->confirmed_us < CONFIRMED_GRACE_US) {
+		if (now - m->confirmed_us < CONFIRMED_GRACE_US && profile_holds(p, m)) {
 			waiting = true;
 			continue;
 		}
-		r = db_outbox_remove(p->db, m->m->mutation_id);
-		if (r < 0) {
-			log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
+		if (mutation_retire(p, m) < 0)
 			return;
-		}
-		TAILQ_REMOVE(&p->outbox, m, entry);
-		mutation_free(m);
-		profile_schedule_push(p);
 	}
-	if (waiting && lws_dll2_is_detached(&p->prune.list))
-		lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
+	if (waiting)
+		profile_arm_prune(p);
 }
 
 static void
@@ -289,31 +318,15 @@ profile_prune_cb(lws_sorted_usec_list_t *sul)
 }
 
 /* After a transact-ok only m can have become removable (the others change
- * on a refresh or with time, which profile_prune handles), so a stream of
+ * on a result or with time, which profile_prune handles), so a stream of
  * confirmations does not rescan the whole outbox each time. */
 static void
 profile_prune_confirmed(struct profile *p, struct mutation *m)
 {
-	struct query *q;
-	int64_t min_ptx = INT64_MAX;
-	int r;
-
-	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && q->processed_tx_id < min_ptx)
-			min_ptx = q->processed_tx_id;
-	if (m->m->tx_id > min_ptx) {
-		if (lws_dll2_is_detached(&p->prune.list))
-			lws_sul_schedule(p->s->ctx, 0, &p->prune, profile_prune_cb, LWS_US_PER_SEC);
-		return;
-	}
-	r = db_outbox_remove(p->db, m->m->mutation_id);
-	if (r < 0) {
-		log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
-		return;
-	}
-	TAILQ_REMOVE(&p->outbox, m, entry);
-	mutation_free(m);
-	profile_schedule_push(p);
+	if (profile_holds(p, m))
+		profile_arm_prune(p);
+	else
+		(void)mutation_retire(p, m);
 }
 
 void
@@ -323,6 +336,8 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 	struct log_fields lf = { .profile = p->name, .app_id = p->app_id };
 	int64_t tx_id = 0;
 	int r;
+
+	struct mref before;
 
 	if (m == NULL || m->m->state == DB_MUT_CONFIRMED)
 		return;		/* late or duplicate: already settled */
@@ -336,9 +351,16 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		log_warn("%s: recording a confirmation failed: %s", p->name, strerror(-r));
 		return;
 	}
+	before = mref_of(m);
 	m->m->state = DB_MUT_CONFIRMED;
 	m->m->tx_id = tx_id;
 	m->confirmed_us = mono_us();
+	{
+		struct mref after = mref_of(m);
+
+		/* no longer layered on a result whose processed-tx-id is 0 or >= tx_id */
+		profile_on_write(p, &before, &after);
+	}
 	lf.mutation_id = m->m->mutation_id;
 	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
@@ -351,7 +373,6 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		client_send(m->origin, out);
 	}
 	profile_prune_confirmed(p, m);
-	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -361,6 +382,7 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	_cleanup_free_ char *etext = json_print(err);
 	struct log_fields lf = { .profile = p->name, .app_id = p->app_id,
 	    .mutation_id = m->m->mutation_id, .op = "transact" };
+	struct mref before = mref_of(m);
 	int r;
 
 	r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_FAILED, 0, etext);
@@ -370,6 +392,7 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 	free(m->m->error);
 	m->m->error = etext ? strdup(etext) : NULL;
 	m->sent = false;
+	profile_on_write(p, &before, NULL);
 	replay_resolved(p, m);
 	log_structured(LOG_NOTICE, &lf, "the server rejected a write: %s",
 	    json_get_string(err, "message") ? json_get_string(err, "message") : "no message");
@@ -388,7 +411,6 @@ mutation_fail(struct profile *p, struct mutation *m, const cJSON *err)
 			cJSON_AddItemToObject(out, "hint", cJSON_Duplicate(json_get(err, "hint"), 1));
 		client_send(m->origin, out);
 	}
-	profile_schedule_push(p);
 	profile_status_changed(p);
 }
 
@@ -484,10 +506,14 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 		TAILQ_REMOVE(&p->writes, w, entry);
 		if (m == NULL) {
 			/* Committed but not tracked in memory: it replays after a restart. */
+			struct mref x = mref_of_write(w);
+
+			profile_on_write(p, &x, NULL);
 			pending_write_free(w);
 			continue;
 		}
 		m->m = TAKE_PTR(w->m);
+		m->ord = w->ord;	/* the same place in the queue: no view changes */
 		m->marked = sending;
 		m->m->state = DB_MUT_PENDING;	/* in memory: not sent yet */
 		m->origin = w->origin;
@@ -504,12 +530,15 @@ profile_flush_cb(lws_sorted_usec_list_t *sul)
 		}
 		pending_write_free(w);
 	}
-	profile_schedule_push(p);
 	profile_pump(p);
 	profile_status_changed(p);
 	return;
 fail:
 	while ((w = TAILQ_FIRST(&p->writes))) {
+		struct mref x = mref_of_write(w);
+
+		/* its effect leaves every result again */
+		profile_on_write(p, &x, NULL);
 		TAILQ_REMOVE(&p->writes, w, entry);
 		if (w->origin)
 			client_error(w->origin, w->ceid, r == -ENOSPC ? "storage-full" : "internal",
@@ -517,7 +546,6 @@ fail:
 			    "the write could not be stored: %s", strerror(-r));
 		pending_write_free(w);
 	}
-	profile_schedule_push(p);
 	log_error("%s: storing writes failed: %s", p->name, strerror(-r));
 }
 
@@ -540,6 +568,7 @@ profile_load_outbox(struct profile *p)
 			return -ENOMEM;
 		}
 		m->m = list[i];
+		m->ord = ++p->next_ord;
 		/* Confirmed before a restart: keep layering it until results catch up. */
 		if (m->m->state == DB_MUT_CONFIRMED)
 			m->confirmed_us = mono_us();

@@ -83,6 +83,7 @@ profile_status_json(struct profile *p)
 	TAILQ_FOREACH(q, &p->queries, entry)
 		nq++;
 	cJSON_AddNumberToObject(o, "subscriptions", (double)nq);
+	cJSON_AddNumberToObject(o, "evaluations", (double)p->evaluations);
 	if (db_query_bytes(p->db, &bytes) == 0)
 		cJSON_AddNumberToObject(o, "cache-bytes", (double)bytes);
 	if (p->recovered_from)
@@ -142,10 +143,24 @@ profile_app_writable(const struct profile *p)
 	return p->app_status == NULL || strcmp(p->app_status, "active") == 0;
 }
 
+/* Equal attrs, in the same order (the engine resolves labels in that order). */
+static bool
+attrs_same(const struct attrs *a, const struct attrs *b)
+{
+	size_t n = attrs_count(a);
+
+	if (n != attrs_count(b))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!cJSON_Compare(attrs_at(a, i), attrs_at(b, i), true))
+			return false;
+	return true;
+}
+
 /* The optimistic attrs: the server's plus every unsynced local attr the
  * server does not know by id or identity. */
 int
-profile_rebuild_attrs(struct profile *p)
+profile_rebuild_attrs(struct profile *p, bool steps_changed)
 {
 	_cleanup_json_ cJSON *all = NULL;
 	struct attrs *a = NULL;
@@ -173,6 +188,10 @@ profile_rebuild_attrs(struct profile *p)
 			attrs_free(a);
 			return r;
 		}
+	}
+	if (!steps_changed && p->attrs && attrs_same(a, p->attrs)) {
+		attrs_free(a);
+		return 0;
 	}
 	attrs_free(p->attrs);
 	p->attrs = a;
@@ -528,7 +547,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	    (r = db_meta_set(p->db, "app-id", p->app_id)) < 0 ||
 	    (r = db_meta_set(p->db, "name", p->name)) < 0 ||
 	    (p->token && (r = profile_write_token(p)) < 0) ||
-	    (r = profile_rebuild_attrs(p)) < 0 ||
+	    (r = profile_rebuild_attrs(p, true)) < 0 ||
 	    (r = profile_load_outbox(p)) < 0) {
 		log_error("%s: cannot prepare the profile: %s", p->name, strerror(-r));
 		profile_free(p);
@@ -543,7 +562,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 			cJSON_ArrayForEach(x, all)
 				if (!attr_unsynced(x))
 					(void)attrs_add(p->server_attrs, x);
-		(void)profile_rebuild_attrs(p);
+		(void)profile_rebuild_attrs(p, true);
 	}
 	ucfg.url = p->server;
 	ucfg.app_id = p->app_id;

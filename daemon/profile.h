@@ -58,8 +58,11 @@ int profile_set_token(struct profile *p, const char *token);
 /* A database found corrupt at open was moved aside: log it once, record it in db. */
 void note_recovery(struct db *db, const char *name);
 
-/* Rebuild p->attrs: the server's attrs plus the unsynced local ones. 0 or a negative errno. */
-int profile_rebuild_attrs(struct profile *p);
+/* Rebuild p->attrs: the server's attrs plus the unsynced local ones. When
+ * they come out as they were and no queued write was rewritten
+ * (steps_changed false), every query keeps its stores and last render (a
+ * session's init-ok resends the attrs). 0 or a negative errno. */
+int profile_rebuild_attrs(struct profile *p, bool steps_changed);
 
 /* ---- state ---- */
 

@@ -16,6 +16,7 @@
 #include "ipc/ipc-server.h"
 #include "store/db.h"
 #include "store/instaql.h"
+#include "store/reads.h"
 #include "store/tstore.h"
 #include "store/util.h"
 
@@ -42,17 +43,262 @@ query_base(struct query *q, struct tstore **ret)
 	return 0;
 }
 
+static void
+query_drop_view(struct query *q)
+{
+	tstore_free(q->view);
+	q->view = NULL;
+	q->view_ord = 0;
+}
+
+/* What q reads, computed on first use against the profile's attrs and q's
+ * page-info; NULL if that failed (every write then counts as affecting q). */
+static const struct query_reads *
+query_reads_of(struct query *q)
+{
+	int r;
+
+	if (q->reads == NULL && !q->reads_failed) {
+		r = query_reads_new(q->p->attrs, q->q, q->page_info, &q->reads);
+		if (r < 0) {
+			q->reads = NULL;
+			q->reads_failed = true;
+			log_debug("%s: what a query reads is unknown (%s): every write re-renders it",
+			    q->p->name, strerror(-r));
+		}
+	}
+	return q->reads;
+}
+
+/* Can steps change q's result? use_shown refines it by the entities the
+ * last render shows, which holds only while that render is of q's current
+ * inputs (store/reads.h): not for a stale, failed or partial render. */
+static bool
+query_affected(struct query *q, const cJSON *steps, bool use_shown)
+{
+	const struct query_reads *r = query_reads_of(q);
+	bool current = q->rendered && !q->stale && q->render_r == 0 && !q->rendered_partial;
+
+	if (r == NULL)
+		return true;
+	return query_reads_affected(r, steps, use_shown && current ? &q->shown : NULL);
+}
+
+struct mref
+mref_of(const struct mutation *m)
+{
+	return (struct mref){ .steps = m->m->steps, .tx_id = m->m->tx_id, .ord = m->ord,
+	    .failed = m->m->state == DB_MUT_FAILED };
+}
+
+struct mref
+mref_of_write(const struct pending_write *w)
+{
+	return (struct mref){ .steps = w->m->steps, .ord = w->ord };
+}
+
+/* Is m layered on q's result? (A partial answer: see query_eval_partial.) */
+static bool
+mref_applies(const struct query *q, const struct mref *m)
+{
+	return !m->failed && instaql_mutation_applies(m->tx_id, q->processed_tx_id);
+}
+
+static void
+query_count(struct query *q, const struct mref *m)
+{
+	if (!mref_applies(q, m) || !query_affected(q, m->steps, false))
+		return;
+	q->n_aff++;
+	if (m->ord > q->last_aff)
+		q->last_aff = m->ord;
+}
+
+/* Count again, over the whole queue, the writes that can change q's result
+ * (after its reads or its result changed). */
+static void
+query_scan(struct query *q)
+{
+	struct pending_write *w;
+	struct mutation *m;
+
+	q->n_aff = 0;
+	q->last_aff = 0;
+	if (!query_has_result(q))
+		return;
+	TAILQ_FOREACH(m, &q->p->outbox, entry) {
+		struct mref x = mref_of(m);
+
+		query_count(q, &x);
+	}
+	TAILQ_FOREACH(w, &q->p->writes, entry) {
+		struct mref x = mref_of_write(w);
+
+		query_count(q, &x);
+	}
+}
+
+/* q's inputs changed wholesale (a new result or page-info, new attrs): its
+ * stores and reads are built again, and it is rendered again. */
 void
 query_drop_base(struct query *q)
 {
 	tstore_free(q->base);
 	q->base = NULL;
+	query_drop_view(q);
+	query_reads_free(q->reads);
+	q->reads = NULL;
+	q->reads_failed = false;
+	q->stale = true;
+	query_scan(q);
 }
 
-/* Evaluate q over base (its server store, or for a partial answer the union
- * of the mirror) at processed_tx_id with the pending writes layered on top,
- * through the engine's one render path (instaql_eval_base, which the
- * differential tests drive as well). A write whose steps this store cannot
+/* m starts (enter) or stops applying to q's result: a new write at the end
+ * of the queue, a retried one in its middle, or one confirmed, rejected,
+ * discarded or retired. q is rendered again when m can change it, or when
+ * a later write that can may depend on it (a lookup, a create-or-update
+ * check, a cascade): otherwise the render without m equals the render with
+ * it. The entities shown by q's current render judge m either way, since a
+ * write judged unaffecting by them changes no attr that selects entities. */
+static void
+query_on_write(struct query *q, const struct mref *m, bool enter)
+{
+	bool pure;
+
+	if (!query_has_result(q)) {
+		q->stale = true;	/* a partial answer reads the whole mirror */
+		return;
+	}
+	pure = query_affected(q, m->steps, false);
+	if (pure && enter) {
+		q->n_aff++;
+		if (m->ord > q->last_aff)
+			q->last_aff = m->ord;
+	} else if (pure && q->n_aff > 0) {
+		q->n_aff--;
+	}
+	if (q->view_ord >= m->ord)
+		query_drop_view(q);	/* it must hold exactly the writes that apply up to view_ord */
+	if (!q->stale && (q->last_aff > m->ord || (pure && query_affected(q, m->steps, true))))
+		q->stale = true;
+}
+
+/* Tell every query of p that a queue entry changed from before to after
+ * (NULL: not in the queue). */
+void
+profile_on_write(struct profile *p, const struct mref *before, const struct mref *after)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		bool a, b;
+
+		if (!query_has_result(q)) {
+			q->stale = true;
+			continue;
+		}
+		a = before && mref_applies(q, before);
+		b = after && mref_applies(q, after);
+		if (a != b)
+			query_on_write(q, a ? before : after, b);
+	}
+	profile_schedule_push(p);
+}
+
+/* A partial answer reads every mirrored triple: any new result may change it. */
+static void
+profile_mark_partial(struct profile *p)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (!query_has_result(q))
+			q->stale = true;
+}
+
+void
+profile_reads_changed(struct profile *p)
+{
+	struct query *q;
+
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		query_reads_free(q->reads);
+		q->reads = NULL;
+		q->reads_failed = false;
+		query_scan(q);
+	}
+}
+
+/* Would retiring the confirmed m now change what q shows, before q's
+ * result reflects it? */
+bool
+query_holds(struct query *q, const struct mref *m)
+{
+	if (!query_has_result(q) || !mref_applies(q, m))
+		return false;
+	return q->last_aff > m->ord ||
+	    (query_affected(q, m->steps, false) && query_affected(q, m->steps, true));
+}
+
+/* Apply m to q's view if it comes after view_ord and applies. A write whose
+ * steps this store cannot apply is skipped rather than failing the whole
+ * query (the JS client fails the query; see QUERY-DIFFERENCES). */
+static int
+query_view_add(struct query *q, struct tstore *base, const struct mref *m)
+{
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	if (m->ord <= q->view_ord)
+		return 0;
+	if (mref_applies(q, m)) {
+		if (q->view == NULL && (r = tstore_dup(base, &q->view)) < 0)
+			return r;
+		r = tstore_apply_steps(q->view, m->steps, &err);
+		if (r < 0 && r != -EINVAL) {
+			query_drop_view(q);
+			return r;
+		}
+	}
+	q->view_ord = m->ord;
+	return 0;
+}
+
+/* q's optimistic view, brought up to date: each pending write is applied
+ * once, when a render first needs it, and the view is built again from the
+ * server store only after a write left (or entered) the middle of what it
+ * holds. */
+static int
+query_view(struct query *q, struct tstore **ret)
+{
+	struct pending_write *w;
+	struct tstore *base;
+	struct mutation *m;
+	int r;
+
+	r = query_base(q, &base);
+	if (r < 0)
+		return r;
+	TAILQ_FOREACH(m, &q->p->outbox, entry) {
+		struct mref x = mref_of(m);
+
+		if ((r = query_view_add(q, base, &x)) < 0)
+			return r;
+	}
+	TAILQ_FOREACH(w, &q->p->writes, entry) {
+		struct mref x = mref_of_write(w);
+
+		if ((r = query_view_add(q, base, &x)) < 0)
+			return r;
+	}
+	*ret = q->view ? q->view : base;
+	return 0;
+}
+
+/* Evaluate q over base (for a partial answer, the union of the mirror) at
+ * processed_tx_id with the pending writes layered on top, through the
+ * engine's render path (instaql_eval_base, which the differential tests
+ * drive as well). A write whose steps this store cannot
  * apply is skipped rather than failing the whole query (the JS client fails
  * the query; see QUERY-DIFFERENCES). */
 static int
@@ -86,20 +332,6 @@ query_eval_over(struct query *q, struct tstore *base, int64_t processed_tx_id,
 		return r;
 	*ret_pending = applied > 0;
 	return 0;
-}
-
-static int
-query_eval(struct query *q, cJSON **ret_data, cJSON **ret_page_info, bool *ret_pending,
-    char **ret_err)
-{
-	struct tstore *base;
-	int r;
-
-	r = query_base(q, &base);
-	if (r < 0)
-		return r;
-	return query_eval_over(q, base, q->processed_tx_id, ret_data, ret_page_info, ret_pending,
-	    ret_err);
 }
 
 /* Add one stored result's triples to the union; a result the store cannot
@@ -193,8 +425,7 @@ listener_free(struct listener *l)
 	free(l);
 }
 
-/* Send each listener what it has not seen yet: the first answer, or a
- * refresh when the result (or its freshness) changed. */
+/* FNV-1a over a string: results are compared by the hash of their text. */
 static uint64_t
 hash_text(uint64_t h, const char *s)
 {
@@ -244,16 +475,65 @@ query_eval_partial(struct query *q, cJSON **ret_data, cJSON **ret_page_info, boo
 	return r;
 }
 
+/* Render q again from its inputs: its view (or for a partial answer the
+ * whole mirror), printed once for every listener and kept with the entities
+ * it shows, until q's inputs change again. */
+static void
+query_render(struct query *q)
+{
+	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
+	_cleanup_free_ char *err = NULL;
+	bool partial = !query_has_result(q), pending = false;
+	struct tstore *s = NULL;
+	int r;
+
+	free(q->data_text);
+	free(q->pi_text);
+	free(q->render_err);
+	q->data_text = q->pi_text = q->render_err = NULL;
+	instaql_shown_clear(&q->shown);
+	q->rendered = true;
+	q->stale = false;
+	q->rendered_partial = partial;
+	q->p->evaluations++;
+	if (partial) {
+		r = query_eval_partial(q, &data, &pi, &pending, &err);
+	} else {
+		struct instaql_opts opts = { .page_info = q->page_info, .shown = &q->shown };
+
+		r = query_view(q, &s);
+		if (r == 0)
+			r = instaql_eval_opts(s, q->q, &opts, &data, &pi, &err);
+	}
+	q->rendered_pending = pending;
+	if (r == 0) {
+		q->data_text = json_print(data);
+		q->pi_text = pi ? json_print(pi) : NULL;
+		if (q->data_text == NULL || (pi && q->pi_text == NULL))
+			r = -ENOMEM;
+	}
+	q->render_r = r;
+	if (r < 0) {
+		q->render_err = err ? TAKE_PTR(err) : strdup(strerror(-r));
+		q->data_hash = hash_text(hash_text(1469598103934665603ULL, "error"), q->render_err);
+		if (r != -EINVAL)
+			q->stale = true;	/* out of memory: try again on the next push */
+		return;
+	}
+	/* The engine is deterministic, so equal results print equally. */
+	q->data_hash = hash_text(hash_text(1469598103934665603ULL, q->data_text), q->pi_text);
+}
+
 /* Send each listener what it has not seen yet: the first answer, or a
- * refresh when the result (or its freshness) changed. A query with no
- * result yet is answered, partial, to the listeners that take that. */
+ * refresh when the result (or its flags) changed; q is rendered again only
+ * if its inputs changed. A query with no result yet is answered, partial,
+ * to the listeners that take that. */
 void
 query_push(struct query *q)
 {
-	_cleanup_json_ cJSON *data = NULL, *pi = NULL;
-	_cleanup_free_ char *err = NULL, *q_text = NULL, *data_text = NULL, *pi_text = NULL;
+	_cleanup_free_ char *q_text = NULL;
 	struct listener *l, *next;
-	bool pending = false, partial = !query_has_result(q), any = false;
+	bool pending, partial = !query_has_result(q), any = false;
 	uint64_t h;
 	int r;
 
@@ -262,25 +542,28 @@ query_push(struct query *q)
 			any = true;
 	if (!any)
 		return;
-	r = partial ? query_eval_partial(q, &data, &pi, &pending, &err) :
-	    query_eval(q, &data, &pi, &pending, &err);
-	if (r < 0) {
-		LIST_FOREACH(l, &q->listeners, by_query)
-			if (!partial || listener_takes_partial(l))
-				client_error(l->c, l->ceid, "invalid-query", "%s",
-				    err ? err : strerror(-r));
+	if (q->stale || !q->rendered || q->rendered_partial != partial)
+		query_render(q);
+	if (q->render_r < 0) {
+		/* Each listener is told once per distinct error; a query-once is done. */
+		for (l = LIST_FIRST(&q->listeners); l; l = next) {
+			next = LIST_NEXT(l, by_query);
+			if ((partial && !listener_takes_partial(l)) || (l->sent_any && l->last_hash == q->data_hash))
+				continue;
+			client_error(l->c, l->ceid, q->render_r == -EINVAL ? "invalid-query" : "internal",
+			    "%s", q->render_err ? q->render_err : strerror(-q->render_r));
+			if (l->once) {
+				listener_free(l);
+				continue;
+			}
+			l->sent_any = true;
+			l->last_hash = q->data_hash;
+		}
+		query_maybe_release(q);
 		return;
 	}
-	q_text = json_print(q->q);
-	data_text = json_print(data);
-	pi_text = pi ? json_print(pi) : NULL;
-	if (!q_text || !data_text || (pi && !pi_text)) {
-		log_warn("%s: out of memory sending a result", q->p->name);
-		return;
-	}
-	/* The engine is deterministic, so equal results print equally. */
-	h = hash_text(hash_text(1469598103934665603ULL, data_text), pi_text);
-	h = hash_text(h, q->fresh ? "f" : "c");
+	pending = partial ? q->rendered_pending : q->n_aff > 0;
+	h = hash_text(q->data_hash, q->fresh ? "f" : "c");
 	h = hash_text(h, pending ? "w" : "-");
 	h = hash_text(h, partial ? "p" : "-");
 	for (l = LIST_FIRST(&q->listeners); l; l = next) {
@@ -298,7 +581,11 @@ query_push(struct query *q)
 			continue;
 		else
 			op = l->answered ? "refresh-ok" : "add-query-ok";
-		if (result_text(op, l, q_text, data_text, pi_text, pending, partial, &text) < 0)
+		if (q_text == NULL && (q_text = json_print(q->q)) == NULL) {
+			log_warn("%s: out of memory sending a result", q->p->name);
+			return;
+		}
+		if (result_text(op, l, q_text, q->data_text, q->pi_text, pending, partial, &text) < 0)
 			continue;
 		r = ipc_conn_send_text(l->c->conn, text, strlen(text));
 		if (r < 0 && r != -ENOBUFS)
@@ -422,6 +709,12 @@ query_free(struct query *q)
 	cJSON_Delete(q->triples);
 	cJSON_Delete(q->page_info);
 	tstore_free(q->base);
+	tstore_free(q->view);
+	query_reads_free(q->reads);
+	free(q->render_err);
+	free(q->data_text);
+	free(q->pi_text);
+	instaql_shown_clear(&q->shown);
 	free(q);
 }
 
@@ -471,6 +764,7 @@ query_get(struct profile *p, const cJSON *qjson, struct query **ret)
 	q->p = p;
 	q->key = TAKE_PTR(key);
 	q->q = cJSON_Duplicate(qjson, 1);
+	q->stale = true;
 	LIST_INIT(&q->listeners);
 	if (q->q == NULL || uuid_v4(q->ceid) < 0) {
 		free(q->key);
@@ -482,6 +776,7 @@ query_get(struct profile *p, const cJSON *qjson, struct query **ret)
 	r = db_query_get(p->db, q->key, NULL, &q->triples, &q->page_info, &q->processed_tx_id);
 	if (r < 0 && r != -ENOENT)
 		log_warn("%s: reading the cached query failed: %s", p->name, strerror(-r));
+	query_scan(q);
 	r = db_query_set_in_use(p->db, q->key, true);
 	if (r < 0 && r != -ENOENT)
 		log_warn("%s: cannot mark a query in use: %s", p->name, strerror(-r));
@@ -544,11 +839,12 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	pi = json_get(json_get(first, "data"), "page-info");
 	cJSON_Delete(q->triples);
 	q->triples = TAKE_PTR(triples);
-	query_drop_base(q);
 	cJSON_Delete(q->page_info);
 	q->page_info = pi ? cJSON_Duplicate(pi, 1) : NULL;
 	q->processed_tx_id = processed_tx_id;
 	q->fresh = true;
+	query_drop_base(q);
+	profile_mark_partial(p);
 	query_mark_dirty(q);
 	p->last_sync_ms = now_ms();
 }

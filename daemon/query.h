@@ -2,7 +2,9 @@
  * to them and by one upstream subscription: find or create, evaluate with
  * the optimistic overlay (the outbox and the writes waiting for the group
  * commit), push results to listeners, the write-behind to the mirror, the
- * unsubscribe grace period. A query belongs to its profile (p->queries),
+ * unsubscribe grace period. A query is rendered again only when its inputs
+ * changed (its result, the attrs, a pending write it can depend on, judged
+ * by store/reads.h); every other answer is its last render. A query belongs to its profile (p->queries),
  * a listener to its query and its client; both go with query_free /
  * listener_free. */
 #ifndef INSTANTD_QUERY_H
@@ -26,8 +28,32 @@ bool query_has_result(const struct query *q);
 void query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id);
 /* Write a dirty result to the mirror now. */
 void query_persist(struct query *q);
-/* Forget the built server store (attrs or triples changed). */
+/* q's result or the attrs changed: forget its stores and reads (built again
+ * on use) and render it again. */
 void query_drop_base(struct query *q);
+
+/* One queue entry (an outbox entry or a write awaiting its group commit) as
+ * the optimistic views see it; borrows from the entry. */
+struct mref {
+	const cJSON *steps;		/* borrowed */
+	int64_t tx_id;			/* 0 until confirmed */
+	uint64_t ord;
+	bool failed;
+};
+struct mref mref_of(const struct mutation *m);
+struct mref mref_of_write(const struct pending_write *w);
+/* A queue entry changed from before to after (NULL: not in the queue; call
+ * before freeing it, after changing its state): every query it starts or
+ * stops applying to is told, and rendered again where it can change the
+ * result, directly or through a later pending write that may depend on it.
+ * Schedules a push. */
+void profile_on_write(struct profile *p, const struct mref *before, const struct mref *after);
+/* The profile's attrs grew (a write made new ones): every query's reads are
+ * computed again. */
+void profile_reads_changed(struct profile *p);
+/* Would retiring the confirmed m now change what q shows before q's result
+ * reflects it? */
+bool query_holds(struct query *q, const struct mref *m);
 
 /* Send the upstream add-query when online and not yet sent on this session. */
 void query_subscribe(struct query *q);

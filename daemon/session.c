@@ -98,6 +98,7 @@ profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed
 	cJSON **steps = NULL;
 	bool *drop = NULL, *changed = NULL;
 	size_t n = 0;
+	bool steps_changed = true;	/* until the rewrite below is known to be whole */
 	int r;
 
 	if (!cJSON_IsArray(list))
@@ -134,11 +135,14 @@ profile_set_server_attrs(struct profile *p, const cJSON *list, int64_t processed
 	r = instaml_rewrite_queue(p->server_attrs, steps, drop, n, changed);
 	if (r < 0)
 		log_warn("%s: rewriting queued writes failed: %s", p->name, strerror(-r));
+	else
+		steps_changed = false;
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		int e;
 
 		if (!changed[i])
 			continue;
+		steps_changed = true;
 		e = db_outbox_set_steps(p->db, muts[i]->m->mutation_id, muts[i]->m->steps);
 		if (e < 0)
 			log_warn("%s: storing a rewritten write failed: %s", p->name, strerror(-e));
@@ -148,7 +152,7 @@ out:
 	free(drop);
 	free(changed);
 	free(muts);
-	r = profile_rebuild_attrs(p);
+	r = profile_rebuild_attrs(p, steps_changed);
 	if (r < 0)
 		log_warn("%s: rebuilding attrs failed: %s", p->name, strerror(-r));
 }

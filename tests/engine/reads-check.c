@@ -2,7 +2,9 @@
  * mutation of a data set, whenever query_reads_affected() says the mutation
  * cannot change the query's result (by attr, or by attr and the entities the
  * base result shows), the result printed with and without it must be
- * byte-equal.
+ * byte-equal. And the other way (a write leaving the optimistic layer):
+ * whenever it says so by the entities the result *with* the mutation shows,
+ * the two results must be byte-equal too.
  *
  * Input, one JSON line per data set:
  *   {"dataset": "zeneca", "attrs": [...]?, "queries": [{"q": {...}, "page-info": {...}?}...],
@@ -10,7 +12,8 @@
  * "attrs" replaces the data set's own attrs.
  * Output: a line "not ok ..." per violation (query, steps, both results), then
  * one JSON line per data set: {"dataset", "pairs", "kinds": {kind: {"pairs",
- * "unaffected", "unaffected-by-attr", "affected", "sampled", "changed"}}}
+ * "unaffected", "unaffected-by-attr", "affected", "sampled", "changed",
+ * "removal-checked"}}}
  * (unaffected with the shown entities, unaffected-by-attr without them): of a sample of the
  * affected pairs, how many did change (how sharp the mutations are).
  * Exit 1 on any violation, 2 on a setup failure. */
@@ -72,7 +75,7 @@ render(struct tstore *s, const cJSON *q, const cJSON *page_info, struct instaql_
 
 struct kind_stats {
 	char name[32];
-	long pairs, unaffected, unaffected_by_attr, affected, sampled, changed;
+	long pairs, unaffected, unaffected_by_attr, affected, sampled, changed, removal_checked;
 };
 
 static struct kind_stats *
@@ -97,7 +100,7 @@ check_dataset(const cJSON *c, long *violations)
 	struct attrs *attrs = NULL;
 	struct tstore *base = NULL;
 	struct query_reads **reads = NULL;
-	struct instaql_shown *shown = NULL;
+	struct instaql_shown *shown = NULL, none = { 0 };
 	char **before = NULL;
 	struct kind_stats ks[32] = {0};
 	size_t nk = 0;
@@ -165,7 +168,32 @@ check_dataset(const cJSON *c, long *violations)
 			/* by attr, then by attr and entity (never more affected) */
 			bool by_attr = reads[qi] == NULL || query_reads_affected(reads[qi], steps, NULL);
 			bool affected = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &shown[qi]);
+			/* with no entity shown: the least affected any shown can make it */
+			bool least = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &none);
 			_cleanup_free_ char *after = NULL;
+
+			if (by_attr && !least && ar == 0) {
+				/* removal: judged by what the result with the mutation shows */
+				struct instaql_shown sa = { 0 };
+				_cleanup_free_ char *with = render(s, qq, pi, &sa);
+				bool aff_after = query_reads_affected(reads[qi], steps, &sa);
+
+				instaql_shown_clear(&sa);
+				if (with == NULL) {
+					tstore_free(s);
+					r = -ENOMEM;
+					goto out;
+				}
+				k->removal_checked++;
+				if (!aff_after && strcmp(before[qi], with) != 0) {
+					_cleanup_free_ char *qs = json_print(qq), *ss = json_print(steps);
+
+					(*violations)++;
+					printf("not ok: %s: judged unaffected by the entities shown with it, but the "
+					    "result changed\n  query: %s\n  steps: %s\n  without: %.2000s\n  with:    %.2000s\n",
+					    label, qs ? qs : "?", ss ? ss : "?", before[qi], with);
+				}
+			}
 
 			k->pairs++;
 			pairs++;
@@ -226,7 +254,8 @@ check_dataset(const cJSON *c, long *violations)
 			    cJSON_AddNumberToObject(o, "unaffected-by-attr", (double)ks[i].unaffected_by_attr) == NULL ||
 			    cJSON_AddNumberToObject(o, "affected", (double)ks[i].affected) == NULL ||
 			    cJSON_AddNumberToObject(o, "sampled", (double)ks[i].sampled) == NULL ||
-			    cJSON_AddNumberToObject(o, "changed", (double)ks[i].changed) == NULL)
+			    cJSON_AddNumberToObject(o, "changed", (double)ks[i].changed) == NULL ||
+			    cJSON_AddNumberToObject(o, "removal-checked", (double)ks[i].removal_checked) == NULL)
 				goto out;
 		}
 	}

@@ -171,7 +171,7 @@ const sums = lines.filter((x) => x.startsWith('{')).map((x) => JSON.parse(x));
 const total = {};
 for (const s of sums) {
   for (const [k, v] of Object.entries(s.kinds)) {
-    const t = (total[k] ??= { pairs: 0, unaffected: 0, 'unaffected-by-attr': 0, affected: 0, sampled: 0, changed: 0 });
+    const t = (total[k] ??= { pairs: 0, unaffected: 0, 'unaffected-by-attr': 0, affected: 0, sampled: 0, changed: 0, 'removal-checked': 0 });
     for (const f of Object.keys(t)) t[f] += v[f];
   }
 }
@@ -179,7 +179,7 @@ let fails = 0;
 const frac = (k, f = 'unaffected') => (total[k] ? total[k][f] / total[k].pairs : 0);
 const pc = (x) => `${(100 * x).toFixed(1)} %`;
 for (const [k, t] of Object.entries(total))
-  console.log(`# ${k}: of ${t.pairs} pairs, ${pc(frac(k, 'unaffected-by-attr'))} judged unaffected by attr, ${pc(frac(k))} by attr and entity; of a sample of the affected, ${t.changed}/${t.sampled} changed`);
+  console.log(`# ${k}: of ${t.pairs} pairs, ${pc(frac(k, 'unaffected-by-attr'))} judged unaffected by attr, ${pc(frac(k))} by attr and entity; of a sample of the affected, ${t.changed}/${t.sampled} changed; ${t['removal-checked']} checked for removal`);
 const pairs = Object.values(total).reduce((a, t) => a + t.pairs, 0);
 console.log(`# ${runs.map((x) => `${x.label ?? x.dataset}: ${x.queries.length} queries x ${x.mutations.length} mutations`).join(', ')}: ${pairs} pairs, every unaffected one checked, ${ms.toFixed(0)} ms (seed ${SEED})`);
 // Usefulness floors: most single-attr updates leave most queries alone.
@@ -189,6 +189,11 @@ for (const [k, f, min] of floors) {
     console.log(`not ok: ${k}: only ${pc(frac(k, f))} judged ${f}, want >= ${pc(min)}`);
     fails++;
   }
+}
+// The removal direction (a write leaving the optimistic layer) must have been exercised.
+if (!(total.update?.['removal-checked'] > 0)) {
+  console.log('not ok: no pair checked for removal');
+  fails++;
 }
 // What must never be judged unaffected.
 for (const k of ['invalid']) {
