@@ -104,14 +104,48 @@ mref_applies(const struct query *q, const struct mref *m)
 	return !m->failed && instaql_mutation_applies(m->tx_id, q->processed_tx_id);
 }
 
-static void
-query_count(struct query *q, const struct mref *m)
+/* Call fn for each entry of p's queue in queue order: the outbox, then the
+ * writes awaiting the group commit. fn's first negative return stops it and
+ * is returned. */
+static int
+profile_queue_each(struct profile *p, int (*fn)(struct query *q, void *ud, const struct mref *m),
+    struct query *q, void *ud)
 {
-	if (!mref_applies(q, m) || !query_affected(q, m->steps, false))
-		return;
+	struct pending_write *w;
+	struct mutation *m;
+	int r;
+
+	TAILQ_FOREACH(m, &p->outbox, entry) {
+		struct mref x = mref_of(m);
+
+		if ((r = fn(q, ud, &x)) < 0)
+			return r;
+	}
+	TAILQ_FOREACH(w, &p->writes, entry) {
+		struct mref x = mref_of_write(w);
+
+		if ((r = fn(q, ud, &x)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* m, which applies to q's result, can change it: count it for has-pending-writes. */
+static void
+query_count_affecting(struct query *q, const struct mref *m)
+{
 	q->n_aff++;
 	if (m->ord > q->last_aff)
 		q->last_aff = m->ord;
+}
+
+static int
+query_count(struct query *q, void *ud, const struct mref *m)
+{
+	(void)ud;
+	if (mref_applies(q, m) && query_affected(q, m->steps, false))
+		query_count_affecting(q, m);
+	return 0;
 }
 
 /* Count again, over the whole queue, the writes that can change q's result
@@ -119,23 +153,10 @@ query_count(struct query *q, const struct mref *m)
 static void
 query_scan(struct query *q)
 {
-	struct pending_write *w;
-	struct mutation *m;
-
 	q->n_aff = 0;
 	q->last_aff = 0;
-	if (!query_has_result(q))
-		return;
-	TAILQ_FOREACH(m, &q->p->outbox, entry) {
-		struct mref x = mref_of(m);
-
-		query_count(q, &x);
-	}
-	TAILQ_FOREACH(w, &q->p->writes, entry) {
-		struct mref x = mref_of_write(w);
-
-		query_count(q, &x);
-	}
+	if (query_has_result(q))
+		(void)profile_queue_each(q->p, query_count, q, NULL);	/* query_count cannot fail */
 }
 
 /* q's inputs changed wholesale (a new result or page-info, new attrs): its
@@ -171,9 +192,7 @@ query_on_write(struct query *q, const struct mref *m, bool enter)
 	}
 	pure = query_affected(q, m->steps, false);
 	if (pure && enter) {
-		q->n_aff++;
-		if (m->ord > q->last_aff)
-			q->last_aff = m->ord;
+		query_count_affecting(q, m);
 	} else if (pure && q->n_aff > 0) {
 		q->n_aff--;
 	}
@@ -244,8 +263,9 @@ query_holds(struct query *q, const struct mref *m)
  * steps this store cannot apply is skipped rather than failing the whole
  * query (the JS client fails the query; see QUERY-DIFFERENCES). */
 static int
-query_view_add(struct query *q, struct tstore *base, const struct mref *m)
+query_view_add(struct query *q, void *ud, const struct mref *m)
 {
+	struct tstore *base = ud;
 	_cleanup_free_ char *err = NULL;
 	int r;
 
@@ -271,26 +291,15 @@ query_view_add(struct query *q, struct tstore *base, const struct mref *m)
 static int
 query_view(struct query *q, struct tstore **ret)
 {
-	struct pending_write *w;
 	struct tstore *base;
-	struct mutation *m;
 	int r;
 
 	r = query_base(q, &base);
 	if (r < 0)
 		return r;
-	TAILQ_FOREACH(m, &q->p->outbox, entry) {
-		struct mref x = mref_of(m);
-
-		if ((r = query_view_add(q, base, &x)) < 0)
-			return r;
-	}
-	TAILQ_FOREACH(w, &q->p->writes, entry) {
-		struct mref x = mref_of_write(w);
-
-		if ((r = query_view_add(q, base, &x)) < 0)
-			return r;
-	}
+	r = profile_queue_each(q->p, query_view_add, q, base);
+	if (r < 0)
+		return r;
 	*ret = q->view ? q->view : base;
 	return 0;
 }
@@ -426,6 +435,8 @@ listener_free(struct listener *l)
 }
 
 /* FNV-1a over a string: results are compared by the hash of their text. */
+#define RESULT_HASH_SEED 1469598103934665603ULL
+
 static uint64_t
 hash_text(uint64_t h, const char *s)
 {
@@ -515,13 +526,13 @@ query_render(struct query *q)
 	q->render_r = r;
 	if (r < 0) {
 		q->render_err = err ? TAKE_PTR(err) : strdup(strerror(-r));
-		q->data_hash = hash_text(hash_text(1469598103934665603ULL, "error"), q->render_err);
+		q->data_hash = hash_text(hash_text(RESULT_HASH_SEED, "error"), q->render_err);
 		if (r != -EINVAL)
 			q->stale = true;	/* out of memory: try again on the next push */
 		return;
 	}
 	/* The engine is deterministic, so equal results print equally. */
-	q->data_hash = hash_text(hash_text(1469598103934665603ULL, q->data_text), q->pi_text);
+	q->data_hash = hash_text(hash_text(RESULT_HASH_SEED, q->data_text), q->pi_text);
 }
 
 /* Send each listener what it has not seen yet: the first answer, or a

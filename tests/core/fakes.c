@@ -35,6 +35,17 @@ xstrdup0(const char *s)
 	return d;
 }
 
+/* vasprintf, aborting on failure like the helpers above; the caller frees. */
+static char * __attribute__((format(printf, 1, 0)))
+xvasprintf(const char *fmt, va_list ap)
+{
+	char *text;
+
+	if (vasprintf(&text, fmt, ap) < 0)
+		abort();
+	return text;
+}
+
 static cJSON *
 parse_or_die(const char *json)
 {
@@ -402,11 +413,10 @@ void
 fake_up_deliverf(struct upstream *u, const char *fmt, ...)
 {
 	va_list ap;
-	char *text = NULL;
+	char *text;
 
 	va_start(ap, fmt);
-	if (vasprintf(&text, fmt, ap) < 0)
-		abort();
+	text = xvasprintf(fmt, ap);
 	va_end(ap);
 	fake_up_deliver(u, text);
 	free(text);
@@ -542,11 +552,10 @@ void
 fake_conn_requestf(struct fake_conn *fc, const char *fmt, ...)
 {
 	va_list ap;
-	char *text = NULL;
+	char *text;
 
 	va_start(ap, fmt);
-	if (vasprintf(&text, fmt, ap) < 0)
-		abort();
+	text = xvasprintf(fmt, ap);
 	va_end(ap);
 	fake_conn_request(fc, text);
 	free(text);
