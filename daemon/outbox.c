@@ -334,10 +334,9 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 {
 	struct mutation *m = mutation_find(p, json_get_string(msg, "client-event-id"));
 	struct log_fields lf = { .profile = p->name, .app_id = p->app_id };
+	struct mref before, after;
 	int64_t tx_id = 0;
 	int r;
-
-	struct mref before;
 
 	if (m == NULL || m->m->state == DB_MUT_CONFIRMED)
 		return;		/* late or duplicate: already settled */
@@ -355,12 +354,9 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 	m->m->state = DB_MUT_CONFIRMED;
 	m->m->tx_id = tx_id;
 	m->confirmed_us = mono_us();
-	{
-		struct mref after = mref_of(m);
-
-		/* no longer layered on a result whose processed-tx-id is 0 or >= tx_id */
-		profile_on_write(p, &before, &after);
-	}
+	after = mref_of(m);
+	/* no longer layered on a result whose processed-tx-id is 0 or >= tx_id */
+	profile_on_write(p, &before, &after);
 	lf.mutation_id = m->m->mutation_id;
 	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
