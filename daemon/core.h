@@ -106,6 +106,7 @@ struct query {
 	int render_r;			/* 0, or the render's error (render_err says it) */
 	char *render_err;		/* owned */
 	char *data_text, *pi_text;	/* owned: printed data and page-info (may be NULL) */
+	size_t data_len;		/* strlen(data_text): what the next render will roughly cost */
 	uint64_t data_hash;		/* of data_text and pi_text */
 	struct instaql_shown shown;	/* the entities the last render shows */
 	int64_t processed_tx_id;

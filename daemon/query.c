@@ -70,20 +70,6 @@ query_reads_of(struct query *q)
 	return q->reads;
 }
 
-/* Can steps change q's result? use_shown refines it by the entities the
- * last render shows, which holds only while that render is of q's current
- * inputs (store/reads.h): not for a stale, failed or partial render. */
-static bool
-query_affected(struct query *q, const cJSON *steps, bool use_shown)
-{
-	const struct query_reads *r = query_reads_of(q);
-	bool current = q->rendered && !q->stale && q->render_r == 0 && !q->rendered_partial;
-
-	if (r == NULL)
-		return true;
-	return query_reads_affected(r, steps, use_shown && current ? &q->shown : NULL);
-}
-
 struct mref
 mref_of(const struct mutation *m)
 {
@@ -130,6 +116,98 @@ profile_queue_each(struct profile *p, int (*fn)(struct query *q, void *ud, const
 	return 0;
 }
 
+/* The store a write m is layered on, as store/reads.h asks about it: q's
+ * server store and the writes before m that apply to it. A link can only
+ * come from one of them, so it is looked up in the server store and the
+ * writes are only scanned for steps naming the entity. */
+struct layer {
+	struct query *q;		/* borrowed */
+	const struct mref *m;		/* borrowed */
+	struct tstore *base;		/* borrowed: q's server store */
+	const char *eid;		/* borrowed, for layer_names */
+	size_t n;			/* writes scanned */
+};
+
+/* A queue longer than this is not scanned: its writes count as naming every entity. */
+#define LAYER_SCAN_MAX 256
+
+/* Does a step of a write before l->m that adds a link name l->eid (or an
+ * entity it cannot tell)? -EEXIST stops the walk with yes. */
+static int
+layer_names(struct query *q, void *ud, const struct mref *m)
+{
+	struct layer *l = ud;
+	const cJSON *st;
+
+	if (m->ord >= l->m->ord || !mref_applies(q, m))
+		return 0;
+	if (++l->n > LAYER_SCAN_MAX || !cJSON_IsArray(m->steps))
+		return -EEXIST;
+	cJSON_ArrayForEach(st, m->steps) {
+		const char *act = cJSON_GetStringValue(cJSON_GetArrayItem(st, 0));
+		const char *a = cJSON_GetStringValue(cJSON_GetArrayItem(st, 2));
+		const cJSON *e = cJSON_GetArrayItem(st, 1), *v = cJSON_GetArrayItem(st, 3);
+		const cJSON *attr = a ? attrs_by_id(q->p->attrs, a) : NULL;
+
+		if (act == NULL)
+			return -EEXIST;
+		if (strcmp(act, "add-triple") != 0 && strcmp(act, "deep-merge-triple") != 0)
+			continue;	/* retracts and deletes take links away; attr steps change the reads */
+		if (attr && !attr_is_ref(attr))
+			continue;	/* not a link */
+		/* a lookup ref (an array) may name any entity */
+		if (!cJSON_IsString(e) || strcmp(e->valuestring, l->eid) == 0 || cJSON_IsArray(v) ||
+		    (cJSON_IsString(v) && strcmp(v->valuestring, l->eid) == 0))
+			return -EEXIST;
+	}
+	return 0;
+}
+
+static bool
+layer_pending_names(struct layer *l, const char *eid)
+{
+	l->eid = eid;
+	l->n = 0;
+	return profile_queue_each(l->q->p, layer_names, l->q, l) < 0;
+}
+
+static bool
+layer_has_ref_to(void *ud, const char *attr_id, const char *eid)
+{
+	struct layer *l = ud;
+	cJSON v = { .type = cJSON_String, .valuestring = (char *)eid };
+
+	return tstore_has_av(l->base, attr_id, &v) || layer_pending_names(l, eid);
+}
+
+static bool
+layer_has_entity(void *ud, const char *etype, const char *eid)
+{
+	struct layer *l = ud;
+
+	return tstore_has_entity(l->base, etype, eid) || layer_pending_names(l, eid);
+}
+
+/* Can m change q's result? by_shown refines it by the entities the last
+ * render shows and the store m is layered on, which holds only while that
+ * render is of q's current inputs (store/reads.h): not for a stale, failed
+ * or partial render. */
+static bool
+query_affected(struct query *q, const struct mref *m, bool by_shown)
+{
+	const struct query_reads *r = query_reads_of(q);
+	bool current = q->rendered && !q->stale && q->render_r == 0 && !q->rendered_partial;
+	struct layer l = { .q = q, .m = m };
+	struct query_reads_store st = { .has_ref_to = layer_has_ref_to,
+	    .has_entity = layer_has_entity, .ud = &l };
+
+	if (r == NULL)
+		return true;
+	if (!by_shown || !current)
+		return query_reads_affected(r, m->steps, NULL, NULL);
+	return query_reads_affected(r, m->steps, &q->shown, query_base(q, &l.base) == 0 ? &st : NULL);
+}
+
 /* m, which applies to q's result, can change it: count it for has-pending-writes. */
 static void
 query_count_affecting(struct query *q, const struct mref *m)
@@ -143,7 +221,7 @@ static int
 query_count(struct query *q, void *ud, const struct mref *m)
 {
 	(void)ud;
-	if (mref_applies(q, m) && query_affected(q, m->steps, false))
+	if (mref_applies(q, m) && query_affected(q, m, false))
 		query_count_affecting(q, m);
 	return 0;
 }
@@ -190,7 +268,7 @@ query_on_write(struct query *q, const struct mref *m, bool enter)
 		q->stale = true;	/* a partial answer reads the whole mirror */
 		return;
 	}
-	pure = query_affected(q, m->steps, false);
+	pure = query_affected(q, m, false);
 	if (pure && enter) {
 		query_count_affecting(q, m);
 	} else if (pure && q->n_aff > 0) {
@@ -198,7 +276,7 @@ query_on_write(struct query *q, const struct mref *m, bool enter)
 	}
 	if (q->view_ord >= m->ord)
 		query_drop_view(q);	/* it must hold exactly the writes that apply up to view_ord */
-	if (!q->stale && (q->last_aff > m->ord || (pure && query_affected(q, m->steps, true))))
+	if (!q->stale && (q->last_aff > m->ord || (pure && query_affected(q, m, true))))
 		q->stale = true;
 }
 
@@ -256,7 +334,7 @@ query_holds(struct query *q, const struct mref *m)
 	if (!query_has_result(q) || !mref_applies(q, m))
 		return false;
 	return q->last_aff > m->ord ||
-	    (query_affected(q, m->steps, false) && query_affected(q, m->steps, true));
+	    (query_affected(q, m, false) && query_affected(q, m, true));
 }
 
 /* Apply m to q's view if it comes after view_ord and applies. A write whose
@@ -517,8 +595,10 @@ query_render(struct query *q)
 			r = instaql_eval_opts(s, q->q, &opts, &data, &pi, &err);
 	}
 	q->rendered_pending = pending;
+	q->data_len = 0;
 	if (r == 0) {
 		q->data_text = json_print(data);
+		q->data_len = q->data_text ? strlen(q->data_text) : 0;
 		q->pi_text = pi ? json_print(pi) : NULL;
 		if (q->data_text == NULL || (pi && q->pi_text == NULL))
 			r = -ENOMEM;
@@ -612,15 +692,49 @@ query_push(struct query *q)
 	query_maybe_release(q);
 }
 
+/* What pushing q costs now: nothing to render, or about its last result's size. */
+static size_t
+query_push_cost(const struct query *q)
+{
+	return q->stale || !q->rendered ? q->data_len + 1 : 0;
+}
+
+static int
+query_cost_cmp(const void *a, const void *b)
+{
+	size_t x = query_push_cost(*(struct query *const *)a), y = query_push_cost(*(struct query *const *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+/* Push every query of p, the cheapest renders first, so a small result
+ * (a program's own view of what it just wrote) does not wait behind large
+ * ones. query_push frees no query (a release is a timer), so the list
+ * taken before stays valid. */
 static void
 profile_push_all(struct profile *p)
 {
+	_cleanup_free_ struct query **v = NULL;
 	struct query *q, *next;
+	size_t n = 0;
 
-	for (q = TAILQ_FIRST(&p->queries); q; q = next) {
-		next = TAILQ_NEXT(q, entry);
-		query_push(q);
+	TAILQ_FOREACH(q, &p->queries, entry)
+		n++;
+	v = calloc(n + 1, sizeof(*v));
+	if (v == NULL) {
+		/* queue order then; still every query */
+		for (q = TAILQ_FIRST(&p->queries); q; q = next) {
+			next = TAILQ_NEXT(q, entry);
+			query_push(q);
+		}
+		return;
 	}
+	n = 0;
+	TAILQ_FOREACH(q, &p->queries, entry)
+		v[n++] = q;
+	qsort(v, n, sizeof(*v), query_cost_cmp);
+	for (size_t i = 0; i < n; i++)
+		query_push(v[i]);
 }
 
 static void

@@ -17,6 +17,7 @@ struct rattr {
 	bool ref, blob, primary, del_cascade, del_rev_cascade;
 	bool read;			/* the result depends on it somewhere */
 	bool structural;		/* ...and not only through objects' fields */
+	bool link_id;			/* an id attr of an etype reached only through links */
 };
 
 struct query_reads {
@@ -121,13 +122,18 @@ mark(struct rattr *a, bool structural)
 }
 
 /* The id attrs of an etype: its primary? attrs and forward "id" (the
- * evaluator's pk pattern, where {id: ...} and $isNull use them). */
+ * evaluator's pk pattern, where {id: ...} and $isNull use them). They
+ * choose the entities of a namespace, so they are structural, except for
+ * an etype the query only reaches through links (linked): there a new or
+ * removed id triple matters only for an entity that is linked. */
 static void
-mark_ids(struct query_reads *r, const char *etype)
+mark_ids(struct query_reads *r, const char *etype, bool linked)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (str_eq(r->v[i].fwd_e, etype) && (r->v[i].primary || str_eq(r->v[i].fwd_l, "id")))
-			mark(&r->v[i], true);
+		if (str_eq(r->v[i].fwd_e, etype) && (r->v[i].primary || str_eq(r->v[i].fwd_l, "id"))) {
+			mark(&r->v[i], !linked);
+			r->v[i].link_id |= linked;
+		}
 }
 
 /* structural: the attr decides which entities a namespace holds or their
@@ -146,7 +152,7 @@ mark_fwd(struct query_reads *r, const char *etype, const char *label, bool struc
 static void
 walk_path(struct query_reads *r, const char *etype, char **parts, int i, int n)
 {
-	mark_ids(r, etype);
+	mark_ids(r, etype, false);
 	for (size_t k = 0; k < r->n; k++) {
 		struct rattr *a = &r->v[k];
 		bool fwd = str_eq(a->fwd_e, etype) && str_eq(a->fwd_l, parts[i]);
@@ -224,7 +230,7 @@ walk_ns(struct query_reads *r, const char *etype, const cJSON *form, int depth)
 		r->all = true;
 		return 0;
 	}
-	mark_ids(r, etype);
+	mark_ids(r, etype, depth > 0);
 	if (cJSON_IsArray(fields)) {
 		cJSON_ArrayForEach(c, fields)
 			if (cJSON_IsString(c))
@@ -386,8 +392,27 @@ query_reads_attr(const struct query_reads *r, const char *attr_id)
  * (e, step[2]) alone. An attr that only fills objects matters only for an
  * entity the result shows: the entities each namespace holds do not depend
  * on it, and an object reads only its own entity's cells. */
+struct judge {
+	const struct instaql_shown *shown;	/* NULL: by attr only */
+	const struct query_reads_store *store;	/* NULL: no link is ruled out */
+};
+
+/* May eid, of etype, be linked in the store: the end of a forward link
+ * into etype, or holding an attr of etype (a reverse link from it)? */
 static bool
-step_cell(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+maybe_linked(const struct query_reads *r, const struct query_reads_store *st, const char *etype,
+    const char *eid)
+{
+	if (st == NULL || etype == NULL || st->has_entity(st->ud, etype, eid))
+		return true;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].ref && str_eq(r->v[i].rev_e, etype) && st->has_ref_to(st->ud, r->v[i].id, eid))
+			return true;
+	return false;
+}
+
+static bool
+step_cell(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
 	const cJSON *a = cJSON_GetArrayItem(step, 2), *e = cJSON_GetArrayItem(step, 1);
 	const struct rattr *ra = cJSON_IsString(a) ? find_attr(r, a->valuestring) : NULL;
@@ -396,33 +421,37 @@ step_cell(const struct query_reads *r, const cJSON *step, const struct instaql_s
 		return true;
 	if (!ra->read)
 		return false;
-	if (ra->structural || shown == NULL || !cJSON_IsString(e))
+	if (ra->structural || j->shown == NULL || !cJSON_IsString(e))
 		return true;	/* a lookup ref names an entity we cannot tell */
-	return instaql_shown_has(shown, e->valuestring);
+	if (instaql_shown_has(j->shown, e->valuestring))
+		return true;
+	/* an entity not shown: its objects' cells do not matter, and its id
+	 * triple only once it is linked (a new link is a structural step) */
+	return ra->link_id && maybe_linked(r, j->store, ra->fwd_e, e->valuestring);
 }
 
 static bool
-step_triple(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+step_triple(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
-	return step_cell(r, step, shown);
+	return step_cell(r, step, j);
 }
 
 static bool
-step_merge(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+step_merge(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
 	const cJSON *a = cJSON_GetArrayItem(step, 2);
 	const struct rattr *ra = cJSON_IsString(a) ? find_attr(r, a->valuestring) : NULL;
 
 	/* on a link the JS client throws and the query fails */
-	return ra == NULL || !ra->blob || step_cell(r, step, shown);
+	return ra == NULL || !ra->blob || step_cell(r, step, j);
 }
 
 static bool
-step_delete(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+step_delete(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
 	const cJSON *t = cJSON_GetArrayItem(step, 2);
 
-	(void)shown;	/* cascades reach entities the result does not name */
+	(void)j;	/* cascades reach entities the result does not name */
 	if (!cJSON_IsString(t))
 		return true;	/* no etype: every attr of the entity goes */
 	for (size_t x = 0; x < r->netypes; x++)
@@ -432,26 +461,26 @@ step_delete(const struct query_reads *r, const cJSON *step, const struct instaql
 }
 
 static bool
-step_never(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+step_never(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
 	(void)r;
 	(void)step;
-	(void)shown;
+	(void)j;
 	return false;
 }
 
 static bool
-step_always(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown)
+step_always(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
 	(void)r;
 	(void)step;
-	(void)shown;
+	(void)j;
 	return true;
 }
 
 static const struct {
 	const char *action;
-	bool (*affects)(const struct query_reads *r, const cJSON *step, const struct instaql_shown *shown);
+	bool (*affects)(const struct query_reads *r, const cJSON *step, const struct judge *j);
 } step_table[] = {
 	{ "add-triple", step_triple },
 	{ "retract-triple", step_triple },
@@ -466,8 +495,10 @@ static const struct {
 };
 
 bool
-query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const struct instaql_shown *shown)
+query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const struct instaql_shown *shown,
+    const struct query_reads_store *store)
 {
+	const struct judge j = { .shown = shown, .store = store };
 	const cJSON *step;
 
 	if (r->all || !cJSON_IsArray(tx_steps))
@@ -481,7 +512,7 @@ query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const s
 		for (i = 0; i < ELEMENTSOF(step_table); i++)
 			if (strcmp(step_table[i].action, act->valuestring) == 0)
 				break;
-		if (i == ELEMENTSOF(step_table) || step_table[i].affects(r, step, shown))
+		if (i == ELEMENTSOF(step_table) || step_table[i].affects(r, step, &j))
 			return true;
 	}
 	return false;

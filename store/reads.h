@@ -52,9 +52,27 @@ void query_reads_free(struct query_reads *r);	/* NULL-safe */
  * or id) then matters only for a shown entity: a step on it whose e is a
  * plain id not in shown is not affecting. A mutation judged not affecting
  * leaves the result, and so shown, as they were; after any other, render
- * again to get the new shown. */
+ * again to get the new shown.
+ *
+ * store (may be NULL; used only with shown) refines the id attrs of an
+ * etype the query reaches only through links (never as a namespace of its
+ * own nor on a where path): an entity of it can enter the result only
+ * through a link, so a step on its id attr for an entity that is not shown
+ * and has no link in that store (see struct query_reads_store) is not
+ * affecting either. This is what lets an update of one entity leave alone
+ * the queries that show other entities of its etype under their links. */
+struct query_reads_store {
+	/* Could some entity hold a triple (?, attr_id, eid) in the store the
+	 * mutation is layered on (server store and pending mutations before
+	 * it)? attr_id is a ref attr. "Could": false only when it cannot. */
+	bool (*has_ref_to)(void *ud, const char *attr_id, const char *eid);
+	/* Could eid hold any triple of an attr whose forward etype is etype
+	 * there (so a reverse link from it)? */
+	bool (*has_entity)(void *ud, const char *etype, const char *eid);
+	void *ud;
+};
 bool query_reads_affected(const struct query_reads *r, const cJSON *tx_steps,
-    const struct instaql_shown *shown);
+    const struct instaql_shown *shown, const struct query_reads_store *store);
 
 /* Does the query read attr_id? (For tests and diagnostics; an unknown id
  * gives false.) */

@@ -77,6 +77,57 @@ await scenario('a write re-renders only the queries it can change; a server resu
 	a.close();
 }, { daemons: [daemon] });
 
+await scenario('an update of an entity re-renders only the queries that show it or link it', async () => {
+	const a = await new Client(daemon.socket).connect();
+	await a.init(APP);
+	// Five shelves, each with its own book: one query per shelf, books reached only through its link.
+	const shelves = [0, 1, 2, 3, 4].map(() => randomUUID()), books = shelves.map(() => randomUUID());
+	const w0 = await a.request({ op: 'transact', ops: shelves.flatMap((s, k) => [['update', 'books', books[k], { title: `b${k}` }],
+		['update', 'shelves', s, { n: k }], ['link', 'shelves', s, { books: books[k] }]]) }, (m) => m.op === 'transact-queued');
+	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w0['mutation-id'], 'setup write confirmed');
+	const subs = [];
+	for (const s of shelves)
+		subs.push(await subscribe(a, { shelves: { $: { where: { id: s } }, books: {} } }));
+	await waitFor(async () => (await a.request({ op: 'list-mutations' })).mutations.length === 0, 'the outbox to drain');
+
+	let mark = a.messages.length;
+	const e0 = await evaluations(a);
+	const w = await a.request({ op: 'transact', ops: [['update', 'books', books[0], { title: 'renamed' }]] },
+		(m) => m.op === 'transact-queued');
+	await a.next((m) => m['client-event-id'] === subs[0] && m.data.shelves[0]?.books[0]?.title === 'renamed',
+		'the optimistic result', 20000, mark);
+	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w['mutation-id'], 'confirmed', 20000, mark);
+	await a.next((m) => m['client-event-id'] === subs[0] && m.data.shelves[0]?.books[0]?.title === 'renamed' &&
+		m['has-pending-writes'] === false, 'the server\'s result', 20000, mark);
+	const e1 = await evaluations(a);
+	console.log(`# renders for an update of one shelf's book: ${e1 - e0}`);
+	// the writer's query: the optimistic render, the server's result, maybe one more; none of the others
+	check(e1 - e0 >= 1 && e1 - e0 <= 3, `renders for an update of one shelf's book: ${e1 - e0}`);
+	// (they may be told has-pending-writes: it counts the writes on what a query reads, not the entities)
+	const others = a.messages.slice(mark).filter((m) => subs.slice(1).includes(m['client-event-id']));
+	check(others.every((m) => m.data.shelves[0].books.every((b) => b.title !== 'renamed')),
+		`the other shelves: ${JSON.stringify(others)}`);
+
+	// Offline, a link to a book no query has seen, then an update that makes the book: the
+	// second write needs the link the first one made, which only the queue holds.
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	await waitFor(async () => (await a.request({ op: 'status' })).status.state !== 'authenticated', 'offline');
+	mark = a.messages.length;
+	const fresh = randomUUID();
+	await a.request({ op: 'transact', ops: [['link', 'shelves', shelves[1], { books: fresh }]] }, (m) => m.op === 'transact-queued');
+	// the link is rendered (the book is not shown yet) before the second write is judged
+	await a.next((m) => m['client-event-id'] === subs[1] && m['has-pending-writes'] === true, 'the link rendered', 20000, mark);
+	mark = a.messages.length;
+	await a.request({ op: 'transact', ops: [['update', 'books', fresh, { title: 'new' }]] }, (m) => m.op === 'transact-queued');
+	await a.next((m) => m['client-event-id'] === subs[1] && m.data.shelves[0]?.books.some((b) => b.id === fresh && b.title === 'new'),
+		'the linked book once it exists', 20000, mark);
+	check(a.messages.slice(mark).filter((m) => [subs[2], subs[3], subs[4]].includes(m['client-event-id']))
+		.every((m) => m.data.shelves[0].books.length === 1), 'the unlinked shelves kept their one book');
+	await mock.ctl('refuse', { ms: 0 });
+	await waitFor(async () => (await a.request({ op: 'list-mutations' })).mutations.length === 0, 'the outbox to drain', 30000, 100);
+	a.close();
+}, { daemons: [daemon] });
+
 await scenario('a confirmed write that no query reads leaves the outbox at once', async () => {
 	const a = await new Client(daemon.socket).connect();
 	await a.init(APP);

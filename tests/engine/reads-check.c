@@ -70,6 +70,21 @@ render(struct tstore *s, const cJSON *q, const cJSON *page_info, struct instaql_
 	return out;
 }
 
+/* The store every mutation is layered on is the data set's own: base. */
+static bool
+base_has_ref_to(void *ud, const char *attr_id, const char *eid)
+{
+	cJSON v = { .type = cJSON_String, .valuestring = (char *)eid };
+
+	return tstore_has_av(ud, attr_id, &v);
+}
+
+static bool
+base_has_entity(void *ud, const char *etype, const char *eid)
+{
+	return tstore_has_entity(ud, etype, eid);
+}
+
 /* One affected pair in this many is evaluated too. */
 #define AFFECTED_SAMPLE 8
 
@@ -140,6 +155,9 @@ check_dataset(const cJSON *c, long *violations)
 		}
 		qi++;
 	}
+	const struct query_reads_store bst = { .has_ref_to = base_has_ref_to, .has_entity = base_has_entity,
+	    .ud = base };
+
 	cJSON_ArrayForEach(m, muts) {
 		const cJSON *steps = json_get(m, "steps");
 		const char *kind = json_get_string(m, "kind");
@@ -166,17 +184,17 @@ check_dataset(const cJSON *c, long *violations)
 		cJSON_ArrayForEach(q, queries) {
 			const cJSON *qq = json_get(q, "q"), *pi = json_get(q, "page-info");
 			/* by attr, then by attr and entity (never more affected) */
-			bool by_attr = reads[qi] == NULL || query_reads_affected(reads[qi], steps, NULL);
-			bool affected = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &shown[qi]);
+			bool by_attr = reads[qi] == NULL || query_reads_affected(reads[qi], steps, NULL, NULL);
+			bool affected = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &shown[qi], &bst);
 			/* with no entity shown: the least affected any shown can make it */
-			bool least = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &none);
+			bool least = reads[qi] == NULL || query_reads_affected(reads[qi], steps, &none, &bst);
 			_cleanup_free_ char *after = NULL;
 
 			if (by_attr && !least && ar == 0) {
 				/* removal: judged by what the result with the mutation shows */
 				struct instaql_shown sa = { 0 };
 				_cleanup_free_ char *with = render(s, qq, pi, &sa);
-				bool aff_after = query_reads_affected(reads[qi], steps, &sa);
+				bool aff_after = query_reads_affected(reads[qi], steps, &sa, &bst);
 
 				instaql_shown_clear(&sa);
 				if (with == NULL) {

@@ -75,6 +75,13 @@ function genKinds(D, set, qs, n) {
       const [, b] = r.pick(bl);
       add('update', [['add-triple', idOf(ent), b.attr.id, val(b), ...(r.chance(0.3) ? [{ mode: 'update' }] : [])]]);
     },
+    // what the JS client's update sends: the id triple again, then the attr
+    'update-entity': () => {
+      const ent = r.pick(ents), bl = blobsOf(ent), e = idOf(ent);
+      if (!bl.length) return;
+      const [, b] = r.pick(bl);
+      add('update-entity', [['add-triple', e, ent.idAttr.id, e], ['add-triple', e, b.attr.id, val(b)]]);
+    },
     create: () => {
       const ent = r.pick(ents), id = r.uuid();
       add('create', [['add-triple', id, ent.idAttr.id, id, { mode: 'create' }],
@@ -125,7 +132,7 @@ function genKinds(D, set, qs, n) {
       for (const m of genMutations(r, D, { newIds: {}, extraLabels: new Set() })) add('generated', m.steps);
     },
   };
-  const weights = { update: 10, create: 3, link: 3, unlink: 3, delete: 3, retract: 2, lookup: 2, merge: 1, invalid: 1, 'rule-params': 1, generated: 3 };
+  const weights = { update: 10, 'update-entity': 6, create: 3, link: 3, unlink: 3, delete: 3, retract: 2, lookup: 2, merge: 1, invalid: 1, 'rule-params': 1, generated: 3 };
   const bag = Object.entries(weights).flatMap(([k, w]) => Array(w).fill(k));
   for (let i = 0; i < n; i++) kinds[bag[i % bag.length]]();
   return out;

@@ -407,6 +407,20 @@ test_eval_base(void)
 	attrs_free(at);
 }
 
+static bool
+store_has_ref_to(void *ud, const char *attr_id, const char *eid)
+{
+	cJSON v = { .type = cJSON_String, .valuestring = (char *)eid };
+
+	return tstore_has_av(ud, attr_id, &v);
+}
+
+static bool
+store_has_entity(void *ud, const char *etype, const char *eid)
+{
+	return tstore_has_entity(ud, etype, eid);
+}
+
 /* query_reads: what a query reads, and the predicate on a few steps (the
  * property over the corpus is engine/reads.mjs). */
 static void
@@ -451,9 +465,9 @@ test_reads(void)
 		_cleanup_json_ cJSON *st = cJSON_Parse(cases[i].steps);
 
 		CHECK(st != NULL);
-		CHECK(query_reads_affected(r1, st, NULL) == cases[i].a1);
-		CHECK(query_reads_affected(r2, st, NULL) == cases[i].a2);
-		CHECK(query_reads_affected(r3, st, NULL) == cases[i].a3);
+		CHECK(query_reads_affected(r1, st, NULL, NULL) == cases[i].a1);
+		CHECK(query_reads_affected(r2, st, NULL, NULL) == cases[i].a2);
+		CHECK(query_reads_affected(r3, st, NULL, NULL) == cases[i].a3);
 	}
 	/* by entity: q1 shows G1 only, and fills objects with a2 */
 	{
@@ -470,18 +484,37 @@ test_reads(void)
 		CHECK(instaql_eval_opts(s, q1, &opts, &data, NULL, NULL) == 0);
 		cJSON_Delete(data);
 		CHECK(sh.n == 1 && instaql_shown_has(&sh, "G1") && !instaql_shown_has(&sh, "G2"));
-		CHECK(query_reads_affected(r1, other, NULL));
-		CHECK(!query_reads_affected(r1, other, &sh));
-		CHECK(query_reads_affected(r1, mine, &sh));
-		CHECK(query_reads_affected(r1, look, &sh));
+		CHECK(query_reads_affected(r1, other, NULL, NULL));
+		CHECK(!query_reads_affected(r1, other, &sh, NULL));
+		CHECK(query_reads_affected(r1, mine, &sh, NULL));
+		CHECK(query_reads_affected(r1, look, &sh, NULL));
 		/* q3 shows the goal and its todos; q2's where makes a3 structural */
 		CHECK(instaql_eval_opts(s, q3, &opts, &data, NULL, NULL) == 0);
 		cJSON_Delete(data);
 		CHECK(sh.n == 3 && instaql_shown_has(&sh, "T1") && instaql_shown_has(&sh, "T2"));
-		CHECK(query_reads_affected(r3, kids, &sh));
+		CHECK(query_reads_affected(r3, kids, &sh, NULL));
+		/* todos only under goals: an update of a todo that is neither shown
+		 * nor linked leaves q3 alone, judged by the store it is layered on */
+		{
+			const struct query_reads_store st = { .has_ref_to = store_has_ref_to,
+			    .has_entity = store_has_entity, .ud = s };
+			_cleanup_json_ cJSON *upd9 = cJSON_Parse("[[\"add-triple\",\"T9\",\"a4\",\"T9\"],"
+			    "[\"add-triple\",\"T9\",\"a5\",\"z\"]]");
+			_cleanup_json_ cJSON *upd1 = cJSON_Parse("[[\"add-triple\",\"T1\",\"a4\",\"T1\"]]");
+			_cleanup_json_ cJSON *link9 = cJSON_Parse("[[\"add-triple\",\"G1\",\"a6\",\"T9\"]]");
+			_cleanup_json_ cJSON *g9 = cJSON_Parse("[[\"add-triple\",\"G9\",\"a1\",\"G9\"]]");
+
+			CHECK(!query_reads_affected(r3, upd9, &sh, &st));
+			CHECK(query_reads_affected(r3, upd9, &sh, NULL));
+			CHECK(query_reads_affected(r3, upd9, NULL, &st));
+			CHECK(query_reads_affected(r3, upd1, &sh, &st));
+			CHECK(query_reads_affected(r3, g9, &sh, &st));	/* goals is a namespace */
+			CHECK(tstore_apply_steps(s, link9, NULL) == 0);
+			CHECK(query_reads_affected(r3, upd9, &sh, &st));	/* now linked */
+		}
 		CHECK(instaql_eval_opts(s, q2, &opts, &data, NULL, NULL) == 0);
 		cJSON_Delete(data);
-		CHECK(query_reads_affected(r2, w, &sh));
+		CHECK(query_reads_affected(r2, w, &sh, NULL));
 		instaql_shown_clear(&sh);
 		tstore_free(s);
 	}
