@@ -349,6 +349,38 @@ export function evalQuery(data, q, { admin = false } = {}) {
 		h2 = (h2 ^ mix(t.serial, 0x85ebca6b)) >>> 0;
 	}
 	const hash = `${triples.size}:${h1}:${h2}:${canon([pageInfo, aggregate])}`;
-	return { result, hash };
+	const ents = new Set();
+	for (const t of triples) ents.add(t[0]);
+	return { result, hash, ents };
+}
+
+// The attrs among `deps` that only fill the objects of entities a result already holds: not a
+// link, not an id, and not named by any where or order of the query (labels matched on every
+// etype, to stay on the safe side). A change to one of them on an entity outside the last
+// result cannot change the result, which lets a commit skip the recompute (the real server's
+// topics are at least this precise).
+export function queryFillAttrs(data, q, deps) {
+	const labels = new Set();
+	const walk = (form) => {
+		if (!isObj(form)) return;
+		const where = (w) => {
+			for (const [k, v] of Object.entries(w || {})) {
+				if ((k === 'or' || k === 'and') && Array.isArray(v)) { for (const x of v) if (isObj(x)) where(x); continue; }
+				for (const l of k.split('.')) labels.add(l);
+			}
+		};
+		if (isObj(form.$?.where)) where(form.$.where);
+		if (isObj(form.$?.order)) for (const k of Object.keys(form.$.order)) labels.add(k);
+		for (const [k, child] of Object.entries(form)) if (k !== '$') walk(child);
+	};
+	if (isObj(q)) for (const [k, form] of Object.entries(q)) if (k !== '$$ruleParams') walk(form);
+	const fill = new Set();
+	for (const id of deps) {
+		const a = data.attrs.get(id);
+		const label = a?.['forward-identity']?.[2];
+		if (!a || a['value-type'] === 'ref' || label === 'id' || a['primary?'] || labels.has(label)) continue;
+		fill.add(id);
+	}
+	return fill;
 }
 

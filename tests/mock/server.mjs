@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importDep } from '../lib/deps.mjs';
 import { AppData, MockError, validationError, transact, canon, isUuid, newId, USERS } from './store.mjs';
-import { evalQuery, queryDeps } from './query.mjs';
+import { evalQuery, queryDeps, queryFillAttrs } from './query.mjs';
 
 const { WebSocketServer } = await importDep('ws');
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -85,7 +85,8 @@ export class MockServer {
 		this.frameSeq = 0;
 		this.resetFaults();
 		this.txCounts = new Map();
-		this.stats = { received: Object.create(null), unparseable: 0, binary: 0, connections: 0, refused: 0 };
+		this.stats = { received: Object.create(null), unparseable: 0, binary: 0, connections: 0, refused: 0,
+			recomputes: Object.create(null) };	// recomputes: per canonical query, over all sessions
 		this.loadState();
 	}
 
@@ -430,8 +431,8 @@ export class MockServer {
 		}
 		const st = this.appStatusError(app, false);
 		if (st) throw st;
-		const { result, hash } = evalQuery(app.data, q, { admin: sess.admin });
-		sess.subs.set(key, { q, hash, eventId: msg['client-event-id'] });
+		const { result, hash, ents } = evalQuery(app.data, q, { admin: sess.admin });
+		sess.subs.set(key, { q, hash, ents, eventId: msg['client-event-id'] });
 		this.send(sess, { op: 'add-query-ok', 'client-event-id': msg['client-event-id'] ?? null, q, result,
 			'result-meta': null, 'processed-tx-id': this.processedTxId(sess), 'processed-isn': isn(this.processedTxId(sess)) });
 	}
@@ -526,7 +527,14 @@ export class MockServer {
 
 	// Applies tx-steps atomically; returns the new tx-id. Throws MockError on failure.
 	commit(app, steps, { admin = false } = {}, clientEventId) {
-		const r = transact(app.data, steps, { admin });
+		const ents = new Set();
+		app.data.touchedEnts = ents;
+		let r;
+		try {
+			r = transact(app.data, steps, { admin });
+		} finally {
+			app.data.touchedEnts = null;
+		}
 		app.data = r.data;
 		if (r.attrsChanged) {
 			app.attrsVersion++;
@@ -534,6 +542,8 @@ export class MockServer {
 		} else {
 			app.touched ??= new Set();
 			for (const a of r.touched) app.touched.add(a);
+			app.touchedEnts ??= new Set();
+			for (const e of ents) app.touchedEnts.add(e);
 		}
 		this.txId++;
 		if (clientEventId !== undefined) this.txCounts.set(clientEventId, (this.txCounts.get(clientEventId) || 0) + 1);
@@ -545,12 +555,14 @@ export class MockServer {
 	// commits since the last refresh touched are recomputed (all of them after attr changes).
 	refreshApp(app, { force = false } = {}) {
 		const touched = app.touchAll || !app.touched ? null : app.touched;
+		const touchedEnts = touched ? app.touchedEnts : null;
 		app.touched = null;
+		app.touchedEnts = null;
 		app.touchAll = false;
-		for (const s of this.sessions) if (s.app === app && s.inited && !s.closed) this.refreshSession(s, { force, touched });
+		for (const s of this.sessions) if (s.app === app && s.inited && !s.closed) this.refreshSession(s, { force, touched, touchedEnts });
 	}
 
-	refreshSession(sess, { force = false, touched = null } = {}) {
+	refreshSession(sess, { force = false, touched = null, touchedEnts = null } = {}) {
 		const app = sess.app;
 		const attrsDirty = sess.attrsVersionSent !== app.attrsVersion;
 		if (!sess.subs.size && !attrsDirty) return;
@@ -562,13 +574,18 @@ export class MockServer {
 				if (touched && !force) {
 					if (sub.depsVersion !== app.attrsVersion) {
 						sub.deps = queryDeps(app.data, sub.q);
+						sub.fill = queryFillAttrs(app.data, sub.q, sub.deps);
 						sub.depsVersion = app.attrsVersion;
 					}
-					let hit = false;
-					for (const a of touched) if (sub.deps.has(a)) { hit = true; break; }
+					let hit = false, structural = false;
+					for (const a of touched) if (sub.deps.has(a)) { hit = true; if (!sub.fill.has(a)) { structural = true; break; } }
 					if (!hit) continue;
+					// only attrs that fill objects: it matters only for the entities the result holds
+					if (!structural && sub.ents && touchedEnts && ![...touchedEnts].some((e) => sub.ents.has(e))) continue;
 				}
-				const { result, hash } = evalQuery(app.data, sub.q, { admin: sess.admin });
+				const { result, hash, ents } = evalQuery(app.data, sub.q, { admin: sess.admin });
+				this.stats.recomputes[key] = (this.stats.recomputes[key] || 0) + 1;
+				sub.ents = ents;
 				if (hash === sub.hash && !force) continue;
 				sub.hash = hash;
 				computations.push({ 'instaql-query': sub.q, 'instaql-query-hash': hashInt(key), 'instaql-result': result,

@@ -153,6 +153,7 @@ export class AppData {
 
 	addRaw(t) {
 		const [e, a, v] = t;
+		this.touchedEnts?.add(e);
 		// A serial per stored triple object (arrays serialise without it): result hashing and
 		// de-duplication use it instead of re-serialising values.
 		if (t.serial === undefined) t.serial = ++tripleSerial;
@@ -179,6 +180,7 @@ export class AppData {
 		const vm = am?.get(a);
 		const old = vm?.get(key);
 		if (!old) return false;
+		this.touchedEnts?.add(e);
 		vm.delete(key);
 		this.logLib('-', old);
 		if (!vm.size) am.delete(a);

@@ -1,6 +1,7 @@
 // transact: the server's step semantics, errors, tx-ids, and refresh-ok fan-out (raw protocol).
 import crypto from 'node:crypto';
 import { startMock, rawClient, runTest, sleep } from './harness.mjs';
+import { canon } from './store.mjs';
 
 const id = () => crypto.randomUUID();
 const A = {};
@@ -91,6 +92,26 @@ await runTest('mock transact', async (t) => {
 	await a.request({ op: 'transact', 'tx-steps': [['add-triple', T1, A.ttext, 'bye']] });
 	const dr = await d.waitFor((m) => m.op === 'refresh-ok', { from: dm, what: 'where-path refresh' });
 	t.ok(rowsOf({ result: dr.computations[0]['instaql-result'] }).some((x) => x[0] === G1 && x[1] === A.gid), 'goal now matches through todos.text');
+
+	// A commit recomputes only what it can change: an attr that only fills objects, written on an
+	// entity outside a result, leaves that subscription alone; a link recomputes it.
+	const e = await rawClient(mock.url);
+	t.cleanup(() => e.close());
+	await e.init();
+	const QG1 = { goals: { $: { where: { id: G1 } }, todos: {} } }, QG2 = { goals: { $: { where: { id: G2 } }, todos: {} } };
+	await e.request({ op: 'add-query', q: QG1 });
+	await e.request({ op: 'add-query', q: QG2 });
+	const recomputes = async (q) => (await mock.ctl('stats')).stats.recomputes[canon(q)] ?? 0;
+	let em = e.mark();
+	await a.request({ op: 'transact', 'tx-steps': [['add-triple', T1, A.ttext, 'bye!']] });
+	await e.waitFor((m) => m.op === 'refresh-ok', { from: em, what: 'G1 refresh for its todo' });
+	t.eq([await recomputes(QG1), await recomputes(QG2)], [1, 0], 'only the goal holding the todo is recomputed');
+	em = e.mark();
+	await a.request({ op: 'transact', 'tx-steps': [['add-triple', G2, A.gtodos, T1]] });
+	const er = await e.waitFor((m) => m.op === 'refresh-ok', { from: em, what: 'G2 refresh for the link' });
+	t.ok(er.computations.some((x) => canon(x['instaql-query']) === canon(QG2)), 'the link reaches G2');
+	t.eq(await recomputes(QG2), 1, 'a link is recomputed');
+	await a.request({ op: 'transact', 'tx-steps': [['retract-triple', G2, A.gtodos, T1]] });
 
 	// 3. Cardinality one: replace, keep created_at.
 	let tr = await dump();
