@@ -41,12 +41,15 @@ struct mutation {
 	bool marked;			/* the database knows it may have been sent */
 	int64_t sent_us;		/* monotonic time of the last send */
 	int64_t confirmed_us;		/* monotonic time of transact-ok */
+	int64_t settle_tx_id;		/* > 0: transact-ok came, its commit is due (profile.settle) */
+	LIST_ENTRY(mutation) settling;	/* in profile.settling while settle_tx_id > 0 */
 	struct client *origin;		/* borrowed; cleared when that program goes */
 	char *origin_ceid;		/* owned: the app's client-event-id of the transact */
 	bool replaying;			/* part of the backlog counted by profile.replay_total */
 	uint64_t ord;			/* queue position (profile.next_ord): outbox, then writes */
 };
 TAILQ_HEAD(mutation_list, mutation);
+LIST_HEAD(mutation_set, mutation);
 
 /* A transact accepted but not yet committed (group commit). */
 struct pending_write {
@@ -149,6 +152,8 @@ struct profile {
 	lws_sorted_usec_list_t push;	/* coalesces re-evaluation to once per loop turn */
 	lws_sorted_usec_list_t persist;	/* write-behind of query results to the mirror */
 	lws_sorted_usec_list_t prune;	/* retires confirmed writes no result ever reflects */
+	lws_sorted_usec_list_t settle;	/* records a loop turn's confirmations in one commit */
+	struct mutation_set settling;	/* borrowed from outbox: the confirmations it records */
 	unsigned nclients;
 	int64_t state_since_ms;		/* wall clock of the last change of the shown state */
 	const char *state_shown;	/* borrowed static name: the state state_since_ms is for */

@@ -25,6 +25,8 @@ mutation_free(struct mutation *m)
 {
 	if (m == NULL)
 		return;
+	if (m->settle_tx_id > 0)
+		LIST_REMOVE(m, settling);
 	db_mutation_free(m->m);
 	free(m->origin_ceid);
 	free(m);
@@ -244,24 +246,34 @@ profile_pump(struct profile *p)
  * client has a similar backstop). */
 #define CONFIRMED_GRACE_US (5 * LWS_US_PER_SEC)
 
-/* Does some query's render still need the confirmed m (query_holds)? */
+/* Does some query's render still need m, confirmed as x (query_holds)? */
 static bool
-profile_holds(struct profile *p, const struct mutation *m)
+profile_holds(struct profile *p, struct mref *x)
 {
-	struct mref x = mref_of(m);
 	struct query *q;
 
+	mref_filter(p, x);
 	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_holds(q, &x))
+		if (query_holds(q, x))
 			return true;
 	return false;
+}
+
+/* m left the outbox in the database: take it out of memory and of every view. */
+static void
+mutation_retired(struct profile *p, struct mutation *m)
+{
+	struct mref x = mref_of(m);
+
+	profile_on_write(p, &x, NULL);
+	TAILQ_REMOVE(&p->outbox, m, entry);
+	mutation_free(m);
 }
 
 /* Remove a confirmed write from the outbox, and from every view holding it. */
 static int
 mutation_retire(struct profile *p, struct mutation *m)
 {
-	struct mref x = mref_of(m);
 	int r;
 
 	r = db_outbox_remove(p->db, m->m->mutation_id);
@@ -269,9 +281,7 @@ mutation_retire(struct profile *p, struct mutation *m)
 		log_warn("%s: cannot remove a confirmed write: %s", p->name, strerror(-r));
 		return r;
 	}
-	profile_on_write(p, &x, NULL);
-	TAILQ_REMOVE(&p->outbox, m, entry);
-	mutation_free(m);
+	mutation_retired(p, m);
 	return 0;
 }
 
@@ -294,10 +304,12 @@ profile_prune(struct profile *p)
 	bool waiting = false;
 
 	for (m = TAILQ_FIRST(&p->outbox); m; m = next) {
+		struct mref x = mref_of(m);
+
 		next = TAILQ_NEXT(m, entry);
 		if (m->m->state != DB_MUT_CONFIRMED)
 			continue;
-		if (now - m->confirmed_us < CONFIRMED_GRACE_US && profile_holds(p, m)) {
+		if (now - m->confirmed_us < CONFIRMED_GRACE_US && profile_holds(p, &x)) {
 			waiting = true;
 			continue;
 		}
@@ -317,48 +329,21 @@ profile_prune_cb(lws_sorted_usec_list_t *sul)
 	profile_status_changed(p);
 }
 
-/* After a transact-ok only m can have become removable (the others change
- * on a result or with time, which profile_prune handles), so a stream of
- * confirmations does not rescan the whole outbox each time. */
+/* m is confirmed as tx_id in the database (kept, or removed when retire):
+ * now in memory too, and its program is told. */
 static void
-profile_prune_confirmed(struct profile *p, struct mutation *m)
+mutation_confirmed(struct profile *p, struct mutation *m, int64_t tx_id, bool retire)
 {
-	if (profile_holds(p, m))
-		profile_arm_prune(p);
-	else
-		(void)mutation_retire(p, m);
-}
+	struct log_fields lf = { .profile = p->name, .app_id = p->app_id,
+	    .mutation_id = m->m->mutation_id, .op = "transact-ok" };
+	struct mref before = mref_of(m), after;
 
-void
-handle_transact_ok(struct profile *p, const cJSON *msg)
-{
-	struct mutation *m = mutation_find(p, json_get_string(msg, "client-event-id"));
-	struct log_fields lf = { .profile = p->name, .app_id = p->app_id };
-	struct mref before, after;
-	int64_t tx_id = 0;
-	int r;
-
-	if (m == NULL || m->m->state == DB_MUT_CONFIRMED)
-		return;		/* late or duplicate: already settled */
-	if (json_get_int64(json_get(msg, "tx-id"), &tx_id) < 0) {
-		log_warn("%s: transact-ok without a valid tx-id", p->name);
-		return;
-	}
-	r = db_outbox_set_state(p->db, m->m->mutation_id, DB_MUT_CONFIRMED, tx_id, NULL);
-	if (r < 0) {
-		/* Not recorded: the entry stays unconfirmed and is replayed, which is safe. */
-		log_warn("%s: recording a confirmation failed: %s", p->name, strerror(-r));
-		return;
-	}
-	before = mref_of(m);
 	m->m->state = DB_MUT_CONFIRMED;
 	m->m->tx_id = tx_id;
 	m->confirmed_us = mono_us();
 	after = mref_of(m);
 	/* no longer layered on a result whose processed-tx-id is 0 or >= tx_id */
 	profile_on_write(p, &before, &after);
-	lf.mutation_id = m->m->mutation_id;
-	lf.op = "transact-ok";
 	log_structured(LOG_DEBUG, &lf, "write confirmed as tx %" PRId64, tx_id);
 	replay_resolved(p, m);
 	if (m->origin) {
@@ -368,8 +353,90 @@ handle_transact_ok(struct profile *p, const cJSON *msg)
 		cJSON_AddItemToObject(out, "tx-id", json_new_int64(tx_id));
 		client_send(m->origin, out);
 	}
-	profile_prune_confirmed(p, m);
+	/* After a transact-ok only m can have become removable (the others
+	 * change on a result or with time, which profile_prune handles), so a
+	 * stream of confirmations does not rescan the outbox each time. */
+	if (retire)
+		mutation_retired(p, m);
+	else
+		profile_arm_prune(p);
+}
+
+/* Record every confirmation that came in this loop turn in one durable
+ * commit (a confirmed write must never be replayed, so its program hears
+ * of it only after that), then apply them in outbox order. A write that no
+ * query needs any more is deleted in the same commit instead. If the commit
+ * fails the writes stay as they were and are replayed, which is safe. */
+static int
+mutation_ord_cmp(const void *a, const void *b)
+{
+	uint64_t x = (*(struct mutation *const *)a)->ord, y = (*(struct mutation *const *)b)->ord;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+profile_settle_cb(lws_sorted_usec_list_t *sul)
+{
+	struct profile *p = lws_container_of(sul, struct profile, settle);
+	_cleanup_free_ struct mutation **ms = NULL;
+	_cleanup_free_ struct db_settle *v = NULL;
+	struct mutation *m;
+	size_t n = 0;
+	int r;
+
+	LIST_FOREACH(m, &p->settling, settling)
+		n++;
+	if (n == 0)
+		return;
+	ms = calloc(n, sizeof(*ms));
+	v = calloc(n, sizeof(*v));
+	if (ms == NULL || v == NULL) {
+		log_warn("%s: out of memory recording confirmations; retrying", p->name);
+		lws_sul_schedule(p->s->ctx, 0, &p->settle, profile_settle_cb, LWS_US_PER_SEC);
+		return;
+	}
+	n = 0;
+	while ((m = LIST_FIRST(&p->settling))) {
+		LIST_REMOVE(m, settling);
+		ms[n++] = m;
+	}
+	qsort(ms, n, sizeof(*ms), mutation_ord_cmp);	/* outbox order */
+	for (size_t i = 0; i < n; i++) {
+		struct mref x = mref_of(ms[i]);
+
+		x.tx_id = ms[i]->settle_tx_id;
+		ms[i]->settle_tx_id = 0;	/* out of the set */
+		v[i] = (struct db_settle){ .mutation_id = ms[i]->m->mutation_id, .tx_id = x.tx_id,
+		    .remove = !profile_holds(p, &x) };
+	}
+	r = db_outbox_settle(p->db, v, n);
+	if (r < 0) {
+		log_warn("%s: recording %zu confirmations failed: %s", p->name, n, strerror(-r));
+		return;
+	}
+	/* Only ms[i] itself can leave the outbox in its turn, so the rest stay valid. */
+	for (size_t i = 0; i < n; i++)
+		mutation_confirmed(p, ms[i], v[i].tx_id, v[i].remove);
 	profile_status_changed(p);
+}
+
+void
+handle_transact_ok(struct profile *p, const cJSON *msg)
+{
+	struct mutation *m = mutation_find(p, json_get_string(msg, "client-event-id"));
+	int64_t tx_id = 0;
+
+	if (m == NULL || m->m->state == DB_MUT_CONFIRMED || m->settle_tx_id > 0)
+		return;		/* late or duplicate: already settled */
+	if (json_get_int64(json_get(msg, "tx-id"), &tx_id) < 0 || tx_id <= 0) {
+		log_warn("%s: transact-ok without a valid tx-id", p->name);
+		return;
+	}
+	m->settle_tx_id = tx_id;
+	LIST_INSERT_HEAD(&p->settling, m, settling);
+	if (lws_dll2_is_detached(&p->settle.list))
+		lws_sul_schedule(p->s->ctx, 0, &p->settle, profile_settle_cb, 1);
 }
 
 void

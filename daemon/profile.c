@@ -313,6 +313,7 @@ profile_free(struct profile *p)
 	lws_sul_cancel(&p->push);
 	lws_sul_cancel(&p->persist);
 	lws_sul_cancel(&p->prune);
+	lws_sul_cancel(&p->settle);
 	while ((q = TAILQ_FIRST(&p->queries)))
 		query_free(q);
 	while ((m = TAILQ_FIRST(&p->outbox))) {
@@ -503,6 +504,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	p->s = s;
 	TAILQ_INIT(&p->queries);
 	TAILQ_INIT(&p->outbox);
+	LIST_INIT(&p->settling);
 	TAILQ_INIT(&p->writes);
 	p->key = TAKE_PTR(key);
 	p->app_id = strdup(app_id);

@@ -77,6 +77,12 @@ mref_of(const struct mutation *m)
 	    .failed = m->m->state == DB_MUT_FAILED };
 }
 
+void
+mref_filter(const struct profile *p, struct mref *m)
+{
+	m->filtered = query_reads_steps_filter(m->steps, p->attrs, &m->filter);
+}
+
 struct mref
 mref_of_write(const struct pending_write *w)
 {
@@ -203,6 +209,8 @@ query_affected(struct query *q, const struct mref *m, bool by_shown)
 
 	if (r == NULL)
 		return true;
+	if (m->filtered && !query_reads_may_touch(r, &m->filter))
+		return false;
 	if (!by_shown || !current)
 		return query_reads_affected(r, m->steps, NULL, NULL);
 	return query_reads_affected(r, m->steps, &q->shown, query_base(q, &l.base) == 0 ? &st : NULL);
@@ -283,9 +291,19 @@ query_on_write(struct query *q, const struct mref *m, bool enter)
 /* Tell every query of p that a queue entry changed from before to after
  * (NULL: not in the queue). */
 void
-profile_on_write(struct profile *p, const struct mref *before, const struct mref *after)
+profile_on_write(struct profile *p, const struct mref *before_in, const struct mref *after_in)
 {
+	struct mref bx, ax, *before = NULL, *after = NULL;
 	struct query *q;
+
+	if (before_in) {
+		bx = *before_in;
+		mref_filter(p, before = &bx);
+	}
+	if (after_in) {
+		ax = *after_in;
+		mref_filter(p, after = &ax);
+	}
 
 	TAILQ_FOREACH(q, &p->queries, entry) {
 		bool a, b;

@@ -11,6 +11,7 @@
 #define INSTANTD_QUERY_H
 
 #include "daemon/core.h"
+#include "store/reads.h"
 
 /* Find or create the shared query for qjson (borrowed), loading its
  * mirrored result; cancels a pending release. *ret is borrowed. 0 or -ENOMEM. */
@@ -39,9 +40,14 @@ struct mref {
 	int64_t tx_id;			/* 0 until confirmed */
 	uint64_t ord;
 	bool failed;
+	bool filtered;			/* filter holds: see mref_filter */
+	struct query_reads_filter filter;
 };
 struct mref mref_of(const struct mutation *m);
 struct mref mref_of_write(const struct pending_write *w);
+/* Summarise m's steps once before judging it against every query of p, so
+ * that most queries are passed over in constant time. */
+void mref_filter(const struct profile *p, struct mref *m);
 /* A queue entry changed from before to after (NULL: not in the queue; call
  * before freeing it, after changing its state): every query it starts or
  * stops applying to is told, and rendered again where it can change the

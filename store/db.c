@@ -109,6 +109,9 @@ static const char *const migrations[] = {
 	/* 2: a checksum of each outbox row (see db_crc_fields): SQLite has no
 	 * page checksums, and a damaged entry must never be sent. */
 	"ALTER TABLE outbox ADD COLUMN crc INTEGER;",
+	/* 3: the mirror's size (status, every init) from an index, without
+	 * reading each stored result's overflow pages */
+	"CREATE INDEX queries_bytes ON queries(bytes);",
 };
 
 #define DB_SCHEMA_VERSION ((int)ELEMENTSOF(migrations))
@@ -1347,6 +1350,46 @@ db_outbox_mark_sent(struct db *db, const char *const *mutation_ids, size_t n)
 			r = db_run(db, s);
 		else
 			stmt_resetp(&s);
+	}
+	return db_end(db, r);
+}
+
+int
+db_outbox_settle(struct db *db, const struct db_settle *v, size_t n)
+{
+	sqlite3_stmt *set = NULL, *rm = NULL;
+	int64_t now;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (v == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].mutation_id == NULL || v[i].tx_id <= 0)
+			return -EINVAL;
+	if ((r = db_stmt(db, STMT_O_SET_STATE, &set)) < 0 || (r = db_stmt(db, STMT_O_REMOVE, &rm)) < 0)
+		return r;
+	now = now_ms();
+	r = db_begin(db, true);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (v[i].remove) {
+			if ((r = bind_text(db, rm, 1, v[i].mutation_id)) == 0)
+				r = db_run(db, rm);
+			else
+				stmt_resetp(&rm);
+			continue;
+		}
+		if ((r = bind_text(db, set, 1, v[i].mutation_id)) == 0 &&
+		    (r = bind_int64(db, set, 2, DB_MUT_CONFIRMED)) == 0 &&
+		    (r = bind_int64(db, set, 3, v[i].tx_id)) == 0 &&
+		    (r = bind_text(db, set, 4, NULL)) == 0 &&
+		    (r = bind_int64(db, set, 5, now)) == 0)
+			r = db_run(db, set);
+		else
+			stmt_resetp(&set);
 	}
 	return db_end(db, r);
 }

@@ -177,6 +177,16 @@ int db_outbox_set_steps(struct db *db, const char *mutation_id, const cJSON *ste
 int db_outbox_mark_sent(struct db *db, const char *const *mutation_ids, size_t n);
 /* Delete one entry. -ENOENT if absent. Durable. */
 int db_outbox_remove(struct db *db, const char *mutation_id);
+/* The server confirmed these entries: each is deleted (remove) or set
+ * DB_MUT_CONFIRMED with its tx_id, all in ONE durable transaction (one
+ * fsync for a burst of confirmations); unknown ids are skipped. All or
+ * nothing. */
+struct db_settle {
+	const char *mutation_id;	/* borrowed */
+	int64_t tx_id;
+	bool remove;
+};
+int db_outbox_settle(struct db *db, const struct db_settle *v, size_t n);
 /* Entries whose state bit (1u << state) is in state_mask, in seq order.
  * *ret is a malloc'd array of *ret_n owned entries (NULL when 0). Free the
  * entries with db_mutation_list_free(*ret, *ret_n) and then the array

@@ -28,6 +28,7 @@ struct query_reads {
 	bool *del_hits;			/* per etype: can delete-entity of it touch a read attr? */
 	size_t netypes;
 	bool all;			/* a query too deep to walk: every mutation affects it */
+	struct query_reads_filter filter;	/* of the attrs read */
 };
 
 static bool
@@ -69,6 +70,18 @@ static bool
 str_field_is(const cJSON *j, const char *k, const char *v)
 {
 	return str_eq(json_get_string(j, k), v);
+}
+
+/* One bit of the 256 per attr id. */
+static void
+filter_add(struct query_reads_filter *f, const char *id)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+
+	for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+		h = (h ^ *c) * 1099511628211ull;
+	h ^= h >> 29;
+	f->w[(h >> 6) & 3] |= 1ull << (h & 63);
 }
 
 static int
@@ -358,6 +371,9 @@ query_reads_new(const struct attrs *attrs, const cJSON *q, const cJSON *page_inf
 	walk_page_info(r, page_info);
 	if ((err = compute_del_hits(r)) < 0)
 		goto fail;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].read)
+			filter_add(&r->filter, r->v[i].id);
 	*ret = r;
 	return 0;
 fail:
@@ -383,6 +399,48 @@ query_reads_attr(const struct query_reads *r, const char *attr_id)
 	const struct rattr *a = find_attr(r, attr_id);
 
 	return a && a->read;
+}
+
+/* ---- the quick test ---- */
+
+bool
+query_reads_steps_filter(const cJSON *tx_steps, const struct attrs *attrs, struct query_reads_filter *ret)
+{
+	const cJSON *step;
+
+	*ret = (struct query_reads_filter){0};
+	if (!cJSON_IsArray(tx_steps) || attrs == NULL)
+		return false;
+	cJSON_ArrayForEach(step, tx_steps) {
+		const char *act = cJSON_GetStringValue(cJSON_GetArrayItem(step, 0));
+		const char *a = cJSON_GetStringValue(cJSON_GetArrayItem(step, 2));
+		const cJSON *attr = a ? attrs_by_id(attrs, a) : NULL;
+
+		if (act == NULL)
+			return false;
+		if (strcmp(act, "rule-params") == 0)
+			continue;
+		if (attr == NULL)
+			return false;
+		if (strcmp(act, "deep-merge-triple") == 0) {
+			if (!str_field_is(attr, "value-type", "blob"))
+				return false;
+		} else if (strcmp(act, "add-triple") != 0 && strcmp(act, "retract-triple") != 0)
+			return false;
+		filter_add(ret, a);
+	}
+	return true;
+}
+
+bool
+query_reads_may_touch(const struct query_reads *r, const struct query_reads_filter *f)
+{
+	if (r->all)
+		return true;
+	for (size_t i = 0; i < ELEMENTSOF(f->w); i++)
+		if (r->filter.w[i] & f->w[i])
+			return true;
+	return false;
 }
 
 /* ---- the predicate ---- */

@@ -6,6 +6,7 @@
 #define INSTANTD_READS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 #include "store/attrs.h"
@@ -73,6 +74,22 @@ struct query_reads_store {
 };
 bool query_reads_affected(const struct query_reads *r, const cJSON *tx_steps,
     const struct instaql_shown *shown, const struct query_reads_store *store);
+
+/* A quick first test for judging one mutation against many queries: a
+ * 256-bit filter of the attr ids its steps name. */
+struct query_reads_filter {
+	uint64_t w[4];
+};
+/* Summarise tx_steps under attrs (the attrs the queries' reads were computed
+ * from). true when every step is one query_reads_affected judges by its attr
+ * alone: an add-triple or retract-triple on a known attr, a
+ * deep-merge-triple on a known blob attr, a rule-params; then a query whose
+ * reads share no bit with *ret is not affected (query_reads_may_touch).
+ * false: use query_reads_affected. */
+bool query_reads_steps_filter(const cJSON *tx_steps, const struct attrs *attrs,
+    struct query_reads_filter *ret);
+/* false only when no mutation summarised as f can affect the query. */
+bool query_reads_may_touch(const struct query_reads *r, const struct query_reads_filter *f);
 
 /* Does the query read attr_id? (For tests and diagnostics; an unknown id
  * gives false.) */

@@ -534,6 +534,7 @@ test_transact(void)
 	CHECK_OUTBOX(p, "sent");
 
 	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	fake_turn();	/* confirmations are recorded once per loop turn */
 	m = fake_conn_take(p, "transact-ok", "t1");
 	CHECK(m != NULL);
 	CHECK_STR(json_get_string(m, "mutation-id"), mid);
@@ -606,6 +607,7 @@ test_reject(void)
 	fake_turn();
 	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "q1"), "a,b");
 	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":30}", mid);
+	fake_turn();
 	CHECK(fake_conn_take(p, "transact-ok", "r1") != NULL);	/* the retrier is told */
 	CHECK_OUTBOX(p, "confirmed");
 
@@ -661,6 +663,7 @@ test_fail_middle(void)
 	CHECK_OUTBOX(p, "sent,failed,sent");
 	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":21}", m1);
 	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":23}", m3);
+	fake_turn();
 	CHECK(fake_conn_take(p, "transact-ok", "t1") != NULL);
 	CHECK(fake_conn_take(p, "transact-ok", "t3") != NULL);
 	refresh(u, 23, Q_ALL, r);
@@ -926,6 +929,7 @@ test_confirmed_grace(void)
 	mid = queued_id(p, "t1");
 	sent_transact(u, mid);
 	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	fake_turn();
 	fake_clock_advance(4 * 1000 * 1000);
 	CHECK_OUTBOX(p, "confirmed");
 	fake_clock_advance(2 * 1000 * 1000);

@@ -213,6 +213,15 @@ check_dataset(const cJSON *c, long *violations)
 				}
 			}
 
+			/* the quick test never passes over a pair the full test calls affected */
+			if (reads[qi] && by_attr) {
+				struct query_reads_filter f;
+
+				if (query_reads_steps_filter(steps, attrs, &f) && !query_reads_may_touch(reads[qi], &f)) {
+					printf("not ok: %s: the quick test passed over an affected pair\n", label);
+					(*violations)++;
+				}
+			}
 			k->pairs++;
 			pairs++;
 			k->unaffected_by_attr += !by_attr;
