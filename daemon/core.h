@@ -83,9 +83,10 @@ struct query {
 	struct profile *p;		/* borrowed: owner */
 	char *key;			/* owned: canonical JSON of q */
 	cJSON *q;			/* owned */
-	cJSON *triples;			/* owned: the server's triples, NULL before any result */
 	cJSON *page_info;		/* owned, may be NULL */
-	struct tstore *base;		/* owned: triples + attrs, built lazily */
+	struct tstore *base;		/* owned: the server's result, the one form it is held in
+					 * (the mirror is printed from it); NULL before any result */
+	bool base_stale;		/* base was built over attrs since changed: rebuilt on use */
 	/* The optimistic view: base with every pending write that applies to
 	 * this result (instaql_mutation_applies) up to queue position view_ord
 	 * applied, in order; NULL while none is (then base is the view).

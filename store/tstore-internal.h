@@ -93,6 +93,11 @@ struct tattrs_json {
 
 struct tstore {
 	struct tattrs_json *aj;	/* at[i].json == aj->v[i] */
+	/* No tx-steps applied: tr[1..ntr) is then the log of the added triples
+	 * in add order (those a repeat replaced and, with cell 0, those of an
+	 * attr the store did not know), which tstore_add_store and
+	 * tstore_added_triples replay. */
+	bool stepped;
 	struct attrs *attrs_cache;	/* tstore_attrs(), built on demand */
 
 	struct tval *vals;

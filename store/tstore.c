@@ -1034,6 +1034,7 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 	d->capents = s->capents;
 	d->capvecs = s->capvecs;
 	d->nlive = s->nlive;
+	d->stepped = s->stepped;
 	{
 		/* all vector storage of the copy in one block */
 		size_t total = 0;
@@ -1346,6 +1347,26 @@ cached_attr(struct tstore *s, struct add_cache *c, const char *id)
 	return at;
 }
 
+/* A triple of an attr the store does not know is skipped, as createStore
+ * does, but kept in the log (dead, in no cell) so a store built from this
+ * one's log with more attrs has it. */
+static int
+add_dormant(struct tstore *s, const cJSON *e, const cJSON *a, const cJSON *v, const cJSON *t)
+{
+	uint32_t ev, av, vv = VID_UNDEF, tv = VID_UNDEF, ti;
+	int r;
+
+	if ((r = tv_intern_json(s, e, &ev)) < 0 ||
+	    (r = tv_intern_str(s, a->valuestring, &av)) < 0 ||
+	    (v && (r = tv_intern_json(s, v, &vv)) < 0) ||
+	    (t && (r = tv_intern_json(s, t, &tv)) < 0) ||
+	    (r = triple_new(s, ev, av, vv, tv, 0, &ti)) < 0)
+		return r;
+	s->tr[ti].live = false;
+	s->nlive--;
+	return 0;
+}
+
 static int
 tstore_add_one(struct tstore *s, const cJSON *tj, struct add_cache *c)
 {
@@ -1360,7 +1381,7 @@ tstore_add_one(struct tstore *s, const cJSON *tj, struct add_cache *c)
 		t = v->next;
 	at = cached_attr(s, c, a->valuestring);
 	if (at == NULL)
-		return 0;	/* unknown attr: skipped, as createStore does */
+		return add_dormant(s, e, a, v, t);
 	if (cJSON_IsString(e) && c->e_str && strcmp(c->e_str, e->valuestring) == 0)
 		ev = c->e_vid;
 	else {
@@ -1412,6 +1433,95 @@ tstore_add_triples(struct tstore *s, const cJSON *triples)
 			if ((r = tstore_add_one(s, t, &c)) < 0)
 				return r;
 	}
+	return 0;
+}
+
+/* vid of src as a value of dst (a new identity for an object or array). */
+static int
+tv_import(struct tstore *dst, const struct tstore *src, uint32_t vid, uint32_t *ret)
+{
+	const struct tval *v = &src->vals[vid];
+
+	if (vid <= VID_UNDEF) {
+		*ret = vid;
+		return 0;
+	}
+	if (v->type == TV_JSON) {
+		cJSON *j = cJSON_Duplicate(v->json, 1);
+
+		if (j == NULL)
+			return -ENOMEM;
+		return tv_adopt_json(dst, j, ret);
+	}
+	return tv_intern_scalar(dst, v->type, v->num, v->str, v->len, ret);
+}
+
+int
+tstore_add_store(struct tstore *dst, const struct tstore *src)
+{
+	int r;
+
+	if (src->stepped)
+		return -EINVAL;
+	if ((r = hmap_reserve(&dst->tr_by_eav, src->ntr)) < 0 ||
+	    (r = hmap_reserve(&dst->cell_by_ea, src->ncells)) < 0 ||
+	    (r = hmap_reserve(&dst->ave, src->ntr)) < 0 ||
+	    (r = grow((void **)&dst->tr, &dst->captr, dst->ntr + src->ntr, sizeof(*dst->tr))) < 0 ||
+	    (r = grow((void **)&dst->cells, &dst->capcells, dst->ncells + src->ncells,
+	    sizeof(*dst->cells))) < 0)
+		return r;
+	for (uint32_t i = 1; i < src->ntr; i++) {
+		const struct triple *t = &src->tr[i];
+		const struct tattr *at;
+		uint32_t e, a, v, tv, ti;
+
+		if ((r = tv_import(dst, src, t->e, &e)) < 0 ||
+		    (r = tv_import(dst, src, t->a, &a)) < 0 ||
+		    (r = tv_import(dst, src, t->v, &v)) < 0 ||
+		    (r = tv_import(dst, src, t->t, &tv)) < 0)
+			return r;
+		if ((at = tstore_attr(dst, a)) != NULL)
+			r = tstore_set(dst, e, a, v, tv, at->ref);
+		else if ((r = triple_new(dst, e, a, v, tv, 0, &ti)) == 0) {
+			dst->tr[ti].live = false;
+			dst->nlive--;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+tstore_added_triples(const struct tstore *s, cJSON **ret)
+{
+	_cleanup_json_ cJSON *arr = NULL;
+
+	if (s->stepped)
+		return -EINVAL;
+	if ((arr = cJSON_CreateArray()) == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 1; i < s->ntr; i++) {
+		const struct triple *t = &s->tr[i];
+		uint32_t parts[4] = { t->e, t->a, t->v, t->t };
+		/* [e, a] had neither v nor t; a missing t is left out */
+		unsigned n = t->v == VID_UNDEF ? 2 : t->t == VID_UNDEF ? 3 : 4;
+		cJSON *row = cJSON_CreateArray();
+
+		if (row == NULL || !cJSON_AddItemToArray(arr, row)) {
+			cJSON_Delete(row);
+			return -ENOMEM;
+		}
+		for (unsigned k = 0; k < n; k++) {
+			cJSON *x = tstore_tv_to_json(s, parts[k]);
+
+			if (x == NULL || !cJSON_AddItemToArray(row, x)) {
+				cJSON_Delete(x);
+				return -ENOMEM;
+			}
+		}
+	}
+	*ret = TAKE_PTR(arr);
 	return 0;
 }
 
@@ -2121,6 +2231,7 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 			goto out;
 		i++;
 	}
+	s->stepped = true;
 	i = 0;
 	cJSON_ArrayForEach(step, tx_steps) {
 		const char *act = cJSON_GetArrayItem(step, 0)->valuestring;

@@ -43,6 +43,19 @@ int tstore_add_result(struct tstore *s, const cJSON *result);
  * -ENOMEM. */
 int tstore_result_triples(const cJSON *result, cJSON **ret);
 
+/* Add the triples src (borrowed, another store) was built from, in the
+ * order they were added, as tstore_add_triples would add them to dst: those
+ * src skipped for an unknown attr count when dst knows the attr. The daemon
+ * keeps a result only as its store and builds the union of its results, or
+ * a store over changed attrs, this way. 0, -EINVAL (src took tx-steps: it
+ * no longer knows what it was built from), -ENOMEM (dst partly filled). */
+int tstore_add_store(struct tstore *dst, const struct tstore *src);
+/* The triples s was built from, as tstore_add_store adds them: *ret is a
+ * new array of [e, a, v, t] (t left out when the triple had none, v too
+ * when it had neither) from which tstore_add_triples builds the same store.
+ * For the mirror. 0, -EINVAL (s took tx-steps), -ENOMEM. */
+int tstore_added_triples(const struct tstore *s, cJSON **ret);
+
 /* Apply one mutation's tx-steps with the JS client's transact() semantics
  * (client-semantics.md 1.3-1.5): the create/update mode filter judged against
  * the store as it was before this call, lookup refs in e and v resolved
