@@ -26,6 +26,7 @@ struct auth_request;
 struct query_reads;
 struct rooms;
 struct tstore;
+struct tstore_values;
 struct upstream;
 
 struct client;
@@ -130,6 +131,7 @@ struct profile {
 	struct upstream *up;		/* owned */
 	struct attrs *server_attrs;	/* owned: as the server last sent them */
 	struct attrs *attrs;		/* owned: server attrs + unsynced local ones */
+	struct tstore_values *values;	/* owned reference: the values its query stores intern into */
 	cJSON *user;			/* owned, may be NULL */
 	char *app_status;		/* owned: active, read-only, disabled */
 	char *session_id;		/* owned, may be NULL */

@@ -20,6 +20,17 @@
 #include "store/tstore.h"
 #include "store/util.h"
 
+/* A new store over p's attrs interning into p's value table, so what
+ * several results hold (attr ids, etypes, shared entities) is held once. The
+ * table is made on first use; without it a store has values of its own. */
+static int
+query_store_new(struct profile *p, struct tstore **ret)
+{
+	if (p->values == NULL && tstore_values_new(&p->values) < 0)
+		p->values = NULL;
+	return tstore_new_shared(p->values, p->attrs, ret);
+}
+
 /* The query's server result: its store, rebuilt over the profile's attrs
  * after they changed (from the triples the old store was built from, so
  * triples of an attr it did not know count once the attr is known). */
@@ -33,7 +44,7 @@ query_base(struct query *q, struct tstore **ret)
 	if (q->base_stale) {
 		struct tstore *ts = NULL;
 
-		r = tstore_new(q->p->attrs, &ts);
+		r = query_store_new(q->p, &ts);
 		if (r < 0)
 			return r;
 		r = tstore_add_store(ts, q->base);
@@ -388,7 +399,7 @@ profile_union_store(struct profile *p, struct tstore **ret_ts, int64_t *ret_tx_i
 	int64_t min_tx_id = -1;
 	int r;
 
-	r = tstore_new(p->attrs, &ts);
+	r = query_store_new(p, &ts);
 	if (r < 0)
 		return r;
 	TAILQ_FOREACH(q, &p->queries, entry)
@@ -780,7 +791,7 @@ query_load(struct query *q)
 	r = db_query_get(q->p->db, q->key, NULL, &triples, &page_info, &tx_id);
 	if (r < 0)
 		return r;
-	r = tstore_new(q->p->attrs, &ts);
+	r = query_store_new(q->p, &ts);
 	if (r < 0)
 		return r;
 	r = tstore_add_triples(ts, triples);
@@ -885,7 +896,7 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	cJSON *page_info = NULL;
 	int r;
 
-	r = tstore_new(p->attrs, &ts);
+	r = query_store_new(p, &ts);
 	if (r == 0)
 		r = tstore_add_result(ts, result);
 	if (r < 0) {

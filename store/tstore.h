@@ -16,8 +16,24 @@
  * tstore_dup copy shares it until one of them changes it). */
 struct tstore;
 
-/* A new empty store over a copy of `attrs`. 0 or -ENOMEM. */
+/* The interned values (strings, numbers, objects) of the stores made over
+ * it: a value in several of them is held once. Reference counted: the
+ * creator holds one reference, each store over it another, so the table
+ * lives until the last of them lets go. Values are counted by the stores'
+ * triples and attrs that name them, and released when none does. */
+struct tstore_values;
+
+/* A new table, one reference held by the caller. 0 or -ENOMEM. */
+int tstore_values_new(struct tstore_values **ret);
+void tstore_values_unref(struct tstore_values *vt);	/* NULL-safe */
+/* Number of values held (for tests and accounting). */
+size_t tstore_values_count(const struct tstore_values *vt);
+
+/* A new empty store over a copy of `attrs`, with a table of its own. 0 or -ENOMEM. */
 int tstore_new(const struct attrs *attrs, struct tstore **ret);
+/* The same over the values of vt (borrowed, referenced by the store; NULL:
+ * a table of its own). Its tstore_dup copies share vt too. 0 or -ENOMEM. */
+int tstore_new_shared(struct tstore_values *vt, const struct attrs *attrs, struct tstore **ret);
 void tstore_free(struct tstore *s);	/* NULL-safe */
 /* An independent copy (e.g. the server store kept aside while a layered
  * copy gets the pending mutations): cheaper than building again from the

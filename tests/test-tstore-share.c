@@ -1,6 +1,7 @@
 /* Unit test of what lets the daemon hold a result once (store/tstore.c): a
  * store's log of the triples it was built from, which the mirror is printed
- * from and a store over other attrs is rebuilt from. */
+ * from and a store over other attrs is rebuilt from; the value table several
+ * stores intern into. */
 #include "config.h"
 
 #include <errno.h>
@@ -93,9 +94,92 @@ test_log(void)
 	attrs_free(one);
 }
 
+/* Two stores over one table hold a shared value once; each holds what it
+ * uses until it goes, and the table is empty when both have gone. */
+static void
+test_values(void)
+{
+	_cleanup_json_ cJSON *t1 = cJSON_Parse(
+	    "[[\"u1\",\"a-name\",\"Ann\",1],[\"u1\",\"a-age\",3,1],[\"u2\",\"a-name\",{\"o\":1},1]]");
+	_cleanup_json_ cJSON *t2 = cJSON_Parse(
+	    "[[\"u1\",\"a-name\",\"Ann\",1],[\"u3\",\"a-name\",\"Cy\",1],[\"u2\",\"a-name\",{\"o\":1},1]]");
+	_cleanup_json_ cJSON *steps = cJSON_Parse(
+	    "[[\"add-triple\",\"u9\",\"a-name\",\"Zed\"],[\"retract-triple\",\"u1\",\"a-name\",\"Ann\"]]");
+	_cleanup_json_ cJSON *before = NULL, *ann = cJSON_CreateString("Ann"), *cy = cJSON_CreateString("Cy");
+	_cleanup_json_ cJSON *zed = cJSON_CreateString("Zed");
+	struct attrs *attrs = attrs_of("[" ATTR("a-name", "name") "," ATTR("a-age", "age") "]");
+	struct tstore_values *vt = NULL;
+	struct tstore *a = NULL, *b = NULL, *d = NULL, *own = NULL;
+	size_t n_attrs, n_a, n_own;
+
+	CHECK(attrs && t1 && t2 && steps && ann && cy && zed);
+	CHECK_INT(tstore_values_new(&vt), 0);
+	CHECK_INT(tstore_values_count(vt), 0);
+	CHECK_INT(tstore_new_shared(vt, attrs, &a), 0);
+	/* attr ids, etype and labels */
+	n_attrs = tstore_values_count(vt);
+	CHECK_INT(n_attrs, 5);
+	CHECK_INT(tstore_add_triples(a, t1), 0);
+	/* u1, Ann, 1, 3, u2, the object */
+	n_a = tstore_values_count(vt);
+	CHECK_INT(n_a, n_attrs + 6);
+	/* The same store with a table of its own holds as many values. */
+	CHECK_INT(tstore_new(attrs, &own), 0);
+	CHECK_INT(tstore_add_triples(own, t1), 0);
+
+	/* b adds u3 and Cy; u1, Ann, 1, the attrs are a's values; its object
+	 * is another occurrence (objects are identities). */
+	CHECK_INT(tstore_new_shared(vt, attrs, &b), 0);
+	CHECK_INT(tstore_values_count(vt), n_a);
+	CHECK_INT(tstore_add_triples(b, t2), 0);
+	CHECK_INT(tstore_values_count(vt), n_a + 3);
+	before = tstore_to_json(b);
+
+	/* A copy taking steps interns into the same table; what it added goes with it. */
+	CHECK_INT(tstore_dup(b, &d), 0);
+	CHECK_INT(tstore_values_count(vt), n_a + 3);
+	CHECK_INT(tstore_apply_steps(d, steps, NULL), 0);
+	CHECK(tstore_has_av(d, "a-name", zed) && !tstore_has_av(d, "a-name", ann));
+	CHECK(tstore_values_count(vt) > n_a + 3);
+	tstore_free(d);
+	CHECK_INT(tstore_values_count(vt), n_a + 3);
+	CHECK(tstore_has_av(b, "a-name", ann) && !tstore_has_av(b, "a-name", zed));
+
+	/* Freeing a leaves b whole and releases what only a held (3 and its object). */
+	tstore_free(a);
+	CHECK_INT(tstore_values_count(vt), n_a + 1);
+	CHECK(same_json(tstore_to_json(b), before));
+	CHECK(tstore_has_av(b, "a-name", ann) && tstore_has_av(b, "a-name", cy));
+	CHECK(tstore_has_entity(b, "users", "u1") && !tstore_has_entity(b, "users", "u9"));
+
+	/* A value released and interned again is found again. */
+	{
+		_cleanup_json_ cJSON *t3 = cJSON_Parse("[[\"u5\",\"a-age\",3,1]]");
+		_cleanup_json_ cJSON *three = cJSON_CreateNumber(3);
+		struct tstore *c = NULL;
+
+		CHECK_INT(tstore_new_shared(vt, attrs, &c), 0);
+		CHECK_INT(tstore_add_triples(c, t3), 0);
+		CHECK(tstore_has_av(c, "a-age", three) && !tstore_has_av(b, "a-age", three));
+		tstore_free(c);
+		CHECK_INT(tstore_values_count(vt), n_a + 1);
+	}
+
+	tstore_free(b);
+	CHECK_INT(tstore_values_count(vt), 0);
+	/* The store with its own table is untouched by all of that. */
+	CHECK(tstore_has_av(own, "a-name", ann));
+	n_own = tstore_count(own);
+	CHECK_INT(n_own, 3);
+	tstore_free(own);
+	tstore_values_unref(vt);
+	attrs_free(attrs);
+}
+
 int
 main(void)
 {
 	test_log();
+	test_values();
 	return tap_done();
 }
