@@ -21,11 +21,17 @@
 #include "store/util.h"
 
 /* A new store over p's attrs interning into p's value table, so what
- * several results hold (attr ids, etypes, shared entities) is held once. The
+ * several results hold (attr ids, etypes, shared entities) is held once; the
+ * attr objects too are shared with a store built over the same attrs. The
  * table is made on first use; without it a store has values of its own. */
 static int
 query_store_new(struct profile *p, struct tstore **ret)
 {
+	struct query *o;
+
+	TAILQ_FOREACH(o, &p->queries, entry)
+		if (o->base && !o->base_stale)
+			return tstore_new_like(o->base, ret);
 	if (p->values == NULL && tstore_values_new(&p->values) < 0)
 		p->values = NULL;
 	return tstore_new_shared(p->values, p->attrs, ret);

@@ -25,7 +25,10 @@
  * vector with VEC_POOLED set never reallocs or frees its storage; one
  * without it (a temporary) is plain heap memory. */
 #define VEC_POOLED 0x80000000u
-#define SLAB_MIN 16384u
+/* Blocks double from SLAB_FIRST to SLAB_MAX ids: a store of a small result
+ * (most of a profile's) stays small. */
+#define SLAB_FIRST 256u
+#define SLAB_MAX 16384u
 
 struct slab {
 	struct slab *next;
@@ -39,7 +42,10 @@ slab_alloc(struct tstore *s, uint32_t n)
 	struct slab *b = s->slab;
 
 	if (b == NULL || b->used + n > b->size) {
-		size_t size = n > SLAB_MIN ? n : SLAB_MIN;
+		size_t size = b == NULL ? SLAB_FIRST : b->size >= SLAB_MAX / 2 ? SLAB_MAX : b->size * 2;
+
+		if (size < n)
+			size = n;
 
 		b = malloc(sizeof(*b) + size * sizeof(uint32_t));
 		if (b == NULL)
@@ -1066,6 +1072,28 @@ tstore_new_shared(struct tstore_values *vt, const struct attrs *attrs, struct ts
 fail:
 	tstore_free(s);
 	return r;
+}
+
+int
+tstore_new_like(const struct tstore *s, struct tstore **ret)
+{
+	struct tstore *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->aj = s->aj;	/* copy-on-write: a store changing its attrs copies them first */
+	d->aj->refs++;
+	d->vt = s->vt;
+	d->vt->refs++;
+	if ((r = tstore_init_arrays(d)) < 0 ||
+	    (r = tstore_index_attrs(d)) < 0) {
+		tstore_free(d);
+		return r;
+	}
+	tv_sweep(d);
+	*ret = d;
+	return 0;
 }
 
 int

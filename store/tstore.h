@@ -34,6 +34,10 @@ int tstore_new(const struct attrs *attrs, struct tstore **ret);
 /* The same over the values of vt (borrowed, referenced by the store; NULL:
  * a table of its own). Its tstore_dup copies share vt too. 0 or -ENOMEM. */
 int tstore_new_shared(struct tstore_values *vt, const struct attrs *attrs, struct tstore **ret);
+/* A new empty store over the attrs and the values of s (borrowed; the attr
+ * objects are shared, not copied, until one of the stores changes them).
+ * 0 or -ENOMEM. */
+int tstore_new_like(const struct tstore *s, struct tstore **ret);
 void tstore_free(struct tstore *s);	/* NULL-safe */
 /* An independent copy (e.g. the server store kept aside while a layered
  * copy gets the pending mutations): cheaper than building again from the
