@@ -58,6 +58,7 @@ query_base(struct query *q, struct tstore **ret)
 			tstore_free(ts);
 			return r;
 		}
+		tstore_trim(ts);
 		tstore_free(q->base);
 		q->base = ts;
 		q->base_stale = false;
@@ -805,6 +806,7 @@ query_load(struct query *q)
 		tstore_free(ts);
 		return r;
 	}
+	tstore_trim(ts);
 	q->base = ts;
 	q->page_info = TAKE_PTR(page_info);
 	q->processed_tx_id = tx_id;
@@ -917,6 +919,7 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 		tstore_free(ts);
 		return;
 	}
+	tstore_trim(ts);
 	tstore_free(q->base);
 	q->base = ts;
 	q->base_stale = false;

@@ -1258,6 +1258,94 @@ fail:
 	return r;
 }
 
+static void
+shrink(void **arr, uint32_t *cap, uint32_t n, size_t elem)
+{
+	void *p;
+
+	if (n == 0 || n >= *cap)
+		return;
+	if ((p = realloc(*arr, (size_t)n * elem)) != NULL) {
+		*arr = p;
+		*cap = n;
+	}
+}
+
+/* To the smallest table below the load that makes it grow. */
+static void
+hmap_shrink(struct hmap *m)
+{
+	uint32_t cap = 16;
+
+	while ((m->n + 1) * 4 >= cap * 3)
+		cap *= 2;
+	if (m->cap > cap)
+		(void)hmap_resize(m, cap);	/* out of memory: it stays as it was */
+}
+
+static void
+vec_compact(struct u32vec *v, uint32_t **pool)
+{
+	uint32_t *old = v->v;
+	bool pooled = v->cap & VEC_POOLED;
+
+	if (v->n == 0)
+		v->v = NULL, v->cap = 0;
+	else {
+		memcpy(*pool, v->v, v->n * sizeof(*v->v));
+		v->v = *pool;
+		v->cap = v->n | VEC_POOLED;
+		*pool += v->n;
+	}
+	if (!pooled)
+		free(old);
+}
+
+void
+tstore_trim(struct tstore *s)
+{
+	struct slab *b;
+	size_t total = 0;
+
+	shrink((void **)&s->tr, &s->captr, s->ntr, sizeof(*s->tr));
+	shrink((void **)&s->cells, &s->capcells, s->ncells, sizeof(*s->cells));
+	shrink((void **)&s->ents, &s->capents, s->nents, sizeof(*s->ents));
+	shrink((void **)&s->vecs, &s->capvecs, s->nvecs, sizeof(*s->vecs));
+	hmap_shrink(&s->ent_by_e);
+	hmap_shrink(&s->cell_by_ea);
+	hmap_shrink(&s->tr_by_eav);
+	hmap_shrink(&s->aev);
+	hmap_shrink(&s->ave);
+	hmap_shrink(&s->vae);
+	free(s->fresh);
+	s->fresh = NULL;
+	s->capfresh = s->nfresh = 0;
+	/* Vectors grew by doubling inside the slab, leaving their old storage
+	 * behind: move them, exactly sized, into one block. */
+	for (uint32_t i = 1; i < s->ncells; i++)
+		total += s->cells[i].tr.n;
+	for (uint32_t i = 1; i < s->nents; i++)
+		total += s->ents[i].cells.n;
+	for (uint32_t i = 1; i < s->nvecs; i++)
+		total += s->vecs[i].n;
+	if (total == 0 || (b = malloc(sizeof(*b) + total * sizeof(uint32_t))) == NULL)
+		return;
+	b->next = NULL;
+	b->size = b->used = total;
+	{
+		uint32_t *p = b->data;
+
+		for (uint32_t i = 1; i < s->ncells; i++)
+			vec_compact(&s->cells[i].tr, &p);
+		for (uint32_t i = 1; i < s->nents; i++)
+			vec_compact(&s->ents[i].cells, &p);
+		for (uint32_t i = 1; i < s->nvecs; i++)
+			vec_compact(&s->vecs[i], &p);
+	}
+	slab_free(s->slab);
+	s->slab = b;
+}
+
 const struct attrs *
 tstore_attrs(const struct tstore *cs)
 {

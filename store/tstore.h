@@ -76,6 +76,11 @@ int tstore_add_store(struct tstore *dst, const struct tstore *src);
  * For the mirror. 0, -EINVAL (s took tx-steps), -ENOMEM. */
 int tstore_added_triples(const struct tstore *s, cJSON **ret);
 
+/* Give back the spare room of a store that is done growing (the daemon's
+ * server results, kept as they came): arrays and hash tables shrink to fit,
+ * vectors move into one block. Never fails: what cannot move stays. */
+void tstore_trim(struct tstore *s);
+
 /* Apply one mutation's tx-steps with the JS client's transact() semantics
  * (client-semantics.md 1.3-1.5): the create/update mode filter judged against
  * the store as it was before this call, lookup refs in e and v resolved

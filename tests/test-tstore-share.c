@@ -61,6 +61,22 @@ test_log(void)
 	CHECK_INT(tstore_added_triples(s, &out), 0);
 	CHECK(cJSON_Compare(out, logged, true));
 
+	/* Trimmed, it holds the same and still grows. */
+	{
+		_cleanup_json_ cJSON *before = tstore_to_json(s), *more = cJSON_Parse(
+		    "[[\"u7\",\"a-name\",\"Ed\"],[\"u1\",\"a-name\",\"Al\"]]");
+		struct tstore *t = NULL;
+
+		tstore_trim(s);
+		CHECK(same_json(tstore_to_json(s), before));
+		CHECK_INT(tstore_dup(s, &t), 0);
+		tstore_trim(t);
+		CHECK_INT(tstore_add_triples(t, more), 0);
+		CHECK_INT(tstore_count(t), 5);
+		CHECK_INT(tstore_count(s), 3);
+		tstore_free(t);
+	}
+
 	/* Rebuilt over more attrs, the age counts: as if built from the triples. */
 	CHECK_INT(tstore_new(two, &d), 0);
 	CHECK_INT(tstore_add_store(d, s), 0);
