@@ -83,7 +83,11 @@ test_log(void)
 	CHECK_INT(tstore_new(two, &direct), 0);
 	CHECK_INT(tstore_add_triples(direct, triples), 0);
 	CHECK_INT(tstore_count(d), 4);
-	CHECK(same_json(tstore_to_json(d), tstore_to_json(direct)));
+	{
+		_cleanup_json_ cJSON *want = tstore_to_json(direct);
+
+		CHECK(same_json(tstore_to_json(d), want));
+	}
 	CHECK(tstore_has_av(d, "a-age", cJSON_GetArrayItem(cJSON_GetArrayItem(triples, 1), 2)));
 	/* The log of the rebuilt store is the same log. */
 	cJSON_Delete(out);
@@ -179,6 +183,35 @@ test_values(void)
 		CHECK(tstore_has_av(c, "a-age", three) && !tstore_has_av(b, "a-age", three));
 		tstore_free(c);
 		CHECK_INT(tstore_values_count(vt), n_a + 1);
+	}
+
+	/* Two stores that are not copies of each other hold u1's name as one
+	 * value; a write to it in one leaves the other's as it was. */
+	{
+		_cleanup_json_ cJSON *t4 = cJSON_Parse("[[\"u1\",\"a-name\",\"Ann\",1]]");
+		_cleanup_json_ cJSON *rename = cJSON_Parse("[[\"add-triple\",\"u1\",\"a-name\",\"Bea\"]]");
+		_cleanup_json_ cJSON *y_before = NULL, *bea = cJSON_CreateString("Bea");
+		struct tstore *x = NULL, *y = NULL;
+		size_t n0;
+
+		CHECK(t4 && rename && bea);
+		n0 = tstore_values_count(vt);
+		CHECK_INT(tstore_new_shared(vt, attrs, &x), 0);
+		CHECK_INT(tstore_new_shared(vt, attrs, &y), 0);
+		CHECK_INT(tstore_add_triples(x, t4), 0);
+		CHECK_INT(tstore_add_triples(y, t4), 0);
+		CHECK_INT(tstore_values_count(vt), n0);	/* u1, Ann, 1: b's already */
+		y_before = tstore_to_json(y);
+		CHECK_INT(tstore_apply_steps(x, rename, NULL), 0);
+		CHECK(tstore_has_av(x, "a-name", bea) && !tstore_has_av(x, "a-name", ann));
+		CHECK(tstore_has_av(y, "a-name", ann) && !tstore_has_av(y, "a-name", bea));
+		CHECK(same_json(tstore_to_json(y), y_before));
+		CHECK(tstore_has_av(b, "a-name", ann));
+		tstore_free(x);
+		CHECK_INT(tstore_values_count(vt), n0);	/* Bea went with x */
+		CHECK(same_json(tstore_to_json(y), y_before));
+		tstore_free(y);
+		CHECK_INT(tstore_values_count(vt), n0);
 	}
 
 	tstore_free(b);
