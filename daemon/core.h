@@ -88,6 +88,8 @@ struct query {
 	struct tstore *base;		/* owned: the server's result, the one form it is held in
 					 * (the mirror is printed from it); NULL before any result */
 	bool base_stale;		/* base was built over attrs since changed: rebuilt on use */
+	bool base_current;		/* base is over p->attrs as they are now (none grew in
+					 * place since): a new store may share its attrs */
 	/* The optimistic view: base with every pending write that applies to
 	 * this result (instaql_mutation_applies) up to queue position view_ord
 	 * applied, in order; NULL while none is (then base is the view).

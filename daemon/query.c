@@ -22,15 +22,16 @@
 
 /* A new store over p's attrs interning into p's value table, so what
  * several results hold (attr ids, etypes, shared entities) is held once; the
- * attr objects too are shared with a store built over the same attrs. The
- * table is made on first use; without it a store has values of its own. */
+ * attr objects too are shared with a store built over p's attrs as they are
+ * now. The table is made on first use; without it a store has values of its
+ * own. */
 static int
 query_store_new(struct profile *p, struct tstore **ret)
 {
 	struct query *o;
 
 	TAILQ_FOREACH(o, &p->queries, entry)
-		if (o->base && !o->base_stale)
+		if (o->base && o->base_current)
 			return tstore_new_like(o->base, ret);
 	if (p->values == NULL && tstore_values_new(&p->values) < 0)
 		p->values = NULL;
@@ -62,6 +63,7 @@ query_base(struct query *q, struct tstore **ret)
 		tstore_free(q->base);
 		q->base = ts;
 		q->base_stale = false;
+		q->base_current = true;
 	}
 	*ret = q->base;
 	return 0;
@@ -203,6 +205,7 @@ query_drop_base(struct query *q)
 {
 	if (q->base)
 		q->base_stale = true;
+	q->base_current = false;
 	query_inputs_changed(q);
 }
 
@@ -276,6 +279,7 @@ profile_reads_changed(struct profile *p)
 		query_reads_free(q->reads);
 		q->reads = NULL;
 		q->reads_failed = false;
+		q->base_current = false;	/* its store keeps the attrs it was built over */
 		query_scan(q);
 	}
 }
@@ -808,6 +812,7 @@ query_load(struct query *q)
 	}
 	tstore_trim(ts);
 	q->base = ts;
+	q->base_current = true;
 	q->page_info = TAKE_PTR(page_info);
 	q->processed_tx_id = tx_id;
 	return 0;
@@ -923,6 +928,7 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	tstore_free(q->base);
 	q->base = ts;
 	q->base_stale = false;
+	q->base_current = true;
 	cJSON_Delete(q->page_info);
 	q->page_info = page_info;
 	q->processed_tx_id = processed_tx_id;
