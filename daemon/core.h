@@ -26,6 +26,7 @@ struct auth_request;
 struct query_reads;
 struct rooms;
 struct tstore;
+struct tstore_values;
 struct upstream;
 
 struct client;
@@ -86,9 +87,12 @@ struct query {
 	struct profile *p;		/* borrowed: owner */
 	char *key;			/* owned: canonical JSON of q */
 	cJSON *q;			/* owned */
-	cJSON *triples;			/* owned: the server's triples, NULL before any result */
 	cJSON *page_info;		/* owned, may be NULL */
-	struct tstore *base;		/* owned: triples + attrs, built lazily */
+	struct tstore *base;		/* owned: the server's result, the one form it is held in
+					 * (the mirror is printed from it); NULL before any result */
+	bool base_stale;		/* base was built over attrs since changed: rebuilt on use */
+	bool base_current;		/* base is over p->attrs as they are now (none grew in
+					 * place since): a new store may share its attrs */
 	/* The optimistic view: base with every pending write that applies to
 	 * this result (instaql_mutation_applies) up to queue position view_ord
 	 * applied, in order; NULL while none is (then base is the view).
@@ -133,6 +137,7 @@ struct profile {
 	struct upstream *up;		/* owned */
 	struct attrs *server_attrs;	/* owned: as the server last sent them */
 	struct attrs *attrs;		/* owned: server attrs + unsynced local ones */
+	struct tstore_values *values;	/* owned reference: the values its query stores intern into */
 	cJSON *user;			/* owned, may be NULL */
 	char *app_status;		/* owned: active, read-only, disabled */
 	char *session_id;		/* owned, may be NULL */

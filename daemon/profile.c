@@ -22,6 +22,7 @@
 #include "daemon/upstream.h"
 #include "store/attrs.h"
 #include "store/db.h"
+#include "store/tstore.h"
 #include "store/util.h"
 
 static void
@@ -328,6 +329,7 @@ profile_free(struct profile *p)
 	db_close(p->db);
 	attrs_free(p->server_attrs);
 	attrs_free(p->attrs);
+	tstore_values_unref(p->values);
 	cJSON_Delete(p->user);
 	free(p->key);
 	free(p->name);

@@ -20,24 +20,50 @@
 #include "store/tstore.h"
 #include "store/util.h"
 
-/* The query's server store, built once per result or attr change. */
+/* A new store over p's attrs interning into p's value table, so what
+ * several results hold (attr ids, etypes, shared entities) is held once; the
+ * attr objects too are shared with a store built over p's attrs as they are
+ * now. The table is made on first use; without it a store has values of its
+ * own. */
+static int
+query_store_new(struct profile *p, struct tstore **ret)
+{
+	struct query *o;
+
+	TAILQ_FOREACH(o, &p->queries, entry)
+		if (o->base && o->base_current)
+			return tstore_new_like(o->base, ret);
+	if (p->values == NULL && tstore_values_new(&p->values) < 0)
+		p->values = NULL;
+	return tstore_new_shared(p->values, p->attrs, ret);
+}
+
+/* The query's server result: its store, rebuilt over the profile's attrs
+ * after they changed (from the triples the old store was built from, so
+ * triples of an attr it did not know count once the attr is known). */
 static int
 query_base(struct query *q, struct tstore **ret)
 {
 	int r;
 
-	if (q->base == NULL) {
+	if (q->base == NULL)
+		return -ENOENT;
+	if (q->base_stale) {
 		struct tstore *ts = NULL;
 
-		r = tstore_new(q->p->attrs, &ts);
+		r = query_store_new(q->p, &ts);
 		if (r < 0)
 			return r;
-		r = tstore_add_triples(ts, q->triples);
+		r = tstore_add_store(ts, q->base);
 		if (r < 0) {
 			tstore_free(ts);
 			return r;
 		}
+		tstore_trim(ts);
+		tstore_free(q->base);
 		q->base = ts;
+		q->base_stale = false;
+		q->base_current = true;
 	}
 	*ret = q->base;
 	return 0;
@@ -246,18 +272,27 @@ query_scan(struct query *q)
 }
 
 /* q's inputs changed wholesale (a new result or page-info, new attrs): its
- * stores and reads are built again, and it is rendered again. */
-void
-query_drop_base(struct query *q)
+ * view and reads are built again, and it is rendered again. */
+static void
+query_inputs_changed(struct query *q)
 {
-	tstore_free(q->base);
-	q->base = NULL;
 	query_drop_view(q);
 	query_reads_free(q->reads);
 	q->reads = NULL;
 	q->reads_failed = false;
 	q->stale = true;
 	query_scan(q);
+}
+
+/* The attrs changed: the server store is rebuilt over them on use (from its
+ * own triples, see query_base). */
+void
+query_drop_base(struct query *q)
+{
+	if (q->base)
+		q->base_stale = true;
+	q->base_current = false;
+	query_inputs_changed(q);
 }
 
 /* m starts (enter) or stops applying to q's result: a new write at the end
@@ -340,6 +375,7 @@ profile_reads_changed(struct profile *p)
 		query_reads_free(q->reads);
 		q->reads = NULL;
 		q->reads_failed = false;
+		q->base_current = false;	/* its store keeps the attrs it was built over */
 		query_scan(q);
 	}
 }
@@ -439,12 +475,14 @@ query_eval_over(struct query *q, struct tstore *base, int64_t processed_tx_id,
 	return 0;
 }
 
-/* Add one stored result's triples to the union; a result the store cannot
- * read is left out (the answer is partial anyway). */
+/* Add one result (a store's triples, or a mirrored JSON array) to the
+ * union; a result the store cannot read is left out (the answer is partial
+ * anyway). */
 static int
-union_add(struct tstore *ts, const cJSON *triples, int64_t tx_id, int64_t *min_tx_id)
+union_add(struct tstore *ts, const struct tstore *from, const cJSON *triples, int64_t tx_id,
+    int64_t *min_tx_id)
 {
-	int r = tstore_add_triples(ts, triples);
+	int r = from ? tstore_add_store(ts, from) : tstore_add_triples(ts, triples);
 
 	if (r == -ENOMEM)
 		return r;
@@ -468,11 +506,11 @@ profile_union_store(struct profile *p, struct tstore **ret_ts, int64_t *ret_tx_i
 	int64_t min_tx_id = -1;
 	int r;
 
-	r = tstore_new(p->attrs, &ts);
+	r = query_store_new(p, &ts);
 	if (r < 0)
 		return r;
 	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && (r = union_add(ts, q->triples, q->processed_tx_id,
+		if (query_has_result(q) && (r = union_add(ts, q->base, NULL, q->processed_tx_id,
 		    &min_tx_id)) < 0)
 			goto fail;
 	r = db_query_list(p->db, &list);
@@ -490,7 +528,7 @@ profile_union_store(struct profile *p, struct tstore **ret_ts, int64_t *ret_tx_i
 			goto fail;
 		if (r < 0)
 			continue;
-		if ((r = union_add(ts, triples, tx_id, &min_tx_id)) < 0)
+		if ((r = union_add(ts, NULL, triples, tx_id, &min_tx_id)) < 0)
 			goto fail;
 	}
 	*ret_ts = ts;
@@ -504,7 +542,7 @@ fail:
 bool
 query_has_result(const struct query *q)
 {
-	return q->triples != NULL;
+	return q->base != NULL;
 }
 
 /* Whether l takes an answer from the whole mirror for its query with no result. */
@@ -849,7 +887,6 @@ query_free(struct query *q)
 	TAILQ_REMOVE(&q->p->queries, q, entry);
 	free(q->key);
 	cJSON_Delete(q->q);
-	cJSON_Delete(q->triples);
 	cJSON_Delete(q->page_info);
 	tstore_free(q->base);
 	tstore_free(q->view);
@@ -885,6 +922,34 @@ query_find_ceid(struct profile *p, const char *ceid)
 	return NULL;
 }
 
+/* The mirrored result of q, kept as its store; -ENOENT when none. */
+static int
+query_load(struct query *q)
+{
+	_cleanup_json_ cJSON *triples = NULL, *page_info = NULL;
+	struct tstore *ts = NULL;
+	int64_t tx_id = 0;
+	int r;
+
+	r = db_query_get(q->p->db, q->key, NULL, &triples, &page_info, &tx_id);
+	if (r < 0)
+		return r;
+	r = query_store_new(q->p, &ts);
+	if (r < 0)
+		return r;
+	r = tstore_add_triples(ts, triples);
+	if (r < 0) {
+		tstore_free(ts);
+		return r;
+	}
+	tstore_trim(ts);
+	q->base = ts;
+	q->base_current = true;
+	q->page_info = TAKE_PTR(page_info);
+	q->processed_tx_id = tx_id;
+	return 0;
+}
+
 /* Find or create the shared query for q, loading its mirrored result. */
 int
 query_get(struct profile *p, const cJSON *qjson, struct query **ret)
@@ -916,7 +981,7 @@ query_get(struct profile *p, const cJSON *qjson, struct query **ret)
 		return -ENOMEM;
 	}
 	TAILQ_INSERT_TAIL(&p->queries, q, entry);
-	r = db_query_get(p->db, q->key, NULL, &q->triples, &q->page_info, &q->processed_tx_id);
+	r = query_load(q);
 	if (r < 0 && r != -ENOENT)
 		log_warn("%s: reading the cached query failed: %s", p->name, strerror(-r));
 	query_scan(q);
@@ -930,11 +995,15 @@ query_get(struct profile *p, const cJSON *qjson, struct query **ret)
 void
 query_persist(struct query *q)
 {
+	_cleanup_json_ cJSON *triples = NULL;
 	int r;
 
-	if (!q->dirty || q->triples == NULL)
+	if (!q->dirty || q->base == NULL)
 		return;
-	r = db_query_put(q->p->db, q->key, q->q, q->triples, q->page_info, q->processed_tx_id);
+	/* Printed from the store when written, so the result is held once. */
+	r = tstore_added_triples(q->base, &triples);
+	if (r == 0)
+		r = db_query_put(q->p->db, q->key, q->q, triples, q->page_info, q->processed_tx_id);
 	if (r < 0)
 		log_warn("%s: mirroring a query result failed: %s", q->p->name, strerror(-r));
 	q->dirty = false;
@@ -966,27 +1035,37 @@ query_mark_dirty(struct query *q)
 void
 query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 {
-	_cleanup_json_ cJSON *triples = NULL;
 	const cJSON *first, *pi;
 	struct profile *p = q->p;
+	struct tstore *ts = NULL;
+	cJSON *page_info = NULL;
 	int r;
 
-	r = tstore_result_triples(result, &triples);
-	if (r == -ENOMEM)
-		return;
+	r = query_store_new(p, &ts);
+	if (r == 0)
+		r = tstore_add_result(ts, result);
 	if (r < 0) {
-		log_warn("%s: ignoring a malformed query result", p->name);
+		tstore_free(ts);
+		if (r != -ENOMEM)
+			log_warn("%s: ignoring a malformed query result", p->name);
 		return;
 	}
 	first = cJSON_IsArray(result) ? cJSON_GetArrayItem(result, 0) : NULL;
 	pi = json_get(json_get(first, "data"), "page-info");
-	cJSON_Delete(q->triples);
-	q->triples = TAKE_PTR(triples);
+	if (pi && (page_info = cJSON_Duplicate(pi, 1)) == NULL) {
+		tstore_free(ts);
+		return;
+	}
+	tstore_trim(ts);
+	tstore_free(q->base);
+	q->base = ts;
+	q->base_stale = false;
+	q->base_current = true;
 	cJSON_Delete(q->page_info);
-	q->page_info = pi ? cJSON_Duplicate(pi, 1) : NULL;
+	q->page_info = page_info;
 	q->processed_tx_id = processed_tx_id;
 	q->fresh = true;
-	query_drop_base(q);
+	query_inputs_changed(q);
 	profile_mark_partial(p);
 	query_mark_dirty(q);
 	p->last_sync_ms = now_ms();

@@ -29,8 +29,8 @@ bool query_has_result(const struct query *q);
 void query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id);
 /* Write a dirty result to the mirror now. */
 void query_persist(struct query *q);
-/* q's result or the attrs changed: forget its stores and reads (built again
- * on use) and render it again. */
+/* q's inputs changed wholesale (new attrs): its server store is rebuilt over
+ * them on use, its view and reads are built again, and it is rendered again. */
 void query_drop_base(struct query *q);
 
 /* One queue entry (an outbox entry or a write awaiting its group commit) as

@@ -19,15 +19,33 @@
 #define VID_NONE 0u
 #define VID_UNDEF 1u
 
-enum tv_type { TV_UNDEF, TV_NULL, TV_FALSE, TV_TRUE, TV_NUM, TV_STR, TV_JSON };
+enum tv_type { TV_UNDEF, TV_NULL, TV_FALSE, TV_TRUE, TV_NUM, TV_STR, TV_JSON, TV_FREE };
 
 struct tval {
-	uint8_t type;
+	uint8_t type;		/* TV_FREE: a released id, on the free list */
 	uint32_t len;		/* TV_STR: bytes */
 	uint32_t hash;
+	uint32_t refs;		/* triples and attr entries of the table's stores naming it */
 	double num;		/* TV_NUM */
 	char *str;		/* TV_STR: owned */
 	cJSON *json;		/* TV_JSON: owned copy */
+};
+
+/* The interned values of one or more stores (a profile's query stores and
+ * their copies share one, so a value in several results is held once).
+ * Each value counts the triples and attr entries naming it, in every store
+ * of the table; it is released when that drops to zero (or, interned but
+ * never kept, at the end of the operation that interned it) and its id
+ * reused. */
+struct tstore_values {
+	unsigned refs;		/* the stores over it and its owner */
+	struct tval *vals;	/* by vid; 0 and 1 are the reserved ids */
+	uint32_t nvals, capvals;
+	uint32_t *vslots;	/* intern table of scalar vids (UINT32_MAX: deleted) */
+	uint32_t vcap, vn, vtomb;
+	uint32_t *freed;	/* released vids, reused first */
+	uint32_t nfreed, capfreed;
+	uint32_t live;		/* values held */
 };
 
 struct slab;
@@ -93,12 +111,16 @@ struct tattrs_json {
 
 struct tstore {
 	struct tattrs_json *aj;	/* at[i].json == aj->v[i] */
+	/* No tx-steps applied: tr[1..ntr) is then the log of the added triples
+	 * in add order (those a repeat replaced and, with cell 0, those of an
+	 * attr the store did not know), which tstore_add_store and
+	 * tstore_added_triples replay. */
+	bool stepped;
 	struct attrs *attrs_cache;	/* tstore_attrs(), built on demand */
 
-	struct tval *vals;
-	uint32_t nvals, capvals;
-	uint32_t *vslots;	/* intern table of scalar vids */
-	uint32_t vcap, vn;
+	struct tstore_values *vt;	/* a reference: the values, maybe shared with other stores */
+	uint32_t *fresh;	/* vids this operation created, released unless kept */
+	uint32_t nfresh, capfresh;
 
 	struct triple *tr;
 	uint32_t ntr, captr;
@@ -138,7 +160,7 @@ uint32_t tstore_tv_find_num(const struct tstore *s, double d);
 static inline const struct tval *
 tstore_tv_get(const struct tstore *s, uint32_t vid)
 {
-	return &s->vals[vid];
+	return &s->vt->vals[vid];
 }
 
 /* Hash lookups. */

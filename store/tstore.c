@@ -25,7 +25,10 @@
  * vector with VEC_POOLED set never reallocs or frees its storage; one
  * without it (a temporary) is plain heap memory. */
 #define VEC_POOLED 0x80000000u
-#define SLAB_MIN 16384u
+/* Blocks double from SLAB_FIRST to SLAB_MAX ids: a store of a small result
+ * (most of a profile's) stays small. */
+#define SLAB_FIRST 256u
+#define SLAB_MAX 16384u
 
 struct slab {
 	struct slab *next;
@@ -39,7 +42,10 @@ slab_alloc(struct tstore *s, uint32_t n)
 	struct slab *b = s->slab;
 
 	if (b == NULL || b->used + n > b->size) {
-		size_t size = n > SLAB_MIN ? n : SLAB_MIN;
+		size_t size = b == NULL ? SLAB_FIRST : b->size >= SLAB_MAX / 2 ? SLAB_MAX : b->size * 2;
+
+		if (size < n)
+			size = n;
 
 		b = malloc(sizeof(*b) + size * sizeof(uint32_t));
 		if (b == NULL)
@@ -382,17 +388,18 @@ tv_same(const struct tval *x, uint8_t type, double num, const char *str, uint32_
 static uint32_t
 tv_lookup(const struct tstore *s, uint8_t type, double num, const char *str, uint32_t len, uint32_t hash)
 {
+	const struct tstore_values *vt = s->vt;
 	uint32_t mask, i;
 
-	if (s->vcap == 0)
+	if (vt->vcap == 0)
 		return VID_NONE;
-	mask = s->vcap - 1;
+	mask = vt->vcap - 1;
 	for (i = hash & mask;; i = (i + 1) & mask) {
-		uint32_t vid = s->vslots[i];
+		uint32_t vid = vt->vslots[i];
 
 		if (vid == 0)
 			return VID_NONE;
-		if (s->vals[vid].hash == hash && tv_same(&s->vals[vid], type, num, str, len))
+		if (vid != HDEL && vt->vals[vid].hash == hash && tv_same(&vt->vals[vid], type, num, str, len))
 			return vid;
 	}
 }
@@ -400,45 +407,160 @@ tv_lookup(const struct tstore *s, uint8_t type, double num, const char *str, uin
 static int
 tv_slots_insert(struct tstore *s, uint32_t vid)
 {
+	struct tstore_values *vt = s->vt;
 	uint32_t mask, i;
 
-	if ((s->vn + 1) * 2 >= s->vcap) {
-		uint32_t cap = s->vcap ? s->vcap * 2 : 64;
-		uint32_t *ns = calloc(cap, sizeof(*ns));
+	if ((vt->vn + vt->vtomb + 1) * 2 >= vt->vcap) {
+		uint32_t cap = vt->vcap ? vt->vcap : 64;
+		uint32_t *ns;
 
-		if (ns == NULL)
+		while ((vt->vn + 1) * 2 >= cap)
+			cap *= 2;
+		if ((ns = calloc(cap, sizeof(*ns))) == NULL)
 			return -ENOMEM;
-		for (uint32_t j = 0; j < s->vcap; j++) {
-			uint32_t v = s->vslots[j];
+		for (uint32_t j = 0; j < vt->vcap; j++) {
+			uint32_t v = vt->vslots[j];
 
-			if (v == 0)
+			if (v == 0 || v == HDEL)
 				continue;
-			for (i = s->vals[v].hash & (cap - 1); ns[i]; i = (i + 1) & (cap - 1))
+			for (i = vt->vals[v].hash & (cap - 1); ns[i]; i = (i + 1) & (cap - 1))
 				;
 			ns[i] = v;
 		}
-		free(s->vslots);
-		s->vslots = ns;
-		s->vcap = cap;
+		free(vt->vslots);
+		vt->vslots = ns;
+		vt->vcap = cap;
+		vt->vtomb = 0;
 	}
-	mask = s->vcap - 1;
-	for (i = s->vals[vid].hash & mask; s->vslots[i]; i = (i + 1) & mask)
+	mask = vt->vcap - 1;
+	for (i = vt->vals[vid].hash & mask; vt->vslots[i] && vt->vslots[i] != HDEL; i = (i + 1) & mask)
 		;
-	s->vslots[i] = vid;
-	s->vn++;
+	if (vt->vslots[i] == HDEL)
+		vt->vtomb--;
+	vt->vslots[i] = vid;
+	vt->vn++;
 	return 0;
 }
 
+/* A new value id (refs 0: the caller's operation keeps it, or tv_sweep
+ * releases it). */
 static int
 tv_new(struct tstore *s, struct tval v, uint32_t *ret)
 {
-	int r = grow((void **)&s->vals, &s->capvals, s->nvals + 1, sizeof(*s->vals));
+	struct tstore_values *vt = s->vt;
+	uint32_t vid;
+	int r;
 
-	if (r < 0)
+	if ((r = grow((void **)&s->fresh, &s->capfresh, s->nfresh + 1, sizeof(*s->fresh))) < 0)
 		return r;
-	s->vals[s->nvals] = v;
-	*ret = s->nvals++;
+	if (vt->nfreed > 0)
+		vid = vt->freed[--vt->nfreed];
+	else {
+		/* the free list always has room for every id, so releasing cannot fail */
+		if ((r = grow((void **)&vt->vals, &vt->capvals, vt->nvals + 1, sizeof(*vt->vals))) < 0 ||
+		    (r = grow((void **)&vt->freed, &vt->capfreed, vt->capvals, sizeof(*vt->freed))) < 0)
+			return r;
+		vid = vt->nvals++;
+	}
+	v.refs = 0;
+	vt->vals[vid] = v;
+	vt->live++;
+	s->fresh[s->nfresh++] = vid;
+	*ret = vid;
 	return 0;
+}
+
+static void
+vt_release(struct tstore_values *vt, uint32_t vid)
+{
+	struct tval *v = &vt->vals[vid];
+
+	if (v->type != TV_JSON && vt->vcap > 0) {
+		uint32_t mask = vt->vcap - 1;
+
+		for (uint32_t i = v->hash & mask; vt->vslots[i]; i = (i + 1) & mask)
+			if (vt->vslots[i] == vid) {
+				vt->vslots[i] = HDEL;
+				vt->vn--;
+				vt->vtomb++;
+				break;
+			}
+	}
+	free(v->str);
+	cJSON_Delete(v->json);
+	*v = (struct tval){ .type = TV_FREE };
+	vt->live--;
+	vt->freed[vt->nfreed++] = vid;
+}
+
+/* A triple or attr entry of s names vid, or no longer does. */
+static void
+tv_incref(struct tstore *s, uint32_t vid)
+{
+	if (vid > VID_UNDEF)
+		s->vt->vals[vid].refs++;
+}
+
+static void
+tv_decref(struct tstore *s, uint32_t vid)
+{
+	if (vid > VID_UNDEF && --s->vt->vals[vid].refs == 0)
+		vt_release(s->vt, vid);
+}
+
+/* At the end of an operation: release the values it interned but kept in
+ * no triple or attr entry (lookups, steps that were dropped). */
+static void
+tv_sweep(struct tstore *s)
+{
+	for (uint32_t i = 0; i < s->nfresh; i++) {
+		const struct tval *v = &s->vt->vals[s->fresh[i]];
+
+		if (v->type != TV_FREE && v->refs == 0)
+			vt_release(s->vt, s->fresh[i]);
+	}
+	s->nfresh = 0;
+}
+
+int
+tstore_values_new(struct tstore_values **ret)
+{
+	struct tstore_values *vt = calloc(1, sizeof(*vt));
+	int r;
+
+	if (vt == NULL)
+		return -ENOMEM;
+	vt->refs = 1;
+	/* vid 0: none; vid 1: undefined */
+	if ((r = grow((void **)&vt->vals, &vt->capvals, 2, sizeof(*vt->vals))) < 0 ||
+	    (r = grow((void **)&vt->freed, &vt->capfreed, vt->capvals, sizeof(*vt->freed))) < 0) {
+		tstore_values_unref(vt);
+		return r;
+	}
+	vt->nvals = 2;
+	*ret = vt;
+	return 0;
+}
+
+void
+tstore_values_unref(struct tstore_values *vt)
+{
+	if (vt == NULL || --vt->refs > 0)
+		return;
+	for (uint32_t i = 2; i < vt->nvals; i++) {
+		free(vt->vals[i].str);
+		cJSON_Delete(vt->vals[i].json);
+	}
+	free(vt->vals);
+	free(vt->vslots);
+	free(vt->freed);
+	free(vt);
+}
+
+size_t
+tstore_values_count(const struct tstore_values *vt)
+{
+	return vt->live;
 }
 
 static int
@@ -560,7 +682,7 @@ tstore_tv_find_num(const struct tstore *s, double d)
 cJSON *
 tstore_tv_to_json(const struct tstore *s, uint32_t vid)
 {
-	const struct tval *v = &s->vals[vid];
+	const struct tval *v = &s->vt->vals[vid];
 
 	switch (v->type) {
 	case TV_NULL:
@@ -696,15 +818,30 @@ aj_index(const struct tstore *s, const char *id)
 	return i ? (ssize_t)i - 1 : -1;
 }
 
+/* Free attr entries, letting go of the values they name. */
+static void
+at_release(struct tstore *s, struct tattr *at, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		tv_decref(s, at[i].id);
+		tv_decref(s, at[i].fwd_etype);
+		tv_decref(s, at[i].fwd_label);
+		tv_decref(s, at[i].rev_etype);
+		tv_decref(s, at[i].rev_label);
+	}
+	free(at);
+}
+
 /* Rebuild the derived attr tables from s->aj (the JS AttrsStore's lazy
  * indexes: later attrs win on equal identities). */
 static int
 tstore_index_attrs(struct tstore *s)
 {
+	struct tattr *old_at = s->at;	/* released once the new entries hold their values */
+	uint32_t old_nat = s->nat;
 	size_t n = s->aj->n;
-	int r;
+	int r = 0;
 
-	free(s->at);
 	s->at = NULL;
 	s->nat = 0;
 	tstore_hmap_clear(&s->at_by_id);
@@ -713,12 +850,9 @@ tstore_index_attrs(struct tstore *s)
 	tstore_hmap_clear(&s->at_blob);
 	tstore_hmap_clear(&s->at_pk);
 	tstore_hmap_clear(&s->blob_list);	/* the vecs it names leak into the pool; small */
-	if (n == 0)
-		return 0;
-	s->at = calloc(n, sizeof(*s->at));
-	if (s->at == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	if (n > 0 && (s->at = calloc(n, sizeof(*s->at))) == NULL)
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		const cJSON *j = s->aj->v[i];
 		struct tattr *t = &s->at[s->nat];
 		uint32_t idx;
@@ -729,7 +863,12 @@ tstore_index_attrs(struct tstore *s)
 		    (r = intern_opt(s, attr_fwd_label(j), &t->fwd_label)) < 0 ||
 		    (r = intern_opt(s, attr_rev_etype(j), &t->rev_etype)) < 0 ||
 		    (r = intern_opt(s, attr_rev_label(j), &t->rev_label)) < 0)
-			return r;
+			break;
+		tv_incref(s, t->id);
+		tv_incref(s, t->fwd_etype);
+		tv_incref(s, t->fwd_label);
+		tv_incref(s, t->rev_etype);
+		tv_incref(s, t->rev_label);
 		t->ref = str_field_is(j, "value-type", "ref");
 		t->blob = str_field_is(j, "value-type", "blob");
 		t->card_one = str_field_is(j, "cardinality", "one");
@@ -739,15 +878,15 @@ tstore_index_attrs(struct tstore *s)
 		t->ctype = ctype_of(j);
 		idx = ++s->nat;
 		if ((r = tstore_hmap_put(&s->at_by_id, t->id, 0, 0, idx)) < 0)
-			return r;
+			break;
 		if (t->fwd_etype && t->fwd_label) {
 			if ((r = tstore_hmap_put(&s->at_fwd, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
-				return r;
+				break;
 			if (t->blob) {
 				uint32_t prev = tstore_hmap_get(&s->at_blob, t->fwd_etype, t->fwd_label, 0);
 
 				if ((r = tstore_hmap_put(&s->at_blob, t->fwd_etype, t->fwd_label, 0, idx)) < 0)
-					return r;
+					break;
 				if (prev == 0) {
 					/* a new label: append it to the etype's list */
 					uint32_t vi = tstore_hmap_get(&s->blob_list, t->fwd_etype, 0, 0);
@@ -755,24 +894,25 @@ tstore_index_attrs(struct tstore *s)
 					if (vi == 0) {
 						r = grow((void **)&s->vecs, &s->capvecs, s->nvecs + 1, sizeof(*s->vecs));
 						if (r < 0)
-							return r;
+							break;
 						vi = s->nvecs++;
 						s->vecs[vi] = (struct u32vec){0};
 						if ((r = tstore_hmap_put(&s->blob_list, t->fwd_etype, 0, 0, vi)) < 0)
-							return r;
+							break;
 					}
 					if ((r = vec_push(s, &s->vecs[vi], t->fwd_label)) < 0)
-						return r;
+						break;
 				}
 			}
 			if (t->primary && (r = tstore_hmap_put(&s->at_pk, t->fwd_etype, 0, 0, idx)) < 0)
-				return r;
+				break;
 		}
 		if (t->rev_etype && t->rev_label &&
 		    (r = tstore_hmap_put(&s->at_rev, t->rev_etype, t->rev_label, 0, idx)) < 0)
-			return r;
+			break;
 	}
-	return 0;
+	at_release(s, old_at, old_nat);
+	return r;
 }
 
 const struct tattr *
@@ -901,14 +1041,18 @@ tstore_init_arrays(struct tstore *s)
 }
 
 int
-tstore_new(const struct attrs *attrs, struct tstore **ret)
+tstore_new_shared(struct tstore_values *vt, const struct attrs *attrs, struct tstore **ret)
 {
 	struct tstore *s = calloc(1, sizeof(*s));
-	uint32_t vid;
 	int r;
 
 	if (s == NULL)
 		return -ENOMEM;
+	if (vt) {
+		vt->refs++;
+		s->vt = vt;
+	} else if ((r = tstore_values_new(&s->vt)) < 0)
+		goto fail;
 	r = -ENOMEM;
 	s->aj = aj_new();
 	if (s->aj == NULL)
@@ -919,12 +1063,10 @@ tstore_new(const struct attrs *attrs, struct tstore **ret)
 		if (attr_id(a) && (r = aj_push(s->aj, cJSON_Duplicate(a, 1))) < 0)
 			goto fail;
 	}
-	/* vid 0: none; vid 1: undefined */
-	if ((r = tv_new(s, (struct tval){ .type = TV_UNDEF }, &vid)) < 0 ||
-	    (r = tv_new(s, (struct tval){ .type = TV_UNDEF }, &vid)) < 0 ||
-	    (r = tstore_init_arrays(s)) < 0 ||
+	if ((r = tstore_init_arrays(s)) < 0 ||
 	    (r = tstore_index_attrs(s)) < 0)
 		goto fail;
+	tv_sweep(s);
 	*ret = s;
 	return 0;
 fail:
@@ -932,9 +1074,43 @@ fail:
 	return r;
 }
 
+int
+tstore_new_like(const struct tstore *s, struct tstore **ret)
+{
+	struct tstore *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->aj = s->aj;	/* copy-on-write: a store changing its attrs copies them first */
+	d->aj->refs++;
+	d->vt = s->vt;
+	d->vt->refs++;
+	if ((r = tstore_init_arrays(d)) < 0 ||
+	    (r = tstore_index_attrs(d)) < 0) {
+		tstore_free(d);
+		return r;
+	}
+	tv_sweep(d);
+	*ret = d;
+	return 0;
+}
+
+int
+tstore_new(const struct attrs *attrs, struct tstore **ret)
+{
+	return tstore_new_shared(NULL, attrs, ret);
+}
+
 static void
 tstore_free_data(struct tstore *s)
 {
+	for (uint32_t i = 1; i < s->ntr; i++) {
+		tv_decref(s, s->tr[i].e);
+		tv_decref(s, s->tr[i].a);
+		tv_decref(s, s->tr[i].v);
+		tv_decref(s, s->tr[i].t);
+	}
 	for (uint32_t i = 1; i < s->ncells; i++)
 		vec_free(&s->cells[i].tr);
 	for (uint32_t i = 1; i < s->nents; i++)
@@ -968,14 +1144,13 @@ tstore_free(struct tstore *s)
 {
 	if (s == NULL)
 		return;
-	tstore_free_data(s);
-	for (uint32_t i = 2; i < s->nvals; i++) {
-		free(s->vals[i].str);
-		cJSON_Delete(s->vals[i].json);
+	if (s->vt) {
+		tstore_free_data(s);
+		at_release(s, s->at, s->nat);
+		tv_sweep(s);
 	}
-	free(s->vals);
-	free(s->vslots);
-	free(s->at);
+	tstore_values_unref(s->vt);
+	free(s->fresh);
 	tstore_hmap_clear(&s->at_by_id);
 	tstore_hmap_clear(&s->at_fwd);
 	tstore_hmap_clear(&s->at_rev);
@@ -996,31 +1171,9 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 		return -ENOMEM;
 	d->aj = s->aj;
 	d->aj->refs++;
+	d->vt = s->vt;
+	d->vt->refs++;
 	r = -ENOMEM;
-	d->vals = calloc(s->capvals, sizeof(*d->vals));
-	if (d->vals == NULL)
-		goto fail;
-	d->capvals = s->capvals;
-	for (uint32_t i = 0; i < s->nvals; i++) {
-		d->vals[i] = s->vals[i];
-		d->vals[i].str = NULL;
-		d->vals[i].json = NULL;
-		d->nvals = i + 1;
-		if (s->vals[i].str && (d->vals[i].str = strdup(s->vals[i].str)) == NULL)
-			goto fail;
-		if (s->vals[i].json && (d->vals[i].json = cJSON_Duplicate(s->vals[i].json, 1)) == NULL)
-			goto fail;
-	}
-	/* A store with no attrs and no values has no value table yet. */
-	if (s->vcap > 0) {
-		d->vslots = malloc(s->vcap * sizeof(*d->vslots));
-		if (d->vslots == NULL)
-			goto fail;
-		memcpy(d->vslots, s->vslots, s->vcap * sizeof(*d->vslots));
-	}
-	d->vcap = s->vcap;
-	d->vn = s->vn;
-
 	d->tr = malloc(s->captr * sizeof(*d->tr));
 	d->cells = calloc(s->capcells, sizeof(*d->cells));
 	d->ents = calloc(s->capents, sizeof(*d->ents));
@@ -1029,11 +1182,18 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 		goto fail;
 	memcpy(d->tr, s->tr, s->ntr * sizeof(*d->tr));
 	d->ntr = s->ntr;
+	for (uint32_t i = 1; i < d->ntr; i++) {
+		tv_incref(d, d->tr[i].e);
+		tv_incref(d, d->tr[i].a);
+		tv_incref(d, d->tr[i].v);
+		tv_incref(d, d->tr[i].t);
+	}
 	d->captr = s->captr;
 	d->capcells = s->capcells;
 	d->capents = s->capents;
 	d->capvecs = s->capvecs;
 	d->nlive = s->nlive;
+	d->stepped = s->stepped;
 	{
 		/* all vector storage of the copy in one block */
 		size_t total = 0;
@@ -1076,6 +1236,13 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 			goto fail;
 		memcpy(d->at, s->at, s->nat * sizeof(*d->at));
 		d->nat = s->nat;
+		for (uint32_t i = 0; i < d->nat; i++) {
+			tv_incref(d, d->at[i].id);
+			tv_incref(d, d->at[i].fwd_etype);
+			tv_incref(d, d->at[i].fwd_label);
+			tv_incref(d, d->at[i].rev_etype);
+			tv_incref(d, d->at[i].rev_label);
+		}
 	}
 	if (hmap_copy(&d->at_by_id, &s->at_by_id) < 0 ||
 	    hmap_copy(&d->at_fwd, &s->at_fwd) < 0 ||
@@ -1089,6 +1256,94 @@ tstore_dup(const struct tstore *s, struct tstore **ret)
 fail:
 	tstore_free(d);
 	return r;
+}
+
+static void
+shrink(void **arr, uint32_t *cap, uint32_t n, size_t elem)
+{
+	void *p;
+
+	if (n == 0 || n >= *cap)
+		return;
+	if ((p = realloc(*arr, (size_t)n * elem)) != NULL) {
+		*arr = p;
+		*cap = n;
+	}
+}
+
+/* To the smallest table below the load that makes it grow. */
+static void
+hmap_shrink(struct hmap *m)
+{
+	uint32_t cap = 16;
+
+	while ((m->n + 1) * 4 >= cap * 3)
+		cap *= 2;
+	if (m->cap > cap)
+		(void)hmap_resize(m, cap);	/* out of memory: it stays as it was */
+}
+
+static void
+vec_compact(struct u32vec *v, uint32_t **pool)
+{
+	uint32_t *old = v->v;
+	bool pooled = v->cap & VEC_POOLED;
+
+	if (v->n == 0)
+		v->v = NULL, v->cap = 0;
+	else {
+		memcpy(*pool, v->v, v->n * sizeof(*v->v));
+		v->v = *pool;
+		v->cap = v->n | VEC_POOLED;
+		*pool += v->n;
+	}
+	if (!pooled)
+		free(old);
+}
+
+void
+tstore_trim(struct tstore *s)
+{
+	struct slab *b;
+	size_t total = 0;
+
+	shrink((void **)&s->tr, &s->captr, s->ntr, sizeof(*s->tr));
+	shrink((void **)&s->cells, &s->capcells, s->ncells, sizeof(*s->cells));
+	shrink((void **)&s->ents, &s->capents, s->nents, sizeof(*s->ents));
+	shrink((void **)&s->vecs, &s->capvecs, s->nvecs, sizeof(*s->vecs));
+	hmap_shrink(&s->ent_by_e);
+	hmap_shrink(&s->cell_by_ea);
+	hmap_shrink(&s->tr_by_eav);
+	hmap_shrink(&s->aev);
+	hmap_shrink(&s->ave);
+	hmap_shrink(&s->vae);
+	free(s->fresh);
+	s->fresh = NULL;
+	s->capfresh = s->nfresh = 0;
+	/* Vectors grew by doubling inside the slab, leaving their old storage
+	 * behind: move them, exactly sized, into one block. */
+	for (uint32_t i = 1; i < s->ncells; i++)
+		total += s->cells[i].tr.n;
+	for (uint32_t i = 1; i < s->nents; i++)
+		total += s->ents[i].cells.n;
+	for (uint32_t i = 1; i < s->nvecs; i++)
+		total += s->vecs[i].n;
+	if (total == 0 || (b = malloc(sizeof(*b) + total * sizeof(uint32_t))) == NULL)
+		return;
+	b->next = NULL;
+	b->size = b->used = total;
+	{
+		uint32_t *p = b->data;
+
+		for (uint32_t i = 1; i < s->ncells; i++)
+			vec_compact(&s->cells[i].tr, &p);
+		for (uint32_t i = 1; i < s->nents; i++)
+			vec_compact(&s->ents[i].cells, &p);
+		for (uint32_t i = 1; i < s->nvecs; i++)
+			vec_compact(&s->vecs[i], &p);
+	}
+	slab_free(s->slab);
+	s->slab = b;
 }
 
 const struct attrs *
@@ -1242,6 +1497,10 @@ triple_new(struct tstore *s, uint32_t e, uint32_t a, uint32_t v, uint32_t t, uin
 		return r;
 	ti = s->ntr++;
 	s->tr[ti] = (struct triple){ .e = e, .a = a, .v = v, .t = t, .cell = c, .live = true };
+	tv_incref(s, e);
+	tv_incref(s, a);
+	tv_incref(s, v);
+	tv_incref(s, t);
 	s->nlive++;
 	*ret = ti;
 	return 0;
@@ -1346,6 +1605,26 @@ cached_attr(struct tstore *s, struct add_cache *c, const char *id)
 	return at;
 }
 
+/* A triple of an attr the store does not know is skipped, as createStore
+ * does, but kept in the log (dead, in no cell) so a store built from this
+ * one's log with more attrs has it. */
+static int
+add_dormant(struct tstore *s, const cJSON *e, const cJSON *a, const cJSON *v, const cJSON *t)
+{
+	uint32_t ev, av, vv = VID_UNDEF, tv = VID_UNDEF, ti;
+	int r;
+
+	if ((r = tv_intern_json(s, e, &ev)) < 0 ||
+	    (r = tv_intern_str(s, a->valuestring, &av)) < 0 ||
+	    (v && (r = tv_intern_json(s, v, &vv)) < 0) ||
+	    (t && (r = tv_intern_json(s, t, &tv)) < 0) ||
+	    (r = triple_new(s, ev, av, vv, tv, 0, &ti)) < 0)
+		return r;
+	s->tr[ti].live = false;
+	s->nlive--;
+	return 0;
+}
+
 static int
 tstore_add_one(struct tstore *s, const cJSON *tj, struct add_cache *c)
 {
@@ -1360,7 +1639,7 @@ tstore_add_one(struct tstore *s, const cJSON *tj, struct add_cache *c)
 		t = v->next;
 	at = cached_attr(s, c, a->valuestring);
 	if (at == NULL)
-		return 0;	/* unknown attr: skipped, as createStore does */
+		return add_dormant(s, e, a, v, t);
 	if (cJSON_IsString(e) && c->e_str && strcmp(c->e_str, e->valuestring) == 0)
 		ev = c->e_vid;
 	else {
@@ -1410,8 +1689,100 @@ tstore_add_triples(struct tstore *s, const cJSON *triples)
 
 		cJSON_ArrayForEach(t, triples)
 			if ((r = tstore_add_one(s, t, &c)) < 0)
-				return r;
+				break;
 	}
+	tv_sweep(s);
+	return r;
+}
+
+/* vid of src as a value of dst (from another table, a new identity for an
+ * object or array). */
+static int
+tv_import(struct tstore *dst, const struct tstore *src, uint32_t vid, uint32_t *ret)
+{
+	const struct tval *v = &src->vt->vals[vid];
+
+	if (vid <= VID_UNDEF || dst->vt == src->vt) {	/* one table: the same value */
+		*ret = vid;
+		return 0;
+	}
+	if (v->type == TV_JSON) {
+		cJSON *j = cJSON_Duplicate(v->json, 1);
+
+		if (j == NULL)
+			return -ENOMEM;
+		return tv_adopt_json(dst, j, ret);
+	}
+	return tv_intern_scalar(dst, v->type, v->num, v->str, v->len, ret);
+}
+
+int
+tstore_add_store(struct tstore *dst, const struct tstore *src)
+{
+	int r;
+
+	if (src->stepped)
+		return -EINVAL;
+	if ((r = hmap_reserve(&dst->tr_by_eav, src->ntr)) < 0 ||
+	    (r = hmap_reserve(&dst->cell_by_ea, src->ncells)) < 0 ||
+	    (r = hmap_reserve(&dst->ave, src->ntr)) < 0 ||
+	    (r = grow((void **)&dst->tr, &dst->captr, dst->ntr + src->ntr, sizeof(*dst->tr))) < 0 ||
+	    (r = grow((void **)&dst->cells, &dst->capcells, dst->ncells + src->ncells,
+	    sizeof(*dst->cells))) < 0)
+		return r;
+	for (uint32_t i = 1; i < src->ntr; i++) {
+		const struct triple *t = &src->tr[i];
+		const struct tattr *at;
+		uint32_t e, a, v, tv, ti;
+
+		if ((r = tv_import(dst, src, t->e, &e)) < 0 ||
+		    (r = tv_import(dst, src, t->a, &a)) < 0 ||
+		    (r = tv_import(dst, src, t->v, &v)) < 0 ||
+		    (r = tv_import(dst, src, t->t, &tv)) < 0)
+			break;
+		if ((at = tstore_attr(dst, a)) != NULL)
+			r = tstore_set(dst, e, a, v, tv, at->ref);
+		else if ((r = triple_new(dst, e, a, v, tv, 0, &ti)) == 0) {
+			dst->tr[ti].live = false;
+			dst->nlive--;
+		}
+		if (r < 0)
+			break;
+	}
+	tv_sweep(dst);
+	return r;
+}
+
+int
+tstore_added_triples(const struct tstore *s, cJSON **ret)
+{
+	_cleanup_json_ cJSON *arr = NULL;
+
+	if (s->stepped)
+		return -EINVAL;
+	if ((arr = cJSON_CreateArray()) == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 1; i < s->ntr; i++) {
+		const struct triple *t = &s->tr[i];
+		uint32_t parts[4] = { t->e, t->a, t->v, t->t };
+		/* [e, a] had neither v nor t; a missing t is left out */
+		unsigned n = t->v == VID_UNDEF ? 2 : t->t == VID_UNDEF ? 3 : 4;
+		cJSON *row = cJSON_CreateArray();
+
+		if (row == NULL || !cJSON_AddItemToArray(arr, row)) {
+			cJSON_Delete(row);
+			return -ENOMEM;
+		}
+		for (unsigned k = 0; k < n; k++) {
+			cJSON *x = tstore_tv_to_json(s, parts[k]);
+
+			if (x == NULL || !cJSON_AddItemToArray(row, x)) {
+				cJSON_Delete(x);
+				return -ENOMEM;
+			}
+		}
+	}
+	*ret = TAKE_PTR(arr);
 	return 0;
 }
 
@@ -1543,10 +1914,9 @@ tstore_reindex(struct tstore *s, uint32_t drop_attr)
 		r = tstore_set(s, t->e, t->a, t->v, t->t, at->ref);
 	}
 	free(order);
-	/* free the old arrays (not the values, which s still owns) */
-	old.vals = NULL;
-	old.nvals = 0;
+	/* free the old arrays (the attr entries went with tstore_index_attrs) */
 	old.at = NULL;
+	old.nat = 0;
 	tstore_free_data(&old);
 	return r;
 }
@@ -1557,7 +1927,7 @@ tstore_reindex(struct tstore *s, uint32_t drop_attr)
 static bool
 tv_truthy(const struct tstore *s, uint32_t vid)
 {
-	const struct tval *v = &s->vals[vid];
+	const struct tval *v = &s->vt->vals[vid];
 
 	switch (v->type) {
 	case TV_UNDEF:
@@ -1699,7 +2069,8 @@ step_add_triple(struct tstore *s, const cJSON *step)
 	if (at == NULL)
 		return 0;
 	old = tstore_hmap_get(&s->tr_by_eav, e, at->id, v);
-	if (old && s->vals[s->tr[old].t].type != TV_UNDEF && s->vals[s->tr[old].t].type != TV_NULL)
+	if (old && tstore_tv_get(s, s->tr[old].t)->type != TV_UNDEF &&
+	    tstore_tv_get(s, s->tr[old].t)->type != TV_NULL)
 		t = s->tr[old].t;
 	else if ((r = new_created_at(s, &t)) < 0)
 		return r;
@@ -2121,6 +2492,7 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 			goto out;
 		i++;
 	}
+	s->stepped = true;
 	i = 0;
 	cJSON_ArrayForEach(step, tx_steps) {
 		const char *act = cJSON_GetArrayItem(step, 0)->valuestring;
@@ -2151,6 +2523,7 @@ tstore_apply_steps(struct tstore *s, const cJSON *tx_steps, char **ret_err)
 	}
 out:
 	free(drop);
+	tv_sweep(s);
 	return r;
 }
 
@@ -2225,7 +2598,7 @@ tstore_to_json(const struct tstore *s)
 				if ((x = tstore_tv_to_json(s, t->v)) == NULL)
 					goto fail;
 				cJSON_AddItemToArray(row, x);
-				if (s->vals[t->t].type != TV_UNDEF) {
+				if (tstore_tv_get(s, t->t)->type != TV_UNDEF) {
 					if ((x = tstore_tv_to_json(s, t->t)) == NULL)
 						goto fail;
 					cJSON_AddItemToArray(row, x);

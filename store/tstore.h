@@ -16,8 +16,28 @@
  * tstore_dup copy shares it until one of them changes it). */
 struct tstore;
 
-/* A new empty store over a copy of `attrs`. 0 or -ENOMEM. */
+/* The interned values (strings, numbers, objects) of the stores made over
+ * it: a value in several of them is held once. Reference counted: the
+ * creator holds one reference, each store over it another, so the table
+ * lives until the last of them lets go. Values are counted by the stores'
+ * triples and attrs that name them, and released when none does. */
+struct tstore_values;
+
+/* A new table, one reference held by the caller. 0 or -ENOMEM. */
+int tstore_values_new(struct tstore_values **ret);
+void tstore_values_unref(struct tstore_values *vt);	/* NULL-safe */
+/* Number of values held (for tests and accounting). */
+size_t tstore_values_count(const struct tstore_values *vt);
+
+/* A new empty store over a copy of `attrs`, with a table of its own. 0 or -ENOMEM. */
 int tstore_new(const struct attrs *attrs, struct tstore **ret);
+/* The same over the values of vt (borrowed, referenced by the store; NULL:
+ * a table of its own). Its tstore_dup copies share vt too. 0 or -ENOMEM. */
+int tstore_new_shared(struct tstore_values *vt, const struct attrs *attrs, struct tstore **ret);
+/* A new empty store over the attrs and the values of s (borrowed; the attr
+ * objects are shared, not copied, until one of the stores changes them).
+ * 0 or -ENOMEM. */
+int tstore_new_like(const struct tstore *s, struct tstore **ret);
 void tstore_free(struct tstore *s);	/* NULL-safe */
 /* An independent copy (e.g. the server store kept aside while a layered
  * copy gets the pending mutations): cheaper than building again from the
@@ -42,6 +62,24 @@ int tstore_add_result(struct tstore *s, const cJSON *result);
  * tstore_add_result does). 0, -EINVAL (bad shape, as tstore_add_result),
  * -ENOMEM. */
 int tstore_result_triples(const cJSON *result, cJSON **ret);
+
+/* Add the triples src (borrowed, another store) was built from, in the
+ * order they were added, as tstore_add_triples would add them to dst: those
+ * src skipped for an unknown attr count when dst knows the attr. The daemon
+ * keeps a result only as its store and builds the union of its results, or
+ * a store over changed attrs, this way. 0, -EINVAL (src took tx-steps: it
+ * no longer knows what it was built from), -ENOMEM (dst partly filled). */
+int tstore_add_store(struct tstore *dst, const struct tstore *src);
+/* The triples s was built from, as tstore_add_store adds them: *ret is a
+ * new array of [e, a, v, t] (t left out when the triple had none, v too
+ * when it had neither) from which tstore_add_triples builds the same store.
+ * For the mirror. 0, -EINVAL (s took tx-steps), -ENOMEM. */
+int tstore_added_triples(const struct tstore *s, cJSON **ret);
+
+/* Give back the spare room of a store that is done growing (the daemon's
+ * server results, kept as they came): arrays and hash tables shrink to fit,
+ * vectors move into one block. Never fails: what cannot move stays. */
+void tstore_trim(struct tstore *s);
 
 /* Apply one mutation's tx-steps with the JS client's transact() semantics
  * (client-semantics.md 1.3-1.5): the create/update mode filter judged against

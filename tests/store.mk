@@ -13,3 +13,8 @@ check_PROGRAMS += test-attrs
 TESTS += test-attrs
 test_attrs_SOURCES = test-attrs.c
 test_attrs_LDADD = $(STORE_LIBS)
+# How triple stores share what they hold (the log of a store, the value table).
+check_PROGRAMS += test-tstore-share
+TESTS += test-tstore-share
+test_tstore_share_SOURCES = test-tstore-share.c
+test_tstore_share_LDADD = $(STORE_LIBS)

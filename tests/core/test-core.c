@@ -1101,6 +1101,76 @@ test_attrs_rewrite(void)
 	core_close(s);
 }
 
+/* The attr id of the add-attr step in transact for etype.label, NULL if none. */
+static const char *
+added_attr_id(const cJSON *transact, const char *etype, const char *label)
+{
+	const cJSON *st;
+
+	cJSON_ArrayForEach(st, json_get(transact, "tx-steps")) {
+		const cJSON *a = cJSON_GetArrayItem(st, 1), *fwd = json_get(a, "forward-identity");
+
+		if (strcmp(cJSON_GetArrayItem(st, 0)->valuestring, "add-attr") == 0 &&
+		    cJSON_IsString(cJSON_GetArrayItem(fwd, 1)) && cJSON_IsString(cJSON_GetArrayItem(fwd, 2)) &&
+		    strcmp(cJSON_GetArrayItem(fwd, 1)->valuestring, etype) == 0 &&
+		    strcmp(cJSON_GetArrayItem(fwd, 2)->valuestring, label) == 0)
+			return json_get_string(a, "id");
+	}
+	return NULL;
+}
+
+/* A write made new attrs here; once confirmed, a result that uses them
+ * arrives before the server sends its attrs again: it shows what it holds
+ * (its store knows the local attrs, as the store of an older result, built
+ * before they were made, does not). */
+static void
+test_result_new_attrs(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *mid = NULL, *result = NULL;
+	const char *id_attr, *body_attr;
+	const cJSON *m, *notes;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	fake_conn_request(p, "{\"op\":\"transact\",\"client-event-id\":\"t1\",\"ops\":"
+	    "[[\"create\",\"notes\",\"" E1 "\",{\"body\":\"hello\"}]]}");
+	fake_turn();
+	mid = queued_id(p, "t1");
+	m = sent_transact(u, mid);
+	id_attr = added_attr_id(m, "notes", "id");
+	body_attr = added_attr_id(m, "notes", "body");
+	CHECK(id_attr && body_attr);
+	if (!id_attr || !body_attr)
+		show("# sent", m);
+	if (asprintf(&result, "[{\"data\":{\"datalog-result\":{\"join-rows\":[[[\"%s\",\"%s\",\"%s\","
+	    "1732700000000],[\"%s\",\"%s\",\"hello\",1732700000001]]]}},\"child-nodes\":[]}]",
+	    E1, id_attr ? id_attr : "?", E1, E1, body_attr ? body_attr : "?") < 0)
+		abort();
+	fake_up_deliverf(u, "{\"op\":\"transact-ok\",\"client-event-id\":\"%s\",\"tx-id\":20}", mid);
+	fake_turn();
+	CHECK(fake_conn_take(p, "transact-ok", "t1") != NULL);
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"q2\",\"q\":{\"notes\":{}}}");
+	fake_turn();
+	answer_add_query(u, "{\"notes\":{}}", 21, result);
+	fake_turn();
+	m = fake_conn_take(p, "add-query-ok", "q2");
+	CHECK(m != NULL);
+	notes = json_get(json_get(m, "data"), "notes");
+	CHECK_INT(cJSON_GetArraySize(notes), 1);
+	CHECK_STR(json_get_string(cJSON_GetArrayItem(notes, 0), "body"), "hello");
+	CHECK_BOOL(m, "has-pending-writes", 0);
+	if (cJSON_GetArraySize(notes) != 1)
+		show("# got", m);
+	fake_conn_free(p);
+	core_close(s);
+}
+
 /* An update of an entity the results show is sent with mode "update"; when a
  * queued delete of that entity follows it, its replay goes without the mode
  * (the delete may already have run), and the delete is sent again after it.
@@ -1515,6 +1585,7 @@ main(void)
 	test_query_rejected();
 	test_storage_full();
 	test_attrs_rewrite();
+	test_result_new_attrs();
 	test_replay_update_delete();
 	test_app_not_found();
 	test_partial_then_full();
