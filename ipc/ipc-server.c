@@ -55,6 +55,11 @@ struct ipc_conn {
 	struct ipc_obuf_list out;
 	size_t out_bytes;		/* unwritten bytes in out */
 
+	/* A virtual conn (ipc_conn_new_virtual) has no socket: what is sent to
+	 * it goes to sink, and its requests come from ipc_conn_deliver. */
+	ipc_sink_fn sink;
+	void *sink_ud;
+
 	bool dead;			/* closing without flush; ignore input, drop output */
 	bool closing_after_flush;	/* no more input; close when out is empty */
 	bool in_rx;			/* inside our RAW_RX handling */
@@ -213,10 +218,18 @@ ipc_set_nonblock(int fd)
 int
 ipc_server_inherited_fd(int *ret_fd)
 {
+	return ipc_server_inherited_fd_named("ipc", true, ret_fd);
+}
+
+int
+ipc_server_inherited_fd_named(const char *name, bool or_single, int *ret_fd)
+{
 	char **names = NULL;
 	int n, fd = -1, r;
 
-	n = sd_listen_fds_with_names(1, &names);
+	/* The environment stays: several listeners are looked up by name
+	 * (ipc_server_forget_inherited clears it). */
+	n = sd_listen_fds_with_names(0, &names);
 	if (n < 0)
 		return n;
 	if (n == 0) {
@@ -224,9 +237,9 @@ ipc_server_inherited_fd(int *ret_fd)
 		return -ENOENT;
 	}
 	for (int i = 0; i < n; i++)
-		if (names != NULL && names[i] != NULL && strcmp(names[i], "ipc") == 0)
+		if (names != NULL && names[i] != NULL && strcmp(names[i], name) == 0)
 			fd = SD_LISTEN_FDS_START + i;
-	if (fd < 0 && n == 1)
+	if (fd < 0 && n == 1 && or_single)
 		fd = SD_LISTEN_FDS_START;
 	if (names != NULL)
 		for (int i = 0; i < n; i++)
@@ -244,6 +257,14 @@ ipc_server_inherited_fd(int *ret_fd)
 		return r;
 	*ret_fd = fd;
 	return 0;
+}
+
+void
+ipc_server_forget_inherited(void)
+{
+	(void)unsetenv("LISTEN_PID");
+	(void)unsetenv("LISTEN_FDS");
+	(void)unsetenv("LISTEN_FDNAMES");
 }
 
 /* ---- output ---- */
@@ -267,6 +288,10 @@ ipc_conn_close(struct ipc_conn *c)
 		return;
 	c->dead = true;
 	ipc_conn_free_output(c);
+	if (c->sink != NULL) {
+		c->sink(c->sink_ud, NULL, 0);	/* the owner frees it later */
+		return;
+	}
 	if (c->wsi == NULL)
 		return;
 	/* Inside our own RX the handler returns -1; elsewhere the wsi may be
@@ -282,6 +307,10 @@ ipc_conn_close_after_flush(struct ipc_conn *c)
 {
 	if (c == NULL || c->dead || c->closing_after_flush)
 		return;
+	if (c->sink != NULL) {	/* nothing is queued: sends reach the sink at once */
+		ipc_conn_close(c);
+		return;
+	}
 	c->closing_after_flush = true;
 	if (c->wsi == NULL)
 		return;
@@ -294,7 +323,11 @@ ipc_conn_send_text(struct ipc_conn *c, const char *json, size_t len)
 {
 	struct ipc_obuf *b;
 
-	if (c->dead || c->wsi == NULL)
+	if (c->dead)
+		return -EPIPE;
+	if (c->sink != NULL)
+		return c->sink(c->sink_ud, json, len);
+	if (c->wsi == NULL)
 		return -EPIPE;
 	if (len + 1 > c->server->lim.max_output ||
 	    c->out_bytes + len + 1 > c->server->lim.max_output) {
@@ -320,7 +353,7 @@ ipc_conn_send(struct ipc_conn *c, const cJSON *msg)
 	char *s;
 	int r;
 
-	if (c->dead || c->wsi == NULL)
+	if (c->dead || (c->wsi == NULL && c->sink == NULL))
 		return -EPIPE;
 	s = cJSON_PrintUnformatted(msg);
 	if (s == NULL)
@@ -502,17 +535,36 @@ ipc_conn_fatal(struct ipc_conn *c, const char *type, const char *message)
 	ipc_conn_close_after_flush(c);
 }
 
+/* A parsed request: checked, then handed to the daemon. */
+static void
+ipc_conn_dispatch(struct ipc_conn *c, const cJSON *msg)
+{
+	struct ipc_server *s = c->server;
+	const cJSON *id;
+	char *err = NULL;
+	int r;
+
+	r = ipc_protocol_check(msg, &err);
+	if (r < 0) {
+		id = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "client-event-id") :
+		    NULL;
+		(void)ipc_conn_send_error(c, cJSON_IsString(id) ? id->valuestring : NULL,
+		    ipc_protocol_error_type(r), err != NULL ? err : "out of memory");
+		free(err);
+		return;
+	}
+	if (s->cb->on_request != NULL)
+		s->cb->on_request(s->ud, c, msg);
+}
+
 static void
 ipc_conn_handle_line(struct ipc_conn *c, const char *line, size_t len)
 {
 	struct ipc_server *s = c->server;
 	const char *end = NULL;
 	cJSON *msg;
-	char *err = NULL;
-	const cJSON *id;
 	char buf[128];
 	size_t i;
-	int r;
 
 	for (i = 0; i < len && ipc_is_space(line[i]); i++)
 		;
@@ -553,18 +605,7 @@ ipc_conn_handle_line(struct ipc_conn *c, const char *line, size_t len)
 		return;
 	}
 
-	r = ipc_protocol_check(msg, &err);
-	if (r < 0) {
-		id = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "client-event-id") :
-		    NULL;
-		(void)ipc_conn_send_error(c, cJSON_IsString(id) ? id->valuestring : NULL,
-		    ipc_protocol_error_type(r), err != NULL ? err : "out of memory");
-		free(err);
-		cJSON_Delete(msg);
-		return;
-	}
-	if (s->cb->on_request != NULL)
-		s->cb->on_request(s->ud, c, msg);
+	ipc_conn_dispatch(c, msg);
 	cJSON_Delete(msg);
 }
 
@@ -888,6 +929,54 @@ ipc_server_free(struct ipc_server *s)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 	}
 	free(s);
+}
+
+int
+ipc_conn_new_virtual(struct ipc_server *s, ipc_sink_fn sink, void *ud, uid_t uid,
+    struct ipc_conn **ret)
+{
+	struct ipc_conn *c;
+
+	if (s == NULL || sink == NULL || ret == NULL)
+		return -EINVAL;
+	if (s->n_conns >= s->lim.max_conns)
+		return -EMFILE;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->server = s;
+	c->id = ++s->next_id;
+	c->uid = uid;
+	c->sink = sink;
+	c->sink_ud = ud;
+	TAILQ_INIT(&c->out);
+	TAILQ_INSERT_TAIL(&s->conns, c, link);
+	s->n_conns++;
+	if (s->cb->on_open != NULL)
+		s->cb->on_open(s->ud, c);
+	*ret = c;
+	return 0;
+}
+
+int
+ipc_conn_deliver(struct ipc_conn *c, const cJSON *msg)
+{
+	if (c == NULL || c->sink == NULL || msg == NULL)
+		return -EINVAL;
+	if (c->dead)
+		return -EPIPE;
+	ipc_conn_dispatch(c, msg);
+	return 0;
+}
+
+void
+ipc_conn_free_virtual(struct ipc_conn *c)
+{
+	if (c == NULL)
+		return;
+	c->dead = true;
+	c->sink = NULL;		/* on_close may still try to send: dropped */
+	ipc_conn_destroy(c);
 }
 
 size_t

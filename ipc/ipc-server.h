@@ -3,6 +3,7 @@
 #ifndef INSTANTD_IPC_SERVER_H
 #define INSTANTD_IPC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -70,6 +71,12 @@ int ipc_server_open_socket(const char *path, int *ret_fd);
 /* The socket-activated listener: the fd named "ipc", or the single one.
  * Made non-blocking. -ENOENT when not socket-activated. */
 int ipc_server_inherited_fd(int *ret_fd);
+/* The socket-activated listener named `name` (FileDescriptorName=), or with
+ * or_single the only one passed. Made non-blocking. -ENOENT when there is
+ * none. The environment is kept for further look-ups: call
+ * ipc_server_forget_inherited() once every listener is taken. */
+int ipc_server_inherited_fd_named(const char *name, bool or_single, int *ret_fd);
+void ipc_server_forget_inherited(void);
 
 /* Serve `listen_fd` (ownership passes to the server, also on failure) on
  * the vhost `vh`, whose protocols include ipc_server_protocols. `lim` may
@@ -103,6 +110,26 @@ void ipc_conn_close(struct ipc_conn *c);
 /* Close after the queued output has been written (used after a fatal
  * protocol error reply). */
 void ipc_conn_close_after_flush(struct ipc_conn *c);
+
+/* Virtual conns: a local-protocol client with no socket of its own (a
+ * protocol adapter inside the daemon). Everything sent to the conn is handed
+ * to sink at once, as one serialised JSON text without '\n' (borrowed for
+ * the call; return 0 or a negative errno, which the sender sees); sink(ud,
+ * NULL, 0) says the daemon closed the conn: the owner must then stop
+ * delivering and free it with ipc_conn_free_virtual() (not from inside the
+ * sink call). A sink must not deliver requests itself. */
+typedef int (*ipc_sink_fn)(void *ud, const char *json, size_t len);
+/* A new conn of server s for a peer the caller has checked to run as uid;
+ * on_open runs before it returns. -EMFILE when the server is at max_conns,
+ * -ENOMEM, -EINVAL. */
+int ipc_conn_new_virtual(struct ipc_server *s, ipc_sink_fn sink, void *ud, uid_t uid,
+    struct ipc_conn **ret);
+/* One request, as if it had arrived on a socket: ipc_protocol_check() then
+ * on_request (a failed check is answered with an error to the sink). msg
+ * is borrowed. -EPIPE once the conn is closed. */
+int ipc_conn_deliver(struct ipc_conn *c, const cJSON *msg);
+/* on_close, then free. NULL-safe. Not from inside this conn's callbacks. */
+void ipc_conn_free_virtual(struct ipc_conn *c);
 
 void ipc_conn_set_data(struct ipc_conn *c, void *data);
 void *ipc_conn_get_data(const struct ipc_conn *c);
