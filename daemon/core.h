@@ -75,6 +75,8 @@ struct listener {
 	bool no_partial;		/* "allow-partial": false: never answered from the whole mirror */
 	uint64_t last_hash;		/* of the last result sent, to skip unchanged ones */
 	lws_sorted_usec_list_t timeout;	/* a query-once's timeout-ms */
+	bool triples;			/* "format": "triples": the optimistic triples, not data */
+	uint64_t attrs_hash;		/* triples: of the attrs last sent with a result (0: none) */
 };
 LIST_HEAD(listener_list, listener);
 

@@ -81,6 +81,8 @@ op_init(struct client *c, enum ipc_op op, const cJSON *msg, const char *ceid)
 	out = reply_new("init-ok", ceid);
 	cJSON_AddNumberToObject(out, "protocol-version", IPC_PROTOCOL_VERSION);
 	cJSON_AddItemToObject(out, "status", profile_status_json(p));
+	if (cJSON_IsTrue(json_get(msg, "with-attrs")))	/* the Instant endpoint's init-ok needs them */
+		cJSON_AddItemToObject(out, "attrs", attrs_to_json(p->attrs));
 	client_send(c, out);
 }
 
@@ -188,6 +190,9 @@ op_add_query(struct client *c, enum ipc_op op, const cJSON *msg, const char *cei
 	l->c = c;
 	l->once = policy;
 	l->no_partial = no_partial;
+	/* ipc_protocol_check allows only "data" and "triples"; a query-once is always data. */
+	l->triples = !once && json_get_string(msg, "format") &&
+	    strcmp(json_get_string(msg, "format"), "triples") == 0;
 	LIST_INSERT_HEAD(&q->listeners, l, by_query);
 	LIST_INSERT_HEAD(&c->listeners, l, by_client);
 	if (timeout_ms > 0)

@@ -14,6 +14,7 @@
 #include "daemon/query.h"
 #include "daemon/upstream.h"
 #include "ipc/ipc-server.h"
+#include "store/attrs.h"
 #include "store/db.h"
 #include "store/instaql.h"
 #include "store/reads.h"
@@ -671,6 +672,138 @@ query_render(struct query *q)
 	q->data_hash = hash_text(hash_text(RESULT_HASH_SEED, q->data_text), q->pi_text);
 }
 
+/* ---- results as triples (the Instant endpoint's adapter asks for them) ---- */
+
+/* Layers one queue entry on a partial answer's union store (there is no
+ * per-query view without a result of its own). */
+struct union_layer {
+	struct tstore *ts;		/* borrowed */
+	int64_t tx_id;			/* the union's oldest processed-tx-id */
+	size_t applied;
+};
+
+static int
+union_layer_add(struct query *q, void *ud, const struct mref *m)
+{
+	struct union_layer *u = ud;
+	int r;
+
+	(void)q;
+	if (m->failed || !instaql_mutation_applies(m->tx_id, u->tx_id))
+		return 0;
+	r = tstore_apply_steps(u->ts, m->steps, NULL);
+	if (r == -ENOMEM)
+		return r;
+	u->applied += r == 0;
+	return 0;
+}
+
+/* The triples q's listeners see: its optimistic view (query_view), or for
+ * a query with no result the whole mirror with the queue layered on it.
+ * *ret is a new array of [e, a, v, t]. */
+static int
+query_view_triples(struct query *q, bool partial, cJSON **ret)
+{
+	struct union_layer u = { 0 };
+	struct tstore *view;
+	int r;
+
+	if (!partial) {
+		r = query_view(q, &view);
+		if (r < 0)
+			return r;
+		*ret = tstore_to_json(view);
+		return *ret ? 0 : -ENOMEM;
+	}
+	r = profile_union_store(q->p, &u.ts, &u.tx_id);
+	if (r < 0)
+		return r;
+	r = profile_queue_each(q->p, union_layer_add, q, &u);
+	if (r == 0 && (*ret = tstore_to_json(u.ts)) == NULL)
+		r = -ENOMEM;
+	tstore_free(u.ts);
+	return r;
+}
+
+/* Send the triples listeners of q what they have not seen: like a data
+ * result (same op, flags and ids) but with "triples" instead of "data", and
+ * "attrs" (the profile's, server plus local) whenever they differ from what
+ * the listener last had. A listener is sent again only when q's render (or
+ * its flags or the attrs) changed: the app evaluates the same query over
+ * these triples, so an unchanged render means an unchanged answer there. */
+static void
+query_push_triples(struct query *q, bool partial, bool pending)
+{
+	_cleanup_json_ cJSON *rows = NULL, *attrs = NULL;
+	_cleanup_free_ char *q_text = NULL, *rows_text = NULL, *pi_text = NULL, *attrs_text = NULL;
+	struct listener *l;
+	bool any = false;
+	uint64_t h, ah;
+	int r;
+
+	LIST_FOREACH(l, &q->listeners, by_query)
+		if (l->triples && (!partial || listener_takes_partial(l)))
+			any = true;
+	if (!any)
+		return;
+	attrs = attrs_to_json(q->p->attrs);
+	if (attrs == NULL || (attrs_text = json_print(attrs)) == NULL) {
+		log_warn("%s: out of memory sending a result", q->p->name);
+		return;
+	}
+	ah = hash_text(RESULT_HASH_SEED, attrs_text);
+	h = hash_text(q->data_hash, q->fresh ? "f" : "c");
+	h = hash_text(h, pending ? "w" : "-");
+	h = hash_text(h, partial ? "p" : "-");
+	LIST_FOREACH(l, &q->listeners, by_query) {
+		_cleanup_free_ char *text = NULL, *ceid = NULL;
+		cJSON tmp = { .type = cJSON_String, .valuestring = l->ceid };
+		bool with_attrs = l->attrs_hash != ah;
+		char ptx[48] = "";
+
+		if (!l->triples || (partial && !listener_takes_partial(l)))
+			continue;
+		if (l->sent_any && l->last_hash == h && !with_attrs)
+			continue;
+		if (rows_text == NULL) {	/* built once per push, for the first that needs it */
+			r = query_view_triples(q, partial, &rows);
+			if (r < 0) {
+				log_warn("%s: building a result's triples failed: %s", q->p->name,
+				    strerror(-r));
+				return;
+			}
+			rows_text = json_print(rows);
+			q_text = json_print(q->q);
+			pi_text = q->page_info && !partial ? json_print(q->page_info) : NULL;
+			if (!rows_text || !q_text || (q->page_info && !partial && !pi_text)) {
+				log_warn("%s: out of memory sending a result", q->p->name);
+				return;
+			}
+		}
+		if (l->ceid && (ceid = json_print(&tmp)) == NULL)
+			continue;
+		if (q->processed_tx_id && !partial)
+			snprintf(ptx, sizeof(ptx), ",\"processed-tx-id\":%" PRId64, q->processed_tx_id);
+		if (asprintf(&text, "{\"op\":\"%s\"%s%s,\"q\":%s,\"triples\":%s%s%s%s%s,"
+		    "\"from-cache\":%s,\"has-pending-writes\":%s,\"partial\":%s%s}",
+		    l->answered ? "refresh-ok" : "add-query-ok", ceid ? ",\"client-event-id\":" : "",
+		    ceid ? ceid : "", q_text, rows_text, pi_text ? ",\"page-info\":" : "",
+		    pi_text ? pi_text : "", with_attrs ? ",\"attrs\":" : "", with_attrs ? attrs_text : "",
+		    q->fresh ? "false" : "true", pending ? "true" : "false", partial ? "true" : "false",
+		    ptx) < 0) {
+			text = NULL;
+			continue;
+		}
+		r = ipc_conn_send_text(l->c->conn, text, strlen(text));
+		if (r < 0 && r != -ENOBUFS)
+			log_debug("send to program failed: %s", strerror(-r));
+		l->answered = true;
+		l->sent_any = true;
+		l->last_hash = h;
+		l->attrs_hash = ah;
+	}
+}
+
 /* Send each listener what it has not seen yet: the first answer, or a
  * refresh when the result (or its flags) changed; q is rendered again only
  * if its inputs changed. A query with no result yet is answered, partial,
@@ -691,11 +824,14 @@ query_push(struct query *q)
 		return;
 	if (q->stale || !q->rendered || q->rendered_partial != partial)
 		query_render(q);
+	pending = partial ? q->rendered_pending : q->n_aff > 0;
+	query_push_triples(q, partial, pending);
 	if (q->render_r < 0) {
 		/* Each listener is told once per distinct error; a query-once is done. */
 		for (l = LIST_FIRST(&q->listeners); l; l = next) {
 			next = LIST_NEXT(l, by_query);
-			if ((partial && !listener_takes_partial(l)) || (l->sent_any && l->last_hash == q->data_hash))
+			if (l->triples || (partial && !listener_takes_partial(l)) ||
+			    (l->sent_any && l->last_hash == q->data_hash))
 				continue;
 			client_error(l->c, l->ceid, q->render_r == -EINVAL ? "invalid-query" : "internal",
 			    "%s", q->render_err ? q->render_err : strerror(-q->render_r));
@@ -709,7 +845,6 @@ query_push(struct query *q)
 		query_maybe_release(q);
 		return;
 	}
-	pending = partial ? q->rendered_pending : q->n_aff > 0;
 	h = hash_text(q->data_hash, q->fresh ? "f" : "c");
 	h = hash_text(h, pending ? "w" : "-");
 	h = hash_text(h, partial ? "p" : "-");
@@ -718,7 +853,7 @@ query_push(struct query *q)
 		const char *op;
 
 		next = LIST_NEXT(l, by_query);
-		if (partial && !listener_takes_partial(l))
+		if (l->triples || (partial && !listener_takes_partial(l)))
 			continue;
 		if (l->once) {
 			if (l->once == ONCE_NETWORK_ONLY && !q->fresh)

@@ -215,6 +215,7 @@ check_sign_in(const cJSON *msg, const char *name, char **ret_err)
 static const char *const policies[] = {
 	IPC_POLICY_CACHE_FIRST, IPC_POLICY_NETWORK_ONLY, IPC_POLICY_CACHE_ONLY, NULL,
 };
+static const char *const result_formats[] = { "data", "triples", NULL };
 static const char *const sign_in_methods[] = { "magic-code", "guest", "token", NULL };
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 
@@ -228,9 +229,11 @@ static const struct ipc_op_spec ipc_ops[_IPC_OP_MAX] = {
 		OPT("profile", F_STRING),
 		{ .key = "app-id", .type = F_STRING, .unless = "profile" },
 		OPT("server", F_STRING), OPT("api-uri", F_STRING), OPT("refresh-token", F_STRING),
-		OPT("client-name", F_STRING), OPT("protocol-version", F_NUMBER)) },
+		OPT("client-name", F_STRING), OPT("protocol-version", F_NUMBER),
+		OPT("with-attrs", F_BOOL)) },
 	[IPC_OP_ADD_QUERY] = { IPC_OP_NAME_ADD_QUERY, true, FIELDS(
-		REQ("q", F_OBJECT), OPT("allow-partial", F_BOOL)) },
+		REQ("q", F_OBJECT), OPT("allow-partial", F_BOOL),
+		{ .key = "format", .type = F_STRING, .one_of = result_formats }) },
 	[IPC_OP_REMOVE_QUERY] = { IPC_OP_NAME_REMOVE_QUERY, true, FIELDS(
 		OPT("q", F_OBJECT)), check_remove_query },
 	[IPC_OP_QUERY_ONCE] = { IPC_OP_NAME_QUERY_ONCE, true, FIELDS(
