@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "daemon/config.h"
 #include "daemon/log.h"
@@ -172,6 +174,8 @@ config_free(struct instantd_config *c)
 	free(c->server);
 	free(c->api_uri);
 	free(c->ca_file);
+	free(c->instant_listen);
+	free(c->instant_allowed_origins);
 	free(c);
 	return NULL;
 }
@@ -320,6 +324,50 @@ config_parse_ca_file(const struct config_ctx *x, const char *v, char **ret)
 static const char *const config_ws_schemes[] = { "wss://", "ws://", NULL };
 static const char *const config_http_schemes[] = { "https://", "http://", NULL };
 
+/* instant-listen: a numeric loopback address and a port, "127.0.0.1:8765" or
+ * "[::1]:8765" (0 picks a free port). Anything else would let other hosts in. */
+static int
+config_parse_listen(const struct config_ctx *x, const char *v, char **ret)
+{
+	const char *colon = strrchr(v, ':');
+	char host[64], *end;
+	unsigned char addr[16];
+	unsigned long port;
+	size_t hl;
+	bool loopback = false;
+
+	if (colon == NULL || colon == v)
+		goto bad;
+	hl = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hl < 3 || v[hl - 1] != ']' || hl - 2 >= sizeof(host))
+			goto bad;
+		memcpy(host, v + 1, hl - 2);
+		host[hl - 2] = '\0';
+		loopback = inet_pton(AF_INET6, host, addr) == 1 &&
+		    IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)addr);
+	} else {
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, v, hl);
+		host[hl] = '\0';
+		loopback = inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (!isdigit((unsigned char)colon[1]) || *end != '\0' || errno != 0 || port > 65535)
+		goto bad;
+	if (!loopback)
+		return config_errorf(x, -EINVAL, "instant-listen: '%s' is not a loopback address "
+		    "(the endpoint serves this machine only: use 127.0.0.1:PORT or [::1]:PORT)", host);
+	if ((*ret = strdup(v)) == NULL)
+		return config_errorf(x, -ENOMEM, "out of memory");
+	return 0;
+bad:
+	return config_errorf(x, -EINVAL, "instant-listen: '%s' is not ADDRESS:PORT (for example "
+	    "127.0.0.1:8765)", v);
+}
+
 /* Replace *field with a fresh value. */
 static void
 config_replace(char **field, char *v)
@@ -404,6 +452,14 @@ config_set_global(struct instantd_config *c, const struct config_ctx *x,
 		if ((r = config_parse_url(x, key, v, config_http_schemes, &s)) < 0)
 			return r;
 		config_replace(&c->api_uri, s);
+	} else if (strcmp(key, "instant-listen") == 0) {
+		if ((r = config_parse_listen(x, v, &s)) < 0)
+			return r;
+		config_replace(&c->instant_listen, s);
+	} else if (strcmp(key, "instant-allowed-origins") == 0) {
+		if ((s = strdup(v)) == NULL)
+			return config_errorf(x, -ENOMEM, "out of memory");
+		config_replace(&c->instant_allowed_origins, s);
 	} else if (strcmp(key, "log-level") == 0) {
 		if (log_level_from_string(v, &r) < 0)
 			return config_errorf(x, -EINVAL, "log-level: unknown level '%s' (expected "
@@ -495,7 +551,7 @@ static const char *const config_global_keys[] = {
 	"max-message-bytes", "max-json-depth", "max-output-bytes", "max-connections",
 	"max-subscriptions-per-connection", "cache-budget-bytes", "max-database-bytes", "backoff-base-ms",
 	"backoff-cap-ms", "ping-interval", "idle-timeout", "transact-timeout",
-	"unsubscribe-grace-ms", "connect-timeout", NULL,
+	"unsubscribe-grace-ms", "connect-timeout", "instant-listen", "instant-allowed-origins", NULL,
 };
 static const char *const config_profile_keys[] = {
 	"app-id", "server", "api-uri", "token-file", "ca-file", NULL,

@@ -41,6 +41,8 @@ struct instantd_config {
 	char *api_uri;		/* api-uri: HTTP base for auth */
 	char *ca_file;		/* ca-file: NULL = system store */
 	int log_level;		/* log-level as a syslog priority, LOG_ERR..LOG_DEBUG */
+	char *instant_listen;	/* instant-listen: loopback "HOST:PORT" for the Instant endpoint, NULL = off */
+	char *instant_allowed_origins;	/* instant-allowed-origins: Origin values let in, NULL = none */
 
 	size_t max_message_bytes;		/* 16 MiB */
 	int max_json_depth;			/* 64 */
