@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include "daemon/auth.h"
+#include "daemon/endpoint.h"
 #include "daemon/fsutil.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
@@ -33,6 +34,7 @@ struct daemon {
 	int verbose;
 	struct sync *sync;		/* owned */
 	struct ipc_server *ipc;		/* owned */
+	struct endpoint *ep;		/* owned: the Instant endpoint */
 	struct ipc_callbacks ipc_cb;	/* sync's, with the daemon's own ops in front */
 	int sigfd;			/* owned by lws once adopted */
 	lws_sorted_usec_list_t watchdog;
@@ -69,7 +71,9 @@ usage(FILE *f)
 	    "  -V, --version         show the version and exit\n"
 	    "\n"
 	    "Programs talk to it with newline-delimited JSON on the socket: see instantctl(1),\n"
-	    "libinstantd and the protocol reference. Under systemd it runs as the user unit\n"
+	    "libinstantd and the protocol reference. Unmodified @instantdb/core apps connect to\n"
+	    "instant.sock beside the socket (or instant-listen) with the Instant protocol.\n"
+	    "Under systemd it runs as the user unit\n"
 	    "instantd.service with socket activation (instantd.socket).\n"
 	    "\n"
 	    "Signals: SIGTERM/SIGINT stop cleanly (exit 0); SIGHUP reloads the configuration.\n"
@@ -85,6 +89,8 @@ print_config(FILE *f, const struct instantd_config *c)
 		{ "socket", c->socket_path }, { "state-dir", c->state_dir },
 		{ "server", c->server }, { "api-uri", c->api_uri }, { "ca-file", c->ca_file },
 		{ "log-level", log_level_to_string(c->log_level) },
+		{ "instant-listen", c->instant_listen },
+		{ "instant-allowed-origins", c->instant_allowed_origins },
 	};
 	const struct { const char *key; long long val; const char *unit; } nums[] = {
 		{ "max-message-bytes", (long long)c->max_message_bytes, "" },
@@ -272,6 +278,8 @@ static const struct restart_key {
 	{ "socket", KEY_STR, offsetof(struct instantd_config, socket_path) },
 	{ "state-dir", KEY_STR, offsetof(struct instantd_config, state_dir) },
 	{ "ca-file", KEY_STR, offsetof(struct instantd_config, ca_file) },
+	{ "instant-listen", KEY_STR, offsetof(struct instantd_config, instant_listen) },
+	{ "instant-allowed-origins", KEY_STR, offsetof(struct instantd_config, instant_allowed_origins) },
 	{ "max-message-bytes", KEY_SIZE, offsetof(struct instantd_config, max_message_bytes) },
 	{ "max-output-bytes", KEY_SIZE, offsetof(struct instantd_config, max_output_bytes) },
 	{ "max-json-depth", KEY_INT, offsetof(struct instantd_config, max_json_depth) },
@@ -602,6 +610,23 @@ run(void)
 		log_error("cannot serve the socket: %s", strerror(-r));
 		return 1;
 	}
+	{
+		_cleanup_free_ char *dir = dir_of(D.cfg->socket_path), *path = NULL;
+		struct endpoint_options eo = {
+			.tcp_listen = D.cfg->instant_listen,
+			.allowed_origins = D.cfg->instant_allowed_origins,
+		};
+
+		if (dir == NULL || asprintf(&path, "%s/instant.sock", dir) < 0) {
+			log_error("out of memory");
+			return 1;
+		}
+		eo.unix_path = path;
+		r = endpoint_new(D.ctx, D.ipc, &eo, &D.ep);
+		if (r < 0)
+			return 1;	/* endpoint_new said why */
+		ipc_server_forget_inherited();
+	}
 	fdu.filefd = D.sigfd;
 	if (!lws_adopt_descriptor_vhost(D.vh, LWS_ADOPT_RAW_FILE_DESC, fdu, "signals", NULL)) {
 		log_error("cannot watch signals");
@@ -625,6 +650,8 @@ run(void)
 	lws_sul_cancel(&D.watchdog);
 	lws_sul_cancel(&D.status);
 	lws_sul_cancel(&D.stop_deadline);
+	endpoint_free(D.ep);
+	D.ep = NULL;
 	ipc_server_free(D.ipc);
 	D.ipc = NULL;
 	sync_free(D.sync);
