@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { startMock, spawnPeer, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, FAST_CONFIG, check, equalJSON, scenario, waitFor, tmpdir } from './lib.mjs';
+import { Client, Daemon, INSTANTCTL, check, equalJSON, run, scenario, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 
@@ -93,6 +93,91 @@ await scenario('through instantd over the Unix socket: same results as straight 
 	await direct.close();
 	await local.close();
 }, { daemons: [daemon] });
+
+// The daemon's view of the profile, over its NDJSON socket.
+async function ndjson(d) {
+	const c = await new Client(d.socket).connect();
+	await c.init(APP);
+	return c;
+}
+
+await scenario('a write the server rejects is rolled back in the app\'s results and listed by instantctl mutations', async () => {
+	const local = await peerOf(viaDaemon(daemon, mock));
+	const Q = { projects: {} };
+	local.send({ cmd: 'subscribe', id: 'r', q: Q });
+	await local.waitFor((e) => e.ev === 'query' && e.id === 'r' && e.data, { what: 'first result' });
+	await mock.ctl('reject-transacts', { count: 1, match: { contains: 'rejected by the server' } });
+	const pid = randomUUID();
+	const mark = local.mark();
+	local.send({ cmd: 'transact', id: 'bad', ops: [['projects', pid, 'update', { name: 'rejected by the server' }]] });
+	const tx = await local.waitFor((e) => e.ev === 'tx' && e.id === 'bad', { what: 'transact-ok (durable)' });
+	check(tx.status === 'synced', `acknowledged once durable: ${JSON.stringify(tx)}`);
+	await local.waitFor((e) => e.ev === 'query' && e.id === 'r' && e.data.projects.some((p) => p.id === pid),
+		{ what: 'the write shows at once', from: mark });
+	await local.waitFor((e) => e.ev === 'query' && e.id === 'r' && !e.data.projects.some((p) => p.id === pid),
+		{ what: 'the rollback after the rejection', from: mark, timeout: 20000 });
+	const r = await run(INSTANTCTL, ['--socket', daemon.socket, '--json', 'mutations'],
+		{ env: { ...process.env, INSTANT_APP_ID: APP } });
+	const failed = JSON.parse(r.stdout).mutations.filter((m) => m.state === 'failed');
+	check(failed.some((m) => JSON.stringify(m['tx-steps']).includes('rejected by the server') &&
+		m.origin === 'instant-endpoint'), `instantctl mutations lists it: ${r.stdout}`);
+	await local.close();
+}, { daemons: [daemon] });
+
+await scenario('offline: a new app gets cached results, writes; kill -9 loses none; they land in order', async () => {
+	const Q = { projects: { tasks: {} } };
+	const n = await ndjson(daemon);
+	// The query is in the mirror (it was subscribed above).
+	await waitFor(async () => (await n.request({ op: 'query-once', q: Q, policy: 'cache-only', 'allow-partial': false })).op === 'query-ok',
+		'the query in the mirror');
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	await waitFor(async () => (await n.request({ op: 'status' })).status.state === 'backoff', 'the daemon offline');
+	n.close();
+
+	const local = await peerOf(viaDaemon(daemon, mock));
+	await local.waitFor((e) => e.ev === 'status' && e.status === 'authenticated', { what: 'init-ok while offline' });
+	local.send({ cmd: 'subscribe', id: 'o', q: Q });
+	const cached = await local.waitFor((e) => e.ev === 'query' && e.id === 'o' && e.data, { what: 'cached result' });
+	const p2 = cached.data.projects.find((p) => p.name === 'through instantd');
+	check(p2, `cached result: ${JSON.stringify(cached.data)}`);
+	const t9 = randomUUID();
+	const writes = [
+		[['projects', p2.id, 'update', { name: 'off-1' }]],
+		[['tasks', t9, 'update', { title: 'offline task' }], ['projects', p2.id, 'link', { tasks: t9 }], ['projects', p2.id, 'update', { name: 'off-2' }]],
+		[['projects', p2.id, 'update', { name: 'off-3' }]],
+	];
+	for (const [i, ops] of writes.entries()) {
+		local.send({ cmd: 'transact', id: `off${i}`, ops });
+		const tx = await local.waitFor((e) => e.ev === 'tx' && e.id === `off${i}`, { what: `offline write ${i}` });
+		check(tx.status === 'synced', `offline write ${i} acknowledged: ${JSON.stringify(tx)}`);
+	}
+	await local.waitFor((e) => e.ev === 'query' && e.id === 'o' && e.data.projects.some((p) => p.name === 'off-3' &&
+		p.tasks.some((t) => t.title === 'offline task')), { what: 'the offline writes in the results' });
+
+	await daemon.kill9();
+	const mark = local.mark();
+	await daemon.start();
+	// The app reconnects by itself; the restarted daemon still shows every acknowledged write.
+	await local.waitFor((e) => e.ev === 'status' && e.status === 'authenticated', { what: 'reconnected', from: mark, timeout: 30000 });
+	const fresh = await peerOf(viaDaemon(daemon, mock));
+	fresh.send({ cmd: 'subscribe', id: 'f', q: Q });
+	const again = await fresh.waitFor((e) => e.ev === 'query' && e.id === 'f' && e.data, { what: 'result after the restart' });
+	check(again.data.projects.some((p) => p.name === 'off-3' && p.tasks.some((t) => t.title === 'offline task')),
+		`after kill -9: ${JSON.stringify(again.data)}`);
+	await fresh.close();
+
+	const seq = (await mock.ctl('frames', { dir: 'in', op: 'transact', limit: 20000 })).seq;
+	await mock.ctl('refuse', { ms: 0 });
+	const direct = await peerOf(mock);
+	direct.send({ cmd: 'subscribe', id: 'd', q: Q });
+	await direct.waitFor((e) => e.ev === 'query' && e.id === 'd' && e.data?.projects.some((p) => p.name === 'off-3' &&
+		p.tasks.some((t) => t.title === 'offline task')), { what: 'the writes on the server', timeout: 30000 });
+	const frames = (await mock.ctl('frames', { dir: 'in', op: 'transact', after: seq, limit: 20000 })).frames;
+	const order = frames.map((f) => JSON.stringify(f.msg['tx-steps']).match(/off-\d/)?.[0]).filter(Boolean);
+	check(order.slice(0, 3).join() === 'off-1,off-2,off-3', `sent in order: ${order.join()}`);
+	await direct.close();
+	await local.close();
+}, { daemons: [daemon], timeoutMs: 180000 });
 
 for (const p of peers) await p.close();
 await daemon.stop();
