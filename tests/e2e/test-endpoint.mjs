@@ -94,6 +94,55 @@ await scenario('through instantd over the Unix socket: same results as straight 
 	await local.close();
 }, { daemons: [daemon] });
 
+// How many upstream subscriptions the mock holds for q, over all its sessions.
+async function upstreamSubs(q) {
+	const { sessions } = await mock.ctl('sessions');
+	return sessions.reduce((n, s) => n + s.queries.filter((x) => equalJSON(x, q)).length, 0);
+}
+
+await scenario('two apps share one upstream subscription; remove-query ends it', async () => {
+	const Q = { tasks: { $: { where: { title: 'js task' } } }, projects: {} };
+	const a = await peerOf(viaDaemon(daemon, mock));
+	const b = await peerOf(viaDaemon(daemon, mock));
+	a.send({ cmd: 'subscribe', id: 's', q: Q });
+	b.send({ cmd: 'subscribe', id: 's', q: Q });
+	const ra = await a.waitFor((e) => e.ev === 'query' && e.id === 's' && e.data, { what: 'A result' });
+	const rb = await b.waitFor((e) => e.ev === 'query' && e.id === 's' && e.data, { what: 'B result' });
+	check(equalJSON(norm(ra.data), norm(rb.data)) && ra.data.tasks.length === 1, `same result: ${JSON.stringify(ra.data)}`);
+	await waitFor(async () => (await upstreamSubs(Q)) === 1, 'one upstream subscription');
+	check((await upstreamSubs(Q)) === 1, 'still one');
+	a.send({ cmd: 'unsubscribe', id: 's' });
+	b.send({ cmd: 'unsubscribe', id: 's' });
+	await waitFor(async () => (await upstreamSubs(Q)) === 0, 'the upstream subscription removed');
+	await a.close();
+	await b.close();
+}, { daemons: [daemon] });
+
+await scenario('presence, rooms and broadcast: an app through instantd and a direct client see each other', async () => {
+	const local = await peerOf(viaDaemon(daemon, mock));
+	const direct = await peerOf(mock);
+	local.send({ cmd: 'join', room: 'r1', presence: { name: 'local' }, topics: ['emoji'] });
+	direct.send({ cmd: 'join', room: 'r1', presence: { name: 'direct' }, topics: ['emoji'] });
+	await direct.waitFor((e) => e.ev === 'presence' && e.room === 'r1' &&
+		Object.values(e.peers || {}).some((p) => p.name === 'local'), { what: 'the direct client sees the app' });
+	const lp = await local.waitFor((e) => e.ev === 'presence' && e.room === 'r1' &&
+		Object.values(e.peers || {}).some((p) => p.name === 'direct'), { what: 'the app sees the direct client' });
+	check(!Object.values(lp.peers).some((p) => p.name === 'local'), `the app is not its own peer: ${JSON.stringify(lp)}`);
+	local.send({ cmd: 'presence', room: 'r1', data: { name: 'local', typing: true } });
+	await direct.waitFor((e) => e.ev === 'presence' && Object.values(e.peers || {}).some((p) => p.name === 'local' && p.typing),
+		{ what: 'a presence update through instantd' });
+	local.send({ cmd: 'broadcast', room: 'r1', topic: 'emoji', data: { e: 'from local' } });
+	await direct.waitFor((e) => e.ev === 'broadcast' && e.data?.e === 'from local', { what: 'the app\'s broadcast' });
+	direct.send({ cmd: 'broadcast', room: 'r1', topic: 'emoji', data: { e: 'from direct' } });
+	await local.waitFor((e) => e.ev === 'broadcast' && e.data?.e === 'from direct', { what: 'a broadcast to the app' });
+	// The app goes away (its connection to instantd closes): its peer leaves the room.
+	const mark = direct.mark();
+	await local.close();
+	await direct.waitFor((e) => e.ev === 'presence' && !Object.values(e.peers || {}).some((p) => p.name === 'local'),
+		{ what: 'the app left', from: mark });
+	await direct.close();
+}, { daemons: [daemon] });
+
 // The daemon's view of the profile, over its NDJSON socket.
 async function ndjson(d) {
 	const c = await new Client(d.socket).connect();
