@@ -20,7 +20,8 @@ E2E_TESTS = \
 	e2e/test-auth-faults.mjs \
 	e2e/test-partial.mjs \
 	e2e/test-incremental.mjs \
-	e2e/test-endpoint.mjs
+	e2e/test-endpoint.mjs \
+	e2e/test-endpoint-tcp.mjs
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 
