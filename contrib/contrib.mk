@@ -3,7 +3,7 @@
 
 # The service names the installed binary, so it is generated with the final bindir.
 systemduserunit_DATA = instantd.service
-dist_systemduserunit_DATA = instantd.socket
+dist_systemduserunit_DATA = instantd.socket instantd-instant.socket
 EXTRA_DIST += instantd.service.in
 CLEANFILES = instantd.service
 instantd.service: $(srcdir)/instantd.service.in Makefile

@@ -14,6 +14,7 @@ command -v systemd-analyze >/dev/null 2>&1 ||
 	fail "systemd-analyze not found (install the Debian package systemd)"
 service=$top_builddir/contrib/instantd.service
 socket=$top_srcdir/contrib/instantd.socket
+isocket=$top_srcdir/contrib/instantd-instant.socket
 binary=$top_builddir/daemon/instantd
 [ -f "$service" ] || fail "$service is missing: run make in contrib/ first"
 [ -x "$binary" ] || fail "$binary is missing: run make in daemon/ first"
@@ -31,6 +32,7 @@ chmod 700 "$tmp/runtime"
 sed "s|^ExecStart=.*|ExecStart=$(cd "$(dirname "$binary")" && pwd)/instantd|" "$service" \
 	> "$tmp/units/instantd.service"
 cp "$socket" "$tmp/units/instantd.socket"
+cp "$isocket" "$tmp/units/instantd-instant.socket"
 cp "$top_srcdir/contrib/man/instantctl.1" "$tmp/man/man1/"
 cp "$top_srcdir/contrib/man/instantd.conf.5" "$tmp/man/man5/"
 cp "$top_srcdir/contrib/man/instantd.8" "$tmp/man/man8/"
@@ -39,7 +41,8 @@ cp "$top_srcdir/contrib/man/instantd.8" "$tmp/man/man8/"
 # check cannot pass, so then the units are verified without that one line.
 if ! command -v man >/dev/null 2>&1; then
 	echo "units: man(1) not found: verifying without the Documentation= lines" >&2
-	sed -i '/^Documentation=/d' "$tmp/units/instantd.service" "$tmp/units/instantd.socket"
+	sed -i '/^Documentation=/d' "$tmp/units/instantd.service" "$tmp/units/instantd.socket" \
+		"$tmp/units/instantd-instant.socket"
 fi
 
 # --user needs only XDG_RUNTIME_DIR (for %t), not a running user manager; it
@@ -49,7 +52,8 @@ fi
 	cd "$tmp/units"
 	XDG_RUNTIME_DIR=$tmp/runtime XDG_CONFIG_HOME=$tmp/config MANPATH=$tmp/man \
 	SYSTEMD_LOG_LEVEL=notice \
-		systemd-analyze --user verify "$tmp/units/instantd.socket" "$tmp/units/instantd.service"
+		systemd-analyze --user verify "$tmp/units/instantd.socket" "$tmp/units/instantd-instant.socket" \
+			"$tmp/units/instantd.service"
 ) >"$tmp/verify.out" 2>&1 || { cat "$tmp/verify.out" >&2; fail "systemd-analyze --user verify failed"; }
 if [ -s "$tmp/verify.out" ]; then
 	cat "$tmp/verify.out" >&2
@@ -78,6 +82,11 @@ for line in 'ListenStream=%t/instantd/socket' 'SocketMode=0600' 'DirectoryMode=0
 	'FileDescriptorName=ipc' 'WantedBy=sockets.target'; do
 	need "$socket" "$line"
 done
+for line in 'ListenStream=%t/instantd/instant.sock' 'SocketMode=0600' 'DirectoryMode=0700' \
+	'FileDescriptorName=instant' 'Service=instantd.service'; do
+	need "$isocket" "$line"
+done
+need "$tmp/units/instantd.service" 'Sockets=instantd.socket instantd-instant.socket'
 # Settings that need namespaces do not work in user units (systemd.exec(5)).
 if grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|ReadWritePaths|ProtectKernel[A-Za-z]*|PrivateNetwork|RemoveOnStop)=' \
 	"$tmp/units/instantd.service" "$socket"; then

@@ -2,10 +2,12 @@
 // websocketURI points at instantd (Unix socket as ws+unix:, or loopback TCP) gets the same
 // results as one connected straight to the mock, starts and writes offline, and its writes
 // survive kill -9 of the daemon.
+import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { startMock, spawnPeer, DEFAULT_APP_ID } from '../mock/harness.mjs';
-import { Client, Daemon, INSTANTCTL, check, equalJSON, run, scenario, waitFor } from './lib.mjs';
+import { Client, Daemon, INSTANTCTL, INSTANTD, check, equalJSON, run, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const APP = DEFAULT_APP_ID;
 
@@ -227,6 +229,31 @@ await scenario('offline: a new app gets cached results, writes; kill -9 loses no
 	await direct.close();
 	await local.close();
 }, { daemons: [daemon], timeoutMs: 180000 });
+
+await scenario('socket activation: the listener named "instant" serves the app', async () => {
+	const dir = tmpdir();
+	const sock = path.join(dir, 'ipc.sock'), isock = path.join(dir, 'instant.sock');
+	const env = { ...process.env, XDG_RUNTIME_DIR: dir, XDG_STATE_HOME: path.join(dir, 'state'),
+		XDG_CONFIG_HOME: path.join(dir, 'config') };
+	delete env.NOTIFY_SOCKET;
+	const act = spawn('systemd-socket-activate', ['-l', sock, '-l', isock, '--fdname=ipc:instant', INSTANTD,
+		'--state-dir', path.join(dir, 'state'), '--server', mock.url], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+	let err = '';
+	act.stderr.on('data', (d) => { err += d.toString(); });
+	try {
+		await waitFor(() => fs.existsSync(isock), 'the activation socket');
+		const local = await peerOf({ url: `ws+unix://${isock}:/runtime/session`, apiURI: mock.apiURI });
+		local.send({ cmd: 'subscribe', id: 'a', q: { projects: {} } });
+		const r = await local.waitFor((e) => e.ev === 'query' && e.id === 'a' && e.data?.projects.length, { what: 'a result' });
+		check(r.data.projects.some((p) => p.name === 'off-3'), `the activated daemon serves it: ${JSON.stringify(r.data)}`);
+		check(!fs.existsSync(path.join(dir, 'instantd', 'instant.sock')), 'it used the inherited socket, not its own');
+		await local.close();
+	} finally {
+		act.kill('SIGTERM');
+		await new Promise((r) => act.once('exit', r));
+	}
+	check(!/error/.test(err), `no error: ${err.slice(-500)}`);
+}, { daemons: [daemon] });
 
 for (const p of peers) await p.close();
 await daemon.stop();
