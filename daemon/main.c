@@ -622,9 +622,12 @@ run(void)
 			return 1;
 		}
 		eo.unix_path = path;
+		/* Local programs are served even without it (say, socket-activated
+		 * with the "ipc" listener only and no runtime directory). */
 		r = endpoint_new(D.ctx, D.ipc, &eo, &D.ep);
 		if (r < 0)
-			return 1;	/* endpoint_new said why */
+			log_warn("the Instant endpoint is off (see the error above); local programs "
+			    "are served");
 		ipc_server_forget_inherited();
 	}
 	fdu.filefd = D.sigfd;
