@@ -229,6 +229,21 @@ test_every_key(void)
 	CHECK_INT(c->transact_timeout_s, 9);
 	CHECK_INT(config_set(c, "connect-timeout", "3s", &err), 0);
 	CHECK_INT(c->connect_timeout_s, 3);
+	/* The Instant endpoint's TCP listener: off by default, loopback only. */
+	CHECK(c->instant_listen == NULL && c->instant_allowed_origins == NULL);
+	CHECK_INT(config_set(c, "instant-listen", "127.0.0.1:8765", &err), 0);
+	CHECK_STR(c->instant_listen, "127.0.0.1:8765");
+	CHECK_INT(config_set(c, "instant-listen", "[::1]:0", &err), 0);
+	CHECK_STR(c->instant_listen, "[::1]:0");
+	CHECK(config_set(c, "instant-listen", "0.0.0.0:8765", &err) < 0);
+	CHECK(err != NULL && strstr(err, "not a loopback address") != NULL);
+	CHECK(config_set(c, "instant-listen", "10.0.0.1:8765", &err) < 0);
+	CHECK(config_set(c, "instant-listen", "localhost:8765", &err) < 0);
+	CHECK(config_set(c, "instant-listen", "127.0.0.1:65536", &err) < 0);
+	CHECK(config_set(c, "instant-listen", "127.0.0.1", &err) < 0);
+	CHECK_STR(c->instant_listen, "[::1]:0");	/* a refused value changes nothing */
+	CHECK_INT(config_set(c, "instant-allowed-origins", "http://localhost:5173 app://x", &err), 0);
+	CHECK_STR(c->instant_allowed_origins, "http://localhost:5173 app://x");
 	CHECK_INT(c->unsubscribe_grace_ms, 0);
 	CHECK_INT(c->n_profiles, 2);
 	p = config_find_profile(c, "work");
