@@ -25,4 +25,4 @@ example_watch_SOURCES = example-watch.c
 example_watch_LDADD = libinstantd.la $(CJSON_LIBS)
 
 # The protocol reference (installed and distributed).
-dist_doc_DATA = PROTOCOL.md
+dist_doc_DATA = PROTOCOL.md ENDPOINT.md
