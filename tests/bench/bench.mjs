@@ -169,6 +169,7 @@ class Program {
 
 // ---- the JS client process ----
 
+// target: the mock ({url, apiURI}), or instantd's Instant endpoint with the mock's apiURI.
 async function startJS(mock) {
 	const t0 = now();
 	const proc = spawn(NODE, [path.join(here, 'js-client.mjs'), mock.url, mock.apiURI, APP],
@@ -266,6 +267,7 @@ const TARGETS = {
 	'e': ['≤ 1.5× e-nosubs and ≤ 0.1× JS', both(ratioTo('e-nosubs', 1.5), jsRatio(0.1))],
 	'd-16': ['≥ 20,000 writes/s', abs(20000, 'higher')],
 	'g': ['≤ 50 ms', abs(50)],
+	'i-b-p50': ['≤ 1.2× JS direct', jsRatio(1.2)],
 };
 function judge(r) {
 	const t = TARGETS[r.key];
@@ -583,6 +585,47 @@ if (want('h')) {
 	await js.cmd({ cmd: 'unsubscribe' }, 'unsubscribed');
 }
 
+// i. the unmodified JS client through instantd's Instant endpoint (websocketURI on instant.sock)
+if (want('i')) {
+	log('i: the JS client through the Instant endpoint');
+	const via = { url: `ws+unix://${path.join(path.dirname(daemon.socket), 'instant.sock')}:/runtime/session`,
+		apiURI: mock.apiURI };
+	const ji = await startJS(via);
+	// Both clients on their own id: with --only the earlier phases did not subscribe the direct one.
+	await ji.cmd({ cmd: 'subscribe', qs: [['ismall', smallQ('j')]] }, 'subscribed');
+	await js.cmd({ cmd: 'subscribe', qs: [['ismall', smallQ('j')]] }, 'subscribed');
+	// i-b: a server write until the client sees it, through instantd and straight from the mock, alternating.
+	const it = [];
+	const jt = [];
+	for (let i = 0; i < (QUICK ? 10 : 40); i++) {
+		for (const [c, out] of [[ji, it], [js, jt]]) {
+			const mk = `upstream-i-${i}-${randomUUID()}`;
+			await c.cmd({ cmd: 'expect', id: 'ismall', marker: mk }, 'expecting');
+			const seen = c.waitEv('seen');
+			const t0 = now();
+			await mock.ctl('transact', { 'tx-steps': [['add-triple', side.j.book, BOOK_TITLE, mk]] });
+			out.push(ms(t0, BigInt((await seen).t)));
+		}
+	}
+	row('i-b-p50', 'server write → JS client sees it, p50 (instantd: through the Instant endpoint; JS: direct)',
+		pct(it, 50), pct(jt, 50), 'ms');
+	await ji.exit();
+	// i-cold: a new JS process while the server is unreachable, until its first result: through
+	// instantd from the mirror; straight to the server it never gets one.
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	const ct = [];
+	for (let i = 0; i < (QUICK ? 3 : 7); i++) {
+		const t0 = now();
+		const c = await startJS(via);
+		await c.cmd({ cmd: 'subscribe', qs: [['small', smallQ('j')]] }, 'subscribed');
+		ct.push(ms(t0, now()));
+		await c.exit();
+	}
+	await mock.ctl('refuse', { ms: 0 });
+	row('i-cold', 'new JS process, server unreachable → first result, p50 (through instantd; direct: never)',
+		pct(ct, 50), null, 'ms');
+}
+
 // g. cold start: existing state, server refusing, until the first cached result
 if (want('g')) {
 	log('g: cold start');
@@ -698,6 +741,11 @@ times and memory, above 1 for throughput):
 - g: instantd started on its existing state directory while the mock refuses connections, until a program's
   \`add-query\` gets its \`from-cache\` result (process start, socket, init, add-query). JS has no persistent
   cache in Node: its figure is a new Node process until its first result from the (reachable) server.
+- i: the unmodified JS client with \`websocketURI\` on instantd's Instant endpoint (\`ws+unix:\` on
+  instant.sock). i-b-p50: as b, a server write until its \`subscribeQuery\` callback sees it, alternated with
+  the JS client connected straight to the mock (the \`js\` column) on the same query. i-cold: a new Node
+  process while the mock refuses connections, until its first result (from instantd's mirror); straight to
+  the server it never gets one (\`js\` null).
 - h: c and b for the small query (fewer samples) while 1, 10, 100 and 1,000 other subscriptions are open on
   both sides, one other shelf each without its books: they read no attr that b and c change, so the mock
   recomputes none of them (it invalidates by attr) and what grows with them is the client's own work.
