@@ -67,6 +67,13 @@ op_init(struct client *c, enum ipc_op op, const cJSON *msg, const char *ceid)
 		profile_spec_clear(&spec);
 		return;
 	}
+	/* An app of the Instant endpoint reads only what its own token fetched. */
+	if (pname == NULL && cJSON_IsTrue(json_get(msg, "token-profile")) &&
+	    (r = profile_bind_token(s, &spec, token)) < 0) {
+		client_error(c, ceid, "internal", "%s", strerror(-r));
+		profile_spec_clear(&spec);
+		return;
+	}
 	r = profile_open(s, &spec, NULL, &p);
 	profile_spec_clear(&spec);
 	if (r < 0) {

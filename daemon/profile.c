@@ -382,6 +382,7 @@ void
 profile_spec_clear(struct profile_spec *sp)
 {
 	free(sp->derived_api_uri);
+	free(sp->token_name);
 	*sp = (struct profile_spec){ 0 };
 }
 
@@ -475,6 +476,84 @@ profile_key(const struct profile_spec *sp)
 	return profile_key_of(sp->name, sp->server, sp->app_id);
 }
 
+int
+profile_token_name(const char *server, const char *app_id, const char *token, char **ret)
+{
+	_cleanup_free_ char *in = NULL;
+	char digest[17];
+
+	if (asprintf(&in, "%s\n%s\ntoken %s", server, app_id, token) < 0)
+		return -ENOMEM;
+	hex_digest(in, digest);
+	explicit_bzero(in, strlen(in));
+	if (asprintf(ret, "%s~%s", app_id, digest) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+bool
+profile_name_is_token(const char *name)
+{
+	return name && strchr(name, '~') != NULL;
+}
+
+/* The token the profile sp names holds now: the open profile's (a sign-in
+ * may have changed it), else the stored one, else the configured one. *ret
+ * is new, NULL when none. */
+static int
+profile_spec_token(struct sync *s, const struct profile_spec *sp, char **ret)
+{
+	_cleanup_free_ char *key = profile_key(sp), *path = NULL;
+	struct profile *p;
+	int r;
+
+	*ret = NULL;
+	if (key == NULL)
+		return -ENOMEM;
+	TAILQ_FOREACH(p, &s->profiles_list, entry)
+		if (strcmp(p->key, key) == 0) {
+			if (p->token && (*ret = strdup(p->token)) == NULL)
+				return -ENOMEM;
+			return 0;
+		}
+	r = profile_db_path(s, sp->name, sp->app_id, sp->server, &path);
+	if (r < 0)
+		return r;
+	if (profile_read_token(path, ret) < 0)
+		*ret = NULL;	/* unreadable: it logged why; the configured one, if any */
+	if (*ret == NULL && sp->name && sp->token && (*ret = strdup(sp->token)) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+int
+profile_bind_token(struct sync *s, struct profile_spec *sp, const char *token)
+{
+	_cleanup_free_ char *held = NULL;
+	int r;
+
+	if (token == NULL)
+		return 0;
+	r = profile_spec_token(s, sp, &held);
+	if (r < 0)
+		return r;
+	if (held && strcmp(held, token) == 0) {
+		explicit_bzero(held, strlen(held));
+		sp->token = token;
+		return 0;
+	}
+	if (held)
+		explicit_bzero(held, strlen(held));
+	free(sp->token_name);
+	sp->token_name = NULL;
+	r = profile_token_name(sp->server, sp->app_id, token, &sp->token_name);
+	if (r < 0)
+		return r;
+	sp->name = sp->token_name;
+	sp->token = token;
+	return 0;
+}
+
 /* Open (or find) the profile sp describes. db_path: the database to use, when
  * start-up found it; NULL = the profile's own. */
 int
@@ -515,7 +594,7 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 	p->api_uri = xstrdup(api_uri);
 	p->ca_file = xstrdup(ca_file);
 	p->token = xstrdup(token);
-	p->configured = sp->name != NULL;
+	p->configured = sp->name != NULL && !profile_name_is_token(sp->name);
 	p->server_attrs = attrs_new();
 	p->attrs = attrs_new();
 	if (!p->app_id || !p->name || !p->server || !p->server_attrs || !p->attrs ||

@@ -16,6 +16,7 @@ struct profile_spec {
 	const char *name;	/* the configured profile's name; NULL = unconfigured (named by app id) */
 	const char *app_id, *server, *api_uri, *token, *ca_file;
 	char *derived_api_uri;	/* owned */
+	char *token_name;	/* owned: name when the spec is a token's own profile (profile_bind_token) */
 };
 
 
@@ -31,6 +32,17 @@ const char *profile_option_server(const struct sync *s, const struct sync_profil
 int profile_resolve(const struct sync *s, const char *pname, bool by_app_id, const char *app_id,
     const char *server, const char *api_uri, const char *token, struct profile_spec *ret,
     const char **ret_err);
+
+/* For a program whose refresh token chooses its data (the Instant
+ * endpoint's apps): keep sp (resolved for the app) when token is NULL or is
+ * the token that profile holds; else make sp the token's own profile, which
+ * never holds another token's data (named profile_token_name; its
+ * database and key follow from the name). 0 or -ENOMEM. */
+int profile_bind_token(struct sync *s, struct profile_spec *sp, const char *token);
+/* A token's own profile's name: "APP-ID~" and a digest of server, app id
+ * and token ('~' is in no configured name). *ret is new. 0 or -ENOMEM. */
+int profile_token_name(const char *server, const char *app_id, const char *token, char **ret);
+bool profile_name_is_token(const char *name);
 
 /* Open (or find, by key) the profile sp describes; db_path: the database to
  * use when start-up found it, NULL = the profile's own. *ret is borrowed

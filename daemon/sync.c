@@ -344,6 +344,9 @@ sync_open_queued(struct sync *s)
 			r = profile_resolve(s, name, false, app, server, NULL, NULL, &spec, &why);
 		else
 			r = profile_resolve(s, NULL, false, app, server, NULL, NULL, &spec, &why);
+		/* A token's own profile stays that token's (never the app's shared one). */
+		if (r == 0 && profile_name_is_token(name))
+			spec.name = name;
 		if (r == 0 && spec.token == NULL)
 			spec.token = token;
 		if (r == 0)

@@ -230,7 +230,7 @@ static const struct ipc_op_spec ipc_ops[_IPC_OP_MAX] = {
 		{ .key = "app-id", .type = F_STRING, .unless = "profile" },
 		OPT("server", F_STRING), OPT("api-uri", F_STRING), OPT("refresh-token", F_STRING),
 		OPT("client-name", F_STRING), OPT("protocol-version", F_NUMBER),
-		OPT("with-attrs", F_BOOL)) },
+		OPT("with-attrs", F_BOOL), OPT("token-profile", F_BOOL)) },
 	[IPC_OP_ADD_QUERY] = { IPC_OP_NAME_ADD_QUERY, true, FIELDS(
 		REQ("q", F_OBJECT), OPT("allow-partial", F_BOOL),
 		{ .key = "format", .type = F_STRING, .one_of = result_formats }) },

@@ -99,6 +99,11 @@ main(void)
 	CHECK_INT(check("{\"op\":\"query-once\",\"q\":{},\"allow-partial\":\"no\"}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"allow-partial\":true}"), 0);
 	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"allow-partial\":0}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"format\":\"triples\"}"), 0);
+	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"format\":\"data\"}"), 0);
+	CHECK_INT(check("{\"op\":\"add-query\",\"q\":{},\"format\":\"rows\"}"), -EINVAL);
+	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"with-attrs\":true,\"token-profile\":true}"), 0);
+	CHECK_INT(check("{\"op\":\"init\",\"app-id\":\"a\",\"token-profile\":1}"), -EINVAL);
 	CHECK_INT(check("{\"op\":\"query-once\"}"), -EINVAL);
 
 	/* transact */
