@@ -73,6 +73,8 @@ struct ep_conn {
 	uint64_t attrs_hash;		/* of the attrs the app last got */
 	cJSON *pending_init;		/* owned: a local init-ok waiting for the server's attrs */
 	bool attrs_asked;		/* export-cache sent for them */
+	bool init_token;		/* the app's init brought a refresh token */
+	bool close_when_sent;		/* refused: close once the error is written */
 	char *rx;			/* owned: the frame being reassembled */
 	size_t rx_len, rx_cap;
 };
@@ -336,8 +338,12 @@ app_init(struct ep_conn *c, const cJSON *msg, const char *ceid)
 	if (req == NULL)
 		return;
 	ep_copy(req, msg, fields);
+	c->init_token = json_get_string(msg, "refresh-token") != NULL;
 	cJSON_AddStringToObject(req, "client-name", "instant-endpoint");
 	cJSON_AddTrueToObject(req, "with-attrs");
+	/* Its token chooses the profile: an app reads only what its own
+	 * credentials fetched, never another user's mirror. */
+	cJSON_AddTrueToObject(req, "token-profile");
 	ep_deliver(c, req);
 }
 
@@ -512,6 +518,33 @@ ep_state_connecting(const char *st)
 
 static void core_send_init_ok(struct ep_conn *c, cJSON *msg);
 
+/* Whether the app's init is refused in state (the profile's, once it is
+ * known whether its session comes up), and if so tell the app: a token the
+ * server refused, as the server says it (the app signs out), or a token
+ * the daemon never saw accepted while the server cannot say (its profile
+ * has no mirrored attrs: it never had a session). The latter closes the
+ * connection, so that the app tries again later. */
+static bool
+ep_refuse_init(struct ep_conn *c, const cJSON *init_ok, const char *state)
+{
+	const char *ceid = json_get_string(init_ok, "client-event-id");
+
+	if (!c->init_token || state == NULL)
+		return false;
+	if (strcmp(state, "signed-out") == 0 || strcmp(state, "auth-failed") == 0) {
+		ep_send_error(c, ceid, 400, "record-not-found", "Record not found: app-user",
+		    cJSON_Parse("{\"record-type\":\"app-user\"}"), "init", NULL);
+		return true;
+	}
+	if (cJSON_GetArraySize(json_get(init_ok, "attrs")) > 0 || strcmp(state, "authenticated") == 0 ||
+	    ep_state_connecting(state))
+		return false;
+	ep_send_error(c, ceid, 503, NULL, "instantd cannot verify this refresh token now: it has "
+	    "not seen it accepted, and the server is not reachable", NULL, "init", NULL);
+	c->close_when_sent = true;
+	return true;
+}
+
 /* A profile with no attrs in its mirror (never synced) is answered once
  * the server's attrs are in, or once the daemon knows the server is away:
  * an app given no attrs invents its own, which the server then refuses. */
@@ -521,6 +554,8 @@ core_init_ok(struct ep_conn *c, cJSON *msg, const char *ceid)
 	const cJSON *st = json_get(msg, "status");
 	cJSON *req;
 
+	if (ep_refuse_init(c, msg, json_get_string(st, "state")))
+		return;
 	if (cJSON_GetArraySize(json_get(msg, "attrs")) == 0 &&
 	    ep_state_connecting(json_get_string(st, "state"))) {
 		c->pending_init = cJSON_Duplicate(msg, 1);
@@ -553,6 +588,11 @@ core_status(struct ep_conn *c, cJSON *msg, const char *ceid)
 	if (req)
 		cJSON_AddFalseToObject(req, "enabled");
 	ep_deliver(c, req);
+	if (ep_refuse_init(c, c->pending_init, state)) {
+		cJSON_Delete(c->pending_init);
+		c->pending_init = NULL;
+		return;
+	}
 	req = ep_msg("export-cache", EP_CEID_ATTRS);
 	if (req)
 		cJSON_AddStringToObject(req, "profile", json_get_string(st, "profile") ?
@@ -1049,6 +1089,8 @@ ep_writeable(struct lws *wsi)
 	free(b);
 	if (!TAILQ_EMPTY(&c->out))
 		lws_callback_on_writable(wsi);
+	else if (c->close_when_sent)
+		return -1;
 	return 0;
 }
 

@@ -21,7 +21,8 @@ E2E_TESTS = \
 	e2e/test-partial.mjs \
 	e2e/test-incremental.mjs \
 	e2e/test-endpoint.mjs \
-	e2e/test-endpoint-tcp.mjs
+	e2e/test-endpoint-tcp.mjs \
+	e2e/test-endpoint-users.mjs
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += e2e/lib.mjs $(E2E_TESTS)
 

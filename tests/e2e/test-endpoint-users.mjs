@@ -1,0 +1,138 @@
+// The Instant endpoint keeps users apart: each real @instantdb/core app reads only what its own
+// refresh token fetched. Two apps signed in as different users get a profile each (their offline
+// writes never show in the other's results), an app without a token gets the app's shared
+// profile, and a token the daemon never saw accepted is refused while the server cannot vouch
+// for it, instead of being served a mirror.
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { rawClient, startMock, spawnPeer } from '../mock/harness.mjs';
+import { Client, Daemon, check, scenario, waitFor } from './lib.mjs';
+
+const mock = await startMock(['--port', '0']);
+const daemon = new Daemon({ server: mock.url });
+await daemon.start();
+
+const via = { url: `ws+unix://${path.join(path.dirname(daemon.socket), 'instant.sock')}:/runtime/session`,
+	apiURI: mock.apiURI };
+const peers = [];
+async function peerOf(target) {
+	const p = await spawnPeer(target);
+	peers.push(p);
+	return p;
+}
+
+// An app through instantd signed in with token (the JS client verifies it over HTTP, then
+// reconnects with it: that init is the one the daemon sees).
+async function signedIn(token, email) {
+	const p = await peerOf(via);
+	p.send({ cmd: 'signin', id: 's', token });
+	await p.waitFor((e) => e.ev === 'signin' && e.ok, { what: `${email} signed in` });
+	await p.waitFor((e) => e.ev === 'auth' && e.user?.email === email, { what: `${email} is the user` });
+	await p.waitFor((e) => e.ev === 'status' && e.status === 'authenticated', { what: `${email} through instantd` });
+	return p;
+}
+
+// Every profile the daemon has open, over its local socket (no init: the status of all).
+async function profiles() {
+	const c = await new Client(daemon.socket).connect();
+	try {
+		return (await c.request({ op: 'status' })).profiles.filter((p) => p.state !== 'unopened');
+	} finally {
+		c.close();
+	}
+}
+
+const Q = { projects: {} };
+const names = (e) => (e?.data?.projects ?? []).map((p) => p.name);
+const shows = (peer, id, name, from) => peer.waitFor((e) => e.ev === 'query' && e.id === id && names(e).includes(name),
+	{ what: `${name} in the results`, from });
+
+await scenario('two users through instantd: neither sees the other\'s writes', async () => {
+	const ua = await mock.ctl('add-user', { email: 'a@example.com' });
+	const ub = await mock.ctl('add-user', { email: 'b@example.com' });
+	const a = await signedIn(ua['refresh-token'], 'a@example.com');
+	const b = await signedIn(ub['refresh-token'], 'b@example.com');
+	const anon = await peerOf(via);
+	for (const p of [a, b, anon]) p.send({ cmd: 'subscribe', id: 'q', q: Q });
+	for (const p of [a, b, anon]) await p.waitFor((e) => e.ev === 'query' && e.id === 'q' && e.data, { what: 'first result' });
+	// One profile, one upstream session per token; the app without one has the app's own.
+	await waitFor(async () => (await mock.ctl('sessions')).sessions.filter((s) => s.user).length >= 2,
+		'a session of each user on the server');
+	check((await profiles()).length >= 3, `a profile each: ${JSON.stringify(await profiles())}`);
+
+	// Offline, writes stay in each profile's queue: shared, they would show in every result.
+	await mock.ctl('refuse', { ms: -1, drop: true });
+	await waitFor(async () => (await profiles()).every((p) => p.state !== 'authenticated'), 'the daemon offline');
+	const ma = a.mark(), mb = b.mark(), mn = anon.mark();
+	a.send({ cmd: 'transact', id: 'wa', ops: [['projects', randomUUID(), 'update', { name: 'only A' }]] });
+	await shows(a, 'q', 'only A', ma);
+	b.send({ cmd: 'transact', id: 'wb', ops: [['projects', randomUUID(), 'update', { name: 'only B' }]] });
+	await shows(b, 'q', 'only B', mb);
+	anon.send({ cmd: 'transact', id: 'wn', ops: [['projects', randomUUID(), 'update', { name: 'only guest' }]] });
+	await shows(anon, 'q', 'only guest', mn);
+	// Each saw its own write after the others were queued: a shared queue would show them too.
+	a.send({ cmd: 'transact', id: 'wa2', ops: [['projects', randomUUID(), 'update', { name: 'A again' }]] });
+	await shows(a, 'q', 'A again', ma);
+	const seen = (p, m) => p.log.events.slice(m).filter((e) => e.ev === 'query' && e.id === 'q').flatMap(names);
+	check(!seen(a, ma).some((n) => n === 'only B' || n === 'only guest'), `A sees only its own: ${seen(a, ma)}`);
+	check(!seen(b, mb).some((n) => n === 'only A' || n === 'only guest' || n === 'A again'),
+		`B sees only its own: ${seen(b, mb)}`);
+	check(!seen(anon, mn).some((n) => n === 'only A' || n === 'only B' || n === 'A again'),
+		`the guest sees only its own: ${seen(anon, mn)}`);
+
+	// kill -9 and a restart: each user's queued writes come back in that user's profile.
+	await daemon.kill9();
+	const ra = a.mark();
+	await daemon.start();
+	await a.waitFor((e) => e.ev === 'status' && e.status === 'authenticated', { what: 'A reconnected', from: ra, timeout: 30000 });
+	const fresh = await peerOf(via);
+	fresh.send({ cmd: 'subscribe', id: 'q', q: Q });
+	await shows(fresh, 'q', 'only guest', 0);
+	check(!seen(fresh, 0).some((n) => n === 'only A' || n === 'only B'), `after the restart: ${seen(fresh, 0)}`);
+	await fresh.close();
+
+	// A token the daemon never saw accepted, while the server is away: refused, no mirror served.
+	const uc = await mock.ctl('add-user', { email: 'c@example.com' });
+	const c = await peerOf(via);
+	c.send({ cmd: 'subscribe', id: 'q', q: Q });
+	await c.waitFor((e) => e.ev === 'query' && e.id === 'q' && e.data, { what: 'the guest result first' });
+	const mc = c.mark();
+	c.send({ cmd: 'signin', id: 's', token: uc['refresh-token'] });
+	await c.waitFor((e) => e.ev === 'status' && e.status === 'errored', { what: 'the unknown token refused', from: mc });
+	check(!seen(c, mc).some((n) => n === 'only A' || n === 'only B' || n === 'A again'),
+		`no other user's data for the unverified token: ${seen(c, mc)}`);
+	check(!c.log.events.slice(mc).some((e) => e.ev === 'auth' && e.user === null),
+		'not signed out (the daemon cannot say the token is bad)');
+
+	// Back online: each user's writes reach the server with that user's session, and the token
+	// refused before is accepted now (the JS client reconnects by itself).
+	await mock.ctl('refuse', { ms: 0 });
+	await c.waitFor((e) => e.ev === 'query' && e.id === 'q' && names(e).includes('only A') && names(e).includes('only B'),
+		{ what: 'the new user gets the server\'s data once verified', from: mc, timeout: 30000 });
+	const frames = (await mock.ctl('frames', { dir: 'in', op: 'transact', limit: 20000 })).frames;
+	check(frames.length >= 4, `the queued writes reached the server: ${frames.length}`);
+	for (const p of [a, b, anon, c]) await p.close();
+}, { daemons: [daemon], timeoutMs: 120000 });
+
+await scenario('a token the server refuses: the server\'s error, and no other app is signed out', async () => {
+	const guest = await peerOf(via);
+	guest.send({ cmd: 'subscribe', id: 'q', q: Q });
+	await guest.waitFor((e) => e.ev === 'query' && e.id === 'q' && e.data, { what: 'a token-less app served' });
+	const raw = await rawClient(via.url, { query: false });
+	const r = await raw.init({ 'refresh-token': randomUUID() });
+	check(r.op === 'error' && r.type === 'record-not-found' && r.hint?.['record-type'] === 'app-user' &&
+		r['original-event']?.op === 'init', `the server's refusal: ${JSON.stringify(r)}`);
+	await raw.close();
+	// The bad token had a profile of its own: the app's profile keeps its session.
+	const st = (await profiles()).find((p) => p.profile === p['app-id']);
+	check(st && st.state === 'authenticated', `the app's profile still signed in: ${JSON.stringify(st)}`);
+	const m = guest.mark();
+	guest.send({ cmd: 'transact', id: 'w', ops: [['projects', randomUUID(), 'update', { name: 'still served' }]] });
+	await shows(guest, 'q', 'still served', m);
+	await guest.close();
+}, { daemons: [daemon] });
+
+for (const p of peers) await p.close();
+await daemon.stop();
+await mock.stop();
+process.exit();
