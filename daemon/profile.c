@@ -521,8 +521,11 @@ profile_spec_token(struct sync *s, const struct profile_spec *sp, char **ret)
 		return r;
 	if (profile_read_token(path, ret) < 0)
 		*ret = NULL;	/* unreadable: it logged why; the configured one, if any */
-	if (*ret == NULL && sp->name && sp->token && (*ret = strdup(sp->token)) == NULL)
-		return -ENOMEM;
+	/* sp->token may be the program's already (profile_resolve): look at the option. */
+	for (size_t i = 0; *ret == NULL && sp->name && i < s->opt.n_profiles; i++)
+		if (strcmp(s->profiles[i].name, sp->name) == 0 && s->profiles[i].token &&
+		    (*ret = strdup(s->profiles[i].token)) == NULL)
+			return -ENOMEM;
 	return 0;
 }
 
