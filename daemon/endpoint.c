@@ -593,6 +593,8 @@ core_status(struct ep_conn *c, cJSON *msg, const char *ceid)
 		c->pending_init = NULL;
 		return;
 	}
+	/* The init-ok tells the app the user this session has, not the none of before it. */
+	cJSON_ReplaceItemInObjectCaseSensitive(c->pending_init, "status", cJSON_Duplicate(st, 1));
 	req = ep_msg("export-cache", EP_CEID_ATTRS);
 	if (req)
 		cJSON_AddStringToObject(req, "profile", json_get_string(st, "profile") ?

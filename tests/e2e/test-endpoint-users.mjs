@@ -3,17 +3,19 @@
 // writes never show in the other's results), an app without a token gets the app's shared
 // profile, and a token the daemon never saw accepted is refused while the server cannot vouch
 // for it, instead of being served a mirror.
+import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { rawClient, startMock, spawnPeer } from '../mock/harness.mjs';
-import { Client, Daemon, check, scenario, waitFor } from './lib.mjs';
+import { DEFAULT_APP_ID, rawClient, startMock, spawnPeer } from '../mock/harness.mjs';
+import { Client, Daemon, FAST_CONFIG, check, scenario, tmpdir, waitFor } from './lib.mjs';
 
 const mock = await startMock(['--port', '0']);
 const daemon = new Daemon({ server: mock.url });
 await daemon.start();
 
-const via = { url: `ws+unix://${path.join(path.dirname(daemon.socket), 'instant.sock')}:/runtime/session`,
-	apiURI: mock.apiURI };
+const instantSock = (d) => path.join(path.dirname(d.socket), 'instant.sock');
+const viaOf = (d) => ({ url: `ws+unix://${instantSock(d)}:/runtime/session`, apiURI: mock.apiURI });
+const via = viaOf(daemon);
 const peers = [];
 async function peerOf(target) {
 	const p = await spawnPeer(target);
@@ -23,8 +25,8 @@ async function peerOf(target) {
 
 // An app through instantd signed in with token (the JS client verifies it over HTTP, then
 // reconnects with it: that init is the one the daemon sees).
-async function signedIn(token, email) {
-	const p = await peerOf(via);
+async function signedIn(token, email, target = via) {
+	const p = await peerOf(target);
 	p.send({ cmd: 'signin', id: 's', token });
 	await p.waitFor((e) => e.ev === 'signin' && e.ok, { what: `${email} signed in` });
 	await p.waitFor((e) => e.ev === 'auth' && e.user?.email === email, { what: `${email} is the user` });
@@ -33,8 +35,8 @@ async function signedIn(token, email) {
 }
 
 // Every profile the daemon has open, over its local socket (no init: the status of all).
-async function profiles() {
-	const c = await new Client(daemon.socket).connect();
+async function profiles(d = daemon) {
+	const c = await new Client(d.socket).connect();
 	try {
 		return (await c.request({ op: 'status' })).profiles.filter((p) => p.state !== 'unopened');
 	} finally {
@@ -131,6 +133,44 @@ await scenario('a token the server refuses: the server\'s error, and no other ap
 	await shows(guest, 'q', 'still served', m);
 	await guest.close();
 }, { daemons: [daemon] });
+
+const d2s = [];
+await scenario('a configured profile with a token-file: another user\'s token gets a profile of its own', async () => {
+	const ada = await mock.ctl('add-user', { email: 'ada@example.com' });
+	const bob = await mock.ctl('add-user', { email: 'bob@example.com' });
+	const dir = tmpdir();
+	const tf = path.join(dir, 'ada.token');
+	fs.writeFileSync(tf, ada['refresh-token'] + '\n', { mode: 0o600 });
+	const d2 = new Daemon({ server: mock.url, dir,
+		config: FAST_CONFIG + `[profile ada]\napp-id = ${DEFAULT_APP_ID}\ntoken-file = ${tf}\n` });
+	await d2.start();
+	d2s.push(d2);
+	// start() waits for the local socket; the Instant one is made just after it.
+	await waitFor(() => fs.existsSync(instantSock(d2)), 'the Instant socket');
+	try {
+		// Bob's token first, while the configured profile is not open yet (a JS app would
+		// init without a token first, and open it).
+		const raw = await rawClient(viaOf(d2).url, { query: false });
+		const r = await raw.init({ 'refresh-token': bob['refresh-token'] });
+		check(r.op === 'init-ok' && r.auth?.user?.email === 'bob@example.com', `Bob's init: ${JSON.stringify(r)}`);
+		await raw.close();
+		const first = await profiles(d2);
+		check(first.find((p) => p.user?.email === 'bob@example.com')?.profile.includes('~') &&
+			!first.some((p) => p.profile === 'ada' && p.user?.email === 'bob@example.com'),
+			`Bob's token did not take the configured profile: ${JSON.stringify(first)}`);
+		const b = await signedIn(bob['refresh-token'], 'bob@example.com', viaOf(d2));
+		const a = await signedIn(ada['refresh-token'], 'ada@example.com', viaOf(d2));
+		await waitFor(async () => (await profiles(d2)).filter((p) => p.user).length === 2, 'both users signed in');
+		const all = await profiles(d2);
+		const of = (email) => all.find((p) => p.user?.email === email);
+		check(of('ada@example.com')?.profile === 'ada', `Ada's token is the configured profile's: ${JSON.stringify(all)}`);
+		check(of('bob@example.com')?.profile.includes('~'), `Bob has a profile of his own: ${JSON.stringify(all)}`);
+		await a.close();
+		await b.close();
+	} finally {
+		await d2.stop();
+	}
+}, { daemons: d2s });
 
 for (const p of peers) await p.close();
 await daemon.stop();
