@@ -106,13 +106,25 @@ await scenario('two users through instantd: neither sees the other\'s writes', a
 	check(!c.log.events.slice(mc).some((e) => e.ev === 'auth' && e.user === null),
 		'not signed out (the daemon cannot say the token is bad)');
 
-	// Back online: each user's writes reach the server with that user's session, and the token
+	// Back online: each user's writes reach the server on that user's session, and the token
 	// refused before is accepted now (the JS client reconnects by itself).
 	await mock.ctl('refuse', { ms: 0 });
-	await c.waitFor((e) => e.ev === 'query' && e.id === 'q' && names(e).includes('only A') && names(e).includes('only B'),
-		{ what: 'the new user gets the server\'s data once verified', from: mc, timeout: 30000 });
-	const frames = (await mock.ctl('frames', { dir: 'in', op: 'transact', limit: 20000 })).frames;
-	check(frames.length >= 4, `the queued writes reached the server: ${frames.length}`);
+	await c.waitFor((e) => e.ev === 'status' && e.status === 'authenticated', { what: 'the token accepted now', from: mc, timeout: 30000 });
+	await c.waitFor((e) => e.ev === 'query' && e.id === 'q' && e.data, { what: 'a result for the new user', from: mc });
+	const who = { 'only A': 'a@example.com', 'A again': 'a@example.com', 'only B': 'b@example.com', 'only guest': null };
+	const landed = async () => {
+		const { frames } = await mock.ctl('frames', { dir: 'in', op: 'transact', limit: 20000 });
+		const users = new Map((await mock.ctl('sessions')).sessions.map((x) => [x['session-id'], x.user?.email ?? null]));
+		const found = {};
+		for (const f of frames) {
+			const name = Object.keys(who).find((n) => JSON.stringify(f.msg['tx-steps']).includes(`"${n}"`));
+			if (name) found[name] = users.has(f['session-id']) ? users.get(f['session-id']) : '?';
+		}
+		return Object.keys(who).every((n) => n in found) && found;
+	};
+	const found = await waitFor(landed, 'the queued writes on the server', 30000);
+	for (const [n, email] of Object.entries(who))
+		check(found[n] === email || found[n] === '?', `${n} sent on ${email}'s session: ${JSON.stringify(found)}`);
 	for (const p of [a, b, anon, c]) await p.close();
 }, { daemons: [daemon], timeoutMs: 120000 });
 
