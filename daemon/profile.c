@@ -497,6 +497,18 @@ profile_name_is_token(const char *name)
 	return name && strchr(name, '~') != NULL;
 }
 
+/* The open profile with this key (server + app id + name), or NULL. */
+static struct profile *
+profile_by_key(struct sync *s, const char *key)
+{
+	struct profile *p;
+
+	TAILQ_FOREACH(p, &s->profiles_list, entry)
+		if (strcmp(p->key, key) == 0)
+			return p;
+	return NULL;
+}
+
 /* The token the profile sp names holds now: the open profile's (a sign-in
  * may have changed it), else the stored one, else the configured one. *ret
  * is new, NULL when none. */
@@ -510,12 +522,11 @@ profile_spec_token(struct sync *s, const struct profile_spec *sp, char **ret)
 	*ret = NULL;
 	if (key == NULL)
 		return -ENOMEM;
-	TAILQ_FOREACH(p, &s->profiles_list, entry)
-		if (strcmp(p->key, key) == 0) {
-			if (p->token && (*ret = strdup(p->token)) == NULL)
-				return -ENOMEM;
-			return 0;
-		}
+	if ((p = profile_by_key(s, key))) {
+		if (p->token && (*ret = strdup(p->token)) == NULL)
+			return -ENOMEM;
+		return 0;
+	}
 	r = profile_db_path(s, sp->name, sp->app_id, sp->server, &path);
 	if (r < 0)
 		return r;
@@ -571,17 +582,16 @@ profile_open(struct sync *s, const struct profile_spec *sp, const char *db_path,
 
 	if (key == NULL)
 		return -ENOMEM;
-	TAILQ_FOREACH(p, &s->profiles_list, entry)
-		if (strcmp(p->key, key) == 0) {
-			/* A program that brings a token signs the profile in with it. */
-			if (token && (p->token == NULL || strcmp(p->token, token) != 0)) {
-				r = profile_set_token(p, token);
-				if (r < 0)
-					return r;
-			}
-			*ret = p;
-			return 0;
+	if ((p = profile_by_key(s, key))) {
+		/* A program that brings a token signs the profile in with it. */
+		if (token && (p->token == NULL || strcmp(p->token, token) != 0)) {
+			r = profile_set_token(p, token);
+			if (r < 0)
+				return r;
 		}
+		*ret = p;
+		return 0;
+	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
