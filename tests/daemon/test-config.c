@@ -237,10 +237,20 @@ test_every_key(void)
 	CHECK_STR(c->instant_listen, "[::1]:0");
 	CHECK(config_set(c, "instant-listen", "0.0.0.0:8765", &err) < 0);
 	CHECK(err != NULL && strstr(err, "not a loopback address") != NULL);
+	free(err);
+	err = NULL;
 	CHECK(config_set(c, "instant-listen", "10.0.0.1:8765", &err) < 0);
+	free(err);
+	err = NULL;
 	CHECK(config_set(c, "instant-listen", "localhost:8765", &err) < 0);
+	free(err);
+	err = NULL;
 	CHECK(config_set(c, "instant-listen", "127.0.0.1:65536", &err) < 0);
+	free(err);
+	err = NULL;
 	CHECK(config_set(c, "instant-listen", "127.0.0.1", &err) < 0);
+	free(err);
+	err = NULL;
 	CHECK_STR(c->instant_listen, "[::1]:0");	/* a refused value changes nothing */
 	CHECK_INT(config_set(c, "instant-allowed-origins", "http://localhost:5173 app://x", &err), 0);
 	CHECK_STR(c->instant_allowed_origins, "http://localhost:5173 app://x");
