@@ -401,48 +401,6 @@ query_reads_attr(const struct query_reads *r, const char *attr_id)
 	return a && a->read;
 }
 
-/* ---- the quick test ---- */
-
-bool
-query_reads_steps_filter(const cJSON *tx_steps, const struct attrs *attrs, struct query_reads_filter *ret)
-{
-	const cJSON *step;
-
-	*ret = (struct query_reads_filter){0};
-	if (!cJSON_IsArray(tx_steps) || attrs == NULL)
-		return false;
-	cJSON_ArrayForEach(step, tx_steps) {
-		const char *act = cJSON_GetStringValue(cJSON_GetArrayItem(step, 0));
-		const char *a = cJSON_GetStringValue(cJSON_GetArrayItem(step, 2));
-		const cJSON *attr = a ? attrs_by_id(attrs, a) : NULL;
-
-		if (act == NULL)
-			return false;
-		if (strcmp(act, "rule-params") == 0)
-			continue;
-		if (attr == NULL)
-			return false;
-		if (strcmp(act, "deep-merge-triple") == 0) {
-			if (!str_field_is(attr, "value-type", "blob"))
-				return false;
-		} else if (strcmp(act, "add-triple") != 0 && strcmp(act, "retract-triple") != 0)
-			return false;
-		filter_add(ret, a);
-	}
-	return true;
-}
-
-bool
-query_reads_may_touch(const struct query_reads *r, const struct query_reads_filter *f)
-{
-	if (r->all)
-		return true;
-	for (size_t i = 0; i < ELEMENTSOF(f->w); i++)
-		if (r->filter.w[i] & f->w[i])
-			return true;
-	return false;
-}
-
 /* ---- the predicate ---- */
 
 /* A step on one attr (add-triple, retract-triple, deep-merge-triple): e and
@@ -536,21 +494,42 @@ step_always(const struct query_reads *r, const cJSON *step, const struct judge *
 	return true;
 }
 
-static const struct {
+/* How the quick test (query_reads_steps_filter) may summarise a step. */
+enum step_filter {
+	FILTER_NO,		/* it cannot: the full test decides */
+	FILTER_ATTR,		/* by its attr, when known */
+	FILTER_BLOB_ATTR,	/* by its attr, when known and a blob */
+	FILTER_NOTHING,		/* it affects no query */
+};
+
+static const struct step_kind {
 	const char *action;
 	bool (*affects)(const struct query_reads *r, const cJSON *step, const struct judge *j);
+	enum step_filter filter;
 } step_table[] = {
-	{ "add-triple", step_triple },
-	{ "retract-triple", step_triple },
-	{ "deep-merge-triple", step_merge },
-	{ "delete-entity", step_delete },
-	{ "rule-params", step_never },
+	{ "add-triple", step_triple, FILTER_ATTR },
+	{ "retract-triple", step_triple, FILTER_ATTR },
+	{ "deep-merge-triple", step_merge, FILTER_BLOB_ATTR },
+	{ "delete-entity", step_delete, FILTER_NO },
+	{ "rule-params", step_never, FILTER_NOTHING },
 	/* attrs change what every label means */
-	{ "add-attr", step_always },
-	{ "update-attr", step_always },
-	{ "delete-attr", step_always },
-	{ "restore-attr", step_always },
+	{ "add-attr", step_always, FILTER_NO },
+	{ "update-attr", step_always, FILTER_NO },
+	{ "delete-attr", step_always, FILTER_NO },
+	{ "restore-attr", step_always, FILTER_NO },
 };
+
+/* The kind of a tx-step, NULL for a malformed or unknown one. */
+static const struct step_kind *
+step_kind_of(const cJSON *step)
+{
+	const char *act = cJSON_IsArray(step) ? cJSON_GetStringValue(cJSON_GetArrayItem(step, 0)) : NULL;
+
+	for (size_t i = 0; act && i < ELEMENTSOF(step_table); i++)
+		if (strcmp(step_table[i].action, act) == 0)
+			return &step_table[i];
+	return NULL;
+}
 
 bool
 query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const struct instaql_shown *shown,
@@ -562,16 +541,47 @@ query_reads_affected(const struct query_reads *r, const cJSON *tx_steps, const s
 	if (r->all || !cJSON_IsArray(tx_steps))
 		return true;
 	cJSON_ArrayForEach(step, tx_steps) {
-		const cJSON *act = cJSON_GetArrayItem(step, 0);
-		size_t i;
+		const struct step_kind *k = step_kind_of(step);
 
-		if (!cJSON_IsArray(step) || !cJSON_IsString(act))
-			return true;
-		for (i = 0; i < ELEMENTSOF(step_table); i++)
-			if (strcmp(step_table[i].action, act->valuestring) == 0)
-				break;
-		if (i == ELEMENTSOF(step_table) || step_table[i].affects(r, step, &j))
+		if (k == NULL || k->affects(r, step, &j))
 			return true;
 	}
+	return false;
+}
+
+/* ---- the quick test ---- */
+
+bool
+query_reads_steps_filter(const cJSON *tx_steps, const struct attrs *attrs, struct query_reads_filter *ret)
+{
+	const cJSON *step;
+
+	*ret = (struct query_reads_filter){0};
+	if (!cJSON_IsArray(tx_steps) || attrs == NULL)
+		return false;
+	cJSON_ArrayForEach(step, tx_steps) {
+		const struct step_kind *k = step_kind_of(step);
+		const char *a = cJSON_GetStringValue(cJSON_GetArrayItem(step, 2));
+		const cJSON *attr = a ? attrs_by_id(attrs, a) : NULL;
+
+		if (k == NULL || k->filter == FILTER_NO)
+			return false;
+		if (k->filter == FILTER_NOTHING)
+			continue;
+		if (attr == NULL || (k->filter == FILTER_BLOB_ATTR && !str_field_is(attr, "value-type", "blob")))
+			return false;
+		filter_add(ret, a);
+	}
+	return true;
+}
+
+bool
+query_reads_may_touch(const struct query_reads *r, const struct query_reads_filter *f)
+{
+	if (r->all)
+		return true;
+	for (size_t i = 0; i < ELEMENTSOF(f->w); i++)
+		if (r->filter.w[i] & f->w[i])
+			return true;
 	return false;
 }
