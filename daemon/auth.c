@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "daemon/auth.h"
+#include "daemon/tls.h"
 #include "store/util.h"
 
 #define AUTH_TIMEOUT_S		15	/* for the whole call: DNS aside, connect to last byte */
@@ -282,14 +283,8 @@ tls_start(struct conn *c, const struct auth_request *r)
 {
 	int n, e;
 
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	if (c->ctx == NULL)
-		return -ENOMEM;
-	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(c->ctx) != 1)
-		return -EIO;
-	if (r->ca_file && SSL_CTX_load_verify_locations(c->ctx, r->ca_file, NULL) != 1)
-		return -ENOENT;
+	if ((e = tls_client_ctx_new(r->ca_file, &c->ctx)) < 0)
+		return e;
 	c->ssl = SSL_new(c->ctx);
 	if (c->ssl == NULL)
 		return -ENOMEM;

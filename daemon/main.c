@@ -20,6 +20,7 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "daemon/sync.h"
+#include "daemon/tls.h"
 #include "daemon/upstream.h"
 #include "ipc/ipc-protocol.h"
 #include "ipc/ipc-server.h"
@@ -28,6 +29,7 @@
 struct daemon {
 	struct lws_context *ctx;	/* owned */
 	struct lws_vhost *vh;		/* owned by ctx */
+	SSL_CTX *tls;			/* owned: the vhost's TLS client context (lws borrows it) */
 	struct instantd_config *cfg;	/* owned */
 	const char *config_path;	/* borrowed from argv */
 	const char *opt_socket, *opt_state, *opt_server;	/* borrowed from argv */
@@ -575,8 +577,13 @@ run(void)
 	ci.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	ci.protocols = protos;
 	ci.connect_timeout_secs = (unsigned)UPSTREAM_LWS_TIMEOUT_S(D.cfg->connect_timeout_s);
-	if (D.cfg->ca_file)
-		ci.client_ssl_ca_filepath = D.cfg->ca_file;
+	r = tls_client_ctx_new(D.cfg->ca_file, &D.tls);
+	if (r < 0) {
+		log_error("cannot set up TLS with ca-file %s: %s", D.cfg->ca_file ? D.cfg->ca_file : "(none)",
+		    strerror(-r));
+		return 1;
+	}
+	ci.provided_client_ssl_ctx = D.tls;
 	D.vh = lws_create_vhost(D.ctx, &ci);
 	if (D.vh == NULL) {
 		log_error("cannot create the network vhost");
@@ -661,6 +668,8 @@ run(void)
 	D.sync = NULL;
 	lws_context_destroy(D.ctx);
 	D.ctx = NULL;
+	SSL_CTX_free(D.tls);
+	D.tls = NULL;
 	log_info("stopped");
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "daemon/tls.h"
 #include "daemon/upstream.h"
 #include "store/util.h"
 
@@ -69,6 +70,7 @@ struct upstream {
 	struct lws_vhost *vh;		/* borrowed: the daemon's "net" vhost (raw fds) */
 	struct lws_vhost *client_vh;	/* vh, or our own when ca_file is set (owned then) */
 	bool own_vhost;
+	SSL_CTX *own_tls;		/* owned: own vhost's TLS client context (lws borrows it) */
 	struct upstream_callbacks cb;
 	void *ud;
 
@@ -1551,7 +1553,10 @@ upstream_new(struct lws_context *ctx, struct lws_vhost *vh, const struct upstrea
 		info.vhost_name = "upstream-ca";
 		info.protocols = upstream_vhost_protocols;
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
-		info.client_ssl_ca_filepath = u->ca_file;
+		r = tls_client_ctx_new(u->ca_file, &u->own_tls);
+		if (r < 0)
+			goto fail;
+		info.provided_client_ssl_ctx = u->own_tls;
 		info.connect_timeout_secs = (unsigned)UPSTREAM_LWS_TIMEOUT_S(u->connect_timeout_s);
 		u->client_vh = lws_create_vhost(ctx, &info);
 		if (!u->client_vh) {
@@ -1702,6 +1707,9 @@ upstream_free(struct upstream *u)
 	}
 	if (u->own_vhost && u->client_vh)
 		lws_vhost_destroy(u->client_vh);
+	/* The vhost makes no connection once destroyed; each SSL it made holds its own
+	 * reference to the context. */
+	SSL_CTX_free(u->own_tls);
 	if (u->token)
 		explicit_bzero(u->token, strlen(u->token));
 	for (size_t i = 0; i < u->n_unknown_names; i++)

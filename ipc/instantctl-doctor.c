@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "daemon/tls.h"
 #include "ipc/instantctl-doctor.h"
 #include "ipc/instantctl.h"
 #include "ipc/instantd.h"
@@ -540,23 +541,23 @@ doctor_connect(const struct addrinfo *ai, int timeout_ms)
 static int
 doctor_tls(int fd, const char *host, const char *ca_file, char *why, size_t n)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *ctx = NULL;
 	struct in6_addr a6;
 	struct in_addr a4;
 	SSL *ssl = NULL;
 	bool ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
 	int r = -EPROTO;
 
-	if (ctx == NULL) {
-		snprintf(why, n, "cannot set up TLS");
-		return -ENOMEM;
-	}
-	SSL_CTX_set_default_verify_paths(ctx);
-	if (ca_file != NULL && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+	r = tls_client_ctx_new(ca_file, &ctx);
+	if (r == -ENOENT) {
 		snprintf(why, n, "cannot read ca-file %s", ca_file);
-		goto out;
+		return -EPROTO;
 	}
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (r < 0) {
+		snprintf(why, n, "cannot set up TLS");
+		return r;
+	}
+	r = -EPROTO;
 	ssl = SSL_new(ctx);
 	if (ssl == NULL)
 		goto out;

@@ -15,8 +15,8 @@ libinstantd_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0
 
 bin_PROGRAMS += instantctl
 instantctl_SOURCES = instantctl.c instantctl.h instantctl-status.c instantctl-store.c \
-	instantctl-doctor.c instantctl-doctor.h
-# doctor does its own DNS, TCP and TLS checks, with the daemon's TLS library.
+	instantctl-doctor.c instantctl-doctor.h $(top_srcdir)/daemon/tls.c $(top_srcdir)/daemon/tls.h
+# doctor does its own DNS, TCP and TLS checks, with the daemon's TLS library and trust rule.
 instantctl_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) -DSYSTEMD_USER_UNIT_DIR='"$(systemduserunitdir)"'
 instantctl_LDADD = libinstantd.la $(CJSON_LIBS) $(OPENSSL_LIBS)
 

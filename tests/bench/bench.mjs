@@ -43,7 +43,9 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'instantd-bench-'));
 const children = [];
 process.on('exit', () => {
 	for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-	fs.rmSync(work, { recursive: true, force: true });
+	// BENCH_KEEP=1 leaves the state behind for profiling a phase by hand (g's cold start, say).
+	if (process.env.BENCH_KEEP) console.error(`[bench] work directory kept: ${work}`);
+	else fs.rmSync(work, { recursive: true, force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
@@ -54,7 +56,9 @@ const CONFIG = 'backoff-base-ms = 20\nbackoff-cap-ms = 100\nunsubscribe-grace-ms
 
 function daemonEnv(dir) {
 	const env = { ...process.env };
-	for (const k of ['NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID', 'JOURNAL_STREAM', 'WATCHDOG_USEC']) delete env[k];
+	// A user unit starts without these; SSL_CERT_FILE makes the daemon parse the whole CA bundle (daemon/tls.h).
+	for (const k of ['NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID', 'JOURNAL_STREAM', 'WATCHDOG_USEC',
+		'SSL_CERT_FILE', 'NIX_SSL_CERT_FILE']) delete env[k];
 	return Object.assign(env, {
 		XDG_RUNTIME_DIR: path.join(dir, 'run'),
 		XDG_STATE_HOME: path.join(dir, 'state-home'),

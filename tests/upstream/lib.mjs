@@ -125,10 +125,10 @@ export function makeCerts(dir, sans = 'DNS:localhost,IP:127.0.0.1') {
 
 // Runs the harness; events() are the JSON lines it printed. waitFor polls them.
 // UPSTREAM_TEST_WRAPPER (e.g. "valgrind -q --error-exitcode=99") runs it under a tool.
-export function startHarness(args, { prefix = (process.env.UPSTREAM_TEST_WRAPPER || '').split(' ').filter(Boolean) } = {}) {
+export function startHarness(args, { prefix = (process.env.UPSTREAM_TEST_WRAPPER || '').split(' ').filter(Boolean), env } = {}) {
   const cmd = prefix.length ? prefix[0] : harnessPath;
   const argv = prefix.length ? [...prefix.slice(1), harnessPath, ...args] : args;
-  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: env || process.env });
   const h = { child, events: [], raw: '', stderr: '', exited: null, cursor: 0 };
   const rl = readline.createInterface({ input: child.stdout });
   rl.on('line', (l) => {

@@ -3,6 +3,7 @@
 // extra CA file, and a certificate for another name fails even with the right CA.
 import { startServer, startHarness, check, guard, tmpdir, makeCerts } from './lib.mjs';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 guard(120);
@@ -28,6 +29,20 @@ try {
     const h = startHarness(['--url', `wss://${host}:${srv.port}/runtime/session`, '--app-id', 'a', '--ca-file', good.ca]);
     await h.waitState('authenticated');
     check(srv.paths.at(-1) === '/runtime/session?app_id=a', `wss to ${host} with the extra CA authenticates`);
+    await h.quit();
+  }
+  // The system store read as a hashed directory (daemon/tls.h): the test CA there, found by
+  // its subject hash when the chain needs it, with no bundle file and no --ca-file.
+  {
+    const store = path.join(dir, 'store');
+    fs.mkdirSync(store);
+    fs.copyFileSync(good.ca, path.join(store, 'test-ca.pem'));
+    execFileSync('openssl', ['rehash', store]);
+    const env = { ...process.env, SSL_CERT_DIR: store };
+    delete env.SSL_CERT_FILE;
+    const h = startHarness(['--url', `wss://localhost:${srv.port}/runtime/session`, '--app-id', 'a'], { env });
+    await h.waitState('authenticated');
+    check(true, 'a CA in the hashed system directory is trusted without the bundle or ca-file');
     await h.quit();
   }
   await srv.stop();

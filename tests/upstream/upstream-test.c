@@ -19,6 +19,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "daemon/tls.h"
 #include "daemon/upstream.h"
 #include "store/util.h"
 
@@ -227,6 +228,7 @@ main(int argc, char **argv)
 	struct upstream_callbacks cb = { on_state, on_message, on_log };
 	struct lws_context_creation_info info;
 	struct lws_vhost *vh;
+	SSL_CTX *tls = NULL;	/* owned; lws borrows it (freed at exit) */
 	lws_sock_file_fd_type fd;
 	int c, r, lws_timeout = 0;
 
@@ -281,6 +283,10 @@ main(int argc, char **argv)
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.connect_timeout_secs = (unsigned)lws_timeout;
+	/* the daemon's trust rule, as main.c gives it to the "net" vhost */
+	if (tls_client_ctx_new(NULL, &tls) < 0)
+		return 1;
+	info.provided_client_ssl_ctx = tls;
 	vh = lws_create_vhost(ctx, &info);
 	if (!vh)
 		return 1;
@@ -295,6 +301,7 @@ main(int argc, char **argv)
 	if (r < 0) {
 		reply("new", r);
 		lws_context_destroy(ctx);
+		SSL_CTX_free(tls);
 		return 1;
 	}
 	reply("new", 0);
@@ -309,6 +316,7 @@ main(int argc, char **argv)
 	lws_sul_cancel(&tick_sul);
 	upstream_free(up);
 	lws_context_destroy(ctx);
+	SSL_CTX_free(tls);
 	if (hang_fds[1] >= 0)
 		close(hang_fds[1]);	/* lets a hung resolver thread finish */
 	return 0;
