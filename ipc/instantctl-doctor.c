@@ -546,9 +546,8 @@ doctor_tls(int fd, const char *host, const char *ca_file, char *why, size_t n)
 	struct in_addr a4;
 	SSL *ssl = NULL;
 	bool ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
-	int r = -EPROTO;
+	int r = tls_client_ctx_new(ca_file, &ctx);
 
-	r = tls_client_ctx_new(ca_file, &ctx);
 	if (r == -ENOENT) {
 		snprintf(why, n, "cannot read ca-file %s", ca_file);
 		return -EPROTO;
@@ -557,7 +556,7 @@ doctor_tls(int fd, const char *host, const char *ca_file, char *why, size_t n)
 		snprintf(why, n, "cannot set up TLS");
 		return r;
 	}
-	r = -EPROTO;
+	r = -EPROTO;	/* until the handshake succeeds */
 	ssl = SSL_new(ctx);
 	if (ssl == NULL)
 		goto out;
