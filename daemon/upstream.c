@@ -527,6 +527,22 @@ upstream_connect_stage(struct upstream *u)
 	return "the server accepted the connection but the WebSocket upgrade was not sent";
 }
 
+/* Whether the peer of a wsi lws is closing has gone (EOF or reset), as opposed to
+ * still being there silent: lws closes for both without saying which. The socket
+ * is still open during the close callbacks (__lws_close_free_wsi_final closes it). */
+static bool
+upstream_peer_gone(struct lws *wsi)
+{
+	char c;
+	int fd = lws_get_socket_fd(wsi);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void
 upstream_connect_to_cb(lws_sorted_usec_list_t *sul)
 {
@@ -1162,17 +1178,19 @@ upstream_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		/* Closed while still HTTP, without a CONNECTION_ERROR: lws 4.1.6 does this
-		 * when its own timeout fires while waiting for the 101 (close.c only
+		/* Closed while still HTTP, without a CONNECTION_ERROR (close.c only
 		 * reports unestablished ws-role wsis as CONNECTION_ERROR, and a client is
-		 * h1 until the upgrade), or when the socket dies while the request is
-		 * being written. */
+		 * h1 until the upgrade): lws's own timeout fired while waiting for the
+		 * 101, or the socket died while the request was being written (a reset
+		 * that lands just after connect, which a slow build sees). */
 		if (!upstream_take_wsi(u, wsi))
 			return 0;
 		upstream_conn_lost(u, "connect to %s (%s:%d) failed: %s", u->host,
 		    u->unix_sock ? u->address : u->addrs[u->addr_idx], u->port,
-		    u->upgrade_sent ? "the server did not answer the WebSocket upgrade in time" :
-		    "the connection closed before the WebSocket upgrade was sent");
+		    !u->upgrade_sent ? "the connection closed before the WebSocket upgrade was sent" :
+		    upstream_peer_gone(wsi) ? "the server closed or reset the connection before "
+		    "answering the WebSocket upgrade" :
+		    "the server did not answer the WebSocket upgrade in time");
 		return 0;
 
 	case LWS_CALLBACK_WSI_DESTROY:

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 //   behave           forward everything
 //   silent           accept, read, never answer
 //   close-accept     FIN right after accept        reset-accept     RST right after accept
+//   close-request    read the upgrade, FIN         reset-request    ... RST
 //   close-midhs      a partial HTTP answer, FIN    reset-midhs      ... then RST
 //   upgraded-silent  the mock's 101, then nothing in either direction (no pongs, no frames)
 //   close-upgraded   the mock's 101, FIN once the daemon sends a frame;  reset-upgraded: RST
@@ -17,7 +18,8 @@ import tls from 'node:tls';
 //   trickle          one byte of an HTTP answer per second
 //   refuse           not listening at all (connect gets RST from the kernel)
 // The TLS port knows behave (TLS terminated here, cleartext to the mock) and silent.
-export const FAULTS = ['behave', 'silent', 'close-accept', 'reset-accept', 'close-midhs', 'reset-midhs',
+export const FAULTS = ['behave', 'silent', 'close-accept', 'reset-accept', 'close-request',
+	'reset-request', 'close-midhs', 'reset-midhs',
 	'upgraded-silent', 'close-upgraded', 'reset-upgraded', 'initok-silent', 'close-midframe',
 	'reset-midframe', 'trickle', 'refuse'];
 
@@ -105,6 +107,9 @@ export class FaultProxy {
 			return s.end();
 		case 'reset-accept':
 			return s.resetAndDestroy();
+		case 'close-request':
+		case 'reset-request':
+			return s.once('data', () => end(s, mode));
 		case 'close-midhs':
 		case 'reset-midhs':
 			return s.once('data', () => s.write(PARTIAL_ANSWER, () => end(s, mode)));

@@ -44,8 +44,9 @@ function linkUp() {
 	ipc('addr', 'add', '10.77.0.1/24', 'dev', 'fx0');
 	ipc('link', 'set', 'fx0', 'up');
 	ipc('link', 'set', 'fx1', 'up');
-	/* a fixed neighbour: no ARP failure either, the packets just go nowhere */
-	ipc('neigh', 'add', BLACKHOLE, 'lladdr', '02:00:00:00:00:02', 'dev', 'fx0', 'nud', 'permanent');
+	/* a fixed neighbour: no ARP failure either, the packets just go nowhere. replace,
+	 * not add: a connect still aimed at it makes an incomplete entry once fx0 is up */
+	ipc('neigh', 'replace', BLACKHOLE, 'lladdr', '02:00:00:00:00:02', 'dev', 'fx0', 'nud', 'permanent');
 }
 function pointName(addr) {
 	fs.writeFileSync(HOSTS, `127.0.0.1 localhost\n${addr} ${NAME}\n`);
@@ -202,6 +203,9 @@ await scenario('transport faults', async () => {
 	});
 	for (const [how, verb] of [['close', 'closes'], ['reset', 'resets']]) {
 		await faultCase(PA, `server ${verb} after accept`, { ...plain(`${how}-accept`), reason: beforeUpgrade });
+		/* the request was written: the daemon must not call this a timeout */
+		await faultCase(PA, `server ${verb} after reading the upgrade`, { ...plain(`${how}-request`),
+			reason: beforeUpgrade });
 		await faultCase(PA, `server ${verb} mid-handshake`, { ...plain(`${how}-midhs`), reason: beforeUpgrade });
 		await faultCase(PA, `server ${verb} after the upgrade`, { ...plain(`${how}-upgraded`), reason: afterUpgrade,
 			also: sendFailed });
