@@ -1206,30 +1206,58 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	p->last_sync_ms = now_ms();
 }
 
+/* Does some loaded query's server store pass has(ts, a, b)? value is what
+ * the stores would intern for it: one not in p's value table is in none of
+ * the stores over that table, so a new entity (most writes) costs one probe,
+ * not one per query. The bases are made current first, since rebuilding one
+ * interns what it holds. */
+static bool
+any_base(struct profile *p, const cJSON *value,
+    bool (*has)(const struct tstore *, const char *, const void *), const char *a, const void *b)
+{
+	struct query *q;
+	struct tstore *ts;
+	bool in_table;
+
+	TAILQ_FOREACH(q, &p->queries, entry)
+		if (query_has_result(q))
+			(void)query_base(q, &ts);	/* on failure the loop below skips q */
+	in_table = p->values == NULL || tstore_values_has(p->values, value);
+	TAILQ_FOREACH(q, &p->queries, entry) {
+		if (!query_has_result(q) || query_base(q, &ts) < 0)
+			continue;
+		if (!in_table && tstore_values_of(ts) == p->values)
+			continue;
+		if (has(ts, a, b))
+			return true;
+	}
+	return false;
+}
+
+static bool
+has_entity(const struct tstore *ts, const char *etype, const void *eid)
+{
+	return tstore_has_entity(ts, etype, eid);
+}
+
+static bool
+has_av(const struct tstore *ts, const char *attr, const void *value)
+{
+	return tstore_has_av(ts, attr, value);
+}
+
 /* The JS client decides create vs update mode on its server stores, without
  * the optimistic layer: so do we, over every loaded query's base store. */
 bool
 mode_entity_exists(void *ud, const char *etype, const char *eid)
 {
-	struct profile *p = ud;
-	struct query *q;
-	struct tstore *ts;
+	cJSON v = { .type = cJSON_String, .valuestring = (char *)eid };
 
-	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && query_base(q, &ts) == 0 && tstore_has_entity(ts, etype, eid))
-			return true;
-	return false;
+	return eid && any_base(ud, &v, has_entity, etype, eid);
 }
 
 bool
 mode_lookup_exists(void *ud, const char *attr, const cJSON *value)
 {
-	struct profile *p = ud;
-	struct query *q;
-	struct tstore *ts;
-
-	TAILQ_FOREACH(q, &p->queries, entry)
-		if (query_has_result(q) && query_base(q, &ts) == 0 && tstore_has_av(ts, attr, value))
-			return true;
-	return false;
+	return value && any_base(ud, value, has_av, attr, value);
 }

@@ -386,9 +386,8 @@ tv_same(const struct tval *x, uint8_t type, double num, const char *str, uint32_
 }
 
 static uint32_t
-tv_lookup(const struct tstore *s, uint8_t type, double num, const char *str, uint32_t len, uint32_t hash)
+tv_lookup(const struct tstore_values *vt, uint8_t type, double num, const char *str, uint32_t len, uint32_t hash)
 {
-	const struct tstore_values *vt = s->vt;
 	uint32_t mask, i;
 
 	if (vt->vcap == 0)
@@ -567,7 +566,7 @@ static int
 tv_intern_scalar(struct tstore *s, uint8_t type, double num, const char *str, uint32_t len, uint32_t *ret)
 {
 	uint32_t hash = type == TV_NUM ? hash_num(num) : type == TV_STR ? hash_bytes(str, len) : mix3(type, 0, 0);
-	uint32_t vid = tv_lookup(s, type, num, str, len, hash);
+	uint32_t vid = tv_lookup(s->vt, type, num, str, len, hash);
 	struct tval v = { .type = type, .hash = hash, .num = num == 0 ? 0 : num, .len = len };
 	int r;
 
@@ -649,34 +648,58 @@ tv_adopt_json(struct tstore *s, cJSON *j, uint32_t *ret)
 	return tv_new(s, v, ret);
 }
 
+static uint32_t
+vt_find_str(const struct tstore_values *vt, const char *str)
+{
+	uint32_t len = (uint32_t)strlen(str);
+
+	return tv_lookup(vt, TV_STR, 0, str, len, hash_bytes(str, len));
+}
+
+static uint32_t
+vt_find_json(const struct tstore_values *vt, const cJSON *j)
+{
+	if (cJSON_IsNull(j))
+		return tv_lookup(vt, TV_NULL, 0, NULL, 0, mix3(TV_NULL, 0, 0));
+	if (cJSON_IsFalse(j))
+		return tv_lookup(vt, TV_FALSE, 0, NULL, 0, mix3(TV_FALSE, 0, 0));
+	if (cJSON_IsTrue(j))
+		return tv_lookup(vt, TV_TRUE, 0, NULL, 0, mix3(TV_TRUE, 0, 0));
+	if (cJSON_IsNumber(j))
+		return tv_lookup(vt, TV_NUM, j->valuedouble, NULL, 0, hash_num(j->valuedouble));
+	if (cJSON_IsString(j))
+		return vt_find_str(vt, j->valuestring);
+	return VID_NONE;
+}
+
 uint32_t
 tstore_tv_find_json(const struct tstore *s, const cJSON *j)
 {
-	if (cJSON_IsNull(j))
-		return tv_lookup(s, TV_NULL, 0, NULL, 0, mix3(TV_NULL, 0, 0));
-	if (cJSON_IsFalse(j))
-		return tv_lookup(s, TV_FALSE, 0, NULL, 0, mix3(TV_FALSE, 0, 0));
-	if (cJSON_IsTrue(j))
-		return tv_lookup(s, TV_TRUE, 0, NULL, 0, mix3(TV_TRUE, 0, 0));
-	if (cJSON_IsNumber(j))
-		return tstore_tv_find_num(s, j->valuedouble);
-	if (cJSON_IsString(j))
-		return tstore_tv_find_str(s, j->valuestring);
-	return VID_NONE;
+	return vt_find_json(s->vt, j);
 }
 
 uint32_t
 tstore_tv_find_str(const struct tstore *s, const char *str)
 {
-	uint32_t len = (uint32_t)strlen(str);
-
-	return tv_lookup(s, TV_STR, 0, str, len, hash_bytes(str, len));
+	return vt_find_str(s->vt, str);
 }
 
 uint32_t
 tstore_tv_find_num(const struct tstore *s, double d)
 {
-	return tv_lookup(s, TV_NUM, d, NULL, 0, hash_num(d));
+	return tv_lookup(s->vt, TV_NUM, d, NULL, 0, hash_num(d));
+}
+
+bool
+tstore_values_has(const struct tstore_values *vt, const cJSON *value)
+{
+	return vt_find_json(vt, value) != VID_NONE;
+}
+
+const struct tstore_values *
+tstore_values_of(const struct tstore *s)
+{
+	return s->vt;
 }
 
 cJSON *

@@ -28,6 +28,11 @@ int tstore_values_new(struct tstore_values **ret);
 void tstore_values_unref(struct tstore_values *vt);	/* NULL-safe */
 /* Number of values held (for tests and accounting). */
 size_t tstore_values_count(const struct tstore_values *vt);
+/* Is value (a scalar) interned in vt? One that is not is in no store over
+ * vt: a caller about to ask many of them asks vt once first. */
+bool tstore_values_has(const struct tstore_values *vt, const cJSON *value);
+/* The table s interns into (borrowed, valid while s is). */
+const struct tstore_values *tstore_values_of(const struct tstore *s);
 
 /* A new empty store over a copy of `attrs`, with a table of its own. 0 or -ENOMEM. */
 int tstore_new(const struct attrs *attrs, struct tstore **ret);
