@@ -900,14 +900,16 @@ query_cost_cmp(const void *a, const void *b)
 
 /* Push every query of p, the cheapest renders first, so a small result
  * (a program's own view of what it just wrote) does not wait behind large
- * ones. query_push frees no query (a release is a timer), so the list
- * taken before stays valid. */
+ * ones. Only the queries that must render are sorted: the others cost
+ * nothing and go first, so a write among 1,000 clean subscriptions sorts
+ * the few it changed, not all of them. query_push frees no query (a release
+ * is a timer), so the list taken before stays valid. */
 static void
 profile_push_all(struct profile *p)
 {
 	_cleanup_free_ struct query **v = NULL;
 	struct query *q, *next;
-	size_t n = 0;
+	size_t n = 0, clean = 0;
 
 	TAILQ_FOREACH(q, &p->queries, entry)
 		n++;
@@ -923,7 +925,13 @@ profile_push_all(struct profile *p)
 	n = 0;
 	TAILQ_FOREACH(q, &p->queries, entry)
 		v[n++] = q;
-	qsort(v, n, sizeof(*v), query_cost_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (query_push_cost(v[i]) == 0) {
+			q = v[clean];
+			v[clean++] = v[i];
+			v[i] = q;
+		}
+	qsort(v + clean, n - clean, sizeof(*v), query_cost_cmp);
 	for (size_t i = 0; i < n; i++)
 		query_push(v[i]);
 }

@@ -220,7 +220,7 @@ async function startJS(mock) {
 }
 
 // --perf PHASE[,PHASE] --perf-dir DIR [--perf-callgraph fp|dwarf]: `perf record` on the daemon during those
-// phases (a-small, a-large, b, c, d1, d16, e).
+// phases (a-small, a-large, b, c, d1, d16, e, h-c-N, h-b-N for N = 1, 10, 100, 1000).
 const PERF = (opt('--perf', '') || '').split(',').filter(Boolean);
 const PERF_DIR = opt('--perf-dir', process.cwd());
 async function profiled(phase, fn) {
@@ -583,9 +583,9 @@ if (want('h')) {
 		await js.cmd({ cmd: 'subscribe', qs: add }, 'subscribed');
 		open = n;
 		log(`h: ${n} unrelated subscriptions open`);
-		const c = await measureOptimistic(prog, subSmall, QUICK ? 10 : 50);
+		const c = await profiled(`h-c-${n}`, () => measureOptimistic(prog, subSmall, QUICK ? 10 : 50));
 		row(`h-c-${n}`, `c with ${n} unrelated subscription${n === 1 ? "" : "s"} open, p50`, pct(c.dt, 50), pct(c.jt, 50), 'ms');
-		const b = await measureRefresh(prog, subSmall, QUICK ? 5 : 20);
+		const b = await profiled(`h-b-${n}`, () => measureRefresh(prog, subSmall, QUICK ? 5 : 20));
 		row(`h-b-${n}`, `b with ${n} unrelated subscription${n === 1 ? "" : "s"} open, p50`, pct(b.dt, 50), pct(b.jt, 50), 'ms');
 	}
 	hp.close();
