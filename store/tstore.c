@@ -657,6 +657,12 @@ vt_find_str(const struct tstore_values *vt, const char *str)
 }
 
 static uint32_t
+vt_find_num(const struct tstore_values *vt, double d)
+{
+	return tv_lookup(vt, TV_NUM, d, NULL, 0, hash_num(d));
+}
+
+static uint32_t
 vt_find_json(const struct tstore_values *vt, const cJSON *j)
 {
 	if (cJSON_IsNull(j))
@@ -666,7 +672,7 @@ vt_find_json(const struct tstore_values *vt, const cJSON *j)
 	if (cJSON_IsTrue(j))
 		return tv_lookup(vt, TV_TRUE, 0, NULL, 0, mix3(TV_TRUE, 0, 0));
 	if (cJSON_IsNumber(j))
-		return tv_lookup(vt, TV_NUM, j->valuedouble, NULL, 0, hash_num(j->valuedouble));
+		return vt_find_num(vt, j->valuedouble);
 	if (cJSON_IsString(j))
 		return vt_find_str(vt, j->valuestring);
 	return VID_NONE;
@@ -687,7 +693,7 @@ tstore_tv_find_str(const struct tstore *s, const char *str)
 uint32_t
 tstore_tv_find_num(const struct tstore *s, double d)
 {
-	return tv_lookup(s->vt, TV_NUM, d, NULL, 0, hash_num(d));
+	return vt_find_num(s->vt, d);
 }
 
 bool
