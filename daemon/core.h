@@ -128,6 +128,12 @@ struct query {
 };
 TAILQ_HEAD(query_list, query);
 
+/* One computation of a refresh-ok, kept for a later loop turn. */
+struct refresh_part {
+	cJSON *c;			/* owned: its JSON text (a cJSON raw item) */
+	int64_t processed_tx_id;	/* the refresh-ok's */
+};
+
 struct profile {
 	TAILQ_ENTRY(profile) entry;
 	struct sync *s;			/* borrowed: owner */
@@ -160,6 +166,10 @@ struct profile {
 	lws_sorted_usec_list_t persist;	/* write-behind of query results to the mirror */
 	lws_sorted_usec_list_t prune;	/* retires confirmed writes no result ever reflects */
 	lws_sorted_usec_list_t settle;	/* records a loop turn's confirmations in one commit */
+	lws_sorted_usec_list_t refresh;	/* applies the next of refresh_parts */
+	struct refresh_part *refresh_parts;	/* owned: computations of a refresh-ok still to
+					 * apply, one per loop turn (session.c) */
+	size_t nrefresh_parts, refresh_next;
 	struct mutation_set settling;	/* borrowed from outbox: the confirmations it records */
 	unsigned nclients;
 	int64_t state_since_ms;		/* wall clock of the last change of the shown state */

@@ -315,6 +315,7 @@ profile_free(struct profile *p)
 	lws_sul_cancel(&p->persist);
 	lws_sul_cancel(&p->prune);
 	lws_sul_cancel(&p->settle);
+	session_free(p);
 	while ((q = TAILQ_FIRST(&p->queries)))
 		query_free(q);
 	while ((m = TAILQ_FIRST(&p->outbox))) {

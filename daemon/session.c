@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/frame.h"
 #include "daemon/log.h"
 #include "daemon/outbox.h"
 #include "daemon/profile.h"
@@ -285,26 +286,156 @@ handle_query_result(struct profile *p, const cJSON *msg)
 	query_push(q);
 }
 
+/* One computation of a refresh-ok: the new result of the query it names. A
+ * raw one (a large frame's, see frame.h) is parsed here, and dropped if it
+ * is not JSON. */
+static void
+computation_apply(struct profile *p, const cJSON *c, int64_t ptx)
+{
+	_cleanup_json_ cJSON *parsed = NULL;
+	_cleanup_free_ char *key = NULL;
+	struct query *q;
+
+	if (cJSON_IsRaw(c)) {
+		if (frame_item_parse(c, &parsed) < 0) {
+			log_warn("%s: a result in a refresh from the server is not JSON; dropped", p->name);
+			return;
+		}
+		c = parsed;
+	}
+	key = json_canonical(json_get(c, "instaql-query"));
+	q = key ? query_find(p, key) : NULL;
+	if (q != NULL)
+		query_set_result(q, json_get(c, "instaql-result"), ptx);
+}
+
+static void
+refresh_parts_free(struct profile *p)
+{
+	for (size_t i = p->refresh_next; i < p->nrefresh_parts; i++)
+		cJSON_Delete(p->refresh_parts[i].c);
+	free(p->refresh_parts);
+	p->refresh_parts = NULL;
+	p->nrefresh_parts = p->refresh_next = 0;
+}
+
+/* Apply the next kept computation; true if more are left. */
+static bool
+refresh_apply_next(struct profile *p)
+{
+	struct refresh_part *rp = &p->refresh_parts[p->refresh_next++];
+
+	computation_apply(p, rp->c, rp->processed_tx_id);
+	cJSON_Delete(rp->c);
+	rp->c = NULL;
+	profile_prune(p);
+	profile_schedule_push(p);
+	if (p->refresh_next < p->nrefresh_parts)
+		return true;
+	refresh_parts_free(p);
+	return false;
+}
+
+/* One kept computation per loop turn, so the push of the ones before it,
+ * and a program's request, get in between. */
+static void
+refresh_cb(lws_sorted_usec_list_t *sul)
+{
+	struct profile *p = lws_container_of(sul, struct profile, refresh);
+
+	if (p->refresh_parts != NULL && refresh_apply_next(p))
+		lws_sul_schedule(p->s->ctx, 0, &p->refresh, refresh_cb, 1);
+}
+
+/* Every kept computation now: the server's next message must find them
+ * applied, as it would had they been applied when they came. */
+static void
+refresh_drain(struct profile *p)
+{
+	if (p->refresh_parts == NULL)
+		return;
+	lws_sul_cancel(&p->refresh);
+	while (refresh_apply_next(p))
+		;
+}
+
+void
+session_free(struct profile *p)
+{
+	lws_sul_cancel(&p->refresh);
+	refresh_parts_free(p);
+}
+
+struct sized {
+	const cJSON *c;		/* borrowed: a computation */
+	size_t size, ord;	/* its text's length (0: parsed already), its place */
+};
+
+static int
+sized_cmp(const void *a, const void *b)
+{
+	const struct sized *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+/* The computations, smallest first: the parsed ones and the smallest raw one
+ * now, the other raw ones one per loop turn (refresh_cb). A small result is
+ * then pushed before a large one in the same frame is even parsed. */
 static void
 handle_refresh_ok(struct profile *p, const cJSON *msg)
 {
-	const cJSON *c;
+	const cJSON *comps = json_get(msg, "computations"), *c;
+	_cleanup_free_ struct sized *v = NULL;
+	size_t n = 0, i;
 	int64_t ptx = 0;
+	bool now = true;
 
 	if (json_get(msg, "processed-tx-id") && json_get_int64(json_get(msg, "processed-tx-id"), &ptx) < 0)
 		return;
 	if (json_get(msg, "attrs"))
 		profile_set_server_attrs(p, json_get(msg, "attrs"), ptx, true);
-	cJSON_ArrayForEach(c, json_get(msg, "computations")) {
-		_cleanup_free_ char *key = json_canonical(json_get(c, "instaql-query"));
-		struct query *q = key ? query_find(p, key) : NULL;
+	cJSON_ArrayForEach(c, comps)
+		n++;
+	v = calloc(n + 1, sizeof(*v));
+	p->refresh_parts = v ? calloc(n + 1, sizeof(*p->refresh_parts)) : NULL;
+	if (v == NULL || p->refresh_parts == NULL) {
+		/* all of them now, in order */
+		free(p->refresh_parts);
+		p->refresh_parts = NULL;
+		cJSON_ArrayForEach(c, comps)
+			computation_apply(p, c, ptx);
+		profile_prune(p);
+		profile_schedule_push(p);
+		return;
+	}
+	n = 0;
+	cJSON_ArrayForEach(c, comps) {
+		v[n] = (struct sized){ .c = c, .ord = n,
+		    .size = cJSON_IsRaw(c) && c->valuestring ? strlen(c->valuestring) : 0 };
+		n++;
+	}
+	qsort(v, n, sizeof(*v), sized_cmp);
+	for (i = 0; i < n; i++) {
+		cJSON *keep = NULL;
 
-		if (q == NULL)
+		if (!now && (keep = cJSON_Duplicate(v[i].c, false)) != NULL) {
+			p->refresh_parts[p->nrefresh_parts++] =
+			    (struct refresh_part){ .c = keep, .processed_tx_id = ptx };
 			continue;
-		query_set_result(q, json_get(c, "instaql-result"), ptx);
+		}
+		computation_apply(p, v[i].c, ptx);
+		if (v[i].size > 0)
+			now = false;
 	}
 	profile_prune(p);
 	profile_schedule_push(p);
+	if (p->nrefresh_parts == 0)
+		refresh_parts_free(p);
+	else
+		lws_sul_schedule(p->s->ctx, 0, &p->refresh, refresh_cb, 1);
 }
 
 static void
@@ -342,6 +473,7 @@ profile_on_message(void *ud, const cJSON *msg)
 
 	if (op == NULL)
 		return;
+	refresh_drain(p);
 	for (size_t i = 0; i < ELEMENTSOF(upstream_handlers); i++)
 		if (strcmp(op, upstream_handlers[i].op) == 0) {
 			upstream_handlers[i].fn(p, msg);

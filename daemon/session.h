@@ -9,4 +9,8 @@
 
 extern const struct upstream_callbacks profile_upstream_cb;
 
+/* Drop what the session still holds for p (the computations of a refresh
+ * not applied yet); profile_free calls it. */
+void session_free(struct profile *p);
+
 #endif

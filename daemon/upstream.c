@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "daemon/frame.h"
 #include "daemon/tls.h"
 #include "daemon/upstream.h"
 #include "store/util.h"
@@ -951,11 +952,17 @@ upstream_dispatch(struct upstream *u, cJSON *msg)
 static void
 upstream_process_frame(struct upstream *u)
 {
-	_cleanup_json_ cJSON *root = cJSON_ParseWithLength((const char *)u->rx, u->rx_len);
+	_cleanup_json_ cJSON *root = NULL;
 	cJSON *el;
+	int r;
 
+	r = frame_parse((char *)u->rx, u->rx_len, &root);
 	u->rx_len = 0;
-	if (!root) {
+	if (r == -ENOMEM) {
+		upstream_log(u, LOG_WARNING, "upstream %s: out of memory parsing a frame, dropped", u->host);
+		return;
+	}
+	if (r < 0) {
 		u->malformed_frames++;
 		if (u->malformed_frames <= 3)
 			upstream_log(u, LOG_WARNING, "upstream %s: frame is not JSON, dropped", u->host);

@@ -6,7 +6,7 @@ core_test_core_SOURCES = core/test-core.c core/fakes.c core/fakes.h \
 	$(top_srcdir)/daemon/core.c $(top_srcdir)/daemon/sync.c $(top_srcdir)/daemon/profile.c \
 	$(top_srcdir)/daemon/query.c $(top_srcdir)/daemon/outbox.c $(top_srcdir)/daemon/session.c \
 	$(top_srcdir)/daemon/ops.c $(top_srcdir)/daemon/ops-auth.c $(top_srcdir)/daemon/ops-store.c \
-	$(top_srcdir)/daemon/rooms.c \
+	$(top_srcdir)/daemon/rooms.c $(top_srcdir)/daemon/frame.c \
 	$(top_srcdir)/ipc/ipc-protocol.c
 # Own flags, so these objects are not shared with instantd's build of the same files.
 core_test_core_CFLAGS = $(AM_CFLAGS)

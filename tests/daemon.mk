@@ -16,3 +16,8 @@ TESTS += daemon/test-rooms
 daemon_test_rooms_SOURCES = daemon/test-rooms.c $(top_srcdir)/daemon/rooms.c
 daemon_test_rooms_LDADD = $(top_builddir)/daemon/libupstream.la $(SUPPORT_LIBS) $(top_builddir)/ipc/libipcserver.la \
 	$(STORE_LIBS) $(LWS_LIBS) -lpthread
+# Cutting a large server frame into its computations (daemon/frame.c).
+check_PROGRAMS += daemon/test-frame
+TESTS += daemon/test-frame
+daemon_test_frame_SOURCES = daemon/test-frame.c $(top_srcdir)/daemon/frame.c
+daemon_test_frame_LDADD = $(STORE_LIBS)

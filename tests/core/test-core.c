@@ -390,6 +390,107 @@ test_query(void)
 	CHECK_INT(fake_up_count(), 0);
 }
 
+/* The server's result holding todo E1 with text first_text, then n more
+ * todos ("t0".."t<n-1>"): over 64 KiB for n >= 600, so a frame carrying it is
+ * cut into its computations (daemon/frame.h). */
+static char *
+many_todos_result(const char *first_text, int n)
+{
+	size_t cap = 400 + (size_t)n * 240, len = 0;
+	char *rows = malloc(cap), *out = NULL;
+	long long t = 1732700000000LL;
+
+	if (rows == NULL)
+		abort();
+	len += (size_t)snprintf(rows, cap, "[[\"%s\",\"a4\",\"%s\",%lld],[\"%s\",\"a5\",\"%s\",%lld]]",
+	    E1, E1, t, E1, first_text, t + 1);
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(rows + len, cap - len,
+		    ",[[\"00000000-0000-4000-8000-%012d\",\"a4\",\"00000000-0000-4000-8000-%012d\",%lld],"
+		    "[\"00000000-0000-4000-8000-%012d\",\"a5\",\"t%d\",%lld]]", i, i, t, i, i, t + 1);
+	if (asprintf(&out, "[{\"data\":{\"datalog-result\":{\"join-rows\":[%s]}},\"child-nodes\":[]}]",
+	    rows) < 0)
+		abort();
+	free(rows);
+	return out;
+}
+
+/* How many todos a result message shows. */
+static int
+todo_count(const cJSON *msg)
+{
+	return cJSON_GetArraySize(json_get(json_get(msg, "data"), "todos"));
+}
+
+/* A large refresh-ok is applied a computation per loop turn, the smallest
+ * first. What must hold: every result arrives, a message from the server
+ * that comes before the last turn finds them all applied (so an older
+ * result never lands over a newer one), and a computation that is not
+ * JSON is dropped alone. */
+static void
+test_refresh_in_parts(void)
+{
+	struct sync *s;
+	struct fake_conn *p;
+	struct upstream *u;
+	_cleanup_free_ char *ra = todos_result(E1, "a", NULL), *big1 = many_todos_result("a", 700),
+	    *big2 = many_todos_result("b", 800), *small = todos_result(E1, "a", E3, "a", NULL);
+	const cJSON *m;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "all");
+	fake_conn_request(p, "{\"op\":\"add-query\",\"client-event-id\":\"a\",\"q\":" Q_A "}");
+	answer_add_query(u, Q_A, 10, ra);
+	CHECK_TODOS(fake_conn_take(p, "add-query-ok", "a"), "a");
+
+	/* The large result first in the frame: the small one is still pushed first. */
+	fake_up_deliverf(u, "{\"op\":\"refresh-ok\",\"processed-tx-id\":11,\"computations\":["
+	    "{\"instaql-query\":" Q_ALL ",\"instaql-result\":%s},"
+	    "{\"instaql-query\":" Q_A ",\"instaql-result\":%s}]}", big1, small);
+	fake_turn();
+	fake_turn();
+	m = fake_conn_take(p, NULL, NULL);
+	CHECK_STR(json_get_string(m, "client-event-id"), "a");
+	CHECK_TODOS(m, "a,a");
+	m = fake_conn_take(p, "refresh-ok", "all");
+	CHECK_INT(m ? todo_count(m) : -1, 701);
+	CHECK_INT(int_of(m, "processed-tx-id"), 11);
+
+	/* Another refresh right behind, before any turn: the large result kept
+	 * from the first is applied before it, not lost or applied after it. */
+	fake_up_deliverf(u, "{\"op\":\"refresh-ok\",\"processed-tx-id\":12,\"computations\":["
+	    "{\"instaql-query\":" Q_ALL ",\"instaql-result\":%s},"
+	    "{\"instaql-query\":" Q_A ",\"instaql-result\":%s}]}", big2, ra);
+	fake_up_deliverf(u, "{\"op\":\"refresh-ok\",\"processed-tx-id\":13,\"computations\":["
+	    "{\"instaql-query\":" Q_A ",\"instaql-result\":%s}]}", small);
+	for (int i = 0; i < 4; i++)
+		fake_turn();
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o\",\"q\":" Q_ALL ","
+	    "\"policy\":\"cache-only\"}");
+	m = fake_conn_take(p, "query-ok", "o");
+	CHECK_INT(m ? todo_count(m) : -1, 801);
+	CHECK_INT(int_of(m, "processed-tx-id"), 12);
+	fake_conn_request(p, "{\"op\":\"query-once\",\"client-event-id\":\"o2\",\"q\":" Q_A ","
+	    "\"policy\":\"cache-only\"}");
+	CHECK_TODOS(fake_conn_take(p, "query-ok", "o2"), "a,a");
+
+	/* One computation is not JSON: the other one still applies. */
+	fake_conn_skip(p);
+	fake_up_deliverf(u, "{\"op\":\"refresh-ok\",\"processed-tx-id\":15,\"computations\":["
+	    "{\"instaql-query\":" Q_ALL ",\"instaql-result\":%s, oops},"
+	    "{\"instaql-query\":" Q_A ",\"instaql-result\":%s}]}", big1, ra);
+	for (int i = 0; i < 3; i++)
+		fake_turn();
+	CHECK_TODOS(fake_conn_take(p, "refresh-ok", "a"), "a");
+	CHECK_INT(fake_conn_count(p, "refresh-ok", "all"), 0);
+
+	fake_conn_free(p);
+	core_close(s);
+}
+
 /* Two programs with one query share one subscription; it ends upstream only
  * after the last listener left and the grace period passed. */
 static void
@@ -1590,6 +1691,7 @@ main(void)
 	test_app_not_found();
 	test_partial_then_full();
 	test_store_ops();
+	test_refresh_in_parts();
 	test_two_apps();
 	test_writer_gone();
 	test_requests();

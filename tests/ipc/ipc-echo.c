@@ -6,7 +6,9 @@
  * usage: ipc-echo SOCKET [--max-message N] [--max-depth N] [--max-output N]
  *                        [--max-conns N] [--chmod OCTAL] [--nofile N]
  * Extra request fields understood on any op:
- *   "flood": N, "pad": "..."  — also send N status messages carrying pad;
+ *   "flood": N, "pad": "..."  — also send N status messages carrying pad (a
+ *                               status then says how much of them was left
+ *                               queued, "flood-queued");
  *   "shutdown": true          — stop the loop and exit 0 (after replying). */
 #include "config.h"
 
@@ -30,6 +32,7 @@ static volatile sig_atomic_t echo_stop;
 static struct lws_context *echo_ctx;
 static struct ipc_server *echo_server;
 static int echo_opened, echo_closed;
+static size_t echo_flood_queued;	/* bytes the last flood left queued (not taken by the kernel) */
 
 static void
 echo_on_signal(int sig)
@@ -76,6 +79,7 @@ echo_status(const cJSON *req)
 	cJSON_AddNumberToObject(m, "conns", (double)ipc_server_conn_count(echo_server));
 	cJSON_AddNumberToObject(m, "opened", echo_opened);
 	cJSON_AddNumberToObject(m, "closed", echo_closed);
+	cJSON_AddNumberToObject(m, "flood-queued", (double)echo_flood_queued);
 	cJSON_AddNumberToObject(m, "pending-mutations", 0);
 	cJSON_AddNumberToObject(m, "failed-mutations", 0);
 	{
@@ -273,6 +277,7 @@ echo_on_request(void *ud, struct ipc_conn *c, const cJSON *req)
 			}
 			cJSON_Delete(m);
 		}
+		echo_flood_queued = ipc_conn_queued(c);
 	}
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "shutdown"))) {
 		echo_stop = 1;

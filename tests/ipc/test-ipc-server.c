@@ -391,6 +391,70 @@ test_slow_reader(void)
 	CHECK_INT(it_echo_stop(&e), 0);
 }
 
+/* A reply goes to the kernel at once while nothing is queued for its
+ * reader, and to the queue once the kernel refuses. A flood several times
+ * the socket buffer, unread until the echo says most of it is queued (so
+ * the kernel took part of one message and the rest waited), then read,
+ * arrives whole and in order, followed by the answer to a later request. */
+static void
+test_order_past_kernel_buffer(void)
+{
+	/* Messages larger than half a socket buffer: the kernel takes them in
+	 * pieces, so one is cut where it stops taking them. */
+	enum { N = 60, PAD = 150000 };
+	const char *opts[] = { "--max-output", "67108864", "--max-message", "1048576", NULL };
+	struct it_echo e;
+	static char req[PAD + 200];
+	struct it_reader r, rb;
+	int fd, fb, seq = 0;
+	bool intact = true, after = false;
+	double queued = 0;
+	char *line;
+	size_t pre;
+
+	CHECK(it_echo_start(&e, opts) == 0);
+	fd = it_connect(e.path);
+	fb = it_connect(e.path);
+	CHECK(fd >= 0 && fb >= 0);
+	it_reader_init(&r, fd);
+	it_reader_init(&rb, fb);
+	pre = (size_t)snprintf(req, sizeof(req), "{\"op\":\"status\",\"flood\":%d,\"pad\":\"", N);
+	memset(req + pre, 'q', PAD);
+	strcpy(req + pre + PAD, "\"}\n");
+	CHECK(it_send_str(fd, req) == 0);
+	for (int i = 0; i < 500 && queued == 0; i++) {
+		cJSON *j = roundtrip(fb, &rb, "{\"op\":\"status\"}\n");
+
+		queued = j ? it_num(j, "flood-queued") : -1;
+		cJSON_Delete(j);
+	}
+	CHECK(queued > (double)N * PAD / 2);
+	CHECK(it_send_str(fd, "{\"op\":\"status\",\"client-event-id\":\"after\"}\n") == 0);
+	while (!after && (line = it_read_line(&r, IT_TIMEOUT_MS)) != NULL) {
+		cJSON *j = cJSON_Parse(line);
+		const cJSON *n = j ? cJSON_GetObjectItemCaseSensitive(j, "seq") : NULL;
+		const char *pad = j ? it_str(j, "pad") : NULL;
+
+		free(line);
+		if (j == NULL)
+			intact = false;
+		else if (cJSON_IsNumber(n)) {
+			if ((int)n->valuedouble != seq++ || pad == NULL || strlen(pad) != PAD)
+				intact = false;
+		} else if (it_str(j, "client-event-id") != NULL)
+			after = true;
+		cJSON_Delete(j);
+	}
+	CHECK_INT(seq, N);
+	CHECK(after);
+	CHECK(intact);
+	it_reader_free(&r);
+	it_reader_free(&rb);
+	close(fd);
+	close(fb);
+	CHECK_INT(it_echo_stop(&e), 0);
+}
+
 static void
 test_many(const struct it_echo *e)
 {
@@ -619,6 +683,7 @@ main(void)
 	CHECK_INT(it_echo_stop(&e), 0);
 
 	test_slow_reader();
+	test_order_past_kernel_buffer();
 	test_max_conns();
 	test_emfile();
 	test_peercred();
