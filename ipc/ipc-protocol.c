@@ -230,51 +230,51 @@ static const struct ipc_op_spec ipc_ops[_IPC_OP_MAX] = {
 		{ .key = "app-id", .type = F_STRING, .unless = "profile" },
 		OPT("server", F_STRING), OPT("api-uri", F_STRING), OPT("refresh-token", F_STRING),
 		OPT("client-name", F_STRING), OPT("protocol-version", F_NUMBER),
-		OPT("with-attrs", F_BOOL), OPT("token-profile", F_BOOL)) },
+		OPT("with-attrs", F_BOOL), OPT("token-profile", F_BOOL)), NULL },
 	[IPC_OP_ADD_QUERY] = { IPC_OP_NAME_ADD_QUERY, true, FIELDS(
 		REQ("q", F_OBJECT), OPT("allow-partial", F_BOOL),
-		{ .key = "format", .type = F_STRING, .one_of = result_formats }) },
+		{ .key = "format", .type = F_STRING, .one_of = result_formats }), NULL },
 	[IPC_OP_REMOVE_QUERY] = { IPC_OP_NAME_REMOVE_QUERY, true, FIELDS(
 		OPT("q", F_OBJECT)), check_remove_query },
 	[IPC_OP_QUERY_ONCE] = { IPC_OP_NAME_QUERY_ONCE, true, FIELDS(
 		REQ("q", F_OBJECT), { .key = "policy", .type = F_STRING, .one_of = policies },
-		OPT("timeout-ms", F_NUMBER), OPT("allow-partial", F_BOOL)) },
+		OPT("timeout-ms", F_NUMBER), OPT("allow-partial", F_BOOL)), NULL },
 	[IPC_OP_TRANSACT] = { IPC_OP_NAME_TRANSACT, true, NULL, check_transact },
 	[IPC_OP_LIST_MUTATIONS] = { IPC_OP_NAME_LIST_MUTATIONS, true, FIELDS(
-		OPT("attr-names", F_BOOL)) },
+		OPT("attr-names", F_BOOL)), NULL },
 	[IPC_OP_RETRY_MUTATION] = { IPC_OP_NAME_RETRY_MUTATION, true, FIELDS(
-		REQ("mutation-id", F_STRING)) },
+		REQ("mutation-id", F_STRING)), NULL },
 	[IPC_OP_DISCARD_MUTATION] = { IPC_OP_NAME_DISCARD_MUTATION, true, FIELDS(
-		REQ("mutation-id", F_STRING)) },
+		REQ("mutation-id", F_STRING)), NULL },
 	[IPC_OP_JOIN_ROOM] = { IPC_OP_NAME_JOIN_ROOM, true, FIELDS(
-		REQ("room-id", F_STRING), OPT("room-type", F_STRING), OPT("data", F_OBJECT)) },
+		REQ("room-id", F_STRING), OPT("room-type", F_STRING), OPT("data", F_OBJECT)), NULL },
 	[IPC_OP_LEAVE_ROOM] = { IPC_OP_NAME_LEAVE_ROOM, true, FIELDS(
-		REQ("room-id", F_STRING)) },
+		REQ("room-id", F_STRING)), NULL },
 	[IPC_OP_SET_PRESENCE] = { IPC_OP_NAME_SET_PRESENCE, true, FIELDS(
-		REQ("room-id", F_STRING), REQ("data", F_OBJECT)) },
+		REQ("room-id", F_STRING), REQ("data", F_OBJECT)), NULL },
 	[IPC_OP_CLIENT_BROADCAST] = { IPC_OP_NAME_CLIENT_BROADCAST, true, FIELDS(
-		REQ("room-id", F_STRING), REQ("topic", F_STRING), REQ("data", F_ANY)) },
-	[IPC_OP_STATUS] = { IPC_OP_NAME_STATUS, false, NULL },
+		REQ("room-id", F_STRING), REQ("topic", F_STRING), REQ("data", F_ANY)), NULL },
+	[IPC_OP_STATUS] = { IPC_OP_NAME_STATUS, false, NULL, NULL },
 	[IPC_OP_WATCH_STATUS] = { IPC_OP_NAME_WATCH_STATUS, false, FIELDS(
-		OPT("enabled", F_BOOL)) },
+		OPT("enabled", F_BOOL)), NULL },
 	[IPC_OP_SEND_MAGIC_CODE] = { IPC_OP_NAME_SEND_MAGIC_CODE, true, FIELDS(
-		REQ("email", F_STRING)) },
+		REQ("email", F_STRING)), NULL },
 	[IPC_OP_SIGN_IN] = { IPC_OP_NAME_SIGN_IN, true, FIELDS(
 		{ .key = "method", .type = F_STRING, .required = true, .one_of = sign_in_methods }),
 		check_sign_in },
-	[IPC_OP_SIGN_OUT] = { IPC_OP_NAME_SIGN_OUT, true, NULL },
-	[IPC_OP_WHOAMI] = { IPC_OP_NAME_WHOAMI, true, NULL },
+	[IPC_OP_SIGN_OUT] = { IPC_OP_NAME_SIGN_OUT, true, NULL, NULL },
+	[IPC_OP_WHOAMI] = { IPC_OP_NAME_WHOAMI, true, NULL, NULL },
 	/* The ops on stored profiles name a profile, so need no init. */
-	[IPC_OP_LIST_PROFILES] = { IPC_OP_NAME_LIST_PROFILES, false, NULL },
+	[IPC_OP_LIST_PROFILES] = { IPC_OP_NAME_LIST_PROFILES, false, NULL, NULL },
 	[IPC_OP_FORGET_PROFILE] = { IPC_OP_NAME_FORGET_PROFILE, false, FIELDS(
-		REQ("profile", F_STRING), OPT("discard-queued", F_BOOL)) },
+		REQ("profile", F_STRING), OPT("discard-queued", F_BOOL)), NULL },
 	[IPC_OP_EXPORT_CACHE] = { IPC_OP_NAME_EXPORT_CACHE, false, FIELDS(
-		REQ("profile", F_STRING)) },
+		REQ("profile", F_STRING)), NULL },
 	[IPC_OP_CLEAR_CACHE] = { IPC_OP_NAME_CLEAR_CACHE, false, FIELDS(
-		REQ("profile", F_STRING)) },
+		REQ("profile", F_STRING)), NULL },
 	/* The daemon's own, about no profile. */
 	[IPC_OP_SET_LOG_LEVEL] = { IPC_OP_NAME_SET_LOG_LEVEL, false, FIELDS(
-		{ .key = "level", .type = F_STRING, .required = true, .one_of = log_levels }) },
+		{ .key = "level", .type = F_STRING, .required = true, .one_of = log_levels }), NULL },
 };
 
 #undef FIELDS

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/frame.h"
 #include "daemon/auth.h"
+#include "daemon/frame.h"
 #include "ipc/ipc-protocol.h"
 #include "store/util.h"
 #include "tests/core/fakes.h"
