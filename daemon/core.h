@@ -105,7 +105,8 @@ struct query {
 	bool reads_failed;		/* could not be computed: every write affects q */
 	/* Pending writes that apply to this result and can change it, judged by
 	 * reads alone (has-pending-writes), and the queue position of the last
-	 * of them (an upper bound: a later write may depend on an earlier). */
+	 * one that can change the render, judged by the entities it shows (an
+	 * upper bound: a later write may depend on an earlier). */
 	size_t n_aff;
 	uint64_t last_aff;
 	bool stale;			/* inputs changed since the last render */

@@ -243,21 +243,18 @@ query_affected(struct query *q, const struct mref *m, bool by_shown)
 	return query_reads_affected(r, m->steps, &q->shown, query_base(q, &l.base) == 0 ? &st : NULL);
 }
 
-/* m, which applies to q's result, can change it: count it for has-pending-writes. */
-static void
-query_count_affecting(struct query *q, const struct mref *m)
-{
-	q->n_aff++;
-	if (m->ord > q->last_aff)
-		q->last_aff = m->ord;
-}
-
+/* m, which applies to q's result, can change it by the attrs q reads:
+ * count it for has-pending-writes. With no render to judge by, it may also
+ * change the render (last_aff). */
 static int
 query_count(struct query *q, void *ud, const struct mref *m)
 {
 	(void)ud;
-	if (mref_applies(q, m) && query_affected(q, m, false))
-		query_count_affecting(q, m);
+	if (mref_applies(q, m) && query_affected(q, m, false)) {
+		q->n_aff++;
+		if (m->ord > q->last_aff)
+			q->last_aff = m->ord;
+	}
 	return 0;
 }
 
@@ -306,21 +303,28 @@ query_drop_base(struct query *q)
 static void
 query_on_write(struct query *q, const struct mref *m, bool enter)
 {
-	bool pure;
+	bool pure, shown = false;
 
 	if (!query_has_result(q)) {
 		q->stale = true;	/* a partial answer reads the whole mirror */
 		return;
 	}
 	pure = query_affected(q, m, false);
-	if (pure && enter) {
-		query_count_affecting(q, m);
-	} else if (pure && q->n_aff > 0) {
+	if (pure)	/* a stale render cannot judge it: then it counts as shown */
+		shown = q->stale || query_affected(q, m, true);
+	if (pure && enter)
+		q->n_aff++;
+	else if (pure && q->n_aff > 0)
 		q->n_aff--;
-	}
+	/* Only a later write that changes the render can make it depend on
+	 * m: one that reads the same attrs of entities q does not show leaves
+	 * m free to go, so 100 queries on books do not all hold every write
+	 * to one book until the grace runs out. */
+	if (enter && shown && m->ord > q->last_aff)
+		q->last_aff = m->ord;
 	if (q->view_ord >= m->ord)
 		query_drop_view(q);	/* it must hold exactly the writes that apply up to view_ord */
-	if (!q->stale && (q->last_aff > m->ord || (pure && query_affected(q, m, true))))
+	if (!q->stale && (q->last_aff > m->ord || shown))
 		q->stale = true;
 }
 

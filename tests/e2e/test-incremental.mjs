@@ -128,6 +128,37 @@ await scenario('an update of an entity re-renders only the queries that show it 
 	a.close();
 }, { daemons: [daemon] });
 
+await scenario('a confirmed write is not held by queries that read its attrs but do not show its entity', async () => {
+	const a = await new Client(daemon.socket).connect();
+	await a.init(APP);
+	// Four shelves with a book each, one query per shelf: every query reads books.title.
+	const shelves = [0, 1, 2, 3].map(() => randomUUID()), books = shelves.map(() => randomUUID());
+	const w0 = await a.request({ op: 'transact', ops: shelves.flatMap((s, k) => [['update', 'books', books[k], { title: `b${k}` }],
+		['update', 'shelves', s, { n: k }], ['link', 'shelves', s, { books: books[k] }]]) }, (m) => m.op === 'transact-queued');
+	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w0['mutation-id'], 'setup write confirmed');
+	const subs = [];
+	for (const s of shelves)
+		subs.push(await subscribe(a, { shelves: { $: { where: { id: s } }, books: {} } }));
+	await waitFor(async () => (await a.request({ op: 'list-mutations' })).mutations.length === 0, 'the outbox to drain');
+
+	// Two writes in a row to the books of shelves 0 and 1. Once each is confirmed and its
+	// shelf's result reflects it, neither may stay: shelves 2 and 3 never show either book,
+	// so the second write cannot make their renders depend on the first.
+	const mark = a.messages.length;
+	const ws = [];
+	for (const k of [0, 1])
+		ws.push(a.send({ op: 'transact', ops: [['update', 'books', books[k], { title: `renamed ${k}` }]] }));
+	const txs = [];
+	for (const ceid of ws)
+		txs.push((await a.next((m) => m.op === 'transact-ok' && m['client-event-id'] === ceid, 'confirmed', 20000, mark))['tx-id']);
+	for (const k of [0, 1])
+		await a.next((m) => m['client-event-id'] === subs[k] && m['processed-tx-id'] >= txs[k] &&
+			m.data.shelves[0]?.books[0]?.title === `renamed ${k}`, `shelf ${k}: the server's result`, 20000, mark);
+	const left = (await a.request({ op: 'list-mutations' })).mutations;
+	check(left.length === 0, `both writes left the outbox: ${JSON.stringify(left.map((m) => m.state))}`);
+	a.close();
+}, { daemons: [daemon] });
+
 await scenario('a confirmed write that no query reads leaves the outbox at once', async () => {
 	const a = await new Client(daemon.socket).connect();
 	await a.init(APP);
