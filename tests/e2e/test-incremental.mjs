@@ -25,6 +25,20 @@ async function subscribe(c, q) {
 const latest = (c, sub) => c.messages.filter((m) => m['client-event-id'] === sub &&
 	(m.op === 'add-query-ok' || m.op === 'refresh-ok')).pop();
 
+// n shelves, each linked to a book of its own, and one subscription per shelf with its books;
+// returns once the setup write has left the outbox.
+async function shelvesWithBooks(a, n) {
+	const shelves = Array.from({ length: n }, () => randomUUID()), books = shelves.map(() => randomUUID());
+	const w0 = await a.request({ op: 'transact', ops: shelves.flatMap((s, k) => [['update', 'books', books[k], { title: `b${k}` }],
+		['update', 'shelves', s, { n: k }], ['link', 'shelves', s, { books: books[k] }]]) }, (m) => m.op === 'transact-queued');
+	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w0['mutation-id'], 'setup write confirmed');
+	const subs = [];
+	for (const s of shelves)
+		subs.push(await subscribe(a, { shelves: { $: { where: { id: s } }, books: {} } }));
+	await waitFor(async () => (await a.request({ op: 'list-mutations' })).mutations.length === 0, 'the outbox to drain');
+	return { shelves, books, subs };
+}
+
 await scenario('a write re-renders only the queries it can change; a server result only its own', async () => {
 	const a = await new Client(daemon.socket).connect();
 	await a.init(APP);
@@ -81,14 +95,7 @@ await scenario('an update of an entity re-renders only the queries that show it 
 	const a = await new Client(daemon.socket).connect();
 	await a.init(APP);
 	// Five shelves, each with its own book: one query per shelf, books reached only through its link.
-	const shelves = [0, 1, 2, 3, 4].map(() => randomUUID()), books = shelves.map(() => randomUUID());
-	const w0 = await a.request({ op: 'transact', ops: shelves.flatMap((s, k) => [['update', 'books', books[k], { title: `b${k}` }],
-		['update', 'shelves', s, { n: k }], ['link', 'shelves', s, { books: books[k] }]]) }, (m) => m.op === 'transact-queued');
-	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w0['mutation-id'], 'setup write confirmed');
-	const subs = [];
-	for (const s of shelves)
-		subs.push(await subscribe(a, { shelves: { $: { where: { id: s } }, books: {} } }));
-	await waitFor(async () => (await a.request({ op: 'list-mutations' })).mutations.length === 0, 'the outbox to drain');
+	const { shelves, books, subs } = await shelvesWithBooks(a, 5);
 
 	let mark = a.messages.length;
 	const e0 = await evaluations(a);
@@ -131,15 +138,8 @@ await scenario('an update of an entity re-renders only the queries that show it 
 await scenario('a confirmed write is not held by queries that read its attrs but do not show its entity', async () => {
 	const a = await new Client(daemon.socket).connect();
 	await a.init(APP);
-	// Four shelves with a book each, one query per shelf: every query reads books.title.
-	const shelves = [0, 1, 2, 3].map(() => randomUUID()), books = shelves.map(() => randomUUID());
-	const w0 = await a.request({ op: 'transact', ops: shelves.flatMap((s, k) => [['update', 'books', books[k], { title: `b${k}` }],
-		['update', 'shelves', s, { n: k }], ['link', 'shelves', s, { books: books[k] }]]) }, (m) => m.op === 'transact-queued');
-	await a.next((m) => m.op === 'transact-ok' && m['mutation-id'] === w0['mutation-id'], 'setup write confirmed');
-	const subs = [];
-	for (const s of shelves)
-		subs.push(await subscribe(a, { shelves: { $: { where: { id: s } }, books: {} } }));
-	await waitFor(async () => (await a.request({ op: 'list-mutations' })).mutations.length === 0, 'the outbox to drain');
+	// Every one of the four queries reads books.title; each shows only its own shelf's book.
+	const { books, subs } = await shelvesWithBooks(a, 4);
 
 	// Two writes in a row to the books of shelves 0 and 1. Once each is confirmed and its
 	// shelf's result reflects it, neither may stay: shelves 2 and 3 never show either book,
