@@ -2356,6 +2356,11 @@ step_add_attr(struct tstore *s, const cJSON *x)
 	if (!cJSON_IsObject(x) || json_get_string(x, "id") == NULL)
 		return 0;
 	k = aj_index(s, json_get_string(x, "id"));
+	/* Every pending write re-sends the add-attr steps of the attrs it created, and
+	 * each re-index walks every attr: an attr already held as sent changes nothing
+	 * (1,000 replayed writes to a new attr took 35 s without this). */
+	if (k >= 0 && cJSON_Compare(s->aj->v[k], x, 1))
+		return 0;
 	if ((r = aj_private(s)) < 0)
 		return r;
 	c = cJSON_Duplicate(x, 1);

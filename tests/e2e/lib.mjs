@@ -212,13 +212,16 @@ export function canonical(v) {
 
 // Run a scenario with a hard deadline; exit non-zero with the daemon log on failure.
 export async function scenario(name, fn, { timeoutMs = 120000, daemons = [] } = {}) {
+	const t0 = Date.now();
 	const timer = setTimeout(() => {
-		console.error(`${name}: timed out`);
+		console.error(`not ok - ${name}: timed out after ${timeoutMs} ms`);
+		for (const d of daemons) if (d.log) console.error(`--- daemon log ---\n${d.log.slice(-20000)}`);
 		process.exit(1);
 	}, timeoutMs);
 	try {
 		await fn();
-		console.log(`ok - ${name}`);
+		// The time is for whoever reads a log of a slow machine, never a check.
+		console.log(`ok - ${name} (${Date.now() - t0} ms)`);
 	} catch (e) {
 		console.error(`not ok - ${name}: ${e.stack || e}`);
 		for (const d of daemons) if (d.log) console.error(`--- daemon log ---\n${d.log.slice(-20000)}`);
