@@ -210,12 +210,16 @@ export function canonical(v) {
 	return JSON.stringify(v);
 }
 
+function printLogs(daemons) {
+	for (const d of daemons) if (d.log) console.error(`--- daemon log ---\n${d.log.slice(-20000)}`);
+}
+
 // Run a scenario with a hard deadline; exit non-zero with the daemon log on failure.
 export async function scenario(name, fn, { timeoutMs = 120000, daemons = [] } = {}) {
 	const t0 = Date.now();
 	const timer = setTimeout(() => {
 		console.error(`not ok - ${name}: timed out after ${timeoutMs} ms`);
-		for (const d of daemons) if (d.log) console.error(`--- daemon log ---\n${d.log.slice(-20000)}`);
+		printLogs(daemons);
 		process.exit(1);
 	}, timeoutMs);
 	try {
@@ -224,7 +228,7 @@ export async function scenario(name, fn, { timeoutMs = 120000, daemons = [] } = 
 		console.log(`ok - ${name} (${Date.now() - t0} ms)`);
 	} catch (e) {
 		console.error(`not ok - ${name}: ${e.stack || e}`);
-		for (const d of daemons) if (d.log) console.error(`--- daemon log ---\n${d.log.slice(-20000)}`);
+		printLogs(daemons);
 		process.exitCode = 1;
 	} finally {
 		clearTimeout(timer);
