@@ -110,6 +110,9 @@ struct query {
 	size_t n_aff;
 	uint64_t last_aff;
 	bool stale;			/* inputs changed since the last render */
+	bool by_server;			/* stale by new server results alone: a costly render may
+					 * wait its turn (query.c, pacing); a program's write never does */
+	int64_t render_us, render_end_us;	/* the last render's cost and end (mono_us) */
 	bool rendered;			/* the fields below hold the last render */
 	bool rendered_partial;
 	bool rendered_pending;		/* has-pending-writes of a partial render */
@@ -164,6 +167,7 @@ struct profile {
 	lws_sorted_usec_list_t flush;
 	bool flush_armed;
 	lws_sorted_usec_list_t push;	/* coalesces re-evaluation to once per loop turn */
+	lws_sorted_usec_list_t pace;	/* the push of the renders pacing held back */
 	lws_sorted_usec_list_t persist;	/* write-behind of query results to the mirror */
 	lws_sorted_usec_list_t prune;	/* retires confirmed writes no result ever reflects */
 	lws_sorted_usec_list_t settle;	/* records a loop turn's confirmations in one commit */

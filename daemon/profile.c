@@ -312,6 +312,7 @@ profile_free(struct profile *p)
 		return;
 	lws_sul_cancel(&p->flush);
 	lws_sul_cancel(&p->push);
+	lws_sul_cancel(&p->pace);
 	lws_sul_cancel(&p->persist);
 	lws_sul_cancel(&p->prune);
 	lws_sul_cancel(&p->settle);

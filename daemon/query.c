@@ -307,6 +307,7 @@ query_on_write(struct query *q, const struct mref *m, bool enter)
 
 	if (!query_has_result(q)) {
 		q->stale = true;	/* a partial answer reads the whole mirror */
+		q->by_server = false;
 		return;
 	}
 	pure = query_affected(q, m, false);
@@ -324,8 +325,10 @@ query_on_write(struct query *q, const struct mref *m, bool enter)
 		q->last_aff = m->ord;
 	if (q->view_ord >= m->ord)
 		query_drop_view(q);	/* it must hold exactly the writes that apply up to view_ord */
-	if (!q->stale && (q->last_aff > m->ord || shown))
+	if (q->last_aff > m->ord || shown) {
 		q->stale = true;
+		q->by_server = false;	/* a program waits to see its write: not paced */
+	}
 }
 
 /* Tell every query of p that a queue entry changed from before to after
@@ -635,6 +638,7 @@ query_render(struct query *q)
 	_cleanup_free_ char *err = NULL;
 	bool partial = !query_has_result(q), pending = false;
 	struct tstore *s = NULL;
+	int64_t t0 = mono_us();
 	int r;
 
 	free(q->data_text);
@@ -643,7 +647,7 @@ query_render(struct query *q)
 	q->data_text = q->pi_text = q->render_err = NULL;
 	instaql_shown_clear(&q->shown);
 	q->rendered = true;
-	q->stale = false;
+	q->stale = q->by_server = false;
 	q->rendered_partial = partial;
 	q->p->evaluations++;
 	if (partial) {
@@ -665,6 +669,8 @@ query_render(struct query *q)
 			r = -ENOMEM;
 	}
 	q->render_r = r;
+	q->render_end_us = mono_us();
+	q->render_us = q->render_end_us - t0;
 	if (r < 0) {
 		q->render_err = err ? TAKE_PTR(err) : strdup(strerror(-r));
 		q->data_hash = hash_text(hash_text(RESULT_HASH_SEED, "error"), q->render_err);
@@ -902,6 +908,34 @@ query_cost_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Pacing: a render of a new server result that took PACE_MIN_US or more
+ * waits until the loop has had PACE_SHARE times as long for other work since
+ * that query's last render. A server may refresh a large query many times a
+ * second (a replay of many writes it shows does: each refresh re-applies the
+ * writes still queued), and rendering each would leave programs' requests
+ * and the replay itself little of the loop; paced, such renders take at most
+ * 1 / (1 + PACE_SHARE) of it, and the last result is always shown. A
+ * program waiting for a first answer, or to see its own write, is never
+ * made to wait. */
+#define PACE_MIN_US 2000
+#define PACE_SHARE 4
+
+/* When q may render: 0 for now. */
+static int64_t
+query_render_due(const struct query *q)
+{
+	const struct listener *l;
+
+	if (!q->stale || !q->by_server || !q->rendered || q->render_us < PACE_MIN_US)
+		return 0;
+	LIST_FOREACH(l, &q->listeners, by_query)
+		if (l->once || !l->sent_any)
+			return 0;
+	return q->render_end_us + PACE_SHARE * q->render_us;
+}
+
+static void profile_pace_cb(lws_sorted_usec_list_t *sul);
+
 /* Push every query of p, the cheapest renders first, so a small result
  * (a program's own view of what it just wrote) does not wait behind large
  * ones. Only the queries that must render are sorted: the others cost
@@ -912,16 +946,17 @@ static void
 profile_push_all(struct profile *p)
 {
 	_cleanup_free_ struct query **v = NULL;
-	struct query *q, *next;
+	struct query *q, *nq;
 	size_t n = 0, clean = 0;
+	int64_t now, next = 0;
 
 	TAILQ_FOREACH(q, &p->queries, entry)
 		n++;
 	v = calloc(n + 1, sizeof(*v));
 	if (v == NULL) {
 		/* queue order then; still every query */
-		for (q = TAILQ_FIRST(&p->queries); q; q = next) {
-			next = TAILQ_NEXT(q, entry);
+		for (q = TAILQ_FIRST(&p->queries); q; q = nq) {
+			nq = TAILQ_NEXT(q, entry);
 			query_push(q);
 		}
 		return;
@@ -936,14 +971,32 @@ profile_push_all(struct profile *p)
 			v[i] = q;
 		}
 	qsort(v + clean, n - clean, sizeof(*v), query_cost_cmp);
-	for (size_t i = 0; i < n; i++)
+	now = mono_us();
+	for (size_t i = 0; i < n; i++) {
+		int64_t due = query_render_due(v[i]);
+
+		if (due > now) {
+			if (next == 0 || due < next)
+				next = due;
+			continue;
+		}
 		query_push(v[i]);
+	}
+	lws_sul_cancel(&p->pace);
+	if (next > 0)
+		lws_sul_schedule(p->s->ctx, 0, &p->pace, profile_pace_cb, next - now);
 }
 
 static void
 profile_push_cb(lws_sorted_usec_list_t *sul)
 {
 	profile_push_all(lws_container_of(sul, struct profile, push));
+}
+
+static void
+profile_pace_cb(lws_sorted_usec_list_t *sul)
+{
+	profile_push_all(lws_container_of(sul, struct profile, pace));
 }
 
 /* Many confirmations or writes in one loop turn cost one re-evaluation of
@@ -1186,6 +1239,7 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	struct profile *p = q->p;
 	struct tstore *ts = NULL;
 	cJSON *page_info = NULL;
+	bool was_clean;
 	int r;
 
 	r = query_store_new(p, &ts);
@@ -1212,7 +1266,10 @@ query_set_result(struct query *q, const cJSON *result, int64_t processed_tx_id)
 	q->page_info = page_info;
 	q->processed_tx_id = processed_tx_id;
 	q->fresh = true;
+	was_clean = !q->stale;
 	query_inputs_changed(q);
+	if (was_clean)
+		q->by_server = true;	/* else it keeps what made it stale before */
 	profile_mark_partial(p);
 	query_mark_dirty(q);
 	p->last_sync_ms = now_ms();

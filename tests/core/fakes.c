@@ -83,9 +83,18 @@ fake_now_us(void)
 /* Far from 0, as a monotonic clock is. */
 #define MONO_BASE_US ((int64_t)1000000 * 1000000)
 
+static int64_t read_cost_us;
+
+void
+fake_clock_cost(int64_t us)
+{
+	read_cost_us = us;
+}
+
 int64_t
 __wrap_mono_us(void)
 {
+	now_us += read_cost_us;
 	return MONO_BASE_US + now_us;
 }
 

@@ -23,6 +23,9 @@ void fake_clock_advance(int64_t us);
 /* One loop turn: what is due within the next millisecond (the core's
  * "after this turn" timers are 1 us). */
 void fake_turn(void);
+/* From now on every read of the core's clock takes us of virtual time (no
+ * timer runs meanwhile): work the core times, a render say, costs that much. */
+void fake_clock_cost(int64_t us);
 /* Timers scheduled now. */
 size_t fake_clock_pending(void);
 /* The core's mono_us() (store/util.h), redirected here with -Wl,--wrap=mono_us

@@ -1648,6 +1648,75 @@ test_state_after_drop(void)
 	core_close(s);
 }
 
+/* Pacing (daemon/query.c): a render of new server results that costs much
+ * waits until the loop had time for other work. Of many refreshes in a row
+ * the program sees fewer than it was sent, and always the last; its own write,
+ * and a second program's first answer, come at once. */
+static void
+test_paced_refresh(void)
+{
+	struct sync *s;
+	struct fake_conn *p, *p2;
+	struct upstream *u;
+	const cJSON *m, *last = NULL;
+	char text[16];
+	int n = 0;
+
+	fresh_state_dir();
+	s = core_open();
+	p = program(s, "one");
+	u = online();
+	subscribe_all(p, u, "q1");
+	/* Every render now takes 5 ms, a turn about 1 ms and a few clock reads. */
+	fake_clock_cost(5000);
+	for (int i = 0; i < 20; i++) {
+		_cleanup_free_ char *r = NULL;
+
+		snprintf(text, sizeof(text), "r%d", i);
+		r = todos_result(E1, text, NULL);
+		refresh(u, 11 + i, Q_ALL, r);
+	}
+	fake_clock_cost(0);
+	n = fake_conn_count(p, "refresh-ok", "q1");
+	CHECK(n >= 1 && n < 20);
+	if (!(n >= 1 && n < 20))
+		printf("# %d refreshes of 20 shown at once\n", n);
+
+	/* A second program's first answer does not wait. */
+	p2 = program(s, "two");
+	fake_conn_request(p2, "{\"op\":\"add-query\",\"client-event-id\":\"q2\",\"q\":" Q_ALL "}");
+	fake_turn();
+	CHECK_TODOS(fake_conn_take(p2, "add-query-ok", "q2"), "r19");
+
+	/* The last result reaches the first program once time passes. */
+	fake_clock_advance(200000);
+	while ((m = fake_conn_take(p, "refresh-ok", "q1")) != NULL)
+		last = m;
+	CHECK_TODOS(last, "r19");
+
+	/* A program's own write is shown at once, even right after a paced refresh. */
+	fake_clock_cost(5000);
+	{
+		_cleanup_free_ char *r = todos_result(E1, "r20", NULL);
+
+		refresh(u, 40, Q_ALL, r);
+	}
+	fake_clock_cost(0);
+	fake_conn_skip(p);
+	write_todo(p, "t1", E2, "mine");
+	fake_turn();
+	last = NULL;
+	while ((m = fake_conn_take(p, "refresh-ok", "q1")) != NULL)
+		last = m;
+	CHECK(last != NULL);
+	if (last)
+		CHECK_TODOS(last, "r20,mine");
+
+	fake_conn_free(p2);
+	fake_conn_free(p);
+	core_close(s);
+}
+
 /* sync_free with a program still connected that holds a subscription (the
  * daemon frees ipc first, so only a test or an embedder gets here). */
 static void
@@ -1699,6 +1768,7 @@ main(void)
 	test_network_only_shared();
 	test_state_after_drop();
 	test_free_with_programs();
+	test_paced_refresh();
 	if (state_dir[0])
 		(void)nftw(state_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
