@@ -285,6 +285,17 @@ op_transact(struct client *c, enum ipc_op op, const cJSON *msg, const char *ceid
 		client_error(c, ceid, "internal", "%s", strerror(-r));
 		return;
 	}
+	/* Each write re-sends the add-attr steps of the attrs the server does not
+	 * know yet: those held as sent are not new (storing them and computing
+	 * every query's reads again per write made a queue of N such writes cost
+	 * O(N^2) per query). */
+	for (cJSON *x = newattrs ? newattrs->child : NULL, *nx; x; x = nx) {
+		const cJSON *have = attrs_by_id(p->attrs, attr_id(x));
+
+		nx = x->next;
+		if (have && cJSON_Compare(have, x, 1))
+			cJSON_Delete(cJSON_DetachItemViaPointer(newattrs, x));
+	}
 	if (cJSON_GetArraySize(newattrs) > 0) {
 		r = db_attrs_add_local(p->db, newattrs);
 		if (r < 0) {

@@ -255,13 +255,19 @@ handle_init_ok(struct profile *p, const cJSON *msg)
 	free(p->last_error);
 	p->last_error = NULL;
 	profile_set_server_attrs(p, json_get(msg, "attrs"), 0, false);
+	/* Writes confirmed before a restart may be retired now. */
+	profile_prune(p);
+	/* The queued writes go before the subscriptions (the JS client sends
+	 * them after): they are what exists nowhere else, and a server that
+	 * handles a session's messages one at a time then runs them before it
+	 * evaluates every query, and evaluates each once with them all in,
+	 * instead of refreshing every query that shows them once per write. A
+	 * server that runs them concurrently (the real one) is not affected. */
+	replay_begin(p);
+	profile_pump(p);
 	TAILQ_FOREACH(q, &p->queries, entry)
 		if (!LIST_EMPTY(&q->listeners))
 			query_subscribe(q);
-	/* Writes confirmed before a restart may be retired now. */
-	profile_prune(p);
-	replay_begin(p);
-	profile_pump(p);
 	profile_schedule_push(p);
 	profile_status_changed(p);
 }

@@ -476,6 +476,34 @@ step_delete(const struct query_reads *r, const cJSON *step, const struct judge *
 	return true;
 }
 
+/* The attr of an add-attr step when attrs already hold it exactly as sent,
+ * else NULL. Every pending write re-sends the add-attr steps of the attrs it
+ * created; tstore keeps such an attr as it is. */
+static const char *
+attr_held_as_sent(const struct attrs *attrs, const cJSON *step)
+{
+	const cJSON *x = cJSON_GetArrayItem(step, 1), *have;
+	const char *id = cJSON_IsObject(x) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "id")) : NULL;
+
+	have = id ? attrs_by_id(attrs, id) : NULL;
+	return have && cJSON_Compare(have, x, 1) ? id : NULL;
+}
+
+/* An add-attr of an attr the reads were computed with, as sent, can change
+ * a result only where the query reads that attr: the labels and fields it
+ * resolves already count it. (Until the write applies, a store built over
+ * older attrs lacks it; which attrs a label names is then what the write
+ * changes, and a query that reads none of them does not see it.) */
+static bool
+step_add_attr(const struct query_reads *r, const cJSON *step, const struct judge *j)
+{
+	const char *id = attr_held_as_sent(r->attrs, step);
+	const struct rattr *ra = id ? find_attr(r, id) : NULL;
+
+	(void)j;
+	return ra == NULL || ra->read;
+}
+
 static bool
 step_never(const struct query_reads *r, const cJSON *step, const struct judge *j)
 {
@@ -500,6 +528,7 @@ enum step_filter {
 	FILTER_ATTR,		/* by its attr, when known */
 	FILTER_BLOB_ATTR,	/* by its attr, when known and a blob */
 	FILTER_NOTHING,		/* it affects no query */
+	FILTER_ADD_ATTR,	/* by the attr it adds, when held as sent */
 };
 
 static const struct step_kind {
@@ -513,7 +542,7 @@ static const struct step_kind {
 	{ "delete-entity", step_delete, FILTER_NO },
 	{ "rule-params", step_never, FILTER_NOTHING },
 	/* attrs change what every label means */
-	{ "add-attr", step_always, FILTER_NO },
+	{ "add-attr", step_add_attr, FILTER_ADD_ATTR },
 	{ "update-attr", step_always, FILTER_NO },
 	{ "delete-attr", step_always, FILTER_NO },
 	{ "restore-attr", step_always, FILTER_NO },
@@ -568,6 +597,12 @@ query_reads_steps_filter(const cJSON *tx_steps, const struct attrs *attrs, struc
 			return false;
 		if (k->filter == FILTER_NOTHING)
 			continue;
+		if (k->filter == FILTER_ADD_ATTR) {
+			if ((a = attr_held_as_sent(attrs, step)) == NULL)
+				return false;
+			filter_add(ret, a);
+			continue;
+		}
 		if (attr == NULL || (k->filter == FILTER_BLOB_ATTR && !str_field_is(attr, "value-type", "blob")))
 			return false;
 		filter_add(ret, a);

@@ -39,8 +39,10 @@ void query_reads_free(struct query_reads *r);	/* NULL-safe */
  * every step is an add-triple, deep-merge-triple or retract-triple on a
  * known attr the query does not read, a delete-entity of a known etype
  * whose deletion and cascades touch no attr the query reads, or a
- * rule-params. true for anything else: an attr step (add/update/delete/
- * restore-attr), an attr id unknown when the reads were computed, a
+ * rule-params, an add-attr of an attr the query does not read that the
+ * attrs it was computed from hold exactly as sent (every pending write
+ * re-sends the attrs it created). true for anything else: another attr step
+ * (add/update/delete/restore-attr), an attr id unknown when the reads were computed, a
  * delete-entity without an etype, a deep-merge-triple on an attr that is
  * not a known blob (the JS client throws), a malformed or unknown step
  * (the whole query then fails), tx_steps not an array.
@@ -83,7 +85,8 @@ struct query_reads_filter {
 /* Summarise tx_steps under attrs (the attrs the queries' reads were computed
  * from). true when every step is one query_reads_affected judges by its attr
  * alone: an add-triple or retract-triple on a known attr, a
- * deep-merge-triple on a known blob attr, a rule-params; then a query whose
+ * deep-merge-triple on a known blob attr, a rule-params, an add-attr of
+ * an attr attrs hold as sent; then a query whose
  * reads share no bit with *ret is not affected (query_reads_may_touch).
  * false: use query_reads_affected. */
 bool query_reads_steps_filter(const cJSON *tx_steps, const struct attrs *attrs,

@@ -833,6 +833,20 @@ test_reconnect(void)
 	fake_up_skip(u);
 	before = cJSON_GetArraySize(u->sent);
 	fake_up_connect(u, attrs_json);
+	/* The outbox goes first (daemon/session.c handle_init_ok), then the queries. */
+	{
+		int n = cJSON_GetArraySize(u->sent), last_tx = -1, first_q = n;
+
+		for (int i = before; i < n; i++) {
+			const char *op = json_get_string(cJSON_GetArrayItem(u->sent, i), "op");
+
+			if (strcmp(op, "transact") == 0)
+				last_tx = i;
+			else if (strcmp(op, "add-query") == 0 && i < first_q)
+				first_q = i;
+		}
+		CHECK(last_tx >= 0 && last_tx < first_q);
+	}
 	/* Both queries again, under the ids they had. */
 	CHECK_INT(fake_up_count_unread(u, "add-query"), 2);
 	for (int i = 0; i < 2; i++) {
@@ -843,7 +857,7 @@ test_reconnect(void)
 		CHECK(id && ((strcmp(id, ceid_all) == 0 && same_json(json_get(m, "q"), Q_ALL)) ||
 		    (strcmp(id, ceid_a) == 0 && same_json(json_get(m, "q"), Q_A))));
 	}
-	/* Then the outbox, in order: the sent one as a replay. */
+	/* The outbox, in order: the sent one as a replay. */
 	{
 		int n = cJSON_GetArraySize(u->sent), k = 0;
 		const char *want[3] = { m1, m2, m3 };

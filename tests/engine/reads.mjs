@@ -127,12 +127,19 @@ function genKinds(D, set, qs, n) {
       add('invalid', r.chance(0.5) || !l ? [['frobnicate', r.pick(ent.ids)]] : [['deep-merge-triple', r.pick(ent.ids), l.attr.id, { a: 1 }]]);
     },
     'rule-params': () => add('rule-params', [['rule-params', r.pick(r.pick(ents).ids), r.pick(ents).name, { k: 1 }]]),
+    // a pending write re-sending an attr it created: the attr as held, then an update
+    'readd-attr': () => {
+      const ent = r.pick(ents), bl = blobsOf(ent);
+      if (!bl.length) return;
+      const [, b] = r.pick(bl), [, c] = r.pick(bl);
+      add('readd-attr', [['add-attr', D.byId.get(b.attr.id)], ['add-triple', idOf(ent), c.attr.id, val(c)]]);
+    },
     // InstaML-shaped mutations of the differential test, attr steps included
     generated: () => {
       for (const m of genMutations(r, D, { newIds: {}, extraLabels: new Set() })) add('generated', m.steps);
     },
   };
-  const weights = { update: 10, 'update-entity': 6, create: 3, link: 3, unlink: 3, delete: 3, retract: 2, lookup: 2, merge: 1, invalid: 1, 'rule-params': 1, generated: 3 };
+  const weights = { update: 10, 'update-entity': 6, create: 3, link: 3, unlink: 3, delete: 3, retract: 2, lookup: 2, merge: 1, invalid: 1, 'rule-params': 1, 'readd-attr': 2, generated: 3 };
   const bag = Object.entries(weights).flatMap(([k, w]) => Array(w).fill(k));
   for (let i = 0; i < n; i++) kinds[bag[i % bag.length]]();
   return out;

@@ -421,6 +421,72 @@ store_has_entity(void *ud, const char *etype, const char *eid)
 	return tstore_has_entity(ud, etype, eid);
 }
 
+/* An add-attr of an attr the reads' attrs hold as sent (a pending write
+ * re-sending the attr it created) affects only the queries that read it,
+ * also over a store built before the attr existed. q1 reads goals.title
+ * (a2) only; q2 todos with a where on goals.n; q3 goals with every field. */
+static void
+test_reads_held_attr(const struct attrs *at, const struct query_reads *r1,
+    const struct query_reads *r2, const struct query_reads *r3)
+{
+	static const char *color = "{\"id\":\"a9\",\"forward-identity\":[\"i9\",\"goals\",\"color\"],"
+	    "\"value-type\":\"blob\",\"cardinality\":\"one\",\"unique?\":false,\"index?\":false}";
+	_cleanup_free_ char *steps_text = NULL, *title_text = NULL, *other_text = NULL, *a2_text = NULL;
+	_cleanup_json_ cJSON *steps = NULL, *title = NULL, *other = NULL, *ca = NULL, *q1 = NULL, *q2 = NULL, *q3 = NULL;
+	struct query_reads *n1 = NULL, *n2 = NULL, *n3 = NULL;
+	struct query_reads_filter f;
+	struct attrs *with = NULL;
+	struct tstore *before;
+
+	/* a2 exactly as held: only q1 and q3 read it */
+	a2_text = json_print(attrs_by_id(at, "a2"));
+	CHECK(a2_text && asprintf(&title_text, "[[\"add-attr\",%s]]", a2_text) > 0);
+	title = cJSON_Parse(title_text);
+	CHECK(!query_reads_affected(r2, title, NULL, NULL));
+	CHECK(query_reads_affected(r1, title, NULL, NULL) && query_reads_affected(r3, title, NULL, NULL));
+	CHECK(query_reads_steps_filter(title, at, &f) && !query_reads_may_touch(r2, &f) &&
+	    query_reads_may_touch(r1, &f));
+	/* a2 changed: every query */
+	CHECK(asprintf(&other_text, "[[\"add-attr\",{\"id\":\"a2\",\"forward-identity\":[\"i2\",\"goals\",\"name\"],"
+	    "\"value-type\":\"blob\",\"cardinality\":\"one\"}]]") > 0);
+	other = cJSON_Parse(other_text);
+	CHECK(query_reads_affected(r2, other, NULL, NULL));
+	CHECK(!query_reads_steps_filter(other, at, &f));
+
+	/* goals.color, new to the store, held by the attrs the reads are computed from */
+	ca = cJSON_Parse(color);
+	CHECK(attrs_dup(at, &with) == 0 && attrs_add(with, ca) == 0);
+	q1 = cJSON_Parse("{\"goals\":{\"$\":{\"fields\":[\"title\"]}}}");
+	q2 = cJSON_Parse("{\"todos\":{\"$\":{\"where\":{\"goals.n\":3}}}}");
+	q3 = cJSON_Parse("{\"goals\":{\"todos\":{}}}");
+	CHECK(query_reads_new(with, q1, NULL, &n1) == 0 && query_reads_new(with, q2, NULL, &n2) == 0 &&
+	    query_reads_new(with, q3, NULL, &n3) == 0);
+	CHECK(asprintf(&steps_text, "[[\"add-attr\",%s],[\"add-triple\",\"G1\",\"a9\",\"red\"]]", color) > 0);
+	steps = cJSON_Parse(steps_text);
+	CHECK(!query_reads_affected(n1, steps, NULL, NULL) && !query_reads_affected(n2, steps, NULL, NULL));
+	CHECK(query_reads_affected(n3, steps, NULL, NULL));
+	before = make_store((struct attrs *)at);
+	{
+		_cleanup_free_ char *b1 = eval_str(before, "{\"goals\":{\"$\":{\"fields\":[\"title\"]}}}");
+		_cleanup_free_ char *b2 = eval_str(before, "{\"todos\":{\"$\":{\"where\":{\"goals.n\":3}}}}");
+		_cleanup_free_ char *b3 = eval_str(before, "{\"goals\":{\"todos\":{}}}");
+		_cleanup_free_ char *a1 = NULL, *a2 = NULL, *a3 = NULL;
+
+		CHECK(tstore_apply_steps(before, steps, NULL) == 0);
+		a1 = eval_str(before, "{\"goals\":{\"$\":{\"fields\":[\"title\"]}}}");
+		a2 = eval_str(before, "{\"todos\":{\"$\":{\"where\":{\"goals.n\":3}}}}");
+		a3 = eval_str(before, "{\"goals\":{\"todos\":{}}}");
+		CHECK_STR(a1, b1);
+		CHECK_STR(a2, b2);
+		CHECK(strcmp(a3, b3) != 0 && strstr(a3, "red") != NULL);
+	}
+	tstore_free(before);
+	query_reads_free(n1);
+	query_reads_free(n2);
+	query_reads_free(n3);
+	attrs_free(with);
+}
+
 /* query_reads: what a query reads, and the predicate on a few steps (the
  * property over the corpus is engine/reads.mjs). */
 static void
@@ -518,6 +584,7 @@ test_reads(void)
 		instaql_shown_clear(&sh);
 		tstore_free(s);
 	}
+	test_reads_held_attr(at, r1, r2, r3);
 	query_reads_free(r1);
 	query_reads_free(r2);
 	query_reads_free(r3);
