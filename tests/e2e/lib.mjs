@@ -191,6 +191,9 @@ export function run(cmd, args, { input = '', timeout = 60000, env } = {}) {
 		p.stdout.on('data', (d) => { stdout += d; });
 		p.stderr.on('data', (d) => { stderr += d; });
 		p.on('close', (status) => { clearTimeout(t); resolve({ status, stdout, stderr }); });
+		// A command that exits without reading its input (instantd --check-config) makes
+		// this write fail with EPIPE: that is no error of the command's.
+		p.stdin.on('error', () => {});
 		p.stdin.end(input);
 	});
 }
